@@ -1,0 +1,1 @@
+"""Media handling: probing, scene detection, frames, mixing and muxing."""

@@ -1,0 +1,86 @@
+"""Audio in and out: decode a reel's sound with ffmpeg, resample, write 24-bit WAV through pydub.
+
+Audio is float32 (channels, samples) in [-1, 1] between these functions.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from pydub import AudioSegment
+
+from audiox_core.media.tools import run
+from audiox_core.storage import write_atomic
+
+INT24_MAX = 2**23 - 1
+
+
+def decode_audio(path: Path, stream_index: int, rate: int = 48_000, channels: int = 2) -> np.ndarray:
+    """Stream ``stream_index`` of ``path`` as (channels, N) float32 at ``rate``; 5.1 is downmixed by ffmpeg."""
+    proc = run(
+        "ffmpeg",
+        ["-v", "error", "-i", str(path), "-map", f"0:{stream_index}", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", "-"],
+        subject=path,
+        what="decoding its audio",
+        binary_output=True,
+    )
+    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, channels).T.copy()
+
+
+def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited (windowed-sinc) resampling; (C, N) float32 numpy out."""
+    if orig_rate == new_rate:
+        return audio.numpy().astype(np.float32)
+    return AF.resample(audio.float(), orig_rate, new_rate).numpy().astype(np.float32)
+
+
+def to_segment(audio: np.ndarray, rate: int, full_scale: float = INT24_MAX) -> AudioSegment:
+    """A pydub segment of 32-bit samples where 1.0 maps to ``full_scale`` (default: 24-bit full scale,
+    leaving 8 bits of headroom on the 32-bit bus)."""
+    ints = np.clip(np.round(audio.T * full_scale), -(2**31), 2**31 - 1).astype("<i4")
+    return AudioSegment(data=ints.tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0])
+
+
+def from_segment(segment: AudioSegment, full_scale: float = INT24_MAX) -> np.ndarray:
+    """(C, N) float32 from a 32-bit pydub segment (the inverse of ``to_segment``)."""
+    ints = np.frombuffer(segment.raw_data, dtype="<i4").reshape(-1, segment.channels)
+    return (ints.T / full_scale).astype(np.float32)
+
+
+def write_wav24(path: Path, audio: np.ndarray, rate: int) -> None:
+    """24-bit PCM WAV, written atomically; samples beyond full scale are an error, not clipped.
+
+    Written with the stdlib ``wave`` module: pydub widens 24-bit data to 32 bits internally.
+    """
+    peak = float(np.abs(audio).max(initial=0.0))
+    assert peak <= 1.0, f"{path.name}: peak {peak:.3f} exceeds full scale; normalise before writing"
+    ints = np.ascontiguousarray(np.round(audio.T * INT24_MAX).astype("<i4"))  # (N, C)
+    packed = ints.view(np.uint8).reshape(*ints.shape, 4)[..., :3]  # little-endian: drop the top byte
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(audio.shape[0])
+        w.setsampwidth(3)
+        w.setframerate(rate)
+        w.writeframes(np.ascontiguousarray(packed).tobytes())
+    write_atomic(path, buffer.getvalue())
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """(C, N) float32 and the rate of a 16- or 24-bit PCM WAV."""
+    with wave.open(str(path), "rb") as w:
+        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        raw = w.readframes(w.getnframes())
+    if width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
+        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16)) << 8 >> 8
+        audio = ints / INT24_MAX
+    elif width == 2:
+        audio = np.frombuffer(raw, "<i2") / 32768
+    else:
+        raise ValueError(f"{path}: unsupported WAV sample width {width}")
+    return audio.reshape(-1, channels).T.astype(np.float32), rate

@@ -1,0 +1,122 @@
+"""What a media file holds, from ffprobe: streams, exact frame rate, duration, rotation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from audiox_core.errors import InputError
+from audiox_core.media.tools import run
+from audiox_core.storage import check_readable_file
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    index: int
+    codec: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int | None
+    duration_s: float
+    start_s: float
+    rotation: int
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    container: str
+    duration_s: float
+    video: VideoStream
+    audio: AudioStream | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["video"]["fps"] = f"{self.video.fps.numerator}/{self.video.fps.denominator}"
+        return d
+
+
+def _fraction(text: str | None) -> Fraction | None:
+    try:
+        value = Fraction(text) if text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value else None
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            return int(side["rotation"]) % 360
+    return int(stream.get("tags", {}).get("rotate", 0)) % 360
+
+
+def _video(stream: dict[str, Any], fallback_duration: float, path: Path) -> VideoStream:
+    fps = _fraction(stream.get("avg_frame_rate")) or _fraction(stream.get("r_frame_rate"))
+    if fps is None:
+        raise InputError(f"{path}: video stream has no frame rate")
+    frames = stream.get("nb_read_packets") or stream.get("nb_frames")
+    return VideoStream(
+        index=int(stream["index"]),
+        codec=stream.get("codec_name", "unknown"),
+        width=int(stream.get("width", 0)),
+        height=int(stream.get("height", 0)),
+        fps=fps,
+        frames=int(frames) if frames else None,
+        duration_s=float(stream.get("duration", fallback_duration)),
+        start_s=float(stream.get("start_time", 0.0)),
+        rotation=_rotation(stream),
+    )
+
+
+def _audio(stream: dict[str, Any], fallback_duration: float) -> AudioStream:
+    return AudioStream(
+        index=int(stream["index"]),
+        codec=stream.get("codec_name", "unknown"),
+        sample_rate=int(stream.get("sample_rate", 0)),
+        channels=int(stream.get("channels", 0)),
+        duration_s=float(stream.get("duration", fallback_duration)),
+    )
+
+
+def probe(path: Path) -> MediaInfo:
+    """MediaInfo for ``path``; InputError naming the file when it is missing, empty or not a video."""
+    check_readable_file(path)
+    out = run(
+        "ffprobe",
+        ["-v", "error", "-count_packets", "-show_format", "-show_streams", "-of", "json", str(path)],
+        subject=path,
+        what="reading it as media (ffprobe)",
+    ).stdout
+    info = json.loads(out)
+    fmt = info.get("format", {})
+    duration = float(fmt.get("duration", 0.0) or 0.0)
+    streams = info.get("streams", [])
+    videos = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    if not videos:
+        raise InputError(f"{path}: no video stream")
+    video = _video(videos[0], duration, path)
+    if video.duration_s <= 0 or (video.frames is not None and video.frames < 1):
+        raise InputError(f"{path}: video stream is empty (no frames)")
+    return MediaInfo(
+        path=path,
+        container=fmt.get("format_name", "unknown"),
+        duration_s=duration or video.duration_s,
+        video=video,
+        audio=_audio(audios[0], duration) if audios else None,
+    )

@@ -1,0 +1,37 @@
+"""SMPTE timecode from a 0-based frame index and an exact frame rate.
+
+29.97 and 59.94 fps (30000/1001, 60000/1001) use drop-frame counting (SMPTE 12M: skip frame
+numbers 0–1, or 0–3 at 59.94, at the start of every minute except every tenth), written with ';'.
+Other rates, 23.976 included, count non-drop at their nominal rate.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+
+def is_drop_frame(fps: Fraction) -> bool:
+    return fps.denominator == 1001 and round(fps) in (30, 60)
+
+
+def timecode(frame: int, fps: Fraction) -> str:
+    """``HH:MM:SS:FF`` (``HH:MM:SS;FF`` for drop-frame) of ``frame`` at ``fps``."""
+    if frame < 0:
+        raise ValueError(f"frame must be ≥ 0, got {frame}")
+    nominal = round(fps)
+    drop = is_drop_frame(fps)
+    if drop:
+        skipped = nominal // 15  # frame numbers dropped per minute: 2 at 29.97, 4 at 59.94
+        per_10min = nominal * 600 - 9 * skipped
+        per_min = nominal * 60 - skipped
+        tens, rem = divmod(frame, per_10min)
+        frame += 9 * skipped * tens + (skipped * ((rem - skipped) // per_min) if rem > skipped else 0)
+    ff = frame % nominal
+    seconds = frame // nominal
+    sep = ";" if drop else ":"
+    return f"{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{sep}{ff:02d}"
+
+
+def frame_to_sample(frame: int, fps: Fraction, rate: int) -> int:
+    """The audio sample at which ``frame`` starts, rounded once from the exact rational time."""
+    return round(Fraction(frame) / fps * rate)

@@ -1,0 +1,35 @@
+"""Running ffmpeg and ffprobe: one place that finds the binaries and turns failures into clear errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from audiox_core.errors import InputError, PipelineError
+
+INSTALL_HINT = "install it with: apt-get install -y ffmpeg"
+
+
+def binary(name: str) -> str:
+    """Absolute path of ``ffmpeg`` or ``ffprobe``; PipelineError with an install hint when missing."""
+    found = shutil.which(name)
+    if not found:
+        raise PipelineError(f"{name} not found on PATH ({INSTALL_HINT})")
+    return found
+
+
+def _reason(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no error output"
+
+
+def run(tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False) -> subprocess.CompletedProcess:
+    """Run ffmpeg/ffprobe; a failure is an InputError naming ``subject`` and ffmpeg's last line."""
+    cmd = [binary(tool), "-hide_banner", "-nostdin", *args] if tool == "ffmpeg" else [binary(tool), "-hide_banner", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=not binary_output, check=False)
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode(errors="replace") if binary_output else proc.stderr
+        raise InputError(f"{subject}: {what} failed ({_reason(stderr)})")
+    return proc

@@ -1,0 +1,152 @@
+"""Building AudioX from a config and loading weights STRICTLY (every key and shape must match).
+
+The official loader copies only matching keys and ignores the rest, so a wrong implementation
+"loads fine"; here any missing, unexpected or mis-shaped key is an error that lists them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from audiox_core.errors import ModelError
+from audiox_core.model.audiox import AudioX
+from audiox_core.model.conditioners import TextEncoder
+from audiox_core.model.config import AudioXConfig
+from audiox_core.storage import sha256_file
+
+log = logging.getLogger(__name__)
+
+PRESETS = Path(__file__).parent / "presets"
+TINY_SEED = 0
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-sample model with what provenance needs to know about it."""
+
+    name: str
+    label: str
+    config: AudioXConfig
+    network: AudioX
+    text_encoder: TextEncoder
+    checkpoint_sha256: str
+    random_weights: bool
+    device: torch.device
+
+
+def build_on_meta(cfg: AudioXConfig) -> AudioX:
+    """The network with shapes only (no memory), for manifests and as the target of a strict load."""
+    with torch.device("meta"):
+        return AudioX(cfg)
+
+
+def manifest(cfg: AudioXConfig) -> dict[str, list[int]]:
+    """``{key: shape}`` of the state dict the config describes, in state-dict order."""
+    return {k: list(v.shape) for k, v in build_on_meta(cfg).state_dict().items()}
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of an official ``model.ckpt`` (``{"state_dict": …}``) or a ``.safetensors`` file."""
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # torch raises many types for a foreign or damaged file
+        raise ModelError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
+        raise ModelError(f"{path}: no 'state_dict' in the checkpoint (not an AudioX model.ckpt)")
+    return blob["state_dict"]
+
+
+def check_state_dict(expected: dict[str, torch.Size], got: dict[str, torch.Tensor], source: str) -> None:
+    """Raise ModelError listing every missing, unexpected and mis-shaped key."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    misshaped = [f"{k} {list(got[k].shape)} != {list(s)}" for k, s in expected.items() if k in got and got[k].shape != s]
+    if missing or unexpected or misshaped:
+        parts = []
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if keys:
+                parts.append(f"{len(keys)} {what}: " + ", ".join(keys))
+        raise ModelError(f"{source}: weights do not match the model config; " + "; ".join(parts))
+
+
+def load_weights(cfg: AudioXConfig, state_dict: dict[str, torch.Tensor], source: str) -> AudioX:
+    """Build the network and load ``state_dict`` strictly, without a random initialisation first."""
+    network = build_on_meta(cfg)
+    check_state_dict({k: v.shape for k, v in network.state_dict().items()}, state_dict, source)
+    network.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True, assign=True)
+    _reset_nonpersistent_buffers(network)
+    return network
+
+
+def _reset_nonpersistent_buffers(network: AudioX) -> None:
+    # transformers' CLIP keeps ``position_ids`` as a non-saved buffer; after a meta build it has no data.
+    for module in network.modules():
+        ids = module._buffers.get("position_ids")
+        if ids is not None and ids.is_meta:
+            module._buffers["position_ids"] = torch.arange(ids.shape[-1]).expand(ids.shape).clone()
+
+
+def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over each key (UTF-8), a 0x00 byte and the tensor's raw little-endian bytes, in order."""
+    h = hashlib.sha256()
+    for key, tensor in state_dict.items():
+        h.update(key.encode() + b"\0")
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path | None = None) -> LoadedModel:
+    """``tiny`` (random weights, for tests and demos) or PATH: a folder with config.json + model.ckpt/.safetensors."""
+    dev = resolve_device(device)
+    if spec == "tiny":
+        cfg = AudioXConfig.from_json(PRESETS / "tiny.json")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(TINY_SEED)
+            network = AudioX(cfg)
+        sha = state_dict_sha256(network.state_dict())
+        label = "tiny AudioX-architecture model, RANDOM weights (test model: its audio is noise, not a soundtrack)"
+        random_weights = True
+    else:
+        cfg, network, sha = _load_release(Path(spec))
+        label = f"AudioX from {spec}"
+        random_weights = False
+    text = TextEncoder(cfg.text, cfg.cond_dim, t5_dir).to(dev, torch.float16 if dev.type == "cuda" and cfg.text.kind == "t5" else torch.float32)
+    network.to(dev).eval().requires_grad_(False)
+    log.info("model %s loaded on %s (checkpoint sha256 %s)", spec, dev, sha[:12])
+    return LoadedModel(spec, label, cfg, network, text, sha, random_weights, dev)
+
+
+def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
+    folder = path if path.is_dir() else path.parent
+    if not folder.exists():
+        raise ModelError(f"{path}: model folder not found")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelError(f"{folder}: no config.json (expected the official AudioX release layout)")
+    try:
+        cfg = AudioXConfig.from_json(config_path)
+    except ValueError as e:
+        raise ModelError(f"{config_path}: {e}") from e
+    candidates = [path] if path.is_file() else [folder / "model.safetensors", folder / "model.ckpt"]
+    weights = next((c for c in candidates if c.is_file()), None)
+    if weights is None:
+        raise ModelError(f"{folder}: no model.ckpt or model.safetensors")
+    network = load_weights(cfg, read_state_dict(weights), str(weights))
+    return cfg, network, sha256_file(weights)

@@ -1,0 +1,198 @@
+"""The AudioX diffusion transformer (DiT), read top-down: norm → attention → feed-forward → block → model.
+
+Facts from shared/audiox/SPEC.md: the timestep embedding is prepended as one token; rotary
+embedding on the first ``rotary_dim`` of each head (NeoX rotate-half), self-attention only;
+grouped-query cross-attention; SwiGLU; LayerNorm whose zero ``beta`` is a saved buffer; no masks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiox_core.model.config import DiTConfig
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with a learnable ``gamma`` and a fixed zero ``beta`` that the checkpoint stores."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.register_buffer("beta", torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.gamma, self.beta, eps=1e-5)
+
+
+class RotaryEmbedding(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / torch.pow(10000.0, torch.arange(0, dim, 2).float() / dim))
+
+    def forward(self, seq_len: int) -> torch.Tensor:  # (T, rotary_dim), fp32
+        positions = torch.arange(seq_len, device=self.inv_freq.device, dtype=torch.float32)
+        freqs = torch.outer(positions, self.inv_freq.float())
+        return torch.cat((freqs, freqs), dim=-1)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(t: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate the first ``freqs.shape[-1]`` features of each head, in fp32; the rest pass through."""
+    rot = freqs.shape[-1]
+    head, rest = t[..., :rot].float(), t[..., rot:]
+    head = head * freqs.cos() + _rotate_half(head) * freqs.sin()
+    return torch.cat((head.to(t.dtype), rest), dim=-1)
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, T, H·D) -> (B, H, T, D)
+    b, t, _ = x.shape
+    return x.view(b, t, heads, -1).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:  # (B, H, T, D) -> (B, T, H·D)
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))  # (B, H, T, D)
+        q, k = apply_rotary(q, freqs), apply_rotary(k, freqs)
+        return self.to_out(_merge_heads(F.scaled_dot_product_attention(q, k, v)))
+
+
+class CrossAttention(nn.Module):
+    """Grouped-query cross-attention: query head i reads key/value head i // (heads / kv_heads)."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int, kv_heads: int) -> None:
+        super().__init__()
+        self.heads, self.kv_heads = heads, kv_heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(context_dim, 2 * context_dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        q = _split_heads(self.to_q(x), self.heads)  # (B, H, T, D)
+        k, v = (_split_heads(t, self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))  # (B, Hkv, S, D)
+        group = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        return self.to_out(_merge_heads(F.scaled_dot_product_attention(q, k, v)))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, inner: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, 2 * inner)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.silu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int) -> None:
+        super().__init__()
+        self.ff = nn.Sequential(SwiGLU(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ff(x)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        dim = cfg.embed_dim
+        self.pre_norm = LayerNorm(dim)
+        self.self_attn = SelfAttention(dim, cfg.num_heads)
+        self.cross_attend_norm = LayerNorm(dim)
+        self.cross_attn = CrossAttention(dim, cfg.cond_token_dim, cfg.num_heads, cfg.kv_heads)
+        self.ff_norm = LayerNorm(dim)
+        self.ff = FeedForward(dim, cfg.ff_mult)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.pre_norm(x), freqs)
+        x = x + self.cross_attn(self.cross_attend_norm(x), context)
+        return x + self.ff(self.ff_norm(x))
+
+
+class ContinuousTransformer(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.depth))
+        self.project_in = nn.Linear(cfg.io_channels, cfg.embed_dim, bias=False)
+        self.project_out = nn.Linear(cfg.embed_dim, cfg.io_channels, bias=False)
+        self.rotary_pos_emb = RotaryEmbedding(cfg.rotary_dim)
+
+    def forward(self, x: torch.Tensor, prepend: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((prepend, self.project_in(x)), dim=1)  # (B, 1 + T, E)
+        freqs = self.rotary_pos_emb(x.shape[1])
+        for layer in self.layers:
+            x = layer(x, context, freqs)
+        return self.project_out(x)  # (B, 1 + T, io)
+
+
+class FourierFeatures(nn.Module):
+    def __init__(self, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features // 2, 1))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B, 1) -> (B, out)
+        f = 2 * math.pi * t @ self.weight.T
+        return torch.cat((f.cos(), f.sin()), dim=-1)
+
+
+def _mlp(d_in: int, d_out: int, bias: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out, bias=bias), nn.SiLU(), nn.Linear(d_out, d_out, bias=bias))
+
+
+class DiffusionTransformer(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.timestep_features = FourierFeatures(cfg.timestep_features_dim)
+        self.to_timestep_embed = _mlp(cfg.timestep_features_dim, cfg.embed_dim, bias=True)
+        self.to_cond_embed = _mlp(cfg.cond_token_dim, cfg.cond_token_dim, bias=False)
+        # In the checkpoint but unused by AudioX (no global conditioning); kept for strict loading.
+        self.to_global_embed = _mlp(cfg.global_cond_dim, cfg.embed_dim, bias=False)
+        self.transformer = ContinuousTransformer(cfg)
+        self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
+        self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
+
+    def forward_once(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1], cond (B, S, cond_dim) raw tokens."""
+        context = self.to_cond_embed(cond)
+        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(x.dtype)))  # (B, E)
+        x = self.preprocess_conv(x) + x
+        out = self.transformer(x.transpose(1, 2), t_embed[:, None], context)  # (B, 1 + T, io)
+        out = out.transpose(1, 2)[:, :, 1:]
+        return self.postprocess_conv(out) + out
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float = 1.0) -> torch.Tensor:
+        """Classifier-free guidance in one batched pass; the null condition is all zeros."""
+        if cfg_scale == 1.0:
+            return self.forward_once(x, t, cond)
+        both = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), torch.cat((cond, torch.zeros_like(cond))))
+        cond_out, uncond_out = both.chunk(2)
+        return uncond_out + (cond_out - uncond_out) * cfg_scale
+
+
+class DiTWrapper(nn.Module):
+    """Holds the DiT under ``model`` so keys read ``model.model.*`` as in the official checkpoint."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.model = DiffusionTransformer(cfg)

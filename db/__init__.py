@@ -1,0 +1,1 @@
+"""Provenance database: SQLAlchemy models, sessions, repository functions and Alembic migrations."""

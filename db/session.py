@@ -1,0 +1,62 @@
+"""Engines and sessions for the provenance database; schema changes only through Alembic.
+
+SQLite by default (a file in the data folder), PostgreSQL in production via ``AUDIOX_DB_URL``
+(e.g. ``postgresql+psycopg://user@host/db``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(home: Path) -> str:
+    """``$AUDIOX_DB_URL``, else ``sqlite:///<home>/studio.db``."""
+    return os.environ.get("AUDIOX_DB_URL") or f"sqlite:///{home / 'studio.db'}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record) -> None:  # foreign keys are off by default in SQLite
+            conn.execute("PRAGMA foreign_keys=ON")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    command.upgrade(alembic_config(url), revision)
+
+
+@cache
+def sessions(url: str) -> sessionmaker[Session]:
+    """A session factory for ``url``, migrating the schema to head on first use in this process."""
+    upgrade(url)
+    return sessionmaker(make_engine(url), expire_on_commit=False)

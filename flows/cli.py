@@ -1,0 +1,171 @@
+"""``audiox-studio``: the command line on top of the flows.
+
+Errors print one line naming the input and the reason, and exit with status 1; ``--debug``
+shows the traceback and Prefect's full logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = "out"
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _print_outputs(result: dict[str, Any]) -> None:
+    out = Path(result["out_dir"])
+    print(f"Soundtrack for {result['reel']} — model: {result['model']}")
+    for name in ("soundtrack.mp4", "mix.wav", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
+        if (out / name).exists():
+            print(f"  {out / name}")
+    print(f"  {out / 'cues'}/ (one WAV per generated cue)")
+    api = os.environ.get("PREFECT_API_URL")
+    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200"
+    print(f"Review artifact '{result['review_artifact']}' and the run's tasks are in the Prefect UI:")
+    if not api:
+        print("  start it with: .venv/bin/prefect server start   (it reads the same local database)")
+    print(f"  then open {ui}/runs/flow-run/{result['flow_run_id']}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.soundtrack import soundtrack
+
+    result = soundtrack(args.source, args.out, _settings_from(args))
+    _print_outputs(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from audiox_core.media.synthetic import make_reel
+    from flows.soundtrack import soundtrack
+
+    out = Path(args.out)
+    source_dir = out / "demo-source"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    reel = make_reel(source_dir / "demo_reel.mp4")
+    print(f"Synthetic test reel: {reel.path} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})")
+    result = soundtrack(str(reel.path), str(out), _settings_from(args))
+    _print_outputs(result)
+    return 0
+
+
+def cmd_scenes(args: argparse.Namespace) -> int:
+    from audiox_core.media.probe import probe
+    from audiox_core.media.scenes import DetectorSettings, detect_scenes
+    from audiox_core.storage import local_path
+
+    path = local_path(args.source)
+    info = probe(path)
+    scenes = detect_scenes(path, info.video.fps, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
+    if args.json:
+        print(json.dumps(scenes.to_dict(), indent=2))
+    else:
+        for s in scenes.scenes:
+            print(f"{s.index:4d}  {s.start_tc} – {s.end_tc}  frames {s.start_frame}–{s.end_frame}  {s.duration_s:.3f} s")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from audiox_core.settings import studio_home
+    from db.session import database_url, redact, upgrade
+
+    url = database_url(studio_home())
+    upgrade(url)
+    print(f"database at {redact(url)} is at the latest schema")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from flows.doctor import run_checks
+
+    ok = True
+    for check in run_checks(args.model):
+        ok &= check.ok
+        print(f"{'ok ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"      fix: {check.fix}")
+    return 0 if ok else 1
+
+
+def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: ./out)")
+    p.add_argument("--model", help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt)")
+    p.add_argument("--seed", type=int, help="base seed (default 0)")
+    p.add_argument("--steps", type=int, help="sampling steps (default 50)")
+    p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default 7)")
+    p.add_argument("--sampler", help="dpmpp-3m-sde (default), dpmpp-2m or euler")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="audiox-studio", description="Soundtracks for film and video with AudioX.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and full Prefect logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="make a synthetic reel and run the whole pipeline on it")
+    _add_generation_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="make the soundtrack of one reel")
+    run.add_argument("source", help="video file (local path)")
+    _add_generation_options(run)
+    run.set_defaults(func=cmd_run)
+
+    scenes = sub.add_parser("scenes", help="detect scenes and print them")
+    scenes.add_argument("source")
+    scenes.add_argument("--json", action="store_true", help="print JSON")
+    scenes.add_argument("--threshold", type=float, default=27.0, help="cut threshold, mean HSV change 0–255 (default 27)")
+    scenes.add_argument("--min-scene-s", type=float, default=0.5, help="minimum scene length in seconds (default 0.5)")
+    scenes.set_defaults(func=cmd_scenes)
+
+    doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
+    doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")
+    doctor.set_defaults(func=cmd_doctor)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db)
+    return p
+
+
+def _quiet_prefect() -> None:
+    # Without --debug the console shows our progress and one error line; logs still reach the API.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Prefect's loggers propagate to the root handler: without --debug it shows warnings and worse only.
+    logging.getLogger().handlers[0].setLevel(logging.INFO if args.debug else logging.WARNING)
+    if not args.debug:
+        _quiet_prefect()
+    from audiox_core.errors import PipelineError
+
+    try:
+        return args.func(args)
+    except PipelineError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

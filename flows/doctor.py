@@ -1,0 +1,98 @@
+"""``audiox-studio doctor``: is this machine ready to run the pipeline, and what to fix if not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def check_ffmpeg() -> list[Check]:
+    checks = []
+    for tool in ("ffmpeg", "ffprobe"):
+        path = shutil.which(tool)
+        if path is None:
+            checks.append(Check(tool, False, "not found on PATH", "apt-get install -y ffmpeg"))
+            continue
+        version = subprocess.run([path, "-version"], capture_output=True, text=True, check=False).stdout.split("\n", 1)[0]
+        checks.append(Check(tool, True, f"{path} ({version})"))
+    return checks
+
+
+def check_torch() -> Check:
+    import torch
+
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return Check("torch", True, f"{torch.__version__}, CUDA {torch.version.cuda}: {names}")
+    return Check("torch", True, f"{torch.__version__}, no CUDA device: generation runs on the CPU (slow for the full model)")
+
+
+def check_model(spec: str) -> Check:
+    from audiox_core.errors import PipelineError
+    from audiox_core.model.checkpoint import PRESETS
+    from audiox_core.model.config import AudioXConfig
+
+    if spec == "tiny":
+        AudioXConfig.from_json(PRESETS / "tiny.json")
+        return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
+    folder = Path(spec)
+    try:
+        cfg = AudioXConfig.from_json(folder / "config.json")
+    except (PipelineError, ValueError) as e:
+        return Check("model", False, str(e), "point --model at the AudioX release folder (config.json + model.ckpt)")
+    weights = [p for p in (folder / "model.safetensors", folder / "model.ckpt") if p.is_file()]
+    if not weights:
+        return Check("model", False, f"{folder}: no model.ckpt or model.safetensors", "download the official AudioX weights into it")
+    if cfg.text.kind == "t5":
+        t5 = os.environ.get("AUDIOX_T5_DIR")
+        if not t5 or not (Path(t5) / "config.json").is_file():
+            return Check("model", False, f"{weights[0]} found, but no T5 folder", "set AUDIOX_T5_DIR to a local t5-base folder")
+    return Check("model", True, f"{weights[0]} ({weights[0].stat().st_size / 1e9:.2f} GB)")
+
+
+def check_database() -> Check:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from audiox_core.settings import studio_home
+    from db.session import alembic_config, database_url, make_engine, redact
+
+    url = database_url(studio_home())
+    try:
+        with make_engine(url).connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as e:
+        return Check("database", False, f"{redact(url)}: {str(e).splitlines()[0]}", "check AUDIOX_DB_URL and that the server is up")
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        return Check("database", True, f"{redact(url)} at revision {current}; head is {head} (migrated automatically on first run)")
+    return Check("database", True, f"{redact(url)} at revision {head}")
+
+
+def check_prefect() -> Check:
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        return Check("prefect", True, "no PREFECT_API_URL: runs use a temporary local API and the local Prefect database")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        error = client.api_healthcheck()
+    if error:
+        return Check("prefect", False, f"{api}: {error}", "start it with `prefect server start` or fix PREFECT_API_URL")
+    return Check("prefect", True, f"{api} is healthy")
+
+
+def run_checks(model: str) -> list[Check]:
+    return [*check_ffmpeg(), check_torch(), check_model(model), check_database(), check_prefect()]

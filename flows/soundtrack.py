@@ -1,0 +1,103 @@
+"""The ``soundtrack`` flow: one reel from source footage to a muxed soundtrack with provenance.
+
+fetch → probe/scenes → cues → generate → mix → mux → publish → provenance → review artifact.
+Outputs are staged in a hidden folder and renamed into ``<out>/<reel>/`` only when complete; a
+failure records the run as failed with its one-line reason and leaves no output folder.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from audiox_core.errors import PipelineError
+from audiox_core.media.scenes import DetectorSettings
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.reel import reel_cues, torch_version
+from audiox_core.settings import RunSettings, code_version, studio_home
+from audiox_core.storage import local_path, staged_directory
+from db.session import database_url
+from tasks.generation import generate_task, load_model_task
+from tasks.media import analyse_source, fetch_source, mix_task, mux_task, publish_scenes
+from tasks.provenance import (
+    finish_run_task,
+    generation_rows,
+    output_rows,
+    record_results_task,
+    record_source_task,
+    start_run_task,
+    write_provenance_task,
+)
+from tasks.review import review_markdown, review_task
+
+
+def reel_name(source_uri: str) -> str:
+    """Output folder name: the source file's stem with unsafe characters replaced."""
+    stem = Path(source_uri.rstrip("/")).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "reel"
+
+
+@flow(name="soundtrack", log_prints=False)
+def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Make the soundtrack of one reel; returns the output folder, run id and review artifact key."""
+    db_url = database_url(studio_home())
+    run_id = start_run_task(db_url, source_uri, out_uri, dict(settings or {}), code_version(), flow_run.get_id())
+    try:
+        result = _make_soundtrack(db_url, run_id, source_uri, out_uri, RunSettings.from_dict(settings))
+    except PipelineError as e:
+        finish_run_task(db_url, run_id, error=str(e))
+        raise
+    except Exception as e:
+        finish_run_task(db_url, run_id, error=f"internal error: {type(e).__name__}: {e}")
+        raise
+    finish_run_task(db_url, run_id)
+    return result
+
+
+def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings) -> dict[str, Any]:
+    log = get_run_logger()
+    reel = reel_name(source_uri)
+    final_dir = local_path(out_uri) / reel
+    sampling = SamplingSettings(sampler=s.sampler, steps=s.steps, cfg_scale=s.cfg_scale)
+    detector = DetectorSettings(threshold=s.scene_threshold, min_scene_s=s.min_scene_s)
+    work_root = studio_home() / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{reel}.", dir=work_root))
+    try:
+        source = fetch_source(source_uri)
+        model = load_model_task(s.model, s.device)
+        analysis = analyse_source(source["path"], work, detector, model["frame_fps"], model["frame_size"])
+        scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis)
+        log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
+        cues = reel_cues(analysis, s.seed)
+        with staged_directory(final_dir) as stage:
+            publish_scenes(analysis, stage)
+            rendered = generate_task(s.model, s.device, cues, analysis, sampling, stage / "cues")
+            mix = mix_task(analysis, rendered, stage)
+            mux_task(analysis, stage)
+            generations = generation_rows(rendered, final_dir, stage, model, sampling, torch_version())
+            outputs = output_rows(stage, final_dir)
+            document = {
+                "run": {"id": run_id, "flow_run_id": flow_run.get_id(), "code_version": code_version(), "settings": s.to_dict()},
+                "source": {"uri": source_uri, "sha256": source["sha256"], "bytes": source["bytes"], "media": analysis.info.to_dict()},
+                "model": model,
+                "scenes": analysis.scenes.to_dict(),
+                "generations": generations,
+                "mix": {"rate": mix.rate, "samples": mix.samples, "gain_db": mix.gain_db, "peak_dbfs": mix.peak_dbfs, "stems": list(mix.stems)},
+                "outputs": outputs,
+            }
+            write_provenance_task(stage, document)
+        record_results_task(db_url, run_id, scene_ids, generations, outputs)
+        key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, final_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "reel": reel, "out_dir": str(final_dir), "run_id": run_id, "flow_run_id": flow_run.get_id(),
+        "review_artifact": key, "model": model["label"],
+    }

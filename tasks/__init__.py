@@ -1,0 +1,1 @@
+"""Prefect tasks: thin adapters that call audiox_core and db/, passing paths, ids and small values."""

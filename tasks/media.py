@@ -1,0 +1,49 @@
+"""Tasks over media: fetch the source, analyse it, mix and mux the soundtrack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from audiox_core.media.mix import MixSettings
+from audiox_core.media.mux import mux
+from audiox_core.media.scenes import DetectorSettings
+from audiox_core.reel import Analysis, MixSummary, RenderedCue, analyse, mix_reel, write_scenes_json
+from audiox_core.storage import check_readable_file, local_path, sha256_file
+from tasks.progress import progress_bar
+
+
+@task(name="fetch", cache_policy=NO_CACHE)
+def fetch_source(source_uri: str) -> dict:
+    """The local path, sha256 and size of the source."""
+    path = local_path(source_uri)
+    check_readable_file(path)
+    return {"path": path, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+@task(name="scenes", cache_policy=NO_CACHE)
+def analyse_source(path: Path, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int) -> Analysis:
+    """ffprobe, then one OpenCV pass for scene cuts and the model's frames."""
+    with progress_bar(f"scenes  {path.name}") as update:
+        return analyse(path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update)
+
+
+@task(name="write-scenes", cache_policy=NO_CACHE)
+def publish_scenes(analysis: Analysis, stage: Path) -> Path:
+    path = stage / "scenes.json"
+    write_scenes_json(analysis.scenes, path)
+    return path
+
+
+@task(name="mix", cache_policy=NO_CACHE)
+def mix_task(analysis: Analysis, rendered: list[RenderedCue], stage: Path) -> MixSummary:
+    return mix_reel(analysis, rendered, stage, MixSettings())
+
+
+@task(name="mux", cache_policy=NO_CACHE)
+def mux_task(analysis: Analysis, stage: Path) -> Path:
+    out = stage / "soundtrack.mp4"
+    mux(analysis.info.path, analysis.info.video.index, stage / "mix.wav", out)
+    return out

@@ -1,0 +1,76 @@
+"""Provenance tasks: run rows in the database and the provenance.json written beside the outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.reel import Analysis, RenderedCue
+from audiox_core.storage import as_uri, sha256_file, write_atomic
+from db import repository
+
+
+@task(name="start-run", cache_policy=NO_CACHE)
+def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], code_version: str, flow_run_id: str | None) -> int:
+    return repository.start_run(
+        db_url, source_uri=source_uri, out_uri=out_uri, settings=settings, code_version=code_version, flow_run_id=flow_run_id
+    )
+
+
+@task(name="finish-run", cache_policy=NO_CACHE)
+def finish_run_task(db_url: str, run_id: int, error: str | None = None) -> None:
+    repository.finish_run(db_url, run_id, error=error)
+
+
+@task(name="record-source", cache_policy=NO_CACHE)
+def record_source_task(db_url: str, run_id: int, source_uri: str, source: dict, analysis: Analysis) -> dict[int, int]:
+    """Asset and scene rows; returns scene index → scene row id."""
+    info = analysis.info
+    repository.record_asset(
+        db_url, run_id, uri=source_uri, sha256=source["sha256"], size=source["bytes"],
+        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(),
+    )
+    detector = asdict(analysis.scenes.settings)
+    return repository.record_scenes(db_url, run_id, [asdict(s) for s in analysis.scenes.scenes], detector)
+
+
+def generation_rows(rendered: list[RenderedCue], final_dir: Path, stage: Path, model: dict, sampling: SamplingSettings, torch_version: str) -> list[dict]:
+    return [
+        {
+            "scene_index": c.scene_index, "kind": c.kind, "model_name": model["name"],
+            "checkpoint_sha256": model["checkpoint_sha256"], "prompt": c.prompt, "seed": c.seed,
+            "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
+            "device": model["device"], "torch_version": torch_version, "seconds": c.seconds,
+            "output_uri": as_uri(final_dir / c.path.relative_to(stage)), "output_sha256": c.sha256,
+        }
+        for c in rendered
+    ]
+
+
+def output_rows(stage: Path, final_dir: Path) -> list[dict]:
+    """Every file in the staged folder, with its final URI, sha256 and size."""
+    rows = []
+    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+        rel = path.relative_to(stage)
+        kind = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        rows.append({"kind": f"{kind}/{rel.stem}" if len(rel.parts) > 1 else kind, "uri": as_uri(final_dir / rel), "sha256": sha256_file(path), "bytes": path.stat().st_size})
+    return rows
+
+
+@task(name="write-provenance", cache_policy=NO_CACHE)
+def write_provenance_task(stage: Path, document: dict[str, Any]) -> Path:
+    path = stage / "provenance.json"
+    write_atomic(path, (json.dumps(document, indent=2, default=str) + "\n").encode())
+    return path
+
+
+@task(name="record-results", cache_policy=NO_CACHE)
+def record_results_task(db_url: str, run_id: int, scene_ids: dict[int, int], generations: list[dict], outputs: list[dict]) -> None:
+    repository.record_generations(db_url, scene_ids, generations)
+    repository.record_outputs(db_url, run_id, outputs)
