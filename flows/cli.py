@@ -138,21 +138,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_prefect() -> None:
-    # Without --debug the console shows our progress and one error line; logs still reach the API.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+class _OwnWarningsOnly(logging.Filter):
+    """Without --debug the console shows progress, our warnings and one error line. Prefect's run
+    logs (tracebacks included) still reach the Prefect API and its UI."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("prefect", "httpx", "uvicorn", "alembic"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Prefect's loggers propagate to the root handler: without --debug it shows warnings and worse only.
-    logging.getLogger().handlers[0].setLevel(logging.INFO if args.debug else logging.WARNING)
-    if not args.debug:
-        _quiet_prefect()
+    root = logging.getLogger()
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setLevel(logging.INFO if args.debug else logging.WARNING)
+    if args.debug:
+        root.setLevel(logging.INFO)
+    else:
+        console.addFilter(_OwnWarningsOnly())
+    root.addHandler(console)
     from audiox_core.errors import PipelineError
 
     try:
@@ -165,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        root.removeHandler(console)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,25 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+
 
 @contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
-    """Yield ``update(done, total)`` driving one bar labelled ``description``."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(description, total=total)
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(done, total)`` driving one bar; the bar appears on the first update, so a step
+    that fails before doing any work prints nothing."""
+    bar = Progress(*COLUMNS, transient=False)
+    task = None
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task is not None:
+            bar.stop()

@@ -26,7 +26,7 @@ def decode_audio(path: Path, stream_index: int, rate: int = 48_000, channels: in
         "ffmpeg",
         ["-v", "error", "-i", str(path), "-map", f"0:{stream_index}", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", "-"],
         subject=path,
-        what="decoding its audio",
+        what="audio decoding failed",
         binary_output=True,
     )
     return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, channels).T.copy()

@@ -21,7 +21,7 @@ def mux(video: Path, video_stream: int, audio: Path, out: Path) -> None:
             "-movflags", "+faststart", "-f", "mp4", str(out),
         ],
         subject=video,
-        what="muxing the soundtrack into the picture",
+        what="muxing the soundtrack into the picture failed",
     )
 
 
@@ -29,6 +29,6 @@ def packet_md5s(path: Path, stream: str = "v:0") -> list[str]:
     """MD5 of every packet of one stream (ffmpeg framemd5 on a stream copy): equal lists = identical packets."""
     out = run(
         "ffmpeg", ["-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "framemd5", "-"],
-        subject=path, what="hashing its packets",
+        subject=path, what="hashing its packets failed",
     ).stdout
     return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]

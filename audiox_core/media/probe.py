@@ -100,7 +100,7 @@ def probe(path: Path) -> MediaInfo:
         "ffprobe",
         ["-v", "error", "-count_packets", "-show_format", "-show_streams", "-of", "json", str(path)],
         subject=path,
-        what="reading it as media (ffprobe)",
+        what="cannot be read as media by ffprobe",
     ).stdout
     info = json.loads(out)
     fmt = info.get("format", {})

@@ -57,7 +57,7 @@ def make_reel(
         args += ["-pix_fmt", "yuv420p", "-preset", "veryfast"]
     if audio:
         args += ["-map", f"{len(shot_frames)}:a", "-c:a", "aac", "-b:a", "128k"]
-    run("ffmpeg", [*args, "-r", rate, str(path)], subject=path, what="making a synthetic reel")
+    run("ffmpeg", [*args, "-r", rate, str(path)], subject=path, what="making a synthetic reel failed")
     cuts, acc = [], 0
     for n in shot_frames[:-1]:
         acc += n

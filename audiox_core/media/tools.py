@@ -20,9 +20,9 @@ def binary(name: str) -> str:
     return found
 
 
-def _reason(stderr: str) -> str:
+def _reason(stderr: str, subject: Path) -> str:
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no error output"
+    return lines[-1].removeprefix(f"{subject}: ") if lines else "no error output"
 
 
 def run(tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False) -> subprocess.CompletedProcess:
@@ -31,5 +31,5 @@ def run(tool: str, args: Sequence[str], *, subject: Path, what: str, binary_outp
     proc = subprocess.run(cmd, capture_output=True, text=not binary_output, check=False)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace") if binary_output else proc.stderr
-        raise InputError(f"{subject}: {what} failed ({_reason(stderr)})")
+        raise InputError(f"{subject}: {what} ({_reason(stderr, subject)})")
     return proc

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiox_core.media.audio import decode_audio, read_wav, write_wav24
+from audiox_core.media.mix import FOLEY, MUSIC, MixSettings, PlacedCue, build_stem, level_cue, mix_stems
+from audiox_core.media.mux import mux, packet_md5s
+from audiox_core.media.probe import probe
+
+
+def test_wav24_round_trip(tmp_path: Path) -> None:
+    audio = np.random.default_rng(0).uniform(-0.99, 0.99, (2, 4800)).astype(np.float32)
+    write_wav24(tmp_path / "a.wav", audio, 48_000)
+    back, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 48_000 and back.shape == audio.shape
+    assert np.abs(back - audio).max() < 2 / 2**23
+    streams = probe_audio(tmp_path / "a.wav")
+    assert streams == ("pcm_s24le", 48_000, 2)
+
+
+def probe_audio(path: Path) -> tuple:
+    import json
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    s = json.loads(out.stdout)["streams"][0]
+    return s["codec_name"], int(s["sample_rate"]), s["channels"]
+
+
+def test_write_refuses_overs(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="exceeds full scale"):
+        write_wav24(tmp_path / "x.wav", np.full((2, 10), 1.5, np.float32), 48_000)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_cues_land_on_their_exact_sample() -> None:
+    click = np.zeros((2, 100), np.float32)
+    click[:, 50] = 1.0
+    stem = build_stem([PlacedCue(FOLEY, 12_345, click), PlacedCue(FOLEY, 77_777, click)], 100_000, 48_000, fade_ms=0)
+    assert list(np.flatnonzero(stem[0])) == [12_395, 77_827]
+
+
+def test_stems_sum_to_mix_and_peak_stays_under_ceiling() -> None:
+    rng = np.random.default_rng(1)
+    stems = {FOLEY: rng.uniform(-1, 1, (2, 48_000)).astype(np.float32), MUSIC: rng.uniform(-1, 1, (2, 48_000)).astype(np.float32)}
+    settings = MixSettings(stem_gain_db={FOLEY: 0.0, MUSIC: 0.0})
+    result = mix_stems(stems, settings)
+    assert np.abs(result.mix).max() <= 10 ** (-1 / 20) + 1e-6
+    residual = result.mix - sum(result.stems.values())
+    assert np.abs(residual).max() < 1e-6
+    assert result.gain_db < 0
+
+
+def test_level_cue_sets_peak() -> None:
+    cue = level_cue(np.array([[0.1, -300.0], [2.0, 0.0]], np.float32), -6.0)
+    assert np.abs(cue).max() == pytest.approx(10 ** (-6 / 20))
+
+
+def test_mux_copies_video_packets_and_matches_length(reel, tmp_path: Path) -> None:
+    info = probe(reel.path)
+    samples = round(reel.frames / reel.fps * 48_000)
+    tone = (0.1 * np.sin(np.arange(samples) / 48_000 * 2 * np.pi * 440)).astype(np.float32)
+    write_wav24(tmp_path / "mix.wav", np.stack([tone, tone]), 48_000)
+    mux(reel.path, info.video.index, tmp_path / "mix.wav", tmp_path / "out.mp4")
+    assert packet_md5s(tmp_path / "out.mp4") == packet_md5s(reel.path)
+    out = probe(tmp_path / "out.mp4")
+    assert out.audio is not None and out.audio.codec == "aac" and out.audio.sample_rate == 48_000
+    assert abs(out.audio.duration_s - out.video.duration_s) <= 1 / 25
+
+
+def test_dialogue_decodes_to_stereo_48k(reel) -> None:
+    info = probe(reel.path)
+    audio = decode_audio(reel.path, info.audio.index)
+    assert audio.shape[0] == 2 and abs(audio.shape[1] - 48_000 * 2.2) < 48_000 * 0.05
+    assert np.abs(audio).max() > 0.05

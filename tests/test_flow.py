@@ -1,0 +1,128 @@
+"""The soundtrack flow end to end under Prefect's test harness, and the CLI on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiox_core.media.audio import read_wav
+from audiox_core.media.mux import packet_md5s
+from audiox_core.media.probe import probe
+from audiox_core.settings import studio_home
+from audiox_core.storage import sha256_file
+from db import repository
+from db.session import database_url
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def finished(prefect_api, reel, tmp_path_factory):
+    """Run the flow once for the module: (result, output folder, AUDIOX_HOME)."""
+    from flows.soundtrack import soundtrack
+
+    home = tmp_path_factory.mktemp("home")
+    out = tmp_path_factory.mktemp("out")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AUDIOX_HOME", str(home))
+    mp.delenv("AUDIOX_DB_URL", raising=False)
+    try:
+        result = soundtrack(str(reel.path), str(out), {"steps": 3, "seed": 5})
+        yield result, out / "short_reel", database_url(studio_home())
+    finally:
+        mp.undo()
+
+
+def test_outputs_exist_and_picture_is_untouched(finished, reel) -> None:
+    _, folder, _ = finished
+    names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert {"soundtrack.mp4", "mix.wav", "stems/foley.wav", "stems/music.wav", "stems/dialogue.wav", "scenes.json", "provenance.json"} <= names
+    assert packet_md5s(folder / "soundtrack.mp4") == packet_md5s(reel.path)
+    info = probe(folder / "soundtrack.mp4")
+    assert info.audio is not None and info.audio.channels == 2
+    assert abs(info.audio.duration_s - info.video.duration_s) <= 1 / 25
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_mix_and_stems_are_48k_24bit_picture_length(finished, reel) -> None:
+    _, folder, _ = finished
+    mix, rate = read_wav(folder / "mix.wav")
+    assert rate == 48_000 and mix.shape == (2, round(reel.frames / reel.fps * 48_000))
+    stems = [read_wav(folder / "stems" / f"{k}.wav")[0] for k in ("dialogue", "foley", "music")]
+    assert np.abs(mix - sum(stems)).max() < 1e-4  # stems sum to the mix (24-bit rounding only)
+    assert np.abs(stems[1]).max() > 0 and np.abs(stems[2]).max() > 0
+    assert b"WAVE" in (folder / "mix.wav").read_bytes()[:12]
+
+
+def test_scenes_json_and_provenance(finished, reel) -> None:
+    _, folder, _ = finished
+    scenes = json.loads((folder / "scenes.json").read_text())
+    assert [s["start_frame"] for s in scenes["scenes"]] == [0, *reel.cuts]
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["source"]["sha256"] == sha256_file(reel.path)
+    assert prov["model"]["random_weights"] is True and "RANDOM" in prov["model"]["label"]
+    assert len(prov["generations"]) == 2 * len(scenes["scenes"])
+    by_uri = {o["uri"]: o["sha256"] for o in prov["outputs"]}
+    assert by_uri[(folder / "mix.wav").as_uri()] == sha256_file(folder / "mix.wav")
+
+
+def test_database_rows(finished) -> None:
+    result, folder, url = finished
+    run = repository.get_run(url, result["run_id"])
+    assert run.status == "succeeded" and run.error is None and run.flow_run_id == result["flow_run_id"]
+    assert len(run.scenes) == 3 and sum(len(s.generations) for s in run.scenes) == 6
+    outputs = {o.uri: o.sha256 for o in run.outputs}
+    assert outputs[(folder / "soundtrack.mp4").as_uri()] == sha256_file(folder / "soundtrack.mp4")
+
+
+def test_review_artifact_in_prefect(finished) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    result, _, _ = finished
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[result["review_artifact"]])))
+    assert artifacts and artifacts[0].type == "markdown"
+    assert "| 2 | 00:00:01:10 |" in artifacts[0].data  # scene 2 starts at frame 35 at 25 fps
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [("gone.mp4", None, "no such file"), ("zero.mp4", b"", "empty"), ("notes.mp4", b"hello\n", "cannot be read as media")])
+def test_cli_bad_input_one_line_exit_1_nothing_left_failed_run(prefect_api, home, tmp_path, capsys, name, content, reason) -> None:
+    from flows.cli import main
+
+    source = tmp_path / name
+    if content is not None:
+        source.write_bytes(content)
+    out = tmp_path / "out"
+    assert main(["run", str(source), "--out", str(out), "--steps", "2"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(source) in errors[0] and reason in errors[0]
+    assert not out.exists()
+    assert not list((home / "work").glob("*")) if (home / "work").exists() else True
+    from sqlalchemy import select
+
+    from db.models import Run
+    from db.session import sessions
+
+    with sessions(database_url(home))() as s:
+        run = s.scalars(select(Run).order_by(Run.id.desc())).first()
+    assert run.status == "failed" and str(source) in run.error and reason in run.error
+
+
+def test_cli_process_prints_exactly_one_line(prefect_api, home, tmp_path) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
+    source = tmp_path / "fake.mp4"
+    source.write_text("not a video")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(source), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: {source}: cannot be read as media by ffprobe (Invalid data found when processing input)"]
+    assert not (tmp_path / "out").exists()
