@@ -1,0 +1,68 @@
+"""Where a reel's time goes: each stage of the pipeline timed on a synthetic reel, without Prefect.
+
+Prints wall seconds per stage and the share of everything but sampling (DESIGN.md target on a GPU:
+≤ 10 % of the run). Usage: .venv/bin/python bench/pipeline_bench.py [--seconds 20] [--steps 50] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+from audiox_core.media.mux import mux
+from audiox_core.media.scenes import DetectorSettings
+from audiox_core.media.synthetic import make_reel
+from audiox_core.model.checkpoint import load_model
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.reel import analyse, mix_reel, reel_cues, render_cues
+
+TIMES: dict[str, float] = {}
+
+
+@contextmanager
+def timed(stage: str):
+    start = time.perf_counter()
+    yield
+    TIMES[stage] = time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=20.0, help="reel length (shots of 4 s)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    fps = Fraction(25)
+    shots = [100] * max(1, round(args.seconds / 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with timed("make reel (ffmpeg, not part of a run)"):
+            reel = make_reel(work / "reel.mp4", shot_frames=shots, fps=fps, size=(1280, 720))
+        with timed("load model"):
+            model = load_model(args.model, device=args.device)
+        with timed("probe + scenes + frames"):
+            analysis = analyse(reel.path, work, DetectorSettings(), frame_fps=model.config.video.video_fps, frame_size=model.config.video.clip.image_size)
+        cues = reel_cues(analysis, 0)
+        with timed("generate (sampling, VAE, conditioning)"):
+            rendered = render_cues(model, cues, analysis, SamplingSettings(steps=args.steps), work / "cues")
+        with timed("mix"):
+            mix_reel(analysis, rendered, work)
+        with timed("mux"):
+            mux(reel.path, analysis.info.video.index, work / "mix.wav", work / "soundtrack.mp4")
+    run_stages = {k: v for k, v in TIMES.items() if "not part" not in k and k != "load model"}
+    total = sum(run_stages.values())
+    print(f"reel: {len(shots)} shots, {reel.frames} frames at {fps} fps (1280×720), {len(cues)} cues, model {args.model} on {model.device}, {args.steps} steps")
+    for stage, seconds in TIMES.items():
+        print(f"  {stage:42s} {seconds:8.2f} s")
+    generate = run_stages["generate (sampling, VAE, conditioning)"]
+    print(f"  {'run total (without model load)':42s} {total:8.2f} s")
+    print(f"  everything but generation: {100 * (total - generate) / total:.1f} % of the run")
+
+
+if __name__ == "__main__":
+    main()
