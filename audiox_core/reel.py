@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,12 +138,6 @@ def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], out_dir: Path,
         write_wav24(out_dir / "stems" / f"{kind}.wav", audio, rate)
     write_wav24(out_dir / "mix.wav", result.mix, rate)
     return MixSummary(rate, total, result.gain_db, result.peak_dbfs, tuple(sorted(result.stems)))
-
-
-def rendered_to_dict(c: RenderedCue) -> dict:
-    d = asdict(c)
-    d["path"] = str(c.path)
-    return d
 
 
 def torch_version() -> str:

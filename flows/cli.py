@@ -53,7 +53,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     source_dir = out / "demo-source"
     source_dir.mkdir(parents=True, exist_ok=True)
     reel = make_reel(source_dir / "demo_reel.mp4")
-    print(f"Synthetic test reel: {reel.path} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})")
+    print(f"Synthetic test reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})")
     result = soundtrack(str(reel.path), str(out), _settings_from(args))
     _print_outputs(result)
     return 0

@@ -29,6 +29,7 @@ from tasks.provenance import (
     finish_run_task,
     generation_rows,
     output_rows,
+    provenance_document,
     record_results_task,
     record_source_task,
     start_run_task,
@@ -83,16 +84,7 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
             mux_task(analysis, stage)
             generations = generation_rows(rendered, final_dir, stage, model, sampling, torch_version())
             outputs = output_rows(stage, final_dir)
-            document = {
-                "run": {"id": run_id, "flow_run_id": flow_run.get_id(), "code_version": code_version(), "settings": s.to_dict()},
-                "source": {"uri": source_uri, "sha256": source["sha256"], "bytes": source["bytes"], "media": analysis.info.to_dict()},
-                "model": model,
-                "scenes": analysis.scenes.to_dict(),
-                "generations": generations,
-                "mix": {"rate": mix.rate, "samples": mix.samples, "gain_db": mix.gain_db, "peak_dbfs": mix.peak_dbfs, "stems": list(mix.stems)},
-                "outputs": outputs,
-            }
-            write_provenance_task(stage, document)
+            write_provenance_task(stage, provenance_document(run_id, s, source_uri, source, analysis, model, generations, mix, outputs))
         record_results_task(db_url, run_id, scene_ids, generations, outputs)
         key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, final_dir))
     finally:

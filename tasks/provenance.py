@@ -9,9 +9,11 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.reel import Analysis, RenderedCue
+from audiox_core.reel import Analysis, MixSummary, RenderedCue
+from audiox_core.settings import RunSettings, code_version
 from audiox_core.storage import as_uri, sha256_file, write_atomic
 from db import repository
 
@@ -54,13 +56,28 @@ def generation_rows(rendered: list[RenderedCue], final_dir: Path, stage: Path, m
 
 
 def output_rows(stage: Path, final_dir: Path) -> list[dict]:
-    """Every file in the staged folder, with its final URI, sha256 and size."""
-    rows = []
-    for path in sorted(p for p in stage.rglob("*") if p.is_file()):
-        rel = path.relative_to(stage)
-        kind = rel.parts[0] if len(rel.parts) > 1 else rel.stem
-        rows.append({"kind": f"{kind}/{rel.stem}" if len(rel.parts) > 1 else kind, "uri": as_uri(final_dir / rel), "sha256": sha256_file(path), "bytes": path.stat().st_size})
-    return rows
+    """Every file in the staged folder, with its kind (path without suffix), final URI, sha256 and size."""
+    return [
+        {"kind": str(path.relative_to(stage).with_suffix("")), "uri": as_uri(final_dir / path.relative_to(stage)),
+         "sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for path in sorted(p for p in stage.rglob("*") if p.is_file())
+    ]
+
+
+def provenance_document(
+    run_id: int, settings: RunSettings, source_uri: str, source: dict, analysis: Analysis, model: dict,
+    generations: list[dict], mix: MixSummary, outputs: list[dict],
+) -> dict[str, Any]:
+    """The chain from outputs back to the footage, as written to provenance.json."""
+    return {
+        "run": {"id": run_id, "flow_run_id": flow_run.get_id(), "code_version": code_version(), "settings": settings.to_dict()},
+        "source": {"uri": source_uri, "sha256": source["sha256"], "bytes": source["bytes"], "media": analysis.info.to_dict()},
+        "model": model,
+        "scenes": analysis.scenes.to_dict(),
+        "generations": generations,
+        "mix": {"rate": mix.rate, "samples": mix.samples, "gain_db": mix.gain_db, "peak_dbfs": mix.peak_dbfs, "stems": list(mix.stems)},
+        "outputs": outputs,
+    }
 
 
 @task(name="write-provenance", cache_policy=NO_CACHE)

@@ -115,6 +115,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path | None = None) -> LoadedModel:
     """``tiny`` (random weights, for tests and demos) or PATH: a folder with config.json + model.ckpt/.safetensors."""
     dev = resolve_device(device)
+    if spec == "demo":
+        raise ModelError("demo: no trained demo model is shipped yet; use --model tiny (random test weights) or --model PATH (an AudioX release)")
     if spec == "tiny":
         cfg = AudioXConfig.from_json(PRESETS / "tiny.json")
         with torch.random.fork_rng(devices=[]):
@@ -134,9 +136,9 @@ def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path |
 
 
 def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
-    folder = path if path.is_dir() else path.parent
-    if not folder.exists():
+    if not path.exists():
         raise ModelError(f"{path}: model folder not found")
+    folder = path if path.is_dir() else path.parent
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ModelError(f"{folder}: no config.json (expected the official AudioX release layout)")

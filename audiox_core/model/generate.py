@@ -89,16 +89,16 @@ def generate(
             raise InputError(f"generation request: {r.seconds:.3f} s is outside (0, {window / cfg.sample_rate:.2f}] s, one window")
     generators = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
     noise = NoiseSource(generators)
-    latent_shape = (len(requests), cfg.dit.io_channels, cfg.latent_frames)
-    audio_latent_shape = (len(requests), cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
     with autocast:
         video = torch.stack([_video_tensor(model, r.frames) for r in requests]).to(dev)
         prompts = torch.stack([_audio_prompt_tensor(model, r.audio_prompt) for r in requests]).to(dev)
         text = model.text_encoder([r.text for r in requests])
-        cond = net.condition(video, text, prompts, noise.like(torch.empty(audio_latent_shape)).to(dev))
+        # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.
+        prompt_noise = noise.draw((cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens), dev)
+        cond = net.condition(video, text, prompts, prompt_noise)
         sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
-        x = noise.like(torch.empty(latent_shape)).to(dev) * sigmas[0]
+        x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
         sampler = get_sampler(sampling.sampler)
         latents = sampler(lambda x, s: net.denoise(x, s, cond, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback)
         audio = net.pretransform.decode(latents.to(torch.float32)).float().cpu()  # (B, 2, window)

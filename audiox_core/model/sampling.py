@@ -22,10 +22,14 @@ class NoiseSource:
     def __init__(self, generators: Sequence[torch.Generator]) -> None:
         self.generators = list(generators)
 
+    def draw(self, item_shape: tuple[int, ...], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, *item_shape): item b from generator b, drawn on the CPU so every device gets the same numbers."""
+        draws = [torch.randn(item_shape, generator=g, dtype=torch.float32) for g in self.generators]
+        return torch.stack(draws).to(device=device, dtype=dtype)
+
     def like(self, x: torch.Tensor) -> torch.Tensor:
         assert x.shape[0] == len(self.generators), f"{x.shape=} {len(self.generators)=}"
-        draws = [torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in self.generators]
-        return torch.stack(draws).to(device=x.device, dtype=x.dtype)
+        return self.draw(tuple(x.shape[1:]), x.device, x.dtype)
 
 
 def sigma_schedule(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
