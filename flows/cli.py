@@ -25,7 +25,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
 def _print_outputs(result: dict[str, Any]) -> None:
     out = Path(result["out_dir"])
     print(f"Soundtrack for {result['reel']} — model: {result['model']}")
-    for name in ("soundtrack.mp4", "mix.wav", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
+    for name in ("soundtrack.mp4", "soundtrack.mkv", "mix.wav", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
         if (out / name).exists():
             print(f"  {out / name}")
     print(f"  {out / 'cues'}/ (one WAV per generated cue)")

@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.mix import MixSettings
-from audiox_core.media.mux import mux
+from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.reel import Analysis, MixSummary, RenderedCue, analyse, mix_reel, write_scenes_json
 from audiox_core.storage import check_readable_file, local_path, sha256_file
@@ -44,6 +44,6 @@ def mix_task(analysis: Analysis, rendered: list[RenderedCue], stage: Path) -> Mi
 
 @task(name="mux", cache_policy=NO_CACHE)
 def mux_task(analysis: Analysis, stage: Path) -> Path:
-    out = stage / "soundtrack.mp4"
+    out = stage / soundtrack_name(analysis.info.video.codec)
     mux(analysis.info.path, analysis.info.video.index, stage / "mix.wav", out)
     return out

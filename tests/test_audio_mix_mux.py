@@ -74,3 +74,17 @@ def test_dialogue_decodes_to_stereo_48k(reel) -> None:
     audio = decode_audio(reel.path, info.audio.index)
     assert audio.shape[0] == 2 and abs(audio.shape[1] - 48_000 * 2.2) < 48_000 * 0.05
     assert np.abs(audio).max() > 0.05
+
+
+def test_codec_mp4_cannot_hold_goes_to_matroska_untouched(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from audiox_core.media.mux import soundtrack_name
+    from audiox_core.media.synthetic import make_reel
+
+    vp8 = make_reel(tmp_path / "vp8.webm", shot_frames=(10, 10), fps=Fraction(24), size=(160, 90), audio=False, codec="libvpx")
+    info = probe(vp8.path)
+    assert info.video.codec == "vp8" and soundtrack_name("vp8") == "soundtrack.mkv" and soundtrack_name("h264") == "soundtrack.mp4"
+    write_wav24(tmp_path / "mix.wav", np.zeros((2, 48_000 * 20 // 24), np.float32), 48_000)
+    mux(vp8.path, info.video.index, tmp_path / "mix.wav", tmp_path / "soundtrack.mkv")
+    assert packet_md5s(tmp_path / "soundtrack.mkv") == packet_md5s(vp8.path)

@@ -20,9 +20,17 @@ def binary(name: str) -> str:
     return found
 
 
+# ffmpeg's closing lines that only say "it failed"; the cause is on an earlier line.
+_GENERIC = ("Error initializing output stream", "Could not write header", "Conversion failed", "Error opening output")
+
+
 def _reason(stderr: str, subject: Path) -> str:
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    return lines[-1].removeprefix(f"{subject}: ") if lines else "no error output"
+    specific = [ln for ln in lines if not ln.startswith(_GENERIC)] or lines
+    if not specific:
+        return "no error output"
+    reason = specific[-1].removeprefix(f"{subject}: ")
+    return reason.split("] ", 1)[1] if reason.startswith("[") and "] " in reason else reason
 
 
 def run(tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False) -> subprocess.CompletedProcess:
