@@ -85,11 +85,15 @@ class TextConditionerConfig:
 
 @dataclass(frozen=True)
 class AudioConditionerConfig:
-    """The audio prompt: ``prompt_samples`` at the model rate (10 s · 44.1 kHz), encoded to ``n_tokens``."""
+    """The audio prompt, encoded by its own VAE to ``n_tokens`` (215 in the official code).
+
+    ``prompt_samples`` = None derives the length: the 10 s window at the model rate (441 000) when
+    that encodes to ``n_tokens``, else exactly ``n_tokens`` latent frames of audio.
+    """
 
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     n_tokens: int = 215
-    prompt_samples: int = 441_000
+    prompt_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,16 +148,26 @@ class AudioXConfig:
     def n_cond_tokens(self) -> int:
         return self.video.n_tokens + self.text.max_length + self.audio.n_tokens
 
+    @property
+    def audio_prompt_samples(self) -> int:
+        if self.audio.prompt_samples is not None:
+            return self.audio.prompt_samples
+        window = self.video.window_s * self.sample_rate
+        strides = self.audio.autoencoder.strides
+        return window if encoded_length(window, strides) == self.audio.n_tokens else self.audio.n_tokens * self.audio.autoencoder.hop
+
     @classmethod
-    def from_json(cls, path: str | Path) -> AudioXConfig:
-        """Parse an official-format config.json; ValueError names any missing key or unknown type."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except OSError as e:
-            raise ModelError(f"{path}: cannot read model config ({e.strerror})") from e
-        except json.JSONDecodeError as e:
-            raise ModelError(f"{path}: model config is not valid JSON ({e})") from e
+    def from_json(cls, path: str | Path, *, clip_vision: str | Path | None = None) -> AudioXConfig:
+        """Parse an official-format config.json; ValueError names any missing key or unknown type.
+
+        ``clip_vision``: a CLIPVisionConfig JSON for the CLIP tower (the official code always uses
+        ViT-B/32, which is the default here; small test towers need their own).
+        """
+        raw = _read_json(Path(path), "model config")
+        if clip_vision is not None:
+            fields = {f.name for f in dataclasses.fields(ClipVisionConfig)}
+            tower = {k: v for k, v in _read_json(Path(clip_vision), "CLIP vision config").items() if k in fields}
+            raw = {**raw, "studio": {**raw.get("studio", {}), "clip_vision": tower}}
         return cls.from_dict(raw)
 
     @classmethod
@@ -162,6 +176,15 @@ class AudioXConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read {what} ({e.strerror})") from e
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: {what} is not valid JSON ({e})") from e
 
 
 def _get(node: dict[str, Any], key: str, where: str) -> Any:
@@ -284,7 +307,7 @@ def _validate(config: AudioXConfig) -> None:
         raise ValueError("model config: cond_token_dim, cond_dim and the CLIP width must agree")
     if config.dit.embed_dim % config.dit.num_heads or config.cond_dim % config.dit.dim_head:
         raise ValueError("model config: embed_dim and cond_dim must be multiples of the head width")
-    if encoded_length(config.audio.prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
+    if encoded_length(config.audio_prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
         raise ValueError("model config: the audio prompt length does not encode to the audio token count")
     if config.dit.num_heads % config.dit.kv_heads:
         raise ValueError("model config: num_heads must be a multiple of the cross-attention key/value heads")

@@ -65,7 +65,7 @@ def _video_tensor(model: LoadedModel, frames: np.ndarray) -> torch.Tensor:
 
 def _audio_prompt_tensor(model: LoadedModel, prompt: np.ndarray | None) -> torch.Tensor:
     """(2, prompt_samples): left-padded with silence, keeping the last samples if longer."""
-    n = model.config.audio.prompt_samples
+    n = model.config.audio_prompt_samples
     out = torch.zeros(model.config.audio_channels, n)
     if prompt is not None and prompt.size:
         tail = torch.from_numpy(np.ascontiguousarray(prompt[:, -n:], dtype=np.float32))
