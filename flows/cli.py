@@ -85,6 +85,46 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_manifest(args: argparse.Namespace) -> int:
+    from audiox_core.model.checkpoint import manifest
+    from audiox_core.model.config import AudioXConfig
+
+    print(json.dumps(manifest(_model_config(args, AudioXConfig)), indent=1))
+    return 0
+
+
+def cmd_model_check(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from audiox_core.model.checkpoint import load_weights, parameter_counts, read_state_dict
+    from audiox_core.model.config import AudioXConfig
+    from audiox_core.storage import sha256_file
+
+    cfg = _model_config(args, AudioXConfig)
+    ckpt = Path(args.ckpt)
+    state_dict = read_state_dict(ckpt)
+    dtypes = Counter(str(t.dtype).removeprefix("torch.") for t in state_dict.values())
+    network = load_weights(cfg, state_dict, str(ckpt))
+    counts = parameter_counts(network)
+    print(f"{ckpt}: loads strictly into {args.config} ({len(state_dict)} tensors)")
+    print(f"  sha256  {sha256_file(ckpt)}")
+    print(f"  bytes   {ckpt.stat().st_size:,}")
+    print(f"  dtype   {', '.join(f'{d} ×{n}' for d, n in dtypes.most_common())}")
+    for part, n in counts.items():
+        print(f"  {part:28s} {n:>15,} parameters")
+    print(f"  {'total':28s} {sum(counts.values()):>15,} parameters")
+    return 0
+
+
+def _model_config(args: argparse.Namespace, config_type):
+    from audiox_core.errors import ModelError
+
+    try:
+        return config_type.from_json(args.config, clip_vision=args.clip_vision)
+    except ValueError as e:
+        raise ModelError(f"{args.config}: {e}") from e
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from flows.doctor import run_checks
 
@@ -131,6 +171,17 @@ def parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")
     doctor.set_defaults(func=cmd_doctor)
+
+    model = sub.add_parser("model", help="inspect AudioX configs and checkpoints")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    manifest = model_sub.add_parser("manifest", help="print the {key: shape} JSON of the model a config builds (no weights)")
+    check = model_sub.add_parser("check", help="load a checkpoint strictly and report parameter counts, dtype and sha256")
+    for p_ in (manifest, check):
+        p_.add_argument("--config", required=True, help="official-format config.json")
+        p_.add_argument("--clip-vision", help="CLIPVisionConfig JSON for a non-default CLIP tower (test models)")
+    check.add_argument("--ckpt", required=True, help="model.ckpt ({'state_dict': …}) or .safetensors")
+    manifest.set_defaults(func=cmd_model_manifest)
+    check.set_defaults(func=cmd_model_check)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

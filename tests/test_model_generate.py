@@ -72,3 +72,22 @@ def test_load_weights_round_trip(tiny_model) -> None:
     network = load_weights(tiny_model.config, sd, "memory")
     for k, v in network.state_dict().items():
         assert torch.equal(v, sd[k]), k
+
+
+def test_cfg_scale_1_equals_the_conditional_branch_of_the_cfg_batch(tiny_model) -> None:
+    dit = tiny_model.network.model.model
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(2, 8, 236, generator=g), torch.rand(2, generator=g)
+    cond = torch.randn(2, tiny_model.config.n_cond_tokens, tiny_model.config.cond_dim, generator=g)
+    with torch.inference_mode():
+        kvs = dit.condition(cond)
+        single = dit.guided(x, t, kvs, 1.0)
+        both = dit.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs)  # second half unconditional
+        unconditional = dit.forward_once(x, t, dit.condition(torch.zeros_like(cond)))
+    torch.testing.assert_close(both[:2], single, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(both[2:], unconditional, rtol=1e-5, atol=1e-4)
+
+
+def test_video_shorter_than_one_frame_is_refused(tiny_model) -> None:
+    with pytest.raises(Exception, match="one window|outside"):
+        generate(tiny_model, [GenerationRequest(frames(1), "x", 0, 0.0)], FAST)

@@ -83,12 +83,13 @@ def test_clip_video_conditioner(net, fixture) -> None:
     video = net.conditioner.conditioners["video_prompt"]
     seen, hooks = capture({"last_hidden_state": video.visual_encoder_model.vision_model, "temp": video.Temp_transformer})
     try:
-        out = video(fixture["clip.video"])
+        video.encode(fixture["clip.video"])  # both items through the tower, as the official code does
     finally:
         for h in hooks:
             h.remove()
     assert rel(seen["last_hidden_state"], fixture["clip.last_hidden_state"]) <= TOLERANCE
     assert rel(seen["temp"], fixture["clip.temp_transformer_out"]) <= TOLERANCE
+    out = video(fixture["clip.video"])  # the all-zero item 1 skips the tower
     assert rel(out, fixture["clip.out"]) <= TOLERANCE
     assert torch.equal(out[1], video.empty_visual_feat[0])
 
@@ -113,12 +114,12 @@ def test_synthetic_weights_match_the_recipe_hashes() -> None:
     import hashlib
     import json
 
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("bit-exact weight hashes need torch's vectorised x86-64 normal sampler (WEIGHTS.md, Portability)")
     cfg = AudioXConfig.from_json(PARITY / "config_tiny.json", clip_vision=PARITY / "clip_vision_tiny.json")
     reference = json.loads((PARITY / "weights_tiny_seed0.sha256.json").read_text())
     combined = hashlib.sha256()
     for key, tensor in synthetic_state_dict(cfg, seed=0).items():
         raw = tensor.contiguous().numpy().tobytes()
         combined.update(key.encode() + b"\0" + raw)
-    # Bit-exact on x86-64 (the recipe's portability note); elsewhere the output checks above still hold.
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        assert combined.hexdigest() == reference["combined_sha256"]
+    assert combined.hexdigest() == reference["combined_sha256"]

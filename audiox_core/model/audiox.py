@@ -12,7 +12,7 @@ from torch import nn
 from audiox_core.model.autoencoder import Pretransform
 from audiox_core.model.conditioners import AudioPromptConditioner, VideoConditioner
 from audiox_core.model.config import AudioXConfig
-from audiox_core.model.dit import DiTWrapper
+from audiox_core.model.dit import DiTWrapper, KeysValues
 
 
 class MultiConditioner(nn.Module):
@@ -41,12 +41,13 @@ class AudioX(nn.Module):
         audio_tokens = conditioners["audio_prompt"](audio, audio_noise)
         return torch.cat((video_tokens, text.to(video_tokens.dtype), audio_tokens), dim=1)
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, cfg_scale: float) -> torch.Tensor:
-        """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1)."""
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, kvs: list[KeysValues], cfg_scale: float) -> torch.Tensor:
+        """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1); ``kvs`` from
+        ``self.model.model.condition(cond)``, computed once per request."""
         sigma = sigma.to(torch.float32)
         c_skip = 1 / (sigma**2 + 1)
         c_out = -sigma / torch.sqrt(sigma**2 + 1)
         c_in = 1 / torch.sqrt(sigma**2 + 1)
         t = torch.atan(sigma) * 2 / torch.pi
-        v = self.model.model(x * c_in, t.expand(x.shape[0]).to(x.device), cond, cfg_scale)
+        v = self.model.model.guided(x * c_in, t.expand(x.shape[0]).to(x.device), kvs, cfg_scale)
         return x * c_skip + v.to(x.dtype) * c_out

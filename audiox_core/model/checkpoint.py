@@ -97,6 +97,19 @@ def _reset_nonpersistent_buffers(network: AudioX) -> None:
             module._buffers["position_ids"] = torch.arange(ids.shape[-1]).expand(ids.shape).clone()
 
 
+def parameter_counts(network: AudioX) -> dict[str, int]:
+    """Parameters per part: DiT, VAE, CLIP tower, video temporal/pooling, audio-prompt conditioner."""
+    video = network.conditioner.conditioners["video_prompt"]
+    clip = sum(p.numel() for p in video.visual_encoder_model.parameters())
+    return {
+        "dit": sum(p.numel() for p in network.model.parameters()),
+        "vae": sum(p.numel() for p in network.pretransform.parameters()),
+        "video_clip_tower": clip,
+        "video_temporal_and_pooling": sum(p.numel() for p in video.parameters()) - clip,
+        "audio_prompt_conditioner": sum(p.numel() for p in network.conditioner.conditioners["audio_prompt"].parameters()),
+    }
+
+
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     """sha256 over each key (UTF-8), a 0x00 byte and the tensor's raw little-endian bytes, in order."""
     h = hashlib.sha256()

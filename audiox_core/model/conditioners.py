@@ -106,7 +106,15 @@ class VideoConditioner(nn.Module):
         self.Temp_transformer = TemporalTransformer(dim, cfg.temporal_depth, cfg.temporal_heads, cfg.temporal_dim_head, cfg.temporal_mlp_dim)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, F, 3, H, W) with values 0…255 → (B, n_tokens, dim)."""
+        """video (B, F, 3, H, W) with values 0…255 → (B, n_tokens, dim). All-zero (absent) videos
+        are not encoded: their result is the learned empty feature."""
+        out = self.empty_visual_feat.expand(video.shape[0], -1, -1).clone()
+        present = (video.flatten(1) != 0).any(dim=1)  # (B,)
+        if present.any():
+            out[present] = self.encode(video[present]).to(out.dtype)
+        return out
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
         b, f = video.shape[:2]
         assert f == self.cfg.n_frames, f"{video.shape=} {self.cfg.n_frames=}"
         mean = torch.tensor(CLIP_MEAN, device=video.device).view(1, 3, 1, 1)
@@ -118,9 +126,7 @@ class VideoConditioner(nn.Module):
         per_token = self.Temp_transformer(per_token + self.Temp_pos_embedding[:, :f])
         frames_major = per_token.view(b, p, f, dim).transpose(1, 2).reshape(b, f * p, dim)  # (B, F·P, dim)
         # Official quirk: a raw reshape, not a transpose, before the token-pooling projection.
-        pooled = self.proj(frames_major.reshape(-1, f * p)).reshape(b, self.cfg.n_tokens, dim)
-        absent = (video.flatten(1) == 0).all(dim=1)  # (B,)
-        return torch.where(absent[:, None, None], self.empty_visual_feat.to(pooled.dtype), pooled)
+        return self.proj(frames_major.reshape(-1, f * p)).reshape(b, self.cfg.n_tokens, dim)
 
 
 class AudioPromptConditioner(nn.Module):
@@ -132,12 +138,18 @@ class AudioPromptConditioner(nn.Module):
         self.pretransform = Pretransform(cfg.autoencoder)
 
     def forward(self, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """audio (B, 2, prompt_samples), noise (B, latent, n_tokens) for the VAE posterior → (B, n_tokens, dim)."""
-        latent = self.pretransform.encode(audio, noise=noise)  # (B, latent, N)
-        assert latent.shape[-1] == self.cfg.n_tokens, f"{latent.shape=} {self.cfg.n_tokens=}"
-        tokens = self.proj_out(latent.transpose(1, 2))
-        absent = (audio.flatten(1) == 0).all(dim=1)
-        return torch.where(absent[:, None, None], self.empty_audio_feat.to(tokens.dtype), tokens)
+        """audio (B, 2, prompt_samples), noise (B, latent, n_tokens) for the VAE posterior → (B, n_tokens, dim).
+
+        Silent (all-zero) prompts are not encoded: their result is the learned empty feature anyway.
+        """
+        b = audio.shape[0]
+        out = self.empty_audio_feat.expand(b, -1, -1).clone()
+        present = (audio.flatten(1) != 0).any(dim=1)  # (B,)
+        if present.any():
+            latent = self.pretransform.encode(audio[present], noise=noise[present])  # (P, latent, N)
+            assert latent.shape[-1] == self.cfg.n_tokens, f"{latent.shape=} {self.cfg.n_tokens=}"
+            out[present] = self.proj_out(latent.transpose(1, 2)).to(out.dtype)
+        return out
 
 
 class TextEncoder:

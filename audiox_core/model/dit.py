@@ -15,6 +15,8 @@ from torch import nn
 
 from audiox_core.model.config import DiTConfig
 
+KeysValues = tuple[torch.Tensor, torch.Tensor]
+
 
 class LayerNorm(nn.Module):
     """LayerNorm with a learnable ``gamma`` and a fixed zero ``beta`` that the checkpoint stores."""
@@ -85,12 +87,15 @@ class CrossAttention(nn.Module):
         self.to_kv = nn.Linear(context_dim, 2 * context_dim, bias=False)
         self.to_out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def keys_values(self, context: torch.Tensor) -> KeysValues:
+        """(B, Hkv, S, D) keys and values; they depend on the condition only, so once per request."""
+        k, v = (_split_heads(t, self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))
+        return k, v
+
+    def forward(self, x: torch.Tensor, kv: KeysValues) -> torch.Tensor:
         q = _split_heads(self.to_q(x), self.heads)  # (B, H, T, D)
-        k, v = (_split_heads(t, self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))  # (B, Hkv, S, D)
-        group = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        return self.to_out(_merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        out = F.scaled_dot_product_attention(q, *kv, enable_gqa=self.heads != self.kv_heads)
+        return self.to_out(_merge_heads(out))
 
 
 class SwiGLU(nn.Module):
@@ -123,9 +128,13 @@ class TransformerBlock(nn.Module):
         self.ff_norm = LayerNorm(dim)
         self.ff = FeedForward(dim, cfg.ff_mult)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: KeysValues, freqs: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.pre_norm(x), freqs)
-        x = x + self.cross_attn(self.cross_attend_norm(x), context)
+        # Rows past the keys' batch carry the all-zero CFG null condition: their keys and values are
+        # exactly zero (no biases on the way), so cross-attention adds exactly zero and is skipped.
+        n = kv[0].shape[0]
+        cross = self.cross_attn(self.cross_attend_norm(x[:n]), kv)
+        x = x + cross if n == x.shape[0] else torch.cat((x[:n] + cross, x[n:]))
         return x + self.ff(self.ff_norm(x))
 
 
@@ -137,11 +146,11 @@ class ContinuousTransformer(nn.Module):
         self.project_out = nn.Linear(cfg.embed_dim, cfg.io_channels, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(cfg.rotary_dim)
 
-    def forward(self, x: torch.Tensor, prepend: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prepend: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
         x = torch.cat((prepend, self.project_in(x)), dim=1)  # (B, 1 + T, E)
         freqs = self.rotary_pos_emb(x.shape[1])
-        for layer in self.layers:
-            x = layer(x, context, freqs)
+        for layer, kv in zip(self.layers, kvs):
+            x = layer(x, kv, freqs)
         return self.project_out(x)  # (B, 1 + T, io)
 
 
@@ -172,22 +181,29 @@ class DiffusionTransformer(nn.Module):
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
 
-    def forward_once(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1], cond (B, S, cond_dim) raw tokens."""
+    def condition(self, cond: torch.Tensor) -> list[KeysValues]:
+        """Per-layer cross-attention keys and values of raw condition tokens (B, S, cond_dim)."""
         context = self.to_cond_embed(cond)
+        return [layer.cross_attn.keys_values(context) for layer in self.transformer.layers]
+
+    def forward_once(self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
+        """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional."""
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(x.dtype)))  # (B, E)
         x = self.preprocess_conv(x) + x
-        out = self.transformer(x.transpose(1, 2), t_embed[:, None], context)  # (B, 1 + T, io)
+        out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs)  # (B, 1 + T, io)
         out = out.transpose(1, 2)[:, :, 1:]
         return self.postprocess_conv(out) + out
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float = 1.0) -> torch.Tensor:
-        """Classifier-free guidance in one batched pass; the null condition is all zeros."""
+    def guided(self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues], cfg_scale: float) -> torch.Tensor:
+        """Classifier-free guidance in one batched pass: [x | x], the second half unconditional."""
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, cond)
-        both = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), torch.cat((cond, torch.zeros_like(cond))))
-        cond_out, uncond_out = both.chunk(2)
+            return self.forward_once(x, t, kvs)
+        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs).chunk(2)
         return uncond_out + (cond_out - uncond_out) * cfg_scale
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float = 1.0) -> torch.Tensor:
+        """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros."""
+        return self.guided(x, t, self.condition(cond), cfg_scale)
 
 
 class DiTWrapper(nn.Module):

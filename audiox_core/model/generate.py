@@ -96,11 +96,11 @@ def generate(
         text = model.text_encoder([r.text for r in requests])
         # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.
         prompt_noise = noise.draw((cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens), dev)
-        cond = net.condition(video, text, prompts, prompt_noise)
+        kvs = net.model.model.condition(net.condition(video, text, prompts, prompt_noise))
         sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
         x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
         sampler = get_sampler(sampling.sampler)
-        latents = sampler(lambda x, s: net.denoise(x, s, cond, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback)
+        latents = sampler(lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback)
         audio = net.pretransform.decode(latents.to(torch.float32)).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests)]
 
