@@ -41,13 +41,28 @@ class AudioX(nn.Module):
         audio_tokens = conditioners["audio_prompt"](audio, audio_noise)
         return torch.cat((video_tokens, text.to(video_tokens.dtype), audio_tokens), dim=1)
 
+    @property
+    def dit_dtype(self) -> torch.dtype:
+        return self.model.model.transformer.project_in.weight.dtype
+
+    def to_inference_dtype(self, dtype: torch.dtype) -> AudioX:
+        """Run the DiT in ``dtype`` (bf16 on CUDA), keeping its timestep path, the VAE and the
+        conditioners in fp32; the sampler's own arithmetic stays fp32."""
+        dit = self.model.model.to(dtype)
+        dit.timestep_features.float()
+        dit.to_timestep_embed.float()
+        return self
+
+    def cross_attention_kv(self, cond: torch.Tensor) -> list[KeysValues]:
+        """Per-layer keys and values of the condition tokens: once per request, reused every step."""
+        return self.model.model.condition(cond.to(self.dit_dtype))
+
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, kvs: list[KeysValues], cfg_scale: float) -> torch.Tensor:
-        """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1); ``kvs`` from
-        ``self.model.model.condition(cond)``, computed once per request."""
+        """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1)."""
         sigma = sigma.to(torch.float32)
         c_skip = 1 / (sigma**2 + 1)
         c_out = -sigma / torch.sqrt(sigma**2 + 1)
         c_in = 1 / torch.sqrt(sigma**2 + 1)
         t = torch.atan(sigma) * 2 / torch.pi
-        v = self.model.model.guided(x * c_in, t.expand(x.shape[0]).to(x.device), kvs, cfg_scale)
+        v = self.model.model.guided((x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale)
         return x * c_skip + v.to(x.dtype) * c_out

@@ -144,6 +144,8 @@ def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path |
         random_weights = False
     text = TextEncoder(cfg.text, cfg.cond_dim, t5_dir).to(dev, torch.float16 if dev.type == "cuda" and cfg.text.kind == "t5" else torch.float32)
     network.to(dev).eval().requires_grad_(False)
+    if dev.type == "cuda":
+        network.to_inference_dtype(torch.bfloat16)  # DiT in bf16 on GPUs; fp32 on the CPU
     log.info("model %s loaded on %s (checkpoint sha256 %s)", spec, dev, sha[:12])
     return LoadedModel(spec, label, cfg, network, text, sha, random_weights, dev)
 

@@ -188,7 +188,9 @@ class DiffusionTransformer(nn.Module):
 
     def forward_once(self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
         """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional."""
-        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(x.dtype)))  # (B, E)
+        # The timestep path may stay fp32 while the rest runs in bf16 (see AudioX.to_inference_dtype).
+        t_dtype = self.timestep_features.weight.dtype
+        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(t_dtype))).to(x.dtype)  # (B, E)
         x = self.preprocess_conv(x) + x
         out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs)  # (B, 1 + T, io)
         out = out.transpose(1, 2)[:, :, 1:]

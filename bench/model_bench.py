@@ -1,0 +1,146 @@
+"""AudioX speed: seconds per sampling step and per 10 s window, ours beside a straightforward
+implementation of the same maths (bench/reference_dit.py), with TFLOP/s over FLOPs counted from the
+config and, on CUDA, the card's measured bf16 matmul rate.
+
+    .venv/bin/python bench/model_bench.py --config tiny --device cpu
+    .venv/bin/python bench/model_bench.py --config base --device cpu --timed-steps 2
+    .venv/bin/python bench/model_bench.py --config base --device cuda --batch 8
+
+Weights are synthetic (recipe audiox-synth-v1), so no checkpoint is needed; speed does not depend
+on the values. Text conditioning is a random (B, 128, 768) tensor (T5 is outside the model). A
+window = conditioning + ``--window-steps`` sampling steps + VAE decode, each part measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_dit import reference_guided  # noqa: E402
+
+from audiox_core.model.checkpoint import PRESETS, load_weights  # noqa: E402
+from audiox_core.model.config import AudioXConfig, DiTConfig  # noqa: E402
+from audiox_core.model.synthetic_weights import synthetic_state_dict  # noqa: E402
+
+CONFIGS = {"tiny": PRESETS / "tiny.json", "base": Path(__file__).resolve().parents[1].parent / "shared" / "audiox" / "config_base.json"}
+
+
+def step_flops(d: DiTConfig, tokens: int, cond_tokens: int, batch: int) -> float:
+    """FLOPs of one guided DiT evaluation (multiply-add = 2): both CFG branches through self-attention
+    and feed-forward, the conditional branch through cross-attention (the unconditional branch's
+    cross-attention is exactly zero), keys/values of the condition excluded (once per request)."""
+    e, n = d.embed_dim, tokens + 1
+    self_attn = 2 * n * e * 3 * e + 2 * 2 * n * n * e + 2 * n * e * e
+    ff = 2 * n * e * 2 * d.ff_mult * e + 2 * n * d.ff_mult * e * e
+    cross = 2 * n * e * e + 2 * 2 * n * cond_tokens * e + 2 * n * e * e
+    io = 2 * 2 * tokens * d.io_channels * e + 2 * 2 * tokens * d.io_channels ** 2
+    return batch * (2 * (d.depth * (self_attn + ff) + io) + d.depth * cross)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: torch.device, n: int = 8192) -> float:
+    """Measured bf16 matmul TFLOP/s of the card (n×n×n)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    seconds = timed(lambda: a @ b, device, 20)
+    return 2 * n**3 / seconds / 1e12
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tiny", help="tiny, base or a config.json path")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=1, help="requests per batch (CFG doubles the DiT batch)")
+    p.add_argument("--timed-steps", type=int, default=5)
+    p.add_argument("--window-steps", type=int, default=100, help="sampling steps per window (official app: 100)")
+    p.add_argument("--cfg-scale", type=float, default=7.0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the DiT (CUDA)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+
+    cfg = AudioXConfig.from_json(CONFIGS.get(args.config, args.config))
+    started = time.perf_counter()
+    net = load_weights(cfg, synthetic_state_dict(cfg, seed=0), f"synthetic {args.config}").to(device).eval().requires_grad_(False)
+    build_s = time.perf_counter() - started
+    if device.type == "cuda":
+        net.to_inference_dtype(torch.bfloat16)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    dit = net.model.model
+    b = args.batch
+    g = torch.Generator().manual_seed(1)
+    video = (torch.rand(b, cfg.video.n_frames, 3, cfg.video.clip.image_size, cfg.video.clip.image_size, generator=g) * 255).to(device)
+    text = torch.randn(b, cfg.text.max_length, cfg.cond_dim, generator=g).to(device)
+    prompt = (0.1 * torch.randn(b, cfg.audio_channels, cfg.audio_prompt_samples, generator=g)).to(device)
+    prompt_noise = torch.randn(b, cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g).to(device)
+    x = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, generator=g).to(device)
+    sigma = torch.tensor(10.0, device=device)
+
+    results: dict[str, float | str | int] = {"config": args.config, "device": str(device), "batch": b, "dtype": str(net.dit_dtype)}
+    with torch.inference_mode():
+        cond = net.condition(video, text, prompt, prompt_noise)
+        kvs = net.cross_attention_kv(cond)
+        if args.compile:  # an instance attribute shadows the method, so guided() calls the compiled pass
+            dit.forward_once = torch.compile(dit.forward_once)
+        ours = lambda: net.denoise(x, sigma, kvs, args.cfg_scale)  # noqa: E731
+        t = torch.full((b,), float(torch.atan(sigma) * 2 / torch.pi), device=device)
+        x_in = (x / torch.sqrt(sigma**2 + 1)).to(net.dit_dtype)
+        cond_dit = cond.to(net.dit_dtype)
+        reference = lambda: reference_guided(dit, x_in, t, cond_dit, args.cfg_scale)  # noqa: E731
+        agree = float((dit.guided(x_in, t, kvs, args.cfg_scale).float() - reference().float()).abs().max() / reference().float().abs().max())
+        results["ours_step_s"] = timed(ours, device, args.timed_steps)
+        results["reference_step_s"] = timed(reference, device, args.timed_steps)
+        results["conditioning_s"] = timed(lambda: net.cross_attention_kv(net.condition(video, text, prompt, prompt_noise)), device, 1)
+        latent = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, device=device)
+        results["vae_decode_s"] = timed(lambda: net.pretransform.decode(latent), device, 1)
+    flops = step_flops(cfg.dit, cfg.latent_frames, cfg.n_cond_tokens, b)
+    results["step_tflop"] = flops / 1e12
+    results["ours_tflops"] = flops / results["ours_step_s"] / 1e12
+    window = lambda step: results["conditioning_s"] + args.window_steps * step + results["vae_decode_s"]  # noqa: E731
+    results["ours_window_s"] = window(results["ours_step_s"])
+    results["reference_window_s"] = window(results["reference_step_s"])
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+        results["matmul_bf16_tflops"] = matmul_rate(device)
+        results["fraction_of_matmul_rate"] = results["ours_tflops"] / results["matmul_bf16_tflops"]
+        results["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+
+    print(f"AudioX {args.config} on {results.get('gpu', device)}, batch {b} (DiT batch {2 * b} with CFG), DiT {results['dtype']}, "
+          f"synthetic weights built in {build_s:.1f} s; ours vs reference agree to {agree:.1e} (max|Δ|/max)")
+    print(f"  {'':34s} {'ours':>10s} {'reference':>10s} {'ratio':>7s}")
+    print(f"  {'seconds per sampling step':34s} {results['ours_step_s']:10.4f} {results['reference_step_s']:10.4f} {results['ours_step_s'] / results['reference_step_s']:7.2f}")
+    print(f"  {f'seconds per 10 s window ({args.window_steps} steps)':34s} {results['ours_window_s']:10.2f} {results['reference_window_s']:10.2f} {results['ours_window_s'] / results['reference_window_s']:7.2f}")
+    print(f"  conditioning {results['conditioning_s']:.3f} s, VAE decode {results['vae_decode_s']:.3f} s per batch; "
+          f"{results['step_tflop']:.3f} TFLOP per step → {results['ours_tflops']:.2f} TFLOP/s")
+    if device.type == "cuda":
+        print(f"  measured bf16 matmul rate {results['matmul_bf16_tflops']:.0f} TFLOP/s; sampling reaches "
+              f"{100 * results['fraction_of_matmul_rate']:.1f} % of it; peak memory {results['peak_memory_gb']:.1f} GB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
