@@ -61,3 +61,26 @@ def test_load_model_from_a_release_folder(tiny_ckpt: Path) -> None:
     model = load_model(str(tiny_ckpt.parent), device="cpu")
     assert not model.random_weights and len(model.checkpoint_sha256) == 64
     assert torch.equal(model.network.state_dict()["model.model.preprocess_conv.weight"], synthetic_state_dict(model.config, 3)["model.model.preprocess_conv.weight"])
+
+
+def test_official_text_encoder_needs_a_t5_folder(tiny_ckpt: Path, tmp_path: Path) -> None:
+    from audiox_core.errors import ModelError
+    from audiox_core.model.checkpoint import load_model
+
+    raw = json.loads(TINY.read_text())
+    raw["studio"]["text"] = {"kind": "t5"}  # the official text conditioner: T5 from a local folder
+    (tiny_ckpt.parent / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=r"nowhere: T5 folder missing or has no config.json \(set AUDIOX_T5_DIR"):
+        load_model(str(tiny_ckpt.parent), device="cpu", t5_dir=tmp_path / "nowhere")
+
+
+def test_zero_frame_video_is_an_input_error(tmp_path: Path) -> None:
+    import subprocess
+
+    from audiox_core.errors import InputError
+    from audiox_core.media.probe import probe
+
+    path = tmp_path / "zero.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)], check=True)
+    with pytest.raises(InputError, match=f"{path}: no video stream"):
+        probe(path)
