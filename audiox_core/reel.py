@@ -16,7 +16,8 @@ import torch
 
 from audiox_core.cues import Cue, measure, plan_cues
 from audiox_core.media.audio import decode_audio, read_wav, resample, write_wav24
-from audiox_core.media.frames import FrameStore, FrameStoreWriter
+from audiox_core.media.decode import ModelFrames
+from audiox_core.media.frames import FrameStore
 from audiox_core.media.mix import DIALOGUE, PlacedCue, MixSettings, build_stem, level_cue, mix_stems
 from audiox_core.media.probe import MediaInfo, probe
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
@@ -59,12 +60,9 @@ class MixSummary:
 def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
     """Probe the file, then one decoding pass: scene cuts plus the model's frames."""
     info = probe(path)
-    writer = FrameStoreWriter(work / "frames.rgb", fps=frame_fps, size=frame_size)
-    try:
-        scenes = detect_scenes(path, info.video.fps, detector, frames_out=writer, expected_frames=info.video.frames, progress=progress)
-    finally:
-        frames = writer.close()
-    return Analysis(info, scenes, frames)
+    model_frames = ModelFrames(work / "frames.rgb", fps=frame_fps, size=frame_size)
+    scenes = detect_scenes(info, detector, model_frames=model_frames, progress=progress)
+    return Analysis(info, scenes, FrameStore.open(model_frames.path, frame_fps, frame_size))
 
 
 def write_scenes_json(scenes: SceneList, path: Path) -> None:

@@ -66,7 +66,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
     path = local_path(args.source)
     info = probe(path)
-    scenes = detect_scenes(path, info.video.fps, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
+    scenes = detect_scenes(info, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
     if args.json:
         print(json.dumps(scenes.to_dict(), indent=2))
     else:

@@ -3,7 +3,7 @@ import pytest
 
 from audiox_core.cues import SceneLook, cue_seed, measure, plan_cues, prompts
 from audiox_core.errors import InputError, ModelError
-from audiox_core.media.scenes import scenes_from_cuts, DetectorSettings
+from audiox_core.media.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
 from audiox_core.model.checkpoint import load_model
 from audiox_core.settings import RunSettings
 from fractions import Fraction
@@ -24,7 +24,8 @@ def test_prompts_follow_the_picture() -> None:
 
 
 def test_one_foley_and_one_music_cue_per_scene_with_distinct_reproducible_seeds() -> None:
-    scenes = scenes_from_cuts([10, 20], 30, Fraction(25), DetectorSettings()).scenes
+    curves = FrameCurves(times=[Fraction(i, 25) for i in range(30)])
+    scenes = scenes_from_cuts([10, 20], curves, Fraction(25), DetectorSettings()).scenes
     cues = plan_cues(scenes, [SceneLook(0, 100, 0)] * 3, run_seed=7)
     assert [(c.scene_index, c.kind) for c in cues] == [(i, k) for i in range(3) for k in ("foley", "music")]
     assert len({c.seed for c in cues}) == 6

@@ -1,18 +1,16 @@
 """The model's view of the picture: frames on a fixed time grid (5 fps), squashed to 224×224 RGB.
 
-Frames are written to a raw file as they are decoded and read back through a memory map, so a
-two-hour reel does not sit in memory. Grid point k (time k / fps) takes the first decoded frame
-at or after it.
+The decoding pass (audiox_core.media.decode) writes them to a raw file; they are read back through
+a memory map, so a two-hour reel does not sit in memory. Grid point k (k / fps seconds after the
+first frame) holds the frame on screen at that moment.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 
@@ -22,6 +20,12 @@ class FrameStore:
     fps: int
     size: int
     count: int
+
+    @classmethod
+    def open(cls, path: Path, fps: int, size: int) -> FrameStore:
+        frame_bytes = size * size * 3
+        count = path.stat().st_size // frame_bytes if path.exists() else 0
+        return cls(path, fps, size, count)
 
     def array(self) -> np.ndarray:
         """All frames, (count, size, size, 3) uint8 RGB, memory-mapped."""
@@ -34,24 +38,3 @@ class FrameStore:
         first = math.ceil(round(start_s * self.fps, 9))
         last = math.ceil(round(end_s * self.fps, 9))
         return np.asarray(self.array()[first : min(last, self.count)])
-
-
-class FrameStoreWriter:
-    def __init__(self, path: Path, fps: int = 5, size: int = 224) -> None:
-        self.path, self.fps, self.size = path, fps, size
-        self.count = 0
-        self._file = open(path, "wb")
-
-    def offer(self, frame_bgr: np.ndarray, t: Fraction) -> None:
-        """Give the writer a decoded frame at time ``t`` (seconds from the first frame)."""
-        if Fraction(self.count, self.fps) > t:
-            return
-        rgb = cv2.cvtColor(cv2.resize(frame_bgr, (self.size, self.size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-        data = np.ascontiguousarray(rgb).tobytes()
-        while Fraction(self.count, self.fps) <= t:
-            self._file.write(data)
-            self.count += 1
-
-    def close(self) -> FrameStore:
-        self._file.close()
-        return FrameStore(self.path, self.fps, self.size, self.count)

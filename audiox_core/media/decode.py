@@ -1,0 +1,114 @@
+"""One decoding pass over a video: small thumbnails of every frame with exact timestamps, and the
+model's frames (5 fps, 224×224 RGB) written to a file as a side output.
+
+ffmpeg decodes in its own process (multithreaded, scaling straight from YUV) while Python scores
+the thumbnails, so decoding and scoring overlap and memory stays flat however long the reel.
+Timestamps come from the container's PTS through ffmpeg's showinfo filter, as exact fractions of
+a second; frames are delivered in decode output order with no frame dropped or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from audiox_core.errors import InputError
+from audiox_core.media.tools import binary
+
+log = logging.getLogger(__name__)
+
+THUMB_SIZE = (192, 108)  # width, height: enough to score content change, cheap to move and convert
+_TIME_BASE = re.compile(r"Parsed_showinfo.*config in time_base: (\d+)/(\d+)")
+_FRAME = re.compile(r"Parsed_showinfo.* n:\s*(\d+) pts:\s*(-?\d+) ")
+# Decoder complaints that mean a damaged frame (h264/hevc/mpeg4/vp* wording).
+_DAMAGE = re.compile(r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ModelFrames:
+    """Where and how to write the model's frames during the pass."""
+
+    path: Path
+    fps: int = 5
+    size: int = 224
+
+
+@dataclass
+class DecodeReport:
+    frames: int = 0
+    first_pts: Fraction | None = None
+    damaged: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class _Stderr(threading.Thread):
+    """Reads ffmpeg's log: the time base, one timestamp per frame, and decoder damage reports."""
+
+    def __init__(self, stream, report: DecodeReport) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.report = stream, report
+        self.pts: queue.Queue[Fraction | None] = queue.Queue()
+        self.time_base: Fraction | None = None
+
+    def run(self) -> None:
+        for raw in self.stream:
+            line = raw.decode(errors="replace").rstrip()
+            if (m := _FRAME.search(line)) and self.time_base is not None:
+                self.pts.put(int(m.group(2)) * self.time_base)
+            elif m := _TIME_BASE.search(line):
+                self.time_base = Fraction(int(m.group(1)), int(m.group(2)))
+            elif _DAMAGE.search(line):
+                self.report.damaged += 1
+                self.report.messages.append(line)
+            elif "Parsed_showinfo" not in line and ("rror" in line or "nvalid" in line):
+                self.report.messages.append(line)
+        self.pts.put(None)
+
+
+def decode_thumbnails(path: Path, stream_index: int, report: DecodeReport, model_frames: ModelFrames | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
+    """Yield (seconds since the first frame, BGR thumbnail (108, 192, 3)) for every decoded frame."""
+    w, h = THUMB_SIZE
+    # accurate_rnd + full_chroma_int: exact YUV→RGB rounding, so grey stays grey and near-black
+    # frames get no false saturation (swscale's fast path adds ±1 colour casts that HSV magnifies).
+    graph = f"[0:{stream_index}]split=2[a][b];[a]scale={w}:{h}:flags=area+accurate_rnd+full_chroma_int,format=bgr24,showinfo[t]"
+    outputs = ["-map", "[t]", "-f", "rawvideo", "-fps_mode", "passthrough", "pipe:1"]
+    if model_frames is not None:
+        s = model_frames.size
+        graph += f";[b]fps={model_frames.fps},scale={s}:{s}:flags=area,format=rgb24[m]"
+        outputs += ["-map", "[m]", "-f", "rawvideo", "-fps_mode", "passthrough", "-y", str(model_frames.path)]
+    else:
+        graph = graph.replace("split=2[a][b];[a]", "")
+    # Damaged frames are dropped by the decoder rather than passed on half-drawn.
+    cmd = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-v", "info", "-flags", "-output_corrupt", "-i", str(path), "-filter_complex", graph, *outputs]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=w * h * 3 * 16)
+    reader = _Stderr(proc.stderr, report)
+    reader.start()
+    size = w * h * 3
+    try:
+        while len(buf := proc.stdout.read(size)) == size:
+            pts = reader.pts.get(timeout=60)
+            if pts is None:
+                raise InputError(f"{path}: ffmpeg reported fewer timestamps than frames")
+            if report.first_pts is None:
+                report.first_pts = pts
+            report.frames += 1
+            yield pts - report.first_pts, np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+        reader.join(timeout=10)
+        proc.stderr.close()
+    if code != 0:
+        reason = report.messages[-1].split("] ", 1)[-1] if report.messages else f"ffmpeg exited with {code}"
+        raise InputError(f"{path}: video decoding failed ({reason})")
+    if report.damaged:
+        log.warning("%s: %d damaged frame report(s) from the decoder; damaged frames were skipped", path.name, report.damaged)
