@@ -17,6 +17,7 @@ import torch
 from audiox_core.cues import Cue, measure, plan_cues
 from audiox_core.media.audio import decode_audio, read_wav, resample, write_wav24
 from audiox_core.media.decode import ModelFrames
+from audiox_core.media.edl import scenes_csv, scenes_edl
 from audiox_core.media.frames import FrameStore
 from audiox_core.media.mix import DIALOGUE, PlacedCue, MixSettings, build_stem, level_cue, mix_stems
 from audiox_core.media.probe import MediaInfo, probe
@@ -65,8 +66,16 @@ def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: in
     return Analysis(info, scenes, FrameStore.open(model_frames.path, frame_fps, frame_size))
 
 
-def write_scenes_json(scenes: SceneList, path: Path) -> None:
-    write_atomic(path, (json.dumps(scenes.to_dict(), indent=2) + "\n").encode())
+def write_scene_exports(scenes: SceneList, folder: Path, title: str, clip_name: str) -> list[Path]:
+    """scenes.json, scenes.csv and scenes.edl (CMX 3600) side by side."""
+    files = {
+        "scenes.json": json.dumps(scenes.to_dict(), indent=2) + "\n",
+        "scenes.csv": scenes_csv(scenes),
+        "scenes.edl": scenes_edl(scenes, title, clip_name),
+    }
+    for name, text in files.items():
+        write_atomic(folder / name, text.encode())
+    return [folder / name for name in files]
 
 
 def reel_cues(analysis: Analysis, run_seed: int) -> list[Cue]:

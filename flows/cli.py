@@ -61,12 +61,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_scenes(args: argparse.Namespace) -> int:
     from audiox_core.media.probe import probe
+    from audiox_core.media.edl import scenes_csv, scenes_edl
     from audiox_core.media.scenes import DetectorSettings, detect_scenes
-    from audiox_core.storage import local_path
+    from audiox_core.storage import local_path, write_atomic
 
     path = local_path(args.source)
     info = probe(path)
     scenes = detect_scenes(info, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
+    if args.csv:
+        write_atomic(Path(args.csv), scenes_csv(scenes).encode())
+    if args.edl:
+        write_atomic(Path(args.edl), scenes_edl(scenes, path.stem, path.name).encode())
     if args.json:
         print(json.dumps(scenes.to_dict(), indent=2))
     else:
@@ -164,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     scenes = sub.add_parser("scenes", help="detect scenes and print them")
     scenes.add_argument("source")
     scenes.add_argument("--json", action="store_true", help="print JSON")
+    scenes.add_argument("--csv", help="also write the scene list as CSV to this file")
+    scenes.add_argument("--edl", help="also write the cuts as a CMX 3600 EDL to this file")
     scenes.add_argument("--threshold", type=float, default=27.0, help="cut threshold, mean HSV change 0–255 (default 27)")
     scenes.add_argument("--min-scene-s", type=float, default=0.5, help="minimum scene length in seconds (default 0.5)")
     scenes.set_defaults(func=cmd_scenes)

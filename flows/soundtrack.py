@@ -78,7 +78,7 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)
         with staged_directory(final_dir) as stage:
-            publish_scenes(analysis, stage)
+            publish_scenes(analysis, stage, reel)
             rendered = generate_task(s.model, s.device, cues, analysis, sampling, stage / "cues")
             mix = mix_task(analysis, rendered, stage)
             mux_task(analysis, stage)

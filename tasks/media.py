@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from audiox_core.media.mix import MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.scenes import DetectorSettings
-from audiox_core.reel import Analysis, MixSummary, RenderedCue, analyse, mix_reel, write_scenes_json
+from audiox_core.reel import Analysis, MixSummary, RenderedCue, analyse, mix_reel, write_scene_exports
 from audiox_core.storage import check_readable_file, local_path, sha256_file
 from tasks.progress import progress_bar
 
@@ -31,10 +31,9 @@ def analyse_source(path: Path, work: Path, detector: DetectorSettings, frame_fps
 
 
 @task(name="write-scenes", cache_policy=NO_CACHE)
-def publish_scenes(analysis: Analysis, stage: Path) -> Path:
-    path = stage / "scenes.json"
-    write_scenes_json(analysis.scenes, path)
-    return path
+def publish_scenes(analysis: Analysis, stage: Path, reel: str) -> list[Path]:
+    """scenes.json, scenes.csv and scenes.edl for the editors."""
+    return write_scene_exports(analysis.scenes, stage, reel, analysis.info.path.name)
 
 
 @task(name="mix", cache_policy=NO_CACHE)

@@ -20,7 +20,7 @@ class VideoStream:
     width: int
     height: int
     fps: Fraction
-    frames: int | None
+    frames: int | None  # packets counted in the file as it is
     duration_s: float
     start_s: float
     rotation: int

@@ -164,6 +164,13 @@ def measure(frames: Iterable[tuple[Fraction, np.ndarray]], settings: DetectorSet
     return curves
 
 
+def _fades_into_black(brightness: list[float], i: int, black_level: float) -> bool:
+    """Frame i is black, darker than frame i-1, which was already dim: the last step of a fade out,
+    not a cut. (Dim
+    saturated pixels keep HSV saturation high until they reach black, so that step scores high.)"""
+    return brightness[i] <= black_level and brightness[i] < brightness[i - 1] <= 2 * black_level
+
+
 def find_cuts(curves: FrameCurves, settings: DetectorSettings) -> list[int]:
     """Frames that start a new shot.
 
@@ -179,7 +186,7 @@ def find_cuts(curves: FrameCurves, settings: DetectorSettings) -> list[int]:
             continue
         long_enough = i - last >= settings.min_scene_frames and times[i] - times[last] >= Fraction(settings.min_scene_s)
         last = i
-        if not long_enough or i in curves.flashes:
+        if not long_enough or i in curves.flashes or _fades_into_black(curves.brightness, i, settings.black_level):
             continue
         neighbours = [change[j] for j in range(max(1, i - settings.window), min(n, i + settings.window + 1)) if j != i]
         local = sum(neighbours) / len(neighbours) if neighbours else 0.0
@@ -244,8 +251,9 @@ def detect_scenes(
     n = len(curves.times)
     if n == 0:
         raise InputError(f"{path}: no decodable video frames")
-    if expected and n + report.damaged < 0.9 * expected - 2:
-        raise InputError(f"{path}: truncated or unreadable: decoded {n} of {expected} frames")
+    decoded_s, declared_s = float(curves.end_s), info.video.duration_s
+    if n > 1 and decoded_s < 0.9 * declared_s - 0.5:
+        raise InputError(f"{path}: truncated or unreadable: the picture ends at {decoded_s:.2f} s of the {declared_s:.2f} s its header announces")
     if progress:
         progress(n, n)
     fps = info.video.fps
@@ -254,5 +262,5 @@ def detect_scenes(
     log.info("%s: %d frames, %d cuts, %d transitions, %d damaged", path.name, n, len(cuts), len(transitions), report.damaged)
     return scenes_from_cuts(
         cuts, curves, fps, settings,
-        transitions=tuple(transitions), start_pts_s=float(report.first_pts or 0), damaged_frames=report.damaged,
+        transitions=tuple(transitions), start_pts_s=info.video.start_s, damaged_frames=report.damaged,
     )

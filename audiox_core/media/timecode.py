@@ -35,3 +35,14 @@ def timecode(frame: int, fps: Fraction) -> str:
 def frame_to_sample(frame: int, fps: Fraction, rate: int) -> int:
     """The audio sample at which ``frame`` starts, rounded once from the exact rational time."""
     return round(Fraction(frame) / fps * rate)
+
+
+def frame_from_timecode(tc: str, fps: Fraction) -> int:
+    """The frame number a ``HH:MM:SS:FF`` / ``HH:MM:SS;FF`` timecode names at ``fps`` (inverse of ``timecode``)."""
+    hh, mm, ss, ff = (int(p) for p in tc.replace(";", ":").split(":"))
+    nominal = round(fps)
+    frame = ((hh * 60 + mm) * 60 + ss) * nominal + ff
+    if is_drop_frame(fps):
+        total_minutes = hh * 60 + mm
+        frame -= (nominal // 15) * (total_minutes - total_minutes // 10)
+    return frame
