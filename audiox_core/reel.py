@@ -20,7 +20,7 @@ from audiox_core.media.decode import ModelFrames
 from audiox_core.media.edl import scenes_csv, scenes_edl
 from audiox_core.media.frames import FrameStore
 from audiox_core.media.mix import DIALOGUE, PlacedCue, MixSettings, build_stem, level_cue, mix_stems
-from audiox_core.media.probe import MediaInfo, probe
+from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timecode import frame_to_sample
 from audiox_core.model.checkpoint import LoadedModel
@@ -60,9 +60,8 @@ class MixSummary:
 
 def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
     """Probe the file, then one decoding pass: scene cuts plus the model's frames."""
-    info = probe(path)
     model_frames = ModelFrames(work / "frames.rgb", fps=frame_fps, size=frame_size)
-    scenes = detect_scenes(info, detector, model_frames=model_frames, progress=progress)
+    info, scenes = detect_scenes(path, detector, model_frames=model_frames, progress=progress)
     return Analysis(info, scenes, FrameStore.open(model_frames.path, frame_fps, frame_size))
 
 

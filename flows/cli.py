@@ -60,14 +60,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
-    from audiox_core.media.probe import probe
     from audiox_core.media.edl import scenes_csv, scenes_edl
     from audiox_core.media.scenes import DetectorSettings, detect_scenes
     from audiox_core.storage import local_path, write_atomic
 
     path = local_path(args.source)
-    info = probe(path)
-    scenes = detect_scenes(info, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
+    _, scenes = detect_scenes(path, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
     if args.csv:
         write_atomic(Path(args.csv), scenes_csv(scenes).encode())
     if args.edl:

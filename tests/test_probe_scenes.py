@@ -38,7 +38,7 @@ def test_probe_bad_input_names_file_and_reason(tmp_path: Path, name: str, conten
 @pytest.mark.parametrize("fps", [Fraction(24000, 1001), Fraction(25), Fraction(30000, 1001)])
 def test_cuts_exact_on_synthetic_reels(tmp_path: Path, fps: Fraction) -> None:
     r = make_reel(tmp_path / "r.mp4", shot_frames=(18, 25, 16, 20), fps=fps, size=(320, 180), audio=False)
-    scenes = detect_scenes(probe(r.path))
+    scenes = detect_scenes(r.path)[1]
     assert [s.start_frame for s in scenes.scenes[1:]] == list(r.cuts)
     assert scenes.frames == r.frames
     last = scenes.scenes[-1]
@@ -46,7 +46,7 @@ def test_cuts_exact_on_synthetic_reels(tmp_path: Path, fps: Fraction) -> None:
 
 
 def test_scene_json_shape(reel) -> None:
-    d = detect_scenes(probe(reel.path)).to_dict()
+    d = detect_scenes(reel.path)[1].to_dict()
     assert d["fps"] == "25/1"
     first = d["scenes"][0]
     assert {k: first[k] for k in ("index", "start_s", "start_frame", "start_tc")} == {"index": 0, "start_s": 0.0, "start_frame": 0, "start_tc": "00:00:00:00"}
@@ -54,7 +54,7 @@ def test_scene_json_shape(reel) -> None:
 
 
 def test_frames_sampled_on_a_5fps_grid_in_the_same_pass(reel, tmp_path: Path) -> None:
-    detect_scenes(probe(reel.path), model_frames=ModelFrames(tmp_path / "frames.rgb", fps=5, size=32))
+    detect_scenes(reel.path, model_frames=ModelFrames(tmp_path / "frames.rgb", fps=5, size=32))
     store = FrameStore.open(tmp_path / "frames.rgb", fps=5, size=32)
     assert store.count == 11  # 55 frames at 25 fps = 2.2 s → grid points 0, 0.2, …, 2.0
     assert store.between(0.8, 1.4).shape == (3, 32, 32, 3)
@@ -65,6 +65,6 @@ def test_frames_sampled_on_a_5fps_grid_in_the_same_pass(reel, tmp_path: Path) ->
 def test_cuts_on_shared_footage(name: str) -> None:
     manifest = json.loads((MEDIA / "MANIFEST.json").read_text())[ "videos"][name]
     info = probe(MEDIA / name)
-    scenes = detect_scenes(info)
+    scenes = detect_scenes(info)[1]
     found = [s.start_frame for s in scenes.scenes[1:]]
     assert found == manifest["cuts"]

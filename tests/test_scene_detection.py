@@ -36,13 +36,13 @@ def h264(path: Path, graph: str, inputs: list[str], *extra: str) -> Path:
 
 
 def cut_frames(path: Path, **settings) -> list[int]:
-    return [s.start_frame for s in detect_scenes(probe(path), DetectorSettings(**settings)).scenes[1:]]
+    return [s.start_frame for s in detect_scenes(path, DetectorSettings(**settings))[1].scenes[1:]]
 
 
 def test_variable_frame_rate_cuts_at_exact_times(tmp_path: Path) -> None:
     inputs = src("a", "24", 2) + src("b", "30", 2) + src("c", "15", 2)
     clip = h264(tmp_path / "vfr.mp4", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", inputs, "-fps_mode", "vfr")
-    scenes = detect_scenes(probe(clip)).scenes
+    scenes = detect_scenes(clip)[1].scenes
     assert [s.start_frame for s in scenes[1:]] == [48, 108]
     assert [s.start_s for s in scenes[1:]] == pytest.approx([2.0, 4.0], abs=1e-6)
     assert scenes[-1].end_s == pytest.approx(6.0, abs=1 / 15 + 1e-6)
@@ -57,7 +57,7 @@ def test_flash_frames_are_not_cuts(tmp_path: Path) -> None:
 def test_fades_through_black_are_transitions_not_cuts(tmp_path: Path) -> None:
     graph = "[0:v]fade=t=out:st=1.4:d=0.6[x];[1:v]fade=t=in:st=0:d=0.6[y];[x][y]concat=n=2:v=1:a=0[v]"
     clip = h264(tmp_path / "fades.mp4", graph, src("a", "25", 2) + src("b", "25", 2))
-    result = detect_scenes(probe(clip))
+    result = detect_scenes(clip)[1]
     assert [s.start_frame for s in result.scenes[1:]] == []
     kinds = [t.kind for t in result.transitions]
     assert "fade_out" in kinds and "fade_in" in kinds
@@ -80,7 +80,7 @@ def test_cuts_closer_than_the_minimum_length_merge(tmp_path: Path) -> None:
 
 def test_black_first_frame_and_non_zero_start(tmp_path: Path) -> None:
     clip = h264(tmp_path / "late.mp4", "[0:v][1:v]concat=n=2:v=1:a=0[v]", src("black", "25", 1) + src("a", "25", 2), "-output_ts_offset", "2.5")
-    result = detect_scenes(probe(clip))
+    result = detect_scenes(clip)[1]
     assert result.start_pts_s == pytest.approx(2.5, abs=0.05)
     assert [s.start_frame for s in result.scenes[1:]] == [25]
     assert result.scenes[1].start_s == pytest.approx(1.0)
@@ -126,7 +126,7 @@ def test_damaged_frames_are_skipped_and_counted(base_reel, tmp_path: Path) -> No
     data[middle : middle + 3000] = bytes(3000)
     damaged = tmp_path / "damaged.ts"
     damaged.write_bytes(bytes(data))
-    result = detect_scenes(probe(damaged))
+    result = detect_scenes(damaged)[1]
     assert result.damaged_frames >= 1
     assert result.frames >= base_reel.frames - 10
 
@@ -138,13 +138,13 @@ def test_truncated_file_is_an_input_error(base_reel, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=f"{truncated}: truncated or unreadable: the picture ends at"):
-        detect_scenes(probe(truncated))
+        detect_scenes(truncated)
 
 
 def test_csv_and_edl_round_trip(tmp_path: Path) -> None:
     fps = Fraction(30000, 1001)
     reel = make_reel(tmp_path / "r.mp4", shot_frames=(40, 35, 50), fps=fps, size=(320, 180), audio=False)
-    scenes = detect_scenes(probe(reel.path))
+    scenes = detect_scenes(reel.path)[1]
     rows = read_scenes_csv(scenes_csv(scenes))
     assert [(int(r["start_frame"]), int(r["end_frame"])) for r in rows] == [(s.start_frame, s.end_frame) for s in scenes.scenes]
     events = read_edl(scenes_edl(scenes, "r", "r.mp4"), fps)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
@@ -74,12 +75,14 @@ class _Stderr(threading.Thread):
         self.pts.put(None)
 
 
-def decode_thumbnails(path: Path, stream_index: int, report: DecodeReport, model_frames: ModelFrames | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
-    """Yield (seconds since the first frame, BGR thumbnail (108, 192, 3)) for every decoded frame."""
+def decode_thumbnails(path: Path, report: DecodeReport, model_frames: ModelFrames | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
+    """Yield (seconds since the first frame, BGR thumbnail (108, 192, 3)) for every decoded frame of
+    the first video stream that is not a cover picture (ffmpeg's ``V`` stream specifier)."""
     w, h = THUMB_SIZE
-    # accurate_rnd + full_chroma_int: exact YUV→RGB rounding, so grey stays grey and near-black
-    # frames get no false saturation (swscale's fast path adds ±1 colour casts that HSV magnifies).
-    graph = f"[0:{stream_index}]split=2[a][b];[a]scale={w}:{h}:flags=area+accurate_rnd+full_chroma_int,format=bgr24,showinfo[t]"
+    # Thumbnails leave ffmpeg as full-range planar YCbCr and OpenCV turns them into BGR with exact
+    # rounding: grey stays grey and near-black frames get no false saturation (swscale's fast RGB
+    # path adds ±1 colour casts that HSV magnifies), at no cost at this size.
+    graph = f"[0:V:0]split=2[a][b];[a]scale={w}:{h}:flags=fast_bilinear:out_range=full,format=yuv444p,showinfo[t]"
     outputs = ["-map", "[t]", "-f", "rawvideo", "-fps_mode", "passthrough", "pipe:1"]
     if model_frames is not None:
         s = model_frames.size
@@ -101,7 +104,8 @@ def decode_thumbnails(path: Path, stream_index: int, report: DecodeReport, model
             if report.first_pts is None:
                 report.first_pts = pts
             report.frames += 1
-            yield pts - report.first_pts, np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            planes = np.frombuffer(buf, np.uint8).reshape(3, h, w)  # Y, Cb, Cr
+            yield pts - report.first_pts, cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR)
     finally:
         proc.stdout.close()
         code = proc.wait()

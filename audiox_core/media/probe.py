@@ -20,7 +20,7 @@ class VideoStream:
     width: int
     height: int
     fps: Fraction
-    frames: int | None  # packets counted in the file as it is
+    frames: int | None  # announced by the header, or estimated from duration × fps
     duration_s: float
     start_s: float
     rotation: int
@@ -69,15 +69,18 @@ def _video(stream: dict[str, Any], fallback_duration: float, path: Path) -> Vide
     fps = _fraction(stream.get("avg_frame_rate")) or _fraction(stream.get("r_frame_rate"))
     if fps is None:
         raise InputError(f"{path}: video stream has no frame rate")
-    frames = stream.get("nb_read_packets") or stream.get("nb_frames")
+    # The header's count when the container has one, else an estimate from duration and rate (no
+    # extra pass over the file: the decoding pass counts the real frames).
+    duration = float(stream.get("duration", fallback_duration))
+    frames = int(stream["nb_frames"]) if stream.get("nb_frames") else round(duration * fps) or None
     return VideoStream(
         index=int(stream["index"]),
         codec=stream.get("codec_name", "unknown"),
         width=int(stream.get("width", 0)),
         height=int(stream.get("height", 0)),
         fps=fps,
-        frames=int(frames) if frames else None,
-        duration_s=float(stream.get("duration", fallback_duration)),
+        frames=frames,
+        duration_s=duration,
         start_s=float(stream.get("start_time", 0.0)),
         rotation=_rotation(stream),
     )
@@ -98,7 +101,7 @@ def probe(path: Path) -> MediaInfo:
     check_readable_file(path)
     out = run(
         "ffprobe",
-        ["-v", "error", "-count_packets", "-show_format", "-show_streams", "-of", "json", str(path)],
+        ["-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
         subject=path,
         what="cannot be read as media by ffprobe",
     ).stdout

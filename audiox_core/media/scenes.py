@@ -13,6 +13,7 @@ decoded frame; frames are 0-based in decode output order; a scene's end frame is
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -24,7 +25,8 @@ import numpy as np
 
 from audiox_core.errors import InputError
 from audiox_core.media.decode import DecodeReport, ModelFrames, decode_thumbnails
-from audiox_core.media.probe import MediaInfo
+from audiox_core.media.probe import MediaInfo, probe
+from audiox_core.storage import check_readable_file
 from audiox_core.media.timecode import timecode
 
 log = logging.getLogger(__name__)
@@ -236,19 +238,38 @@ def scenes_from_cuts(cuts: list[int], curves: FrameCurves, fps: Fraction, settin
 
 
 def detect_scenes(
-    info: MediaInfo,
+    source: Path | MediaInfo,
     settings: DetectorSettings = DetectorSettings(),
     *,
     model_frames: ModelFrames | None = None,
     progress: ProgressCallback | None = None,
-) -> SceneList:
-    """Decode ``info.path`` once: scene cuts, transitions and (optionally) the model's frames."""
-    path: Path = info.path
-    report = DecodeReport()
-    expected = info.video.frames or 0
-    tick = (lambda i: progress(i, max(expected, i))) if progress else None
-    curves = measure(decode_thumbnails(path, info.video.index, report, model_frames), settings, tick)
-    n = len(curves.times)
+) -> tuple[MediaInfo, SceneList]:
+    """Decode once: scene cuts, transitions and (optionally) the model's frames. Given a path,
+    ffprobe runs beside the decoding pass instead of before it."""
+    path = source.path if isinstance(source, MediaInfo) else source
+    check_readable_file(path)
+    with ThreadPoolExecutor(1) as pool:
+        info_future = pool.submit(lambda: source) if isinstance(source, MediaInfo) else pool.submit(probe, path)
+        report = DecodeReport()
+        try:
+            tick = (lambda i: progress(i, _expected_frames(info_future, i))) if progress else None
+            curves = measure(decode_thumbnails(path, report, model_frames), settings, tick)
+        except InputError:
+            info_future.result()  # a file ffprobe cannot read: its reason is the clearer one
+            raise
+        info = info_future.result()
+    return info, _scene_list(info, curves, report, settings, progress)
+
+
+def _expected_frames(info_future: Future[MediaInfo], done: int) -> int:
+    """The header's frame count once ffprobe has answered (for progress bars)."""
+    if info_future.done() and not info_future.exception():
+        return max(done, info_future.result().video.frames or done)
+    return done
+
+
+def _scene_list(info: MediaInfo, curves: FrameCurves, report: DecodeReport, settings: DetectorSettings, progress: ProgressCallback | None) -> SceneList:
+    path, n = info.path, len(curves.times)
     if n == 0:
         raise InputError(f"{path}: no decodable video frames")
     decoded_s, declared_s = float(curves.end_s), info.video.duration_s
@@ -256,11 +277,10 @@ def detect_scenes(
         raise InputError(f"{path}: truncated or unreadable: the picture ends at {decoded_s:.2f} s of the {declared_s:.2f} s its header announces")
     if progress:
         progress(n, n)
-    fps = info.video.fps
     transitions = find_fades(curves, settings)
     cuts = find_cuts(curves, settings)
     log.info("%s: %d frames, %d cuts, %d transitions, %d damaged", path.name, n, len(cuts), len(transitions), report.damaged)
     return scenes_from_cuts(
-        cuts, curves, fps, settings,
+        cuts, curves, info.video.fps, settings,
         transitions=tuple(transitions), start_pts_s=info.video.start_s, damaged_frames=report.damaged,
     )
