@@ -15,14 +15,15 @@ import numpy as np
 import torch
 
 from audiox_core.cues import Cue, measure, plan_cues
-from audiox_core.media.audio import decode_audio, read_wav, resample, write_wav24
+from audiox_core.media.audio import extract_audio, resample, write_wav24
 from audiox_core.media.decode import ModelFrames
 from audiox_core.media.edl import scenes_csv, scenes_edl
 from audiox_core.media.frames import FrameStore
-from audiox_core.media.mix import DIALOGUE, PlacedCue, MixSettings, build_stem, level_cue, mix_stems
+from audiox_core.media.mix import MasterReport, MixSettings, level_cue, master
+from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
-from audiox_core.media.timecode import frame_to_sample
+from audiox_core.media.timeline import Placement, to_sample
 from audiox_core.model.checkpoint import LoadedModel
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
@@ -47,15 +48,7 @@ class RenderedCue:
     seconds: float
     path: Path
     sha256: str
-
-
-@dataclass(frozen=True)
-class MixSummary:
-    rate: int
-    samples: int
-    gain_db: float
-    peak_dbfs: float
-    stems: tuple[str, ...]
+    placement: Placement
 
 
 def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
@@ -86,32 +79,32 @@ def render_cues(
     model: LoadedModel,
     cues: Sequence[Cue],
     analysis: Analysis,
+    placements: Sequence[Placement],
     sampling: SamplingSettings,
     out_dir: Path,
     *,
     rate: int = 48_000,
     batch_size: int = 8,
-    cue_peak_dbfs: float = MixSettings.cue_peak_dbfs,
+    cue_peak_dbfs: float = -6.0,
     progress: Progress | None = None,
 ) -> list[RenderedCue]:
-    """Generate every cue (batched, long scenes in windows), resample to ``rate``, level, write WAVs."""
+    """Generate every cue for its placement's span (batched, long cues in windows), resample to
+    ``rate``, level its peak and write it as a WAV."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    scenes = analysis.scenes
+    where = {(p.scene_index, p.kind): p for p in placements}
     rendered: list[RenderedCue] = []
     for first in range(0, len(cues), batch_size):
         chunk = cues[first : first + batch_size]
-        requests, lengths = [], []
-        for cue in chunk:
-            scene = scenes.scenes[cue.scene_index]
-            samples = frame_to_sample(scene.end_frame, scenes.fps, rate) - frame_to_sample(scene.start_frame, scenes.fps, rate)
-            lengths.append(samples)
-            frames = analysis.frames.between(scene.start_s, scene.end_s)
-            requests.append(SceneRequest(frames, cue.prompt, cue.seed, samples / rate))
-        for cue, samples, audio in zip(chunk, lengths, generate_scenes(model, requests, sampling)):
-            pcm = _fit(resample(audio, model.config.sample_rate, rate), samples)
+        spans = [where[(c.scene_index, c.kind)] for c in chunk]
+        requests = [
+            SceneRequest(analysis.frames.between(p.start / rate, (p.start + p.length) / rate), c.prompt, c.seed, p.length / rate)
+            for c, p in zip(chunk, spans)
+        ]
+        for cue, placement, audio in zip(chunk, spans, generate_scenes(model, requests, sampling)):
+            pcm = _fit(resample(audio, model.config.sample_rate, rate), placement.length)
             path = out_dir / f"scene{cue.scene_index:04d}_{cue.kind}.wav"
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
-            rendered.append(RenderedCue(cue.scene_index, cue.kind, cue.prompt, cue.seed, samples / rate, path, sha256_file(path)))
+            rendered.append(RenderedCue(cue.scene_index, cue.kind, cue.prompt, cue.seed, placement.length / rate, path, sha256_file(path), placement))
         if progress:
             progress(len(rendered), len(cues))
     return rendered
@@ -124,26 +117,26 @@ def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(audio, ((0, 0), (0, samples - audio.shape[1])))
 
 
-def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], out_dir: Path, settings: MixSettings = MixSettings()) -> MixSummary:
-    """Stems (foley, music, and dialogue = the reel's own audio) and mix.wav, 48 kHz 24-bit, picture length."""
-    scenes, rate = analysis.scenes, settings.rate
-    total = frame_to_sample(scenes.frames, scenes.fps, rate)
-    stems: dict[str, np.ndarray] = {}
-    for kind in sorted({c.kind for c in rendered}):
-        placed = [
-            PlacedCue(kind, frame_to_sample(scenes.scenes[c.scene_index].start_frame, scenes.fps, rate), read_wav(c.path)[0])
-            for c in rendered
-            if c.kind == kind
-        ]
-        stems[kind] = build_stem(placed, total, rate, settings.fade_ms)
+def picture_samples(analysis: Analysis, rate: int) -> int:
+    """The reel's length in samples: the picture's duration from its timestamps."""
+    return to_sample(analysis.scenes.scenes[-1].end_s, rate)
+
+
+def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, out_dir: Path, settings: MixSettings = MixSettings(), progress: Progress | None = None) -> MasterReport:
+    """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``."""
+    rate = settings.rate
+    total = picture_samples(analysis, rate)
+    dialogue = None
     if analysis.info.audio is not None:
-        stems[DIALOGUE] = _fit(decode_audio(analysis.info.path, analysis.info.audio.index, rate), total)
-    result = mix_stems(stems, settings)
-    (out_dir / "stems").mkdir(parents=True, exist_ok=True)
-    for kind, audio in result.stems.items():
-        write_wav24(out_dir / "stems" / f"{kind}.wav", audio, rate)
-    write_wav24(out_dir / "mix.wav", result.mix, rate)
-    return MixSummary(rate, total, result.gain_db, result.peak_dbfs, tuple(sorted(result.stems)))
+        dialogue = extract_audio(analysis.info.path, analysis.info.audio.index, work / "dialogue.f32", rate)
+    pictures = ReviewPictures(total, rate)
+    report = master([(c.placement, c.path) for c in rendered], dialogue, total, out_dir, settings, progress=progress, on_mix_block=pictures.add)
+    mix = report.outputs["mix"]
+    title = f"{analysis.info.path.name}  {mix['integrated_lufs']:.1f} LUFS  LRA {mix['loudness_range_lu']:.1f} LU  TP {mix['true_peak_dbtp']:.1f} dBTP  ({report.preset})"
+    cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]
+    pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title)
+    write_atomic(out_dir / "loudness.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    return report
 
 
 def torch_version() -> str:

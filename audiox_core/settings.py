@@ -39,6 +39,8 @@ class RunSettings:
     device: str = "auto"
     scene_threshold: float = 27.0
     min_scene_s: float = 0.5
+    loudness_preset: str = "ebu-r128"
+    music_crossfade_s: float = 1.0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> RunSettings:

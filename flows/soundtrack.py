@@ -17,7 +17,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from audiox_core.errors import PipelineError
+from audiox_core.media.mix import MixSettings
 from audiox_core.media.scenes import DetectorSettings
+from audiox_core.media.timeline import TimelineSettings, plan_timeline
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.reel import reel_cues, torch_version
 from audiox_core.settings import RunSettings, code_version, studio_home
@@ -77,10 +79,11 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)
+        placements = plan_timeline(analysis.scenes.scenes, TimelineSettings(music_crossfade_s=s.music_crossfade_s))
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
-            rendered = generate_task(s.model, s.device, cues, analysis, sampling, stage / "cues")
-            mix = mix_task(analysis, rendered, stage)
+            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues")
+            mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
             mux_task(analysis, stage)
             generations = generation_rows(rendered, final_dir, stage, model, sampling, torch_version())
             outputs = output_rows(stage, final_dir)

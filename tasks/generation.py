@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from audiox_core.cues import Cue
 from audiox_core.model.checkpoint import LoadedModel, load_model
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.media.timeline import Placement
 from audiox_core.reel import Analysis, RenderedCue, render_cues
 from tasks.progress import progress_bar
 
@@ -40,6 +41,8 @@ def load_model_task(spec: str, device: str) -> dict:
 
 
 @task(name="generate", cache_policy=NO_CACHE)
-def generate_task(spec: str, device: str, cues: list[Cue], analysis: Analysis, sampling: SamplingSettings, out_dir: Path) -> list[RenderedCue]:
+def generate_task(
+    spec: str, device: str, cues: list[Cue], analysis: Analysis, placements: list[Placement], sampling: SamplingSettings, out_dir: Path
+) -> list[RenderedCue]:
     with progress_bar(f"generate {len(cues)} cues") as update:
-        return render_cues(cached_model(spec, device), cues, analysis, sampling, out_dir, progress=update)
+        return render_cues(cached_model(spec, device), cues, analysis, placements, sampling, out_dir, progress=update)

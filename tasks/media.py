@@ -7,10 +7,10 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.media.mix import MixSettings
+from audiox_core.media.mix import MasterReport, MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.scenes import DetectorSettings
-from audiox_core.reel import Analysis, MixSummary, RenderedCue, analyse, mix_reel, write_scene_exports
+from audiox_core.reel import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
 from audiox_core.storage import check_readable_file, local_path, sha256_file
 from tasks.progress import progress_bar
 
@@ -37,8 +37,10 @@ def publish_scenes(analysis: Analysis, stage: Path, reel: str) -> list[Path]:
 
 
 @task(name="mix", cache_policy=NO_CACHE)
-def mix_task(analysis: Analysis, rendered: list[RenderedCue], stage: Path) -> MixSummary:
-    return mix_reel(analysis, rendered, stage, MixSettings())
+def mix_task(analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings) -> MasterReport:
+    """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures."""
+    with progress_bar("mix") as update:
+        return mix_reel(analysis, rendered, work, stage, settings, progress=update)
 
 
 @task(name="mux", cache_policy=NO_CACHE)

@@ -12,7 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.reel import Analysis, MixSummary, RenderedCue
+from audiox_core.media.mix import MasterReport
+from audiox_core.reel import Analysis, RenderedCue
 from audiox_core.settings import RunSettings, code_version
 from audiox_core.storage import as_uri, sha256_file, write_atomic
 from db import repository
@@ -66,7 +67,7 @@ def output_rows(stage: Path, final_dir: Path) -> list[dict]:
 
 def provenance_document(
     run_id: int, settings: RunSettings, source_uri: str, source: dict, analysis: Analysis, model: dict,
-    generations: list[dict], mix: MixSummary, outputs: list[dict],
+    generations: list[dict], mix: MasterReport, outputs: list[dict],
 ) -> dict[str, Any]:
     """The chain from outputs back to the footage, as written to provenance.json."""
     return {
@@ -75,7 +76,7 @@ def provenance_document(
         "model": model,
         "scenes": analysis.scenes.to_dict(),
         "generations": generations,
-        "mix": {"rate": mix.rate, "samples": mix.samples, "gain_db": mix.gain_db, "peak_dbfs": mix.peak_dbfs, "stems": list(mix.stems)},
+        "mix": mix.to_dict(),
         "outputs": outputs,
     }
 

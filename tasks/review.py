@@ -9,7 +9,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.reel import Analysis, MixSummary, RenderedCue
+from audiox_core.media.mix import MasterReport
+from audiox_core.reel import Analysis, RenderedCue
 
 
 def artifact_key(reel: str) -> str:
@@ -17,7 +18,7 @@ def artifact_key(reel: str) -> str:
     return "review-" + (re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel")
 
 
-def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MixSummary, final_dir: Path) -> str:
+def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MasterReport, final_dir: Path) -> str:
     by_scene: dict[int, dict[str, RenderedCue]] = {}
     for c in rendered:
         by_scene.setdefault(c.scene_index, {})[c.kind] = c
@@ -28,7 +29,9 @@ def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], 
         f"**Checkpoint sha256:** `{model['checkpoint_sha256']}`  ",
         f"**Picture:** {analysis.info.video.width}×{analysis.info.video.height} at {analysis.scenes.fps} fps, "
         f"{analysis.scenes.frames} frames  ",
-        f"**Mix:** {mix.rate} Hz, peak {mix.peak_dbfs:.1f} dBFS, stems: {', '.join(mix.stems)}  ",
+        f"**Mix ({mix.preset}):** {mix.outputs['mix']['integrated_lufs']:.1f} LUFS, LRA {mix.outputs['mix']['loudness_range_lu']:.1f} LU, "
+        f"true peak {mix.outputs['mix']['true_peak_dbtp']:.1f} dBTP; limiter up to {mix.max_gain_reduction_db:.1f} dB  ",
+        f"**Stems:** {', '.join(k for k in mix.outputs if k != 'mix')}  ",
         f"**Outputs:** `{final_dir}`",
         "",
         "| scene | start TC | end TC | seconds | Foley prompt | Foley seed | music prompt | music seed |",

@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from audiox_core.media.timecode import frame_to_sample, timecode
+from audiox_core.media.timecode import timecode
 
 NTSC = Fraction(30000, 1001)
 
@@ -25,8 +25,3 @@ NTSC = Fraction(30000, 1001)
 def test_timecode(frame: int, fps: Fraction, expected: str) -> None:
     assert timecode(frame, fps) == expected
 
-
-def test_frame_to_sample_never_accumulates_error() -> None:
-    # two hours at 29.97: frame 215784 starts exactly at 215784·1001/30000 s
-    assert frame_to_sample(215_784, NTSC, 48_000) == round(Fraction(215_784 * 1001, 30000) * 48_000)
-    assert frame_to_sample(1, Fraction(24000, 1001), 48_000) == 2002

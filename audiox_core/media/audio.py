@@ -6,6 +6,7 @@ Audio is float32 (channels, samples) in [-1, 1] between these functions.
 from __future__ import annotations
 
 import io
+import os
 import wave
 from pathlib import Path
 
@@ -20,16 +21,33 @@ from audiox_core.storage import write_atomic
 INT24_MAX = 2**23 - 1
 
 
-def decode_audio(path: Path, stream_index: int, rate: int = 48_000, channels: int = 2) -> np.ndarray:
-    """Stream ``stream_index`` of ``path`` as (channels, N) float32 at ``rate``; 5.1 is downmixed by ffmpeg."""
-    proc = run(
+class RawAudio:
+    """Interleaved float32 audio in a raw file (what ffmpeg writes with ``-f f32le``), read by ranges."""
+
+    def __init__(self, path: Path, channels: int = 2) -> None:
+        self.path, self.channels = path, channels
+        self.samples = path.stat().st_size // (4 * channels)
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """(C, n) float32 for samples [start, start + n); zeros outside the file."""
+        out = np.zeros((self.channels, n), np.float32)
+        first, last = max(start, 0), min(start + n, self.samples)
+        if last > first:
+            data = np.fromfile(self.path, np.float32, count=(last - first) * self.channels, offset=first * self.channels * 4)
+            out[:, first - start : last - start] = data.reshape(-1, self.channels).T
+        return out
+
+
+def extract_audio(path: Path, stream_index: int, out: Path, rate: int = 48_000, channels: int = 2) -> RawAudio:
+    """Decode stream ``stream_index`` of ``path`` to raw float32 at ``rate`` (5.1 and mono become stereo
+    through ffmpeg's standard downmix) and return it as a RawAudio."""
+    run(
         "ffmpeg",
-        ["-v", "error", "-i", str(path), "-map", f"0:{stream_index}", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", "-"],
+        ["-v", "error", "-y", "-i", str(path), "-map", f"0:{stream_index}", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", str(out)],
         subject=path,
         what="audio decoding failed",
-        binary_output=True,
     )
-    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, channels).T.copy()
+    return RawAudio(out, channels)
 
 
 def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
@@ -52,21 +70,53 @@ def from_segment(segment: AudioSegment, full_scale: float = INT24_MAX) -> np.nda
     return (ints.T / full_scale).astype(np.float32)
 
 
+def _pack24(audio: np.ndarray) -> bytes:
+    """(C, N) float in [-1, 1] → interleaved little-endian 24-bit PCM."""
+    ints = np.ascontiguousarray(np.round(audio.T * INT24_MAX).astype("<i4"))  # (N, C)
+    return np.ascontiguousarray(ints.view(np.uint8).reshape(*ints.shape, 4)[..., :3]).tobytes()
+
+
+class Wav24Writer:
+    """A 24-bit PCM WAV written block by block to a temporary name, renamed into place on close()."""
+
+    def __init__(self, path: Path, channels: int, rate: int) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.partial")
+        self.wav = wave.open(str(self.tmp), "wb")
+        self.wav.setnchannels(channels)
+        self.wav.setsampwidth(3)
+        self.wav.setframerate(rate)
+
+    def write(self, audio: np.ndarray) -> None:
+        peak = float(np.abs(audio).max(initial=0.0))
+        if peak > 1.0:
+            raise ValueError(f"{self.path.name}: peak {peak:.3f} exceeds full scale; normalise before writing")
+        self.wav.writeframes(_pack24(audio))
+
+    def close(self) -> None:
+        self.wav.close()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.wav.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def write_wav24(path: Path, audio: np.ndarray, rate: int) -> None:
     """24-bit PCM WAV, written atomically; samples beyond full scale are an error, not clipped.
 
     Written with the stdlib ``wave`` module: pydub widens 24-bit data to 32 bits internally.
     """
     peak = float(np.abs(audio).max(initial=0.0))
-    assert peak <= 1.0, f"{path.name}: peak {peak:.3f} exceeds full scale; normalise before writing"
-    ints = np.ascontiguousarray(np.round(audio.T * INT24_MAX).astype("<i4"))  # (N, C)
-    packed = ints.view(np.uint8).reshape(*ints.shape, 4)[..., :3]  # little-endian: drop the top byte
+    if peak > 1.0:
+        raise ValueError(f"{path.name}: peak {peak:.3f} exceeds full scale; normalise before writing")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as w:
         w.setnchannels(audio.shape[0])
         w.setsampwidth(3)
         w.setframerate(rate)
-        w.writeframes(np.ascontiguousarray(packed).tobytes())
+        w.writeframes(_pack24(audio))
     write_atomic(path, buffer.getvalue())
 
 

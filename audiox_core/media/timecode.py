@@ -32,11 +32,6 @@ def timecode(frame: int, fps: Fraction) -> str:
     return f"{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{sep}{ff:02d}"
 
 
-def frame_to_sample(frame: int, fps: Fraction, rate: int) -> int:
-    """The audio sample at which ``frame`` starts, rounded once from the exact rational time."""
-    return round(Fraction(frame) / fps * rate)
-
-
 def frame_from_timecode(tc: str, fps: Fraction) -> int:
     """The frame number a ``HH:MM:SS:FF`` / ``HH:MM:SS;FF`` timecode names at ``fps`` (inverse of ``timecode``)."""
     hh, mm, ss, ff = (int(p) for p in tc.replace(";", ":").split(":"))

@@ -1,0 +1,81 @@
+"""Where each cue goes on the 48 kHz timeline, to the sample.
+
+Positions come from each scene's start and end time (the container's PTS), converted to samples
+once, never accumulated. Foley cues cover their scene with short linear fades at the edges. Music
+cues reach half a crossfade into their neighbours, so consecutive cues overlap by one crossfade
+(equal power, default 1 s) centred on the cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from audiox_core.media.scenes import Scene
+
+FOLEY, MUSIC, DIALOGUE = "foley", "music", "dialogue"
+
+
+@dataclass(frozen=True)
+class TimelineSettings:
+    rate: int = 48_000
+    music_crossfade_s: float = 1.0
+    foley_fade_ms: float = 10.0
+    edge_fade_ms: float = 50.0  # music fade in at the reel's start and out at its end
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One cue on the timeline: [start, start + length) samples, with fades at both ends."""
+
+    scene_index: int
+    kind: str
+    start: int
+    length: int
+    fade_in: int
+    fade_out: int
+    equal_power: bool
+    gain_db: float = 0.0
+
+
+def to_sample(seconds: float, rate: int) -> int:
+    return round(seconds * rate)
+
+
+def plan_timeline(scenes: Sequence[Scene], settings: TimelineSettings = TimelineSettings()) -> list[Placement]:
+    """A Foley and a music placement per scene, in scene order."""
+    rate = settings.rate
+    bounds = [to_sample(s.start_s, rate) for s in scenes] + [to_sample(scenes[-1].end_s, rate)]
+    half = to_sample(settings.music_crossfade_s / 2, rate)
+    foley_fade = to_sample(settings.foley_fade_ms / 1000, rate)
+    edge = to_sample(settings.edge_fade_ms / 1000, rate)
+    placements = []
+    for i, scene in enumerate(scenes):
+        a, b = bounds[i], bounds[i + 1]
+        fade = min(foley_fade, (b - a) // 2)
+        placements.append(Placement(scene.index, FOLEY, a, b - a, fade, fade, equal_power=False))
+        # Half a crossfade each side of an inner cut, limited by the neighbouring scenes' lengths.
+        left = min(half, (b - a) // 2, (a - bounds[i - 1]) // 2) if i > 0 else 0
+        right = min(half, (b - a) // 2, (bounds[i + 2] - b) // 2) if i + 1 < len(scenes) else 0
+        fade_in = 2 * left if i > 0 else min(edge, (b - a) // 2)
+        fade_out = 2 * right if i + 1 < len(scenes) else min(edge, (b - a) // 2)
+        placements.append(Placement(scene.index, MUSIC, a - left, (b + right) - (a - left), fade_in, fade_out, equal_power=True))
+    return placements
+
+
+def _ramp(n: int, equal_power: bool) -> np.ndarray:
+    u = (np.arange(n, dtype=np.float64) + 0.5) / n
+    return (np.sin(u * np.pi / 2) if equal_power else u).astype(np.float32)
+
+
+def envelope(p: Placement) -> np.ndarray:
+    """The cue's gain over its length: fades in and out (sin/cos for music: equal power, so two
+    overlapping cues keep a constant total power), times its gain."""
+    gain = np.full(p.length, 10 ** (p.gain_db / 20), np.float32)
+    if p.fade_in > 0:
+        gain[: p.fade_in] *= _ramp(p.fade_in, p.equal_power)
+    if p.fade_out > 0:
+        gain[p.length - p.fade_out :] *= _ramp(p.fade_out, p.equal_power)[::-1]
+    return gain

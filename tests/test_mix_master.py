@@ -1,0 +1,179 @@
+"""Mixing and mastering: loudness presets, true peak, stems, ducking, sample-exact placement."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy.signal import resample_poly
+
+from audiox_core.media.audio import Wav24Writer, extract_audio, read_wav, write_wav24
+from audiox_core.media.ducking import DuckingSettings
+from audiox_core.media.loudness import PRESETS, LoudnessMeter
+from audiox_core.media.mix import CueTrack, MixSettings, master
+from audiox_core.media.scenes import Scene
+from audiox_core.media.timeline import FOLEY, MUSIC, Placement, plan_timeline
+
+RATE = 48_000
+
+
+class ArraySource:
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        out = np.zeros((2, n), np.float32)
+        a, b = max(start, 0), min(start + n, self.audio.shape[1])
+        if b > a:
+            out[:, a - start : b - start] = self.audio[:, a:b]
+        return out
+
+
+def true_peak(audio: np.ndarray) -> float:
+    """An independent 4× oversampled true peak (scipy's polyphase resampler)."""
+    return 20 * math.log10(np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=1)).max())
+
+
+def tone(seconds: float, freq: float, level: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(round(seconds * RATE)) / RATE
+    rng = np.random.default_rng(seed)
+    left = level * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.3 * t))
+    return np.stack([left, left * 0.8 + level * 0.1 * rng.standard_normal(len(t))]).astype(np.float32)
+
+
+def scenes_for(cuts_s: list[float], end_s: float) -> list[Scene]:
+    bounds = [0.0, *cuts_s, end_s]
+    return [Scene(i, 0, 0, a, b, "", "") for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+@pytest.fixture
+def cue_files(tmp_path: Path) -> list[tuple[Placement, Path]]:
+    placements = plan_timeline(scenes_for([4.0, 7.5], 12.0))
+    cues = []
+    for p in placements:
+        path = tmp_path / f"{p.kind}{p.scene_index}.wav"
+        audio = tone(p.length / RATE, 220 * (p.scene_index + 1) if p.kind == MUSIC else 1500, 0.5, p.scene_index)
+        write_wav24(path, audio, RATE)
+        cues.append((p, path))
+    return cues
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_reach_loudness_and_true_peak(cue_files, tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    dialogue = ArraySource(tone(12.0, 140, 0.4, 9))
+    report = master(cue_files, dialogue, 12 * RATE, out, MixSettings(preset=name))
+    mix, rate = read_wav(out / "mix.wav")
+    target = PRESETS[name]
+    assert rate == RATE and mix.shape == (2, 12 * RATE)
+    measured = pyloudnorm.Meter(RATE).integrated_loudness(mix.T.astype(np.float64))
+    assert abs(measured - target.integrated_lufs) <= 0.5, (measured, report.to_dict())
+    assert true_peak(mix) <= target.true_peak_dbtp
+    assert np.abs(mix).max() < 1.0  # no sample at full scale
+    for stem in ("dialogue", "foley", "music", "m_and_e"):
+        assert (out / "stems" / f"{stem}.wav").is_file()
+
+
+def test_stems_sum_to_the_pre_limiter_mix(cue_files, tmp_path: Path) -> None:
+    report = master(cue_files, ArraySource(tone(12.0, 140, 0.2, 3)), 12 * RATE, tmp_path, MixSettings(preset="ebu-r128"))
+    assert report.max_gain_reduction_db == 0.0  # at −23 LUFS nothing reaches −1 dBTP: the mix is the sum
+    mix = read_wav(tmp_path / "mix.wav")[0]
+    stems = sum(read_wav(tmp_path / "stems" / f"{k}.wav")[0] for k in ("dialogue", "foley", "music"))
+    residual = 20 * math.log10(np.abs(mix - stems * 10 ** (-report.stems_offset_db / 20)).max() / np.abs(mix).max())
+    assert residual < -60
+    m_and_e = read_wav(tmp_path / "stems" / "m_and_e.wav")[0]
+    music_foley = read_wav(tmp_path / "stems" / "music.wav")[0] + read_wav(tmp_path / "stems" / "foley.wav")[0]
+    assert np.abs(m_and_e - music_foley).max() < 1e-5
+
+
+def test_limiter_holds_the_ceiling_on_loud_material(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    loud = (0.06 * rng.standard_normal((2, 6 * RATE))).astype(np.float32)  # a steady body …
+    hit = (0.9 * np.exp(-np.arange(960) / 150) * np.sign(np.sin(np.arange(960) / 3.0))).astype(np.float32)
+    for start in range(0, 6 * RATE - 960, RATE // 2):  # … with drum-like hits well above the ceiling
+        loud[:, start : start + 960] += hit
+    loud = np.clip(loud, -0.99, 0.99)
+    path = tmp_path / "cue.wav"
+    write_wav24(path, loud, RATE)
+    cue = [(Placement(0, FOLEY, 0, 6 * RATE, 0, 0, False), path)]
+    report = master(cue, None, 6 * RATE, tmp_path / "out", MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0}))
+    mix = read_wav(tmp_path / "out" / "mix.wav")[0]
+    assert report.max_gain_reduction_db > 1.0
+    assert true_peak(mix) <= -1.0
+    assert abs(pyloudnorm.Meter(RATE).integrated_loudness(mix.T.astype(np.float64)) + 14) <= 0.5
+
+
+def test_ducking_lowers_music_by_the_depth_only_under_dialogue(tmp_path: Path) -> None:
+    t = np.arange(12 * RATE) / RATE
+    music = np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)  # steady level
+    path = tmp_path / "music.wav"
+    write_wav24(path, music, RATE)
+    dialogue = np.zeros((2, 12 * RATE), np.float32)
+    dialogue[:, 4 * RATE : 8 * RATE] = tone(4.0, 150, 0.3, 2)
+    settings = MixSettings(ducking=DuckingSettings(depth_db=10.0), stem_gain_db={MUSIC: 0.0})
+    master([(Placement(0, MUSIC, 0, 12 * RATE, 0, 0, True), path)], ArraySource(dialogue), 12 * RATE, tmp_path / "o", settings)
+    ducked = read_wav(tmp_path / "o" / "stems" / "music.wav")[0][0]
+
+    def rms_db(a: float, b: float) -> float:
+        x = ducked[round(a * RATE) : round(b * RATE)]
+        return 10 * math.log10(np.mean(x**2))
+
+    quiet, under, after = rms_db(1.0, 3.5), rms_db(5.5, 7.5), rms_db(10.0, 11.5)
+    assert under - quiet == pytest.approx(-10.0, abs=0.3)
+    assert after - quiet == pytest.approx(0.0, abs=0.2)
+
+
+@pytest.mark.parametrize("fps", [Fraction(24000, 1001), Fraction(25), Fraction(30000, 1001)])
+def test_cue_starts_are_sample_exact_over_two_hours(fps: Fraction) -> None:
+    frames = [round(k * fps * 7200 / 1000) for k in range(1, 1000)]  # 999 cuts spread over two hours
+    scenes = [Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(zip([0, *frames], [*frames, round(fps * 7200)]))]
+    starts = [p.start for p in plan_timeline(scenes) if p.kind == FOLEY]
+    assert starts == [round(Fraction(a) / fps * RATE) for a in [0, *frames]]
+
+
+def test_cue_track_places_audio_at_its_sample() -> None:
+    clicks = []
+    for i, start in enumerate((1_234, 98_765)):
+        clicks.append(Placement(i, FOLEY, start, 100, 0, 0, False))
+    track = CueTrack([])
+    impulse = np.zeros((2, 100), np.float32)
+    impulse[:, 0] = 1.0
+    track.cues = [(p, Path(f"/nonexistent/{p.scene_index}")) for p in clicks]
+    track.cache = {c[1]: impulse for c in track.cues}
+    track._audio = lambda placement, path: impulse  # the placement logic only
+    out = np.concatenate([track.read(s, 50_000) for s in range(0, 150_000, 50_000)], axis=1)
+    assert list(np.flatnonzero(out[0])) == [1_234, 98_765]
+
+
+def test_meter_matches_pyloudnorm() -> None:
+    audio = np.concatenate((tone(8.0, 997, 0.3), tone(8.0, 300, 0.05, 4)), axis=1)
+    meter = LoudnessMeter(2)
+    for s in range(0, audio.shape[1], 10_000):
+        meter.add(audio[:, s : s + 10_000])
+    reference = pyloudnorm.Meter(RATE)
+    assert meter.integrated() == pytest.approx(reference.integrated_loudness(audio.T.astype(np.float64)), abs=0.1)
+    assert meter.loudness_range() == pytest.approx(reference.loudness_range(audio.T.astype(np.float64)), abs=1.0)
+
+
+@pytest.mark.parametrize("layout", ["mono", "5.1"])
+def test_mono_and_surround_dialogue_become_stereo(tmp_path: Path, layout: str) -> None:
+    import subprocess
+
+    clip = tmp_path / f"{layout}.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2", "-f", "lavfi",
+                    "-i", f"sine=frequency=300:duration=2,aformat=channel_layouts={layout}", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    raw = extract_audio(clip, 1, tmp_path / "d.f32")
+    audio = raw.read(0, raw.samples)
+    assert audio.shape[0] == 2 and abs(raw.samples - 2 * RATE) < RATE * 0.1
+    assert np.abs(audio).max() > 0.05
+
+
+def test_writer_leaves_nothing_behind_on_abort(tmp_path: Path) -> None:
+    w = Wav24Writer(tmp_path / "x.wav", 2, RATE)
+    w.write(np.zeros((2, 10), np.float32))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
