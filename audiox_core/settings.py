@@ -41,6 +41,7 @@ class RunSettings:
     min_scene_s: float = 0.5
     loudness_preset: str = "ebu-r128"
     music_crossfade_s: float = 1.0
+    review_proxy: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> RunSettings:

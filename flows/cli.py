@@ -18,14 +18,17 @@ DEFAULT_OUT = "out"
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device", "loudness_preset")
+    settings = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "proxy", False):
+        settings["review_proxy"] = True
+    return settings
 
 
 def _print_outputs(result: dict[str, Any]) -> None:
     out = Path(result["out_dir"])
     print(f"Soundtrack for {result['reel']} — model: {result['model']}")
-    for name in ("soundtrack.mp4", "soundtrack.mkv", "mix.wav", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
+    for name in ("soundtrack.mp4", "soundtrack.mov", "soundtrack.mkv", "mix.wav", "stems/m_and_e.wav", "loudness.json", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
         if (out / name).exists():
             print(f"  {out / name}")
     print(f"  {out / 'cues'}/ (one WAV per generated cue)")
@@ -148,6 +151,8 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default 7)")
     p.add_argument("--sampler", help="dpmpp-3m-sde (default), dpmpp-2m or euler")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--loudness", dest="loudness_preset", help="ebu-r128 (default, -23 LUFS/-1 dBTP), atsc-a85, streaming-14, streaming-16")
+    p.add_argument("--proxy", action="store_true", help="also render review_proxy.mp4 with scene numbers and timecode burned in")
 
 
 def parser() -> argparse.ArgumentParser:

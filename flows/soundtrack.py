@@ -26,7 +26,7 @@ from audiox_core.settings import RunSettings, code_version, studio_home
 from audiox_core.storage import local_path, staged_directory
 from db.session import database_url
 from tasks.generation import generate_task, load_model_task
-from tasks.media import analyse_source, fetch_source, mix_task, mux_task, publish_scenes
+from tasks.media import analyse_source, fetch_source, mix_task, mux_task, proxy_task, publish_scenes
 from tasks.provenance import (
     finish_run_task,
     generation_rows,
@@ -85,6 +85,8 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
             rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues")
             mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
             mux_task(analysis, stage)
+            if s.review_proxy:
+                proxy_task(analysis, stage)
             generations = generation_rows(rendered, final_dir, stage, model, sampling, torch_version())
             outputs = output_rows(stage, final_dir)
             write_provenance_task(stage, provenance_document(run_id, s, source_uri, source, analysis, model, generations, mix, outputs))

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.mix import MasterReport, MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
+from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.reel import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
 from audiox_core.storage import check_readable_file, local_path, sha256_file
@@ -45,6 +46,12 @@ def mix_task(analysis: Analysis, rendered: list[RenderedCue], work: Path, stage:
 
 @task(name="mux", cache_policy=NO_CACHE)
 def mux_task(analysis: Analysis, stage: Path) -> Path:
-    out = stage / soundtrack_name(analysis.info.video.codec)
+    out = stage / soundtrack_name(analysis.info.video.codec, analysis.info.path)
     mux(analysis.info.path, analysis.info.video.index, stage / "mix.wav", out)
     return out
+
+
+@task(name="review-proxy", cache_policy=NO_CACHE)
+def proxy_task(analysis: Analysis, stage: Path) -> Path:
+    """The optional small review copy with scene numbers and timecode burned in (moviepy)."""
+    return review_proxy(analysis.info.path, stage / "mix.wav", analysis.scenes, stage / "review_proxy.mp4")

@@ -67,7 +67,36 @@ def test_codec_mp4_cannot_hold_goes_to_matroska_untouched(tmp_path: Path) -> Non
 
     vp8 = make_reel(tmp_path / "vp8.webm", shot_frames=(10, 10), fps=Fraction(24), size=(160, 90), audio=False, codec="libvpx")
     info = probe(vp8.path)
-    assert info.video.codec == "vp8" and soundtrack_name("vp8") == "soundtrack.mkv" and soundtrack_name("h264") == "soundtrack.mp4"
+    assert info.video.codec == "vp8" and soundtrack_name("vp8", vp8.path) == "soundtrack.mkv"
+    assert soundtrack_name("h264", Path("a.mp4")) == "soundtrack.mp4" and soundtrack_name("prores", Path("a.MOV")) == "soundtrack.mov"
     write_wav24(tmp_path / "mix.wav", np.zeros((2, 48_000 * 20 // 24), np.float32), 48_000)
     mux(vp8.path, info.video.index, tmp_path / "mix.wav", tmp_path / "soundtrack.mkv")
     assert packet_md5s(tmp_path / "soundtrack.mkv") == packet_md5s(vp8.path)
+
+
+def test_mov_gets_24_bit_pcm_with_the_picture_untouched(reel, tmp_path: Path) -> None:
+    import subprocess
+
+    mov = tmp_path / "reel.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(reel.path), "-c", "copy", str(mov)], check=True)
+    write_wav24(tmp_path / "mix.wav", np.zeros((2, round(reel.frames / reel.fps * 48_000)), np.float32), 48_000)
+    mux(mov, probe(mov).video.index, tmp_path / "mix.wav", tmp_path / "soundtrack.mov")
+    out = probe(tmp_path / "soundtrack.mov")
+    assert out.audio is not None and out.audio.codec == "pcm_s24le" and out.audio.sample_rate == 48_000
+    assert packet_md5s(tmp_path / "soundtrack.mov") == packet_md5s(mov)
+
+
+# moviepy 2.1's ffmpeg reader re-opens its pipes on seek without closing the old ones.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_review_proxy_burns_in_scene_and_timecode(reel, tmp_path: Path) -> None:
+    from audiox_core.media.proxy import review_proxy
+    from audiox_core.media.scenes import detect_scenes
+
+    _, scenes = detect_scenes(reel.path)
+    write_wav24(tmp_path / "mix.wav", np.zeros((2, round(reel.frames / reel.fps * 48_000)), np.float32), 48_000)
+    out = review_proxy(reel.path, tmp_path / "mix.wav", scenes, tmp_path / "proxy.mp4", height=180)
+    info = probe(out)
+    assert info.video.height == 180 and info.audio is not None
+    assert abs(info.video.duration_s - reel.frames / reel.fps) <= 2 / 25
+    assert packet_md5s(out) != packet_md5s(reel.path)  # re-rendered, unlike the deliverables
+    assert not list(tmp_path.glob(".*partial*"))

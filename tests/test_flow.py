@@ -40,7 +40,8 @@ def finished(prefect_api, reel, tmp_path_factory):
 def test_outputs_exist_and_picture_is_untouched(finished, reel) -> None:
     _, folder, _ = finished
     names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-    assert {"soundtrack.mp4", "mix.wav", "stems/foley.wav", "stems/music.wav", "stems/dialogue.wav", "scenes.json", "scenes.csv", "scenes.edl", "provenance.json"} <= names
+    assert {"soundtrack.mp4", "mix.wav", "stems/foley.wav", "stems/music.wav", "stems/dialogue.wav", "scenes.json", "scenes.csv", "scenes.edl", "provenance.json",
+            "stems/m_and_e.wav", "loudness.json", "waveform.png", "spectrogram.png"} <= names
     assert packet_md5s(folder / "soundtrack.mp4") == packet_md5s(reel.path)
     info = probe(folder / "soundtrack.mp4")
     assert info.audio is not None and info.audio.channels == 2

@@ -143,7 +143,6 @@ def test_cue_track_places_audio_at_its_sample() -> None:
     impulse = np.zeros((2, 100), np.float32)
     impulse[:, 0] = 1.0
     track.cues = [(p, Path(f"/nonexistent/{p.scene_index}")) for p in clicks]
-    track.cache = {c[1]: impulse for c in track.cues}
     track._audio = lambda placement, path: impulse  # the placement logic only
     out = np.concatenate([track.read(s, 50_000) for s in range(0, 150_000, 50_000)], axis=1)
     assert list(np.flatnonzero(out[0])) == [1_234, 98_765]

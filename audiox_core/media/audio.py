@@ -60,7 +60,9 @@ def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
 def to_segment(audio: np.ndarray, rate: int, full_scale: float = INT24_MAX) -> AudioSegment:
     """A pydub segment of 32-bit samples where 1.0 maps to ``full_scale`` (default: 24-bit full scale,
     leaving 8 bits of headroom on the 32-bit bus)."""
-    ints = np.clip(np.round(audio.T * full_scale), -(2**31), 2**31 - 1).astype("<i4")
+    assert float(np.abs(audio).max(initial=0.0)) * full_scale < 2**31, "beyond the 32-bit bus's headroom"
+    ints = np.empty((audio.shape[1], audio.shape[0]), "<i4")
+    np.rint(audio.T * full_scale, out=ints, casting="unsafe")
     return AudioSegment(data=ints.tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0])
 
 
@@ -72,8 +74,13 @@ def from_segment(segment: AudioSegment, full_scale: float = INT24_MAX) -> np.nda
 
 def _pack24(audio: np.ndarray) -> bytes:
     """(C, N) float in [-1, 1] → interleaved little-endian 24-bit PCM."""
-    ints = np.ascontiguousarray(np.round(audio.T * INT24_MAX).astype("<i4"))  # (N, C)
-    return np.ascontiguousarray(ints.view(np.uint8).reshape(*ints.shape, 4)[..., :3]).tobytes()
+    ints = np.empty((audio.shape[1], audio.shape[0]), "<i4")  # (N, C)
+    np.rint(audio.T * INT24_MAX, out=ints, casting="unsafe")
+    little = ints.view(np.uint8).reshape(-1, 4)
+    packed = np.empty((little.shape[0], 3), np.uint8)
+    for byte in range(3):  # three vectorised byte copies beat one strided 3-of-4 copy
+        packed[:, byte] = little[:, byte]
+    return packed.tobytes()
 
 
 class Wav24Writer:
@@ -88,7 +95,7 @@ class Wav24Writer:
         self.wav.setframerate(rate)
 
     def write(self, audio: np.ndarray) -> None:
-        peak = float(np.abs(audio).max(initial=0.0))
+        peak = max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
         if peak > 1.0:
             raise ValueError(f"{self.path.name}: peak {peak:.3f} exceeds full scale; normalise before writing")
         self.wav.writeframes(_pack24(audio))
@@ -126,9 +133,9 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
         raw = w.readframes(w.getnframes())
     if width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        ints = (b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16)) << 8 >> 8
-        audio = ints / INT24_MAX
+        widened = np.zeros((len(raw) // 3, 4), np.uint8)
+        widened[:, 1:] = np.frombuffer(raw, np.uint8).reshape(-1, 3)  # 24-bit sample in the top bytes
+        audio = (widened.view("<i4")[:, 0] >> 8) * np.float32(1 / INT24_MAX)
     elif width == 2:
         audio = np.frombuffer(raw, "<i2") / 32768
     else:

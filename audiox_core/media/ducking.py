@@ -53,8 +53,13 @@ def ducking_curve(levels_db: np.ndarray, settings: DuckingSettings) -> np.ndarra
 
 
 def gain_for_samples(curve_db: np.ndarray, start: int, n: int, frame: int) -> np.ndarray:
-    """Linear gain for samples [start, start + n), interpolated between frame centres."""
+    """Linear gain for samples [start, start + n): within each frame, a straight line from that
+    frame's gain to the next one's (``start`` is a multiple of ``frame``)."""
     if not len(curve_db):
         return np.ones(n, np.float32)
-    positions = np.arange(start, start + n) / frame - 0.5
-    return (10 ** (np.interp(positions, np.arange(len(curve_db)), curve_db) / 20)).astype(np.float32)
+    first = start // frame
+    count = -(-n // frame)
+    gains = 10 ** (curve_db[np.clip(np.arange(first, first + count + 1), 0, len(curve_db) - 1)] / 20)
+    ramp = np.arange(frame, dtype=np.float32) / frame
+    per_frame = gains[:-1, None] + (gains[1:] - gains[:-1])[:, None] * ramp[None, :]
+    return per_frame.reshape(-1)[:n].astype(np.float32)

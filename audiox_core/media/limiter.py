@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import minimum_filter1d
 
-from audiox_core.media.loudness import peak_envelope
+from audiox_core.media.loudness import OVERSHOOT, envelope_where, segment_peaks
 
 MARGIN_DB = 0.1  # below the ceiling, for the interpolator's own error
 
@@ -45,8 +45,10 @@ def limiter_gain(audio: np.ndarray, before: np.ndarray, after: np.ndarray, setti
     """Gain per sample (N,) for (C, N) ``audio`` given up to ``settings.context`` samples of context each side."""
     la, rel = settings.lookahead, settings.release
     ceiling = 10 ** ((settings.ceiling_dbtp - MARGIN_DB) / 20)
+    if float(segment_peaks(np.concatenate((before, audio, after), axis=1)).max(initial=0.0)) * OVERSHOOT < ceiling:
+        return np.ones(audio.shape[1], np.float32)  # nothing near the ceiling: the usual case at −23 LUFS
     x = np.concatenate((before, audio, after), axis=1)
-    env = peak_envelope(x).max(axis=0)  # linked channels
+    env = envelope_where(x, ceiling)  # linked channels; oversampled only near the ceiling
     needed = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     # Window [n − rel, n + la]: minimum_filter1d centres its window, so shift by the asymmetry.
     size = rel + la + 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,19 +42,21 @@ class CueTrack:
 
     def __init__(self, cues: Sequence[tuple[Placement, Path]], cache: int = 8) -> None:
         self.cues = sorted(cues, key=lambda c: c[0].start)
-        self.cache: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self.cache: OrderedDict[tuple[Placement, Path], np.ndarray] = OrderedDict()
         self.cache_size = cache
 
     def _audio(self, placement: Placement, path: Path) -> np.ndarray:
-        if path not in self.cache:
+        """The cue fitted to its placement with its fades and gain (a few recent ones cached)."""
+        key = (placement, path)
+        if key not in self.cache:
             audio, _ = read_wav(path)
             fitted = np.zeros((2, placement.length), np.float32)
             fitted[:, : min(audio.shape[1], placement.length)] = audio[:2, : placement.length]
-            self.cache[path] = fitted * envelope(placement)
+            self.cache[key] = fitted * envelope(placement)
             if len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
-        self.cache.move_to_end(path)
-        return self.cache[path]
+        self.cache.move_to_end(key)
+        return self.cache[key]
 
     def read(self, start: int, n: int) -> np.ndarray:
         out = np.zeros((2, n), np.float32)
@@ -122,16 +125,19 @@ class Mixer:
         return round(self.settings.block_s * self.settings.rate) // self.frame * self.frame
 
     def stems(self, start: int, n: int) -> dict[str, np.ndarray]:
-        raw = {kind: track.read(start, n) for kind, track in self.tracks.items()}
-        if self.dialogue is not None:
-            duck = gain_for_samples(self.duck, start, n, self.frame)
-            raw = {kind: audio * duck for kind, audio in raw.items()}
-            raw[DIALOGUE] = self.dialogue.read(start, n)
+        """Every stem for samples [start, start + n): cues placed, ducked, at their stem gain."""
         gains = self.settings.stem_gain_db
-        return {kind: from_segment(to_segment(audio, self.settings.rate).apply_gain(gains.get(kind, 0.0))) for kind, audio in raw.items()}
+        duck = gain_for_samples(self.duck, start, n, self.frame) if self.dialogue is not None else None
+        stems = {}
+        for kind, track in self.tracks.items():
+            scale = np.float32(10 ** (gains.get(kind, 0.0) / 20))
+            stems[kind] = track.read(start, n) * (duck * scale if duck is not None else scale)
+        if self.dialogue is not None:
+            stems[DIALOGUE] = self.dialogue.read(start, n) * np.float32(10 ** (gains.get(DIALOGUE, 0.0) / 20))
+        return stems
 
     def bus(self, stems: dict[str, np.ndarray]) -> np.ndarray:
-        """The stems summed by pydub on the 32-bit bus."""
+        """The stems summed by pydub on the 32-bit bus (its overlay saturates only 48 dB above full scale)."""
         segments = [to_segment(audio, self.settings.rate) for audio in stems.values()]
         total = segments[0]
         for segment in segments[1:]:
@@ -160,10 +166,10 @@ def master(
     """Write mix.wav and stems/{dialogue,foley,music,m_and_e}.wav (48 kHz, 24-bit) under ``out_dir``."""
     target = preset(settings.preset)
     mixer = Mixer(cues, dialogue, total, settings)
-    pre = LoudnessMeter(2, settings.rate)
+    pre = LoudnessMeter(2, settings.rate, true_peak=False)
     peaks: dict[str, float] = {}
     for start, stems in mixer.blocks():
-        pre.add(mixer.bus(stems))
+        pre.add(sum(stems.values()))  # a measurement: the float sum equals the bus to 24-bit precision
         for kind, audio in {**stems, M_AND_E: stems[FOLEY] + stems[MUSIC]}.items():
             peaks[kind] = max(peaks.get(kind, 0.0), float(np.abs(audio).max(initial=0.0)))
         if progress:
@@ -201,30 +207,35 @@ def _write(mixer: Mixer, out_dir: Path, settings: MixSettings, gain_db: float, p
     min_gain, limited = 1.0, 0
     previous = np.zeros((2, 0), np.float32)
     pending: tuple[int, np.ndarray] | None = None
-    try:
-        for start, stems in itertools.chain(mixer.blocks(), [(mixer.total, None)]):
-            bus = mixer.bus(stems) * g if stems is not None else np.zeros((2, 0), np.float32)
-            if stems is not None:
-                for k, audio in {**stems, M_AND_E: stems[FOLEY] + stems[MUSIC]}.items():
-                    writers[k].write(audio * (g * offset))
-                    meters[k].add(audio * (g * offset))
-            if pending is not None:
-                p_start, p_bus = pending
-                gain = limiter_gain(p_bus, previous[:, -limiter.context :], bus[:, : limiter.context], limiter)
-                out = p_bus * gain
-                writers["mix"].write(out)
-                meters["mix"].add(out)
-                min_gain, limited = min(min_gain, float(gain.min(initial=1.0))), limited + int((gain < 0.9999).sum())
-                if on_mix_block:
-                    on_mix_block(p_start, out)
-                previous = p_bus
-            pending = (start, bus) if stems is not None else None
-            if progress and stems is not None:
-                progress(mixer.total + start + bus.shape[1], 2 * mixer.total)
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
+    # The loudness meters (K-weighting, true peak) release the GIL: they run beside the writing.
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            for start, stems in itertools.chain(mixer.blocks(), [(mixer.total, None)]):
+                outputs: dict[str, np.ndarray] = {}
+                bus = mixer.bus(stems) * np.float32(g) if stems is not None else np.zeros((2, 0), np.float32)
+                if stems is not None:
+                    scale = np.float32(g * offset)
+                    outputs = {k: a * scale for k, a in {**stems, M_AND_E: stems[FOLEY] + stems[MUSIC]}.items()}
+                if pending is not None:
+                    p_start, p_bus = pending
+                    gain = limiter_gain(p_bus, previous[:, -limiter.context :], bus[:, : limiter.context], limiter)
+                    outputs["mix"] = p_bus * gain
+                    min_gain, limited = min(min_gain, float(gain.min(initial=1.0))), limited + int((gain < 0.9999).sum())
+                    if on_mix_block:
+                        on_mix_block(p_start, outputs["mix"])
+                    previous = p_bus
+                measured = [pool.submit(meters[k].add, a) for k, a in outputs.items()]
+                for k, a in outputs.items():
+                    writers[k].write(a)
+                for future in measured:
+                    future.result()
+                pending = (start, bus) if stems is not None else None
+                if progress and stems is not None:
+                    progress(mixer.total + start + bus.shape[1], 2 * mixer.total)
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
     for w in writers.values():
         w.close()
     return MasterReport(
