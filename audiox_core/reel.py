@@ -6,13 +6,15 @@ and writes its results to the folder it is given.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audiox_core.cues import Cue, measure, plan_cues
 from audiox_core.media.audio import extract_audio, resample, write_wav24
@@ -26,7 +28,7 @@ from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timeline import Placement, to_sample
 from audiox_core.model.checkpoint import LoadedModel
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.model.longform import SceneRequest, generate_scenes
+from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
 from audiox_core.storage import sha256_file, write_atomic
 
 Progress = Callable[[int, int], None]
@@ -49,6 +51,10 @@ class RenderedCue:
     path: Path
     sha256: str
     placement: Placement
+    conditioning_sha256: str  # the frames the model saw
+    windows: int
+    elapsed_s: float
+    reused: bool = False
 
 
 def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
@@ -83,31 +89,50 @@ def render_cues(
     sampling: SamplingSettings,
     out_dir: Path,
     *,
+    reuse: Mapping[tuple[int, str], Path] | None = None,
     rate: int = 48_000,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
+    overlap_s: float = 2.0,
     progress: Progress | None = None,
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
-    ``rate``, level its peak and write it as a WAV."""
+    ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
+    generation with the same key) are copied instead of generated."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    reuse = reuse or {}
     where = {(p.scene_index, p.kind): p for p in placements}
+    window = model.config.video.window_s
     rendered: list[RenderedCue] = []
-    for first in range(0, len(cues), batch_size):
-        chunk = cues[first : first + batch_size]
-        spans = [where[(c.scene_index, c.kind)] for c in chunk]
-        requests = [
-            SceneRequest(analysis.frames.between(p.start / rate, (p.start + p.length) / rate), c.prompt, c.seed, p.length / rate)
-            for c, p in zip(chunk, spans)
-        ]
-        for cue, placement, audio in zip(chunk, spans, generate_scenes(model, requests, sampling)):
+
+    def finish(cue: Cue, placement: Placement, frames: np.ndarray, path: Path, elapsed: float, reused: bool) -> None:
+        windows = len(plan_windows(placement.length, window * rate, round(overlap_s * rate)))
+        rendered.append(RenderedCue(cue.scene_index, cue.kind, cue.prompt, cue.seed, placement.length / rate, path, sha256_file(path),
+                                    placement, hashlib.sha256(frames.tobytes()).hexdigest(), windows, elapsed, reused))
+
+    todo = []
+    for cue in cues:
+        placement = where[(cue.scene_index, cue.kind)]
+        frames = analysis.frames.between(placement.start / rate, (placement.start + placement.length) / rate)
+        path = out_dir / f"scene{cue.scene_index:04d}_{cue.kind}.wav"
+        if (cue.scene_index, cue.kind) in reuse:
+            shutil.copyfile(reuse[(cue.scene_index, cue.kind)], path)
+            finish(cue, placement, frames, path, 0.0, True)
+        else:
+            todo.append((cue, placement, frames, path))
+    for first in range(0, len(todo), batch_size):
+        chunk = todo[first : first + batch_size]
+        started = time.perf_counter()
+        requests = [SceneRequest(frames, c.prompt, c.seed, p.length / rate) for c, p, frames, _ in chunk]
+        audios = generate_scenes(model, requests, sampling, overlap_s=overlap_s)
+        elapsed = (time.perf_counter() - started) / len(chunk)
+        for (cue, placement, frames, path), audio in zip(chunk, audios):
             pcm = _fit(resample(audio, model.config.sample_rate, rate), placement.length)
-            path = out_dir / f"scene{cue.scene_index:04d}_{cue.kind}.wav"
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
-            rendered.append(RenderedCue(cue.scene_index, cue.kind, cue.prompt, cue.seed, placement.length / rate, path, sha256_file(path), placement))
+            finish(cue, placement, frames, path, elapsed, False)
         if progress:
             progress(len(rendered), len(cues))
-    return rendered
+    return sorted(rendered, key=lambda r: (r.scene_index, r.kind))
 
 
 def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
@@ -137,8 +162,3 @@ def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, ou
     pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title)
     write_atomic(out_dir / "loudness.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return report
-
-
-def torch_version() -> str:
-    cuda = torch.version.cuda
-    return f"{torch.__version__}" + (f" (CUDA {cuda})" if cuda and torch.cuda.is_available() else "")

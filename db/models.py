@@ -51,6 +51,8 @@ class Run(Base):
     __tablename__ = "runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    deployment: Mapped[str | None] = mapped_column(String(200))
+    trigger: Mapped[str | None] = mapped_column(String(64))
     source_uri: Mapped[str] = mapped_column(Text)
     out_uri: Mapped[str | None] = mapped_column(Text)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
@@ -64,6 +66,7 @@ class Run(Base):
     asset: Mapped[Asset | None] = relationship()
     scenes: Mapped[list[Scene]] = relationship(back_populates="run", order_by="Scene.index")
     outputs: Mapped[list[Output]] = relationship(back_populates="run")
+    mix: Mapped[Mix | None] = relationship(back_populates="run")
 
 
 class Scene(Base):
@@ -77,40 +80,77 @@ class Scene(Base):
     start_frame: Mapped[int] = mapped_column(Integer)
     end_frame: Mapped[int] = mapped_column(Integer)
     start_tc: Mapped[str] = mapped_column(String(16))
+    end_tc: Mapped[str] = mapped_column(String(16), server_default="")
     detector: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     run: Mapped[Run] = relationship(back_populates="scenes")
-    generations: Mapped[list[Generation]] = relationship(back_populates="scene")
+    generations: Mapped[list[Generation]] = relationship(secondary="scene_generations", order_by="Generation.kind")
+
+
+class SceneGeneration(Base):
+    """Which generation gives which scene its cue (a rerun links its new scenes to reused generations)."""
+
+    __tablename__ = "scene_generations"
+    scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id", ondelete="CASCADE"), primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class Generation(Base):
-    """One generated cue: everything that determines it, and the file it produced."""
+    """One generated cue, keyed by a hash of everything that determines it: the same inputs, model,
+    prompt, seed and settings give the same key, so a rerun finds and reuses it."""
 
     __tablename__ = "generations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    span_start: Mapped[int] = mapped_column(BigInteger)  # samples at 48 kHz on the reel's timeline
+    span_length: Mapped[int] = mapped_column(BigInteger)
     model_name: Mapped[str] = mapped_column(Text)
     checkpoint_sha256: Mapped[str] = mapped_column(String(64))
     prompt: Mapped[str] = mapped_column(Text)
+    prompt_sha256: Mapped[str] = mapped_column(String(64))
+    conditioning_sha256: Mapped[str] = mapped_column(String(64))  # the frames the model saw
     seed: Mapped[int] = mapped_column(BigInteger)
     sampler: Mapped[str] = mapped_column(String(32))
     steps: Mapped[int] = mapped_column(Integer)
     cfg_scale: Mapped[float] = mapped_column(Float)
+    windows: Mapped[int] = mapped_column(Integer)
+    precision: Mapped[str] = mapped_column(String(16))
     device: Mapped[str] = mapped_column(String(32))
-    torch_version: Mapped[str] = mapped_column(String(32))
+    torch_version: Mapped[str] = mapped_column(String(64))
+    cuda_version: Mapped[str | None] = mapped_column(String(16))
+    code_version: Mapped[str] = mapped_column(String(64))
     seconds: Mapped[float] = mapped_column(Float)
+    elapsed_s: Mapped[float] = mapped_column(Float)
     output_uri: Mapped[str] = mapped_column(Text)
     output_sha256: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    scene: Mapped[Scene] = relationship(back_populates="generations")
+
+class Mix(Base):
+    """The mastering of one run: preset, loudness figures, and the stems it wrote."""
+
+    __tablename__ = "mixes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), unique=True)
+    preset: Mapped[str] = mapped_column(String(32))
+    integrated_lufs: Mapped[float] = mapped_column(Float)
+    loudness_range_lu: Mapped[float] = mapped_column(Float)
+    true_peak_dbtp: Mapped[float] = mapped_column(Float)
+    normalization_gain_db: Mapped[float] = mapped_column(Float)
+    limiter_reduction_db: Mapped[float] = mapped_column(Float)
+    stems: Mapped[dict[str, Any]] = mapped_column(JSON)  # kind → uri, sha256 and loudness figures
+
+    run: Mapped[Run] = relationship(back_populates="mix")
 
 
 class Output(Base):
-    """A delivered file; looked up by sha256 so a renamed copy still finds its provenance."""
+    """A delivered file; looked up by sha256 so a renamed copy still finds its provenance. One row
+    per (uri, content): a rerun that writes the same bytes to the same place reuses it."""
 
     __tablename__ = "outputs"
+    __table_args__ = (UniqueConstraint("uri", "sha256"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))

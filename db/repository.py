@@ -1,4 +1,9 @@
-"""Recording and reading provenance. Plain values in, rows out; each call is one transaction."""
+"""Recording and reading provenance. Plain values in, rows out; each call is one short transaction.
+
+Content-addressed rows (assets by sha256, generations by key, outputs by uri + sha256) are written
+with INSERT … ON CONFLICT, in key order, so concurrent runs on one PostgreSQL neither write a row
+twice nor deadlock on each other's locks.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,37 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
 
-from db.models import Asset, Generation, Output, Run, Scene, utcnow
+from db.models import Asset, Generation, Mix, Output, Run, Scene, SceneGeneration, utcnow
 from db.session import sessions
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
-def start_run(url: str, *, source_uri: str, out_uri: str | None, settings: dict[str, Any], code_version: str, flow_run_id: str | None) -> int:
+def _insert(session: Session, model: type, rows: list[dict[str, Any]]):
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(session.get_bind().dialect.name)
+    if dialect is None:
+        raise NotImplementedError(f"database dialect {session.get_bind().dialect.name!r} (use SQLite or PostgreSQL)")
+    return dialect.insert(model).values(rows)
+
+
+def _insert_ignore(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    if rows:
+        rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys))  # one lock order for everyone
+        session.execute(_insert(session, model, rows).on_conflict_do_nothing(index_elements=keys))
+
+
+def start_run(
+    url: str, *, source_uri: str, out_uri: str | None, settings: dict[str, Any], code_version: str,
+    flow_run_id: str | None, deployment: str | None = None, trigger: str | None = None,
+) -> int:
     with sessions(url).begin() as s:
         run = Run(
             source_uri=source_uri, out_uri=out_uri, settings=settings, code_version=code_version,
-            flow_run_id=flow_run_id, status=RUNNING,
+            flow_run_id=flow_run_id, deployment=deployment, trigger=trigger, status=RUNNING,
         )
         s.add(run)
         s.flush()
@@ -40,16 +62,13 @@ def record_asset(
 ) -> int:
     """The source asset (one row per content hash), linked to the run."""
     with sessions(url).begin() as s:
-        asset = s.scalar(select(Asset).where(Asset.sha256 == sha256))
-        if asset is None:
-            asset = Asset(
-                sha256=sha256, uri=uri, bytes=size, duration_s=duration_s,
-                fps_num=fps.numerator, fps_den=fps.denominator, streams=streams,
-            )
-            s.add(asset)
-            s.flush()
-        s.get_one(Run, run_id).asset_id = asset.id
-        return asset.id
+        _insert_ignore(s, Asset, [{
+            "sha256": sha256, "uri": uri, "bytes": size, "duration_s": duration_s,
+            "fps_num": fps.numerator, "fps_den": fps.denominator, "streams": streams, "created_at": utcnow(),
+        }], ["sha256"])
+        asset_id = s.scalar(select(Asset.id).where(Asset.sha256 == sha256))
+        s.get_one(Run, run_id).asset_id = asset_id
+        return asset_id
 
 
 def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]], detector: dict[str, Any]) -> dict[int, int]:
@@ -57,8 +76,8 @@ def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]], detec
     with sessions(url).begin() as s:
         rows = [
             Scene(
-                run_id=run_id, index=sc["index"], start_s=sc["start_s"], end_s=sc["end_s"],
-                start_frame=sc["start_frame"], end_frame=sc["end_frame"], start_tc=sc["start_tc"], detector=detector,
+                run_id=run_id, index=sc["index"], start_s=sc["start_s"], end_s=sc["end_s"], start_frame=sc["start_frame"],
+                end_frame=sc["end_frame"], start_tc=sc["start_tc"], end_tc=sc["end_tc"], detector=detector,
             )
             for sc in scenes
         ]
@@ -67,28 +86,66 @@ def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]], detec
         return {r.index: r.id for r in rows}
 
 
+def find_generations(url: str, keys: Iterable[str]) -> dict[str, Generation]:
+    """Finished generations by key (the ones a rerun can reuse)."""
+    keys = list(keys)
+    with sessions(url)() as s:
+        return {g.key: g for g in s.scalars(select(Generation).where(Generation.key.in_(keys)))} if keys else {}
+
+
 def record_generations(url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]]) -> None:
-    """One row per generated cue; ``scene_index`` in each dict picks the scene row."""
+    """Generation rows (kept if the key exists) linked to this run's scenes via ``scene_index``."""
+    rows = [dict(g) for g in generations]
+    links = [(r.pop("scene_index"), r["key"]) for r in rows]
     with sessions(url).begin() as s:
-        for g in generations:
-            values = dict(g)
-            s.add(Generation(scene_id=scene_ids[values.pop("scene_index")], **values))
+        now = utcnow()
+        _insert_ignore(s, Generation, [{**r, "created_at": now} for r in rows], ["key"])
+        ids = dict(s.execute(select(Generation.key, Generation.id).where(Generation.key.in_([k for _, k in links]))).all())
+        _insert_ignore(s, SceneGeneration, [{"scene_id": scene_ids[i], "generation_id": ids[k]} for i, k in links], ["scene_id", "generation_id"])
+
+
+def record_mix(url: str, run_id: int, report: dict[str, Any], stems: dict[str, dict[str, Any]]) -> None:
+    mix = report["outputs"]["mix"]
+    with sessions(url).begin() as s:
+        s.add(Mix(
+            run_id=run_id, preset=report["preset"], integrated_lufs=mix["integrated_lufs"], loudness_range_lu=mix["loudness_range_lu"],
+            true_peak_dbtp=mix["true_peak_dbtp"], normalization_gain_db=report["normalization_gain_db"],
+            limiter_reduction_db=report["max_gain_reduction_db"], stems=stems,
+        ))
 
 
 def record_outputs(url: str, run_id: int, outputs: Iterable[dict[str, Any]]) -> None:
+    """Output rows, one per (uri, content); a rerun writing the same bytes there adopts the row."""
+    rows = sorted(({**o, "run_id": run_id} for o in outputs), key=lambda r: (r["uri"], r["sha256"]))
+    if not rows:
+        return
     with sessions(url).begin() as s:
-        s.add_all(Output(run_id=run_id, **o) for o in outputs)
+        stmt = _insert(s, Output, rows)
+        s.execute(stmt.on_conflict_do_update(index_elements=["uri", "sha256"], set_={"run_id": stmt.excluded.run_id, "kind": stmt.excluded.kind}))
+
+
+def _with_chain(query: Select) -> Select:
+    return query.options(
+        selectinload(Run.asset), selectinload(Run.outputs), selectinload(Run.mix),
+        selectinload(Run.scenes).selectinload(Scene.generations),
+    )
 
 
 def get_run(url: str, run_id: int) -> Run:
-    """The run with its asset, scenes (with generations) and outputs loaded."""
+    """The run with its asset, scenes (with generations), mix and outputs loaded."""
     with sessions(url)() as s:
-        return s.scalars(
-            select(Run)
-            .where(Run.id == run_id)
-            .options(
-                selectinload(Run.asset),
-                selectinload(Run.outputs),
-                selectinload(Run.scenes).selectinload(Scene.generations),
-            )
-        ).one()
+        return s.scalars(_with_chain(select(Run).where(Run.id == run_id))).one()
+
+
+def lookup(url: str, sha256: str) -> tuple[str, Run | None, Generation | None]:
+    """What a file with this content is: ('output', its latest run, None), ('generation', None, the
+    generation), ('source', a run that used it, None) or ('unknown', None, None)."""
+    with sessions(url)() as s:
+        output = s.scalars(select(Output).where(Output.sha256 == sha256).order_by(Output.id.desc())).first()
+        if output is not None:
+            return "output", s.scalars(_with_chain(select(Run).where(Run.id == output.run_id))).one(), None
+        generation = s.scalars(select(Generation).where(Generation.output_sha256 == sha256)).first()
+        if generation is not None:
+            return "generation", None, generation
+        run = s.scalars(_with_chain(select(Run).join(Asset).where(Asset.sha256 == sha256).order_by(Run.id.desc()))).first()
+        return ("source", run, None) if run is not None else ("unknown", None, None)

@@ -7,7 +7,7 @@ SQLite by default (a file in the data folder), PostgreSQL in production via ``AU
 from __future__ import annotations
 
 import os
-from functools import cache
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -55,8 +55,15 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-@cache
+_factories: dict[str, sessionmaker[Session]] = {}
+_lock = threading.Lock()
+
+
 def sessions(url: str) -> sessionmaker[Session]:
-    """A session factory for ``url``, migrating the schema to head on first use in this process."""
-    upgrade(url)
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+    """A session factory for ``url``, migrating the schema to head on first use in this process
+    (under a lock: Alembic's migration context is process-global)."""
+    with _lock:
+        if url not in _factories:
+            upgrade(url)
+            _factories[url] = sessionmaker(make_engine(url), expire_on_commit=False)
+        return _factories[url]

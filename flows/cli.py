@@ -131,6 +131,13 @@ def _model_config(args: argparse.Namespace, config_type):
         raise ModelError(f"{args.config}: {e}") from e
 
 
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from flows.lineage import lookup, render
+
+    print(render(lookup(args.file), "prov" if args.prov_json else "json" if args.json else "text"))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from flows.doctor import run_checks
 
@@ -177,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
     scenes.add_argument("--threshold", type=float, default=27.0, help="cut threshold, mean HSV change 0–255 (default 27)")
     scenes.add_argument("--min-scene-s", type=float, default=0.5, help="minimum scene length in seconds (default 0.5)")
     scenes.set_defaults(func=cmd_scenes)
+
+    provenance = sub.add_parser("provenance", help="what made this file? (found by its content, so renamed copies work)")
+    provenance.add_argument("file", help="an output (soundtrack, mix, stem), a generated cue, or source footage")
+    fmt = provenance.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="the chain as JSON (as in provenance.json)")
+    fmt.add_argument("--prov-json", action="store_true", help="W3C PROV-JSON")
+    provenance.set_defaults(func=cmd_provenance)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")

@@ -21,11 +21,11 @@ from audiox_core.media.mix import MixSettings
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.media.timeline import TimelineSettings, plan_timeline
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.reel import reel_cues, torch_version
-from audiox_core.settings import RunSettings, code_version, studio_home
+from audiox_core.reel import reel_cues
+from audiox_core.settings import RunSettings, studio_home
 from audiox_core.storage import local_path, staged_directory
 from db.session import database_url
-from tasks.generation import generate_task, load_model_task
+from tasks.generation import generate_task, generation_keys, load_model_task, reusable_task
 from tasks.media import analyse_source, fetch_source, mix_task, mux_task, proxy_task, publish_scenes
 from tasks.provenance import (
     finish_run_task,
@@ -47,10 +47,11 @@ def reel_name(source_uri: str) -> str:
 
 
 @flow(name="soundtrack", log_prints=False)
-def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Make the soundtrack of one reel; returns the output folder, run id and review artifact key."""
+def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual") -> dict[str, Any]:
+    """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
+    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record."""
     db_url = database_url(studio_home())
-    run_id = start_run_task(db_url, source_uri, out_uri, dict(settings or {}), code_version(), flow_run.get_id())
+    run_id = start_run_task(db_url, source_uri, out_uri, dict(settings or {}), trigger)
     try:
         result = _make_soundtrack(db_url, run_id, source_uri, out_uri, RunSettings.from_dict(settings))
     except PipelineError as e:
@@ -80,17 +81,19 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)
         placements = plan_timeline(analysis.scenes.scenes, TimelineSettings(music_crossfade_s=s.music_crossfade_s))
+        keys = generation_keys(cues, placements, source["sha256"], model, sampling)
+        reuse = reusable_task(db_url, keys)
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
-            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues")
+            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse)
             mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
-            generations = generation_rows(rendered, final_dir, stage, model, sampling, torch_version())
+            generations = generation_rows(rendered, keys, source["sha256"], final_dir, stage, model, sampling)
             outputs = output_rows(stage, final_dir)
             write_provenance_task(stage, provenance_document(run_id, s, source_uri, source, analysis, model, generations, mix, outputs))
-        record_results_task(db_url, run_id, scene_ids, generations, outputs)
+        record_results_task(db_url, run_id, scene_ids, generations, mix, outputs)
         key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, final_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)

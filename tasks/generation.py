@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
+
+import torch
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.cues import Cue
+from audiox_core.provenance import generation_key
+from audiox_core.settings import code_version
+from audiox_core.storage import local_path, sha256_file
+from db import repository
 from audiox_core.model.checkpoint import LoadedModel, load_model
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.media.timeline import Placement
@@ -37,12 +44,47 @@ def load_model_task(spec: str, device: str) -> dict:
         "device": str(model.device),
         "frame_fps": model.config.video.video_fps,
         "frame_size": model.config.video.clip.image_size,
+        "precision": "bf16 DiT, fp32 VAE and conditioners" if model.device.type == "cuda" else "fp32",
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda if model.device.type == "cuda" else None,
     }
+
+
+def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256: str, model: dict, sampling: SamplingSettings) -> dict[tuple[int, str], str]:
+    """The content key of every cue: everything that determines its audio, this code version included."""
+    where = {(p.scene_index, p.kind): p for p in placements}
+    keys = {}
+    for c in cues:
+        p = where[(c.scene_index, c.kind)]
+        keys[(c.scene_index, c.kind)] = generation_key({
+            "source_sha256": source_sha256, "kind": c.kind, "span": [p.start, p.length, p.fade_in, p.fade_out],
+            "model": model["name"], "checkpoint_sha256": model["checkpoint_sha256"], "prompt": c.prompt, "seed": c.seed,
+            "sampling": asdict(sampling), "precision": model["precision"], "code_version": code_version(),
+        })
+    return keys
+
+
+@task(name="find-reusable", cache_policy=NO_CACHE)
+def reusable_task(db_url: str, keys: dict[tuple[int, str], str]) -> dict[tuple[int, str], Path]:
+    """Cues already generated with the same key whose file is still there, unchanged."""
+    found = repository.find_generations(db_url, keys.values())
+    reuse = {}
+    for where, key in keys.items():
+        g = found.get(key)
+        if g is None:
+            continue
+        path = local_path(g.output_uri)
+        if path.is_file() and sha256_file(path) == g.output_sha256:
+            reuse[where] = path
+    if reuse:
+        get_run_logger().info("reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys))
+    return reuse
 
 
 @task(name="generate", cache_policy=NO_CACHE)
 def generate_task(
-    spec: str, device: str, cues: list[Cue], analysis: Analysis, placements: list[Placement], sampling: SamplingSettings, out_dir: Path
+    spec: str, device: str, cues: list[Cue], analysis: Analysis, placements: list[Placement], sampling: SamplingSettings,
+    out_dir: Path, reuse: dict[tuple[int, str], Path],
 ) -> list[RenderedCue]:
-    with progress_bar(f"generate {len(cues)} cues") as update:
-        return render_cues(cached_model(spec, device), cues, analysis, placements, sampling, out_dir, progress=update)
+    with progress_bar(f"generate {len(cues) - len(reuse)} cues") as update:
+        return render_cues(cached_model(spec, device), cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update)

@@ -60,3 +60,66 @@ def no_error_logs_from_our_code(caplog: pytest.LogCaptureFixture):
     ours = ("audiox_core", "tasks", "flows", "db")
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith(ours)]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def _pg_binary(name: str) -> str | None:
+    import glob
+    import shutil
+
+    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port (initdb + pg_ctl), stopped at the end."""
+    import pwd
+    import socket
+    import subprocess
+
+    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    import shutil
+    import tempfile
+
+    # Not under pytest's 0700 tmp folders: the cluster's owner must be able to reach it.
+    base = Path(tempfile.mkdtemp(prefix="audiox-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to own the test cluster")
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "audiox", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_user, _pg_binary("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "audiox", "studio"], check=True, capture_output=True)
+        yield f"postgresql+psycopg://audiox@127.0.0.1:{port}/studio"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on SQLite and on a real PostgreSQL (a fresh database per test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studio.db'}"
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    server = request.getfixturevalue("postgres_url")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"

@@ -37,6 +37,15 @@ def finished(prefect_api, reel, tmp_path_factory):
         mp.undo()
 
 
+@pytest.fixture
+def same_home(finished, monkeypatch: pytest.MonkeyPatch):
+    """AUDIOX_HOME pointing at the finished run's database."""
+    _, _, url = finished
+    monkeypatch.setenv("AUDIOX_HOME", str(Path(url.removeprefix("sqlite:///")).parent))
+    monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
+    return url
+
+
 def test_outputs_exist_and_picture_is_untouched(finished, reel) -> None:
     _, folder, _ = finished
     names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
@@ -127,3 +136,46 @@ def test_cli_process_prints_exactly_one_line(prefect_api, home, tmp_path) -> Non
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"error: {source}: cannot be read as media by ffprobe (Invalid data found when processing input)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_rerun_reuses_generations_and_rows(finished, same_home, reel) -> None:
+    from sqlalchemy import func, select
+
+    from db.models import Asset, Generation, Output
+    from db.session import sessions
+    from flows.soundtrack import soundtrack
+
+    result, folder, url = finished
+    before = {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
+
+    def counts() -> tuple[int, ...]:
+        with sessions(url)() as s:
+            return tuple(s.scalar(select(func.count()).select_from(m)) for m in (Asset, Generation, Output))
+
+    first = counts()
+    again = soundtrack(str(reel.path), str(folder.parent), {"steps": 3, "seed": 5})
+    assert again["run_id"] != result["run_id"]
+    assert counts()[:2] == first[:2]  # same asset, same six generations: nothing regenerated or duplicated
+    assert {p.name: sha256_file(p) for p in (folder / "cues").iterdir()} == before
+    run = repository.get_run(url, again["run_id"])
+    assert sum(len(s.generations) for s in run.scenes) == 6 and run.mix is not None
+
+
+def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
+    import shutil
+
+    from prov.model import ProvDocument
+
+    from flows.lineage import lookup, render
+
+    _, folder, _ = finished
+    copy = tmp_path / "renamed-final-mix.wav"
+    shutil.copyfile(folder / "mix.wav", copy)
+    found = lookup(str(copy))
+    assert found["is"] == "output" and found["source"]["sha256"] == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
+    assert len(found["generations"]) == 6 and found["mix"]["preset"] == "ebu-r128"
+    (tmp_path / "prov.json").write_text(render(found, "prov"))
+    document = ProvDocument.deserialize(source=str(tmp_path / "prov.json"), format="json")
+    assert len(list(document.get_records())) > 20
+    cue = lookup(str(folder / "cues" / "scene0001_music.wav"))
+    assert cue["is"] in ("output", "generated cue")
