@@ -90,6 +90,7 @@ def render_cues(
     out_dir: Path,
     *,
     reuse: Mapping[tuple[int, str], Path] | None = None,
+    keep: Callable[[Cue, Path], None] | None = None,
     rate: int = 48_000,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
@@ -98,7 +99,8 @@ def render_cues(
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
-    generation with the same key) are copied instead of generated."""
+    generation with the same key) are copied instead of generated; ``keep`` sees each new cue as
+    soon as it is written (the pipeline caches it, so a crashed run loses no finished cue)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
     where = {(p.scene_index, p.kind): p for p in placements}
@@ -129,6 +131,8 @@ def render_cues(
         for (cue, placement, frames, path), audio in zip(chunk, audios):
             pcm = _fit(resample(audio, model.config.sample_rate, rate), placement.length)
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
+            if keep is not None:
+                keep(cue, path)
             finish(cue, placement, frames, path, elapsed, False)
         if progress:
             progress(len(rendered), len(cues))

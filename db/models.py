@@ -53,7 +53,8 @@ class Run(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     deployment: Mapped[str | None] = mapped_column(String(200))
     trigger: Mapped[str | None] = mapped_column(String(64))
-    source_uri: Mapped[str] = mapped_column(Text)
+    source_uri: Mapped[str] = mapped_column(Text, index=True)
+    source_version: Mapped[str | None] = mapped_column(String(128))  # S3 version id or ETag
     out_uri: Mapped[str | None] = mapped_column(Text)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -58,17 +58,26 @@ def finish_run(url: str, run_id: int, *, error: str | None = None) -> None:
 
 
 def record_asset(
-    url: str, run_id: int, *, uri: str, sha256: str, size: int, duration_s: float, fps: Fraction, streams: dict[str, Any]
+    url: str, run_id: int, *, uri: str, sha256: str, size: int, duration_s: float, fps: Fraction, streams: dict[str, Any],
+    version: str | None = None,
 ) -> int:
-    """The source asset (one row per content hash), linked to the run."""
+    """The source asset (one row per content hash), linked to the run with the object version it read."""
     with sessions(url).begin() as s:
         _insert_ignore(s, Asset, [{
             "sha256": sha256, "uri": uri, "bytes": size, "duration_s": duration_s,
             "fps_num": fps.numerator, "fps_den": fps.denominator, "streams": streams, "created_at": utcnow(),
         }], ["sha256"])
         asset_id = s.scalar(select(Asset.id).where(Asset.sha256 == sha256))
-        s.get_one(Run, run_id).asset_id = asset_id
+        run = s.get_one(Run, run_id)
+        run.asset_id, run.source_version = asset_id, version
         return asset_id
+
+
+def processed(url: str, source_uri: str, version: str | None, settings: dict[str, Any]) -> bool:
+    """Whether this object version already has a succeeded run with these settings."""
+    with sessions(url)() as s:
+        runs = s.scalars(select(Run).where(Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED))
+        return any(r.settings == settings for r in runs)
 
 
 def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]], detector: dict[str, Any]) -> dict[int, int]:

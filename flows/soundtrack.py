@@ -23,10 +23,10 @@ from audiox_core.media.timeline import TimelineSettings, plan_timeline
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.reel import reel_cues
 from audiox_core.settings import RunSettings, studio_home
-from audiox_core.storage import local_path, staged_directory
+from audiox_core.storage import as_uri, is_s3, local_path, staged_directory
 from db.session import database_url
 from tasks.generation import generate_task, generation_keys, load_model_task, reusable_task
-from tasks.media import analyse_source, fetch_source, mix_task, mux_task, proxy_task, publish_scenes
+from tasks.media import analyse_source, fetch_source, mix_task, mux_task, proxy_task, publish_scenes, upload_task
 from tasks.provenance import (
     finish_run_task,
     generation_rows,
@@ -67,12 +67,14 @@ def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] |
 def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings) -> dict[str, Any]:
     log = get_run_logger()
     reel = reel_name(source_uri)
-    final_dir = local_path(out_uri) / reel
     sampling = SamplingSettings(sampler=s.sampler, steps=s.steps, cfg_scale=s.cfg_scale)
     detector = DetectorSettings(threshold=s.scene_threshold, min_scene_s=s.min_scene_s)
     work_root = studio_home() / "work"
     work_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{reel}.", dir=work_root))
+    # S3 destinations: the reel is assembled locally, then uploaded once complete.
+    final_dir = (work / "out" if is_s3(out_uri) else local_path(out_uri)) / reel
+    base_uri = f"{out_uri.rstrip('/')}/{reel}" if is_s3(out_uri) else as_uri(final_dir)
     try:
         source = fetch_source(source_uri)
         model = load_model_task(s.model, s.device)
@@ -85,19 +87,21 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         reuse = reusable_task(db_url, keys)
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
-            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse)
+            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse, keys, reel)
             mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
-            generations = generation_rows(rendered, keys, source["sha256"], final_dir, stage, model, sampling)
-            outputs = output_rows(stage, final_dir)
+            generations = generation_rows(rendered, keys, source["sha256"], base_uri, stage, model, sampling)
+            outputs = output_rows(stage, base_uri)
             write_provenance_task(stage, provenance_document(run_id, s, source_uri, source, analysis, model, generations, mix, outputs))
+        if is_s3(out_uri):
+            upload_task(final_dir, base_uri)
         record_results_task(db_url, run_id, scene_ids, generations, mix, outputs)
-        key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, final_dir))
+        key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, base_uri), outputs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "reel": reel, "out_dir": str(final_dir), "run_id": run_id, "flow_run_id": flow_run.get_id(),
+        "reel": reel, "out_dir": str(final_dir) if not is_s3(out_uri) else base_uri, "run_id": run_id, "flow_run_id": flow_run.get_id(),
         "review_artifact": key, "model": model["label"],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
@@ -10,18 +11,22 @@ from pathlib import Path
 import torch
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.cues import Cue
 from audiox_core.provenance import generation_key
-from audiox_core.settings import code_version
-from audiox_core.storage import local_path, sha256_file
+from audiox_core.errors import InputError
+from audiox_core.settings import code_version, studio_home
+from audiox_core.storage import fetch, sha256_file
 from db import repository
 from audiox_core.model.checkpoint import LoadedModel, load_model
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.media.timeline import Placement
 from audiox_core.reel import Analysis, RenderedCue, render_cues
 from tasks.progress import progress_bar
+from tasks.review import artifact_slug
+from tasks.retry import RETRY_DELAYS, transient_only
 
 
 @cache
@@ -64,18 +69,29 @@ def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256:
     return keys
 
 
-@task(name="find-reusable", cache_policy=NO_CACHE)
+def cue_cache() -> Path:
+    """Every generated cue, named by its generation key: a crashed run's finished cues survive here."""
+    return studio_home() / "cache" / "cues"
+
+
+@task(name="find-reusable", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
 def reusable_task(db_url: str, keys: dict[tuple[int, str], str]) -> dict[tuple[int, str], Path]:
-    """Cues already generated with the same key whose file is still there, unchanged."""
+    """Cues already generated with the same key: from the cue cache, else from a recorded generation
+    whose file (local or S3) is still there, unchanged."""
     found = repository.find_generations(db_url, keys.values())
     reuse = {}
     for where, key in keys.items():
+        cached = cue_cache() / f"{key}.wav"
         g = found.get(key)
-        if g is None:
-            continue
-        path = local_path(g.output_uri)
-        if path.is_file() and sha256_file(path) == g.output_sha256:
-            reuse[where] = path
+        if cached.is_file() and (g is None or sha256_file(cached) == g.output_sha256):
+            reuse[where] = cached
+        elif g is not None:
+            try:
+                path, _ = fetch(g.output_uri, studio_home() / "cache" / "sources")
+            except InputError:
+                continue  # the recorded file is gone: generate again
+            if sha256_file(path) == g.output_sha256:
+                reuse[where] = path
     if reuse:
         get_run_logger().info("reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys))
     return reuse
@@ -84,7 +100,23 @@ def reusable_task(db_url: str, keys: dict[tuple[int, str], str]) -> dict[tuple[i
 @task(name="generate", cache_policy=NO_CACHE)
 def generate_task(
     spec: str, device: str, cues: list[Cue], analysis: Analysis, placements: list[Placement], sampling: SamplingSettings,
-    out_dir: Path, reuse: dict[tuple[int, str], Path],
+    out_dir: Path, reuse: dict[tuple[int, str], Path], keys: dict[tuple[int, str], str], reel: str,
 ) -> list[RenderedCue]:
-    with progress_bar(f"generate {len(cues) - len(reuse)} cues") as update:
-        return render_cues(cached_model(spec, device), cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update)
+    artifact = create_progress_artifact(progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated")
+
+    with progress_bar(f"generate {len(cues) - len(reuse)} cues") as bar:
+
+        def update(done: int, total: int) -> None:
+            bar(done, total)
+            update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
+
+        return render_cues(
+            cached_model(spec, device), cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update,
+            keep=lambda cue, path: _keep(keys[(cue.scene_index, cue.kind)], path),
+        )
+
+
+def _keep(key: str, path: Path) -> None:
+    cue_cache().mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, cue_cache() / f".{key}.partial")
+    os.replace(cue_cache() / f".{key}.partial", cue_cache() / f"{key}.wav")

@@ -12,16 +12,24 @@ from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.reel import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
-from audiox_core.storage import check_readable_file, local_path, sha256_file
+from audiox_core.settings import studio_home
+from audiox_core.storage import fetch, sha256_file, upload_folder
 from tasks.progress import progress_bar
+from tasks.retry import RETRY_DELAYS, transient_only
 
 
-@task(name="fetch", cache_policy=NO_CACHE)
+@task(name="fetch", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
 def fetch_source(source_uri: str) -> dict:
-    """The local path, sha256 and size of the source."""
-    path = local_path(source_uri)
-    check_readable_file(path)
-    return {"path": path, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
+    path, obj = fetch(source_uri, studio_home() / "cache" / "sources")
+    version = (obj.version or obj.etag) if obj is not None else None
+    return {"path": path, "sha256": sha256_file(path), "bytes": path.stat().st_size, "version": version}
+
+
+@task(name="upload", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+def upload_task(folder: Path, out_uri: str) -> dict[Path, str]:
+    """Upload a finished reel folder to S3 (provenance.json last)."""
+    return upload_folder(folder, out_uri)
 
 
 @task(name="scenes", cache_policy=NO_CACHE)

@@ -16,7 +16,7 @@ from audiox_core.media.mix import MasterReport
 from audiox_core.reel import Analysis, RenderedCue
 from audiox_core.provenance import public_uri, sha256_text
 from audiox_core.settings import RunSettings, code_version
-from audiox_core.storage import as_uri, sha256_file, write_atomic
+from audiox_core.storage import sha256_file, write_atomic
 from db import repository
 
 
@@ -40,14 +40,14 @@ def record_source_task(db_url: str, run_id: int, source_uri: str, source: dict, 
     info = analysis.info
     repository.record_asset(
         db_url, run_id, uri=public_uri(source_uri), sha256=source["sha256"], size=source["bytes"],
-        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(),
+        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(), version=source.get("version"),
     )
     detector = asdict(analysis.scenes.settings)
     return repository.record_scenes(db_url, run_id, [asdict(s) for s in analysis.scenes.scenes], detector)
 
 
 def generation_rows(
-    rendered: list[RenderedCue], keys: dict[tuple[int, str], str], source_sha256: str, final_dir: Path, stage: Path,
+    rendered: list[RenderedCue], keys: dict[tuple[int, str], str], source_sha256: str, base_uri: str, stage: Path,
     model: dict, sampling: SamplingSettings,
 ) -> list[dict]:
     """One row per cue (``scene_index`` picks the scene it belongs to)."""
@@ -60,16 +60,16 @@ def generation_rows(
             "cfg_scale": sampling.cfg_scale, "windows": c.windows, "precision": model["precision"], "device": model["device"],
             "torch_version": model["torch_version"], "cuda_version": model["cuda_version"], "code_version": code_version(),
             "seconds": c.seconds, "elapsed_s": round(c.elapsed_s, 3),
-            "output_uri": as_uri(final_dir / c.path.relative_to(stage)), "output_sha256": c.sha256,
+            "output_uri": f"{base_uri}/{c.path.relative_to(stage).as_posix()}", "output_sha256": c.sha256,
         }
         for c in rendered
     ]
 
 
-def output_rows(stage: Path, final_dir: Path) -> list[dict]:
+def output_rows(stage: Path, base_uri: str) -> list[dict]:
     """Every file in the staged folder, with its kind (path without suffix), final URI, sha256 and size."""
     return [
-        {"kind": str(path.relative_to(stage).with_suffix("")), "uri": as_uri(final_dir / path.relative_to(stage)),
+        {"kind": str(path.relative_to(stage).with_suffix("")), "uri": f"{base_uri}/{path.relative_to(stage).as_posix()}",
          "sha256": sha256_file(path), "bytes": path.stat().st_size}
         for path in sorted(p for p in stage.rglob("*") if p.is_file())
     ]

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.mix import MasterReport
 from audiox_core.reel import Analysis, RenderedCue
+from audiox_core.storage import presign
+
+
+def artifact_slug(reel: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes; stable per reel so runs version it."""
+    return re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel"
 
 
 def artifact_key(reel: str) -> str:
-    """Prefect artifact keys: lowercase letters, digits and dashes; stable per reel so runs version it."""
-    return "review-" + (re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel")
+    return f"review-{artifact_slug(reel)}"
 
 
-def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MasterReport, final_dir: Path) -> str:
+def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MasterReport, base_uri: str) -> str:
     by_scene: dict[int, dict[str, RenderedCue]] = {}
     for c in rendered:
         by_scene.setdefault(c.scene_index, {})[c.kind] = c
@@ -32,7 +36,7 @@ def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], 
         f"**Mix ({mix.preset}):** {mix.outputs['mix']['integrated_lufs']:.1f} LUFS, LRA {mix.outputs['mix']['loudness_range_lu']:.1f} LU, "
         f"true peak {mix.outputs['mix']['true_peak_dbtp']:.1f} dBTP; limiter up to {mix.max_gain_reduction_db:.1f} dB  ",
         f"**Stems:** {', '.join(k for k in mix.outputs if k != 'mix')}  ",
-        f"**Outputs:** `{final_dir}`",
+        f"**Outputs:** `{base_uri}`",
         "",
         "| scene | start TC | end TC | seconds | Foley prompt | Foley seed | music prompt | music seed |",
         "|---:|---|---|---:|---|---:|---|---:|",
@@ -47,7 +51,23 @@ def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], 
     return "\n".join(lines) + "\n"
 
 
+LINKED = ("soundtrack", "mix", "stems/dialogue", "stems/foley", "stems/music", "stems/m_and_e", "review_proxy")
+PICTURES = ("waveform", "spectrogram")
+
+
 @task(name="review", cache_policy=NO_CACHE)
-def review_task(reel: str, markdown: str) -> str:
-    create_markdown_artifact(key=artifact_key(reel), markdown=markdown, description=f"Soundtrack review for {reel}")
-    return artifact_key(reel)
+def review_task(reel: str, markdown: str, outputs: list[dict]) -> str:
+    """The review page in the Prefect UI: the markdown scene table, links to the deliverables
+    (presigned, expiring URLs for S3), and the waveform and spectrogram pictures. Keys are stable per
+    reel, so each nightly run adds a version."""
+    slug = artifact_slug(reel)
+    create_markdown_artifact(key=f"review-{slug}", markdown=markdown, description=f"Soundtrack review for {reel}")
+    by_kind = {o["kind"]: o["uri"] for o in outputs}
+    for kind in LINKED:
+        if kind in by_kind:
+            name = kind.replace("stems/", "stem-").replace("_", "-")
+            create_link_artifact(key=f"{name}-{slug}", link=presign(by_kind[kind]), link_text=f"{reel}: {kind}", description=f"{kind} of {reel}")
+    for kind in PICTURES:
+        if kind in by_kind:
+            create_image_artifact(image_url=presign(by_kind[kind]), key=f"{kind}-{slug}", description=f"{kind} of the {reel} mix")
+    return f"review-{slug}"
