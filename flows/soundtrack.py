@@ -78,7 +78,7 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
     try:
         source = fetch_source(source_uri)
         model = load_model_task(s.model, s.device)
-        analysis = analyse_source(source["path"], work, detector, model["frame_fps"], model["frame_size"])
+        analysis = analyse_source(source["path"], source_uri, work, detector, model["frame_fps"], model["frame_size"])
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)

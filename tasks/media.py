@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.errors import InputError
 from audiox_core.media.mix import MasterReport, MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
@@ -22,7 +23,7 @@ from tasks.retry import RETRY_DELAYS, transient_only
 def fetch_source(source_uri: str) -> dict:
     """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
     path, obj = fetch(source_uri, studio_home() / "cache" / "sources")
-    version = (obj.version or obj.etag) if obj is not None else None
+    version = obj.etag if obj is not None else None  # content identity, as the nightly listing sees it
     return {"path": path, "sha256": sha256_file(path), "bytes": path.stat().st_size, "version": version}
 
 
@@ -33,10 +34,14 @@ def upload_task(folder: Path, out_uri: str) -> dict[Path, str]:
 
 
 @task(name="scenes", cache_policy=NO_CACHE)
-def analyse_source(path: Path, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int) -> Analysis:
-    """ffprobe, then one OpenCV pass for scene cuts and the model's frames."""
-    with progress_bar(f"scenes  {path.name}") as update:
-        return analyse(path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update)
+def analyse_source(path: Path, source_uri: str, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int) -> Analysis:
+    """ffprobe, then one OpenCV pass for scene cuts and the model's frames. Errors name the source
+    as the user gave it (an S3 object is read from a cache file with a hashed name)."""
+    with progress_bar(f"scenes  {Path(source_uri).name}") as update:
+        try:
+            return analyse(path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update)
+        except InputError as e:
+            raise InputError(str(e).replace(str(path), source_uri)) from e
 
 
 @task(name="write-scenes", cache_policy=NO_CACHE)

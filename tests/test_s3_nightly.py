@@ -1,0 +1,99 @@
+"""S3 storage against moto_server, and the nightly flow under Prefect's test harness."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from audiox_core.errors import InputError
+from audiox_core.media.synthetic import make_reel
+from audiox_core.storage import fetch, list_objects, parse_s3, presign, s3_client, upload_folder
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> str:
+    import uuid
+
+    name = f"studio-{uuid.uuid4().hex[:8]}"
+    s3_client().create_bucket(Bucket=name)
+    return name
+
+
+def test_keys_cannot_escape_the_work_folder() -> None:
+    with pytest.raises(InputError, match="leading '/' or a '..' segment"):
+        parse_s3("s3://bucket/reels/../../etc/passwd")
+    with pytest.raises(InputError, match="leading '/'"):
+        parse_s3("s3://bucket//etc/passwd")
+    assert parse_s3("s3://bucket/reels/a.mp4") == ("bucket", "reels/a.mp4")
+
+
+def test_fetch_caches_by_etag_and_size(bucket, tmp_path: Path, reel) -> None:
+    s3_client().upload_file(str(reel.path), bucket, "in/reel.mp4")
+    first, obj = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    assert first.read_bytes() == reel.path.read_bytes() and obj.size == reel.path.stat().st_size
+    mtime = first.stat().st_mtime_ns
+    again, _ = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    assert again == first and again.stat().st_mtime_ns == mtime  # served from the cache
+    s3_client().put_object(Bucket=bucket, Key="in/reel.mp4", Body=b"changed content")
+    changed, _ = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    assert changed != first and changed.read_bytes() == b"changed content"
+
+
+def test_missing_bucket_and_key_are_clear_input_errors(bucket, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="s3://no-such-bucket-here/x.mp4"):
+        fetch("s3://no-such-bucket-here/x.mp4", tmp_path)
+    with pytest.raises(InputError, match=f"s3://{bucket}/missing.mp4"):
+        fetch(f"s3://{bucket}/missing.mp4", tmp_path)
+
+
+def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
+    (tmp_path / "stems").mkdir()
+    (tmp_path / "stems" / "music.wav").write_bytes(b"m" * 10)
+    (tmp_path / "provenance.json").write_text("{}")
+    uris = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
+    assert sorted(uris.values()) == [f"s3://{bucket}/out/reel/provenance.json", f"s3://{bucket}/out/reel/stems/music.wav"]
+    assert list(uris.values())[-1].endswith("provenance.json")  # uploaded last: marks the set complete
+    url = presign(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
+    assert "X-Amz-Signature" in url or "Signature" in url
+
+
+@pytest.fixture
+def footage(bucket, tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("footage")
+    for name, shots in (("alpha", (20, 15, 20)), ("beta", (25, 25))):
+        r = make_reel(folder / f"{name}.mp4", shot_frames=shots, fps=Fraction(25), size=(320, 180))
+        s3_client().upload_file(str(r.path), bucket, f"reels/{name}.mp4")
+    s3_client().put_object(Bucket=bucket, Key="reels/notes.mp4", Body=b"this is not a video\n")
+    s3_client().put_object(Bucket=bucket, Key="reels/readme.txt", Body=b"ignored: not a video extension\n")
+    return bucket
+
+
+def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefect_api, home, footage) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from db import repository
+    from db.session import database_url
+    from flows.nightly import nightly
+
+    first = nightly(footage, "reels/", settings={"steps": 2}, max_parallel=2)
+    assert (first["listed"], first["succeeded"], first["failed"]) == (3, 2, 1)
+    bad = next(r for r in first["runs"] if r["status"] == "failed")
+    assert "notes.mp4" in bad["error"] and "cannot be read as media" in bad["error"]
+    keys = {o.key for o in list_objects(f"s3://{footage}/soundtracks/")}
+    for name in ("alpha", "beta"):
+        assert {f"soundtracks/{name}/soundtrack.mp4", f"soundtracks/{name}/mix.wav", f"soundtracks/{name}/stems/music.wav",
+                f"soundtracks/{name}/provenance.json"} <= keys
+    url = database_url(home)
+    run = repository.get_run(url, next(r for r in first["runs"] if r["status"] == "succeeded")["run_id"])
+    assert run.status == "succeeded" and run.trigger == "nightly" and run.source_uri.startswith(f"s3://{footage}/reels/")
+    assert all(o.uri.startswith(f"s3://{footage}/soundtracks/") for o in run.outputs)
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-alpha", "mix-alpha", "waveform-alpha"])))
+    assert {a.key for a in found} == {"review-alpha", "mix-alpha", "waveform-alpha"}
+    second = nightly(footage, "reels/", settings={"steps": 2})
+    assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
