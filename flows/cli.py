@@ -138,6 +138,18 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from audiox_core.settings import studio_home
+    from flows.watch import poll_prefix, watch_queue
+
+    if args.queue:
+        sent = watch_queue(args.queue, once=args.once)
+    else:
+        sent = poll_prefix(args.poll, studio_home() / "watch" / "poll-state.json", once=args.once, interval_s=args.interval)
+    print(f"{sent} footage event(s) sent")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from flows.doctor import run_checks
 
@@ -191,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="the chain as JSON (as in provenance.json)")
     fmt.add_argument("--prov-json", action="store_true", help="W3C PROV-JSON")
     provenance.set_defaults(func=cmd_provenance)
+
+    watch = sub.add_parser("watch", help="turn S3 uploads into Prefect events that start the s3-drop deployment")
+    source = watch.add_mutually_exclusive_group(required=True)
+    source.add_argument("--queue", help="SQS queue URL receiving the bucket's ObjectCreated notifications")
+    source.add_argument("--poll", help="s3://bucket/prefix to list periodically (buckets without notifications)")
+    watch.add_argument("--interval", type=float, default=60.0, help="seconds between listings with --poll (default 60)")
+    watch.add_argument("--once", action="store_true", help="one receive (or one listing), then exit")
+    watch.set_defaults(func=cmd_watch)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")
