@@ -4,12 +4,12 @@ never stops the others."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.media.probe import is_footage
 from audiox_core.settings import RunSettings, studio_home
 from audiox_core.storage import list_objects
 from db import repository
@@ -17,16 +17,13 @@ from db.session import database_url
 from flows.soundtrack import soundtrack
 from tasks.retry import RETRY_DELAYS, transient_only
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".m4v", ".mpg", ".mpeg", ".ts"}
-
-
 @task(name="list-footage", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
 def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
     """Video files under the prefix (by extension), with their ETags."""
     return [
         {"uri": o.uri, "version": o.etag}
         for o in list_objects(f"s3://{bucket}/{prefix}")
-        if PurePosixPath(o.key).suffix.lower() in VIDEO_SUFFIXES
+        if is_footage(o.key)
     ]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from audiox_core.errors import PipelineError
+from audiox_core.media.probe import is_footage
 from audiox_core.storage import list_objects, s3_error
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ def uploads_in_notification(body: str) -> list[Upload]:
         obj = s3["object"]
         version = obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or ""
         occurred = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")) if record.get("eventTime") else None
-        uploads.append(Upload(s3["bucket"]["name"], unquote_plus(obj["key"]), str(version), int(obj.get("size", 0)), occurred))
+        key = unquote_plus(obj["key"])
+        if is_footage(key):  # outputs landing in the same bucket must not start runs of their own
+            uploads.append(Upload(s3["bucket"]["name"], key, str(version), int(obj.get("size", 0)), occurred))
     return uploads
 
 
@@ -133,7 +136,7 @@ def poll_prefix(prefix_uri: str, state_file: Path, *, once: bool = False, interv
     seen: dict[str, Any] = json.loads(state_file.read_text()) if state_file.is_file() else {}
     sent = 0
     while True:
-        current = {o.uri: o for o in list_objects(prefix_uri)}
+        current = {o.uri: o for o in list_objects(prefix_uri) if is_footage(o.key)}
         fresh = [Upload(o.bucket, o.key, o.etag, o.size) for uri, o in current.items() if seen.get(uri) != o.etag]
         asyncio.run(_emit_confirmed(fresh))
         seen.update({u.uri: u.version for u in fresh})

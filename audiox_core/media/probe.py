@@ -50,6 +50,17 @@ class MediaInfo:
         return d
 
 
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".m4v", ".mpg", ".mpeg", ".ts"})
+OUTPUT_NAMES = frozenset({"soundtrack", "review_proxy"})
+
+
+def is_footage(name: str) -> bool:
+    """Whether a file or object name looks like footage to process: a video extension, and not one
+    of our own deliverables (soundtrack.*, review_proxy.mp4) written next to the footage."""
+    stem, _, suffix = name.rsplit("/", 1)[-1].rpartition(".")
+    return f".{suffix.lower()}" in VIDEO_SUFFIXES and stem not in OUTPUT_NAMES
+
+
 def _fraction(text: str | None) -> Fraction | None:
     try:
         value = Fraction(text) if text else None

@@ -1,0 +1,122 @@
+"""Deployments from prefect.yaml against a real `prefect server start`, with process workers and
+moto_server as S3 and SQS: an S3 drop starts exactly one run per object version, and two workers
+on one pool never run a reel twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from audiox_core.storage import list_objects, s3_client
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, s3_endpoint):
+    """A Prefect server on a free port with the project's deployments, and the env to reach it."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect-home")
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_UI_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "AUDIOX_HOME": str(tmp_path_factory.mktemp("audiox-home"))}
+    env.pop("PREFECT_PROFILES_PATH", None)
+    proc = subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "prefect server did not start within 60 s"
+            time.sleep(0.5)
+        subprocess.run([BIN / "prefect", "work-pool", "create", "audiox", "--type", "process"], env=env, check=True, capture_output=True)
+        subprocess.run([BIN / "prefect", "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, check=True, capture_output=True)
+        try:
+            s3_client().create_bucket(Bucket="footage")
+        except s3_client().exceptions.BucketAlreadyOwnedByYou:
+            pass
+        yield api, env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def flow_runs(api: str, deployment: str) -> list[dict]:
+    deployments = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [deployment]}}}).json()
+    ids = [d["id"] for d in deployments]
+    return httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": ids}}}).json()
+
+
+def worker(env: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "audiox", "--run-once", *extra], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None:
+    api, env = server
+    sqs = __import__("boto3").client("sqs")
+    queue = sqs.create_queue(QueueName="drops")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3_client().put_bucket_notification_configuration(
+        Bucket="footage", NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]}
+    )
+    for _ in range(2):  # a burst: the same reel uploaded twice
+        s3_client().upload_file(str(reel.path), "footage", "incoming/dropped.mp4")
+    message = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=0)["Messages"][0]
+    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])  # and SQS delivering a message twice
+    for _ in range(2):
+        subprocess.run([BIN / "audiox-studio", "watch", "--queue", queue, "--once"], env=env, check=True, capture_output=True, timeout=120)
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # all consumed once accepted
+    deadline = time.monotonic() + 90
+    while not (runs := flow_runs(api, "s3-drop")):
+        assert time.monotonic() < deadline, "the s3-drop trigger started no run"
+        time.sleep(2)
+    time.sleep(35)  # the trigger schedules its run 30 s after the burst (debounce)
+    assert len(flow_runs(api, "s3-drop")) == 1
+    assert worker(env).wait(timeout=400) == 0
+    (run,) = flow_runs(api, "s3-drop")
+    assert run["state_type"] == "COMPLETED" and run["parameters"]["source_uri"] == "s3://footage/incoming/dropped.mp4"
+    keys = {o.key for o in list_objects("s3://footage/soundtracks/dropped/")}
+    assert {"soundtracks/dropped/soundtrack.mp4", "soundtracks/dropped/mix.wav", "soundtracks/dropped/provenance.json"} <= keys
+
+
+def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
+    api, env = server
+    ids = []
+    for i in range(4):
+        s3_client().upload_file(str(reel.path), "footage", f"batch/reel{i}.mp4")
+        params = json.dumps({"source_uri": f"s3://footage/batch/reel{i}.mp4", "out_uri": "s3://footage/batch-out", "settings": {"steps": 2}})
+        out = subprocess.run([BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        ids.append(out)
+    workers = [worker(env, "--limit", "2"), worker(env, "--limit", "2")]
+    for w in workers:
+        assert w.wait(timeout=600) == 0
+    runs = [r for r in flow_runs(api, "on-demand") if r["parameters"]["source_uri"].startswith("s3://footage/batch/")]
+    assert len(runs) == 4 and all(r["state_type"] == "COMPLETED" for r in runs)
+    for r in runs:
+        states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r["id"]}).json()
+        assert sum(s["type"] == "RUNNING" for s in states) == 1, r["name"]  # claimed and run by one worker only
+    keys = {o.key for o in list_objects("s3://footage/batch-out/")}
+    assert {f"batch-out/reel{i}/mix.wav" for i in range(4)} <= keys
