@@ -21,6 +21,11 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
   apt_install ffmpeg
 fi
 
+# The test suite drives the Prefect UI in a headless browser: Debian's Chromium and its driver.
+if [ "${1:-}" = "--with-browser" ] && { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; }; then
+  apt_install chromium chromium-driver
+fi
+
 python_311() {
   for candidate in "${PYTHON:-}" python3.11 python3; do
     if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 \

@@ -120,3 +120,51 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
         assert sum(s["type"] == "RUNNING" for s in states) == 1, r["name"]  # claimed and run by one worker only
     keys = {o.key for o in list_objects("s3://footage/batch-out/")}
     assert {f"batch-out/reel{i}/mix.wav" for i in range(4)} <= keys
+
+
+def _browser():
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    options = Options()
+    # Offline and sandbox-free as root: no background calls home, no first-run screens.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1200"):
+        options.add_argument(flag)
+    options.binary_location = chromium
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_prefect_ui_shows_the_review_scene_table(server, reel) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, env = server
+    done = [r for name in ("s3-drop", "on-demand") for r in flow_runs(api, name) if r["state_type"] == "COMPLETED"]
+    if not done:
+        s3_client().upload_file(str(reel.path), "footage", "ui/ui_reel.mp4")
+        params = json.dumps({"source_uri": "s3://footage/ui/ui_reel.mp4", "out_uri": "s3://footage/ui-out", "settings": {"steps": 2}})
+        subprocess.run([BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params], env=env, check=True, capture_output=True)
+        assert worker(env).wait(timeout=400) == 0
+        done = [r for r in flow_runs(api, "on-demand") if r["state_type"] == "COMPLETED"]
+    run = done[0]
+    browser = _browser()
+    try:
+        browser.get(f"{api.removesuffix('/api')}/runs/flow-run/{run['id']}")
+        tab = WebDriverWait(browser, 60).until(lambda b: next((e for e in b.find_elements(By.CSS_SELECTOR, "[role=tab], li") if e.text.strip() == "Artifacts"), None))
+        tab.click()
+        card = WebDriverWait(browser, 30).until(lambda b: next(iter(b.find_elements(By.XPATH, "//*[starts-with(normalize-space(), 'review-') and not(*)]")), None))
+        card.click()
+        WebDriverWait(browser, 30).until(lambda b: any(e.text == "start TC" for e in b.find_elements(By.TAG_NAME, "th")))
+        headers = [e.text for e in browser.find_elements(By.TAG_NAME, "th")]
+        cells = [e.text for e in browser.find_elements(By.TAG_NAME, "td")]
+    finally:
+        browser.quit()
+    assert headers[:3] == ["scene", "start TC", "end TC"]
+    assert cells[:2] == ["0", "00:00:00:00"]
