@@ -13,6 +13,7 @@ import torch
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from audiox_core.cues import Cue
 from audiox_core.provenance import generation_key
@@ -110,10 +111,20 @@ def generate_task(
             bar(done, total)
             update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
 
-        return render_cues(
-            cached_model(spec, device), cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update,
-            keep=lambda cue, path: _keep(keys[(cue.scene_index, cue.kind)], path),
-        )
+        model = cached_model(spec, device)
+        # Only inference holds the GPU slot; fetching, scene detection and mixing run freely.
+        with concurrency(gpu_slot(model.device), occupy=1, strict=False):
+            return render_cues(
+                model, cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update,
+                keep=lambda cue, path: _keep(keys[(cue.scene_index, cue.kind)], path),
+            )
+
+
+def gpu_slot(device: torch.device) -> str:
+    """The global concurrency limit guarding this process's accelerator (create it with
+    `prefect gcl create audiox-gpu --limit 1`; per card when workers pin CUDA_VISIBLE_DEVICES)."""
+    card = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return f"audiox-gpu-{card}" if device.type == "cuda" and card else "audiox-gpu"
 
 
 def _keep(key: str, path: Path) -> None:
