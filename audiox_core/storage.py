@@ -106,7 +106,12 @@ def _transfer_config():
 
 def s3_error(uri: str, e: Exception) -> Exception:
     """Our exception for a boto3/botocore failure on ``uri``: InputError or TransientError."""
-    from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     if isinstance(e, ClientError):
         code = str(e.response.get("Error", {}).get("Code", ""))

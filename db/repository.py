@@ -15,7 +15,16 @@ from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Asset, Generation, Mix, Output, Run, Scene, SceneGeneration, utcnow
+from db.models import (
+    Asset,
+    Generation,
+    Mix,
+    Output,
+    Run,
+    Scene,
+    SceneGeneration,
+    utcnow,
+)
 from db.session import sessions
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"

@@ -102,7 +102,11 @@ def cmd_model_manifest(args: argparse.Namespace) -> int:
 def cmd_model_check(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from audiox_core.model.checkpoint import load_weights, parameter_counts, read_state_dict
+    from audiox_core.model.checkpoint import (
+        load_weights,
+        parameter_counts,
+        read_state_dict,
+    )
     from audiox_core.model.config import AudioXConfig
     from audiox_core.storage import sha256_file
 

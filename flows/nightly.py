@@ -17,6 +17,7 @@ from db.session import database_url
 from flows.soundtrack import soundtrack
 from tasks.retry import RETRY_DELAYS, transient_only
 
+
 @task(name="list-footage", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
 def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
     """Video files under the prefix (by extension), with their ETags."""

@@ -25,8 +25,21 @@ from audiox_core.reel import reel_cues
 from audiox_core.settings import RunSettings, studio_home
 from audiox_core.storage import as_uri, is_s3, local_path, staged_directory
 from db.session import database_url
-from tasks.generation import generate_task, generation_keys, load_model_task, reusable_task
-from tasks.media import analyse_source, fetch_source, mix_task, mux_task, proxy_task, publish_scenes, upload_task
+from tasks.generation import (
+    generate_task,
+    generation_keys,
+    load_model_task,
+    reusable_task,
+)
+from tasks.media import (
+    analyse_source,
+    fetch_source,
+    mix_task,
+    mux_task,
+    proxy_task,
+    publish_scenes,
+    upload_task,
+)
 from tasks.provenance import (
     finish_run_task,
     generation_rows,

@@ -9,25 +9,24 @@ from functools import cache
 from pathlib import Path
 
 import torch
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from audiox_core.cues import Cue
-from audiox_core.provenance import generation_key
 from audiox_core.errors import InputError
+from audiox_core.media.timeline import Placement
+from audiox_core.model.checkpoint import LoadedModel, load_model
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.provenance import generation_key
+from audiox_core.reel import Analysis, RenderedCue, render_cues
 from audiox_core.settings import code_version, studio_home
 from audiox_core.storage import fetch, sha256_file
 from db import repository
-from audiox_core.model.checkpoint import LoadedModel, load_model
-from audiox_core.model.generate import SamplingSettings
-from audiox_core.media.timeline import Placement
-from audiox_core.reel import Analysis, RenderedCue, render_cues
 from tasks.progress import progress_bar
-from tasks.review import artifact_slug
 from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.review import artifact_slug
 
 
 @cache

@@ -12,7 +12,13 @@ from audiox_core.media.mix import MasterReport, MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
-from audiox_core.reel import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
+from audiox_core.reel import (
+    Analysis,
+    RenderedCue,
+    analyse,
+    mix_reel,
+    write_scene_exports,
+)
 from audiox_core.settings import studio_home
 from audiox_core.storage import fetch, sha256_file, upload_folder
 from tasks.progress import progress_bar

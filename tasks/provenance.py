@@ -11,10 +11,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from audiox_core.model.generate import SamplingSettings
 from audiox_core.media.mix import MasterReport
-from audiox_core.reel import Analysis, RenderedCue
+from audiox_core.model.generate import SamplingSettings
 from audiox_core.provenance import public_uri, sha256_text
+from audiox_core.reel import Analysis, RenderedCue
 from audiox_core.settings import RunSettings, code_version
 from audiox_core.storage import sha256_file, write_atomic
 from db import repository

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 
 from prefect import task
-from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.mix import MasterReport

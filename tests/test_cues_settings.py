@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -6,7 +8,6 @@ from audiox_core.errors import InputError, ModelError
 from audiox_core.media.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
 from audiox_core.model.checkpoint import load_model
 from audiox_core.settings import RunSettings
-from fractions import Fraction
 
 
 def test_measure_sees_motion_and_brightness() -> None:

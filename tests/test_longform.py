@@ -1,12 +1,16 @@
 import math
 
-import pytest
-
 import numpy as np
+import pytest
 import torch
 
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.model.longform import SceneRequest, generate_scenes, join_windows, plan_windows
+from audiox_core.model.longform import (
+    SceneRequest,
+    generate_scenes,
+    join_windows,
+    plan_windows,
+)
 
 
 def test_plan_windows_cover_with_overlap() -> None:

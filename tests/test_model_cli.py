@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import AUDIOX_FACTS, needs_audiox_facts
 
 from audiox_core.model.checkpoint import PRESETS
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.synthetic_weights import synthetic_state_dict
-from conftest import AUDIOX_FACTS, needs_audiox_facts
 from flows.cli import main
 
 TINY = PRESETS / "tiny.json"

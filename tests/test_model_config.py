@@ -1,10 +1,10 @@
 import json
 
 import pytest
+from conftest import AUDIOX_FACTS, needs_audiox_facts
 
 from audiox_core.model.checkpoint import PRESETS, manifest
 from audiox_core.model.config import AudioXConfig, encoded_length
-from conftest import AUDIOX_FACTS, needs_audiox_facts
 
 
 @needs_audiox_facts

@@ -89,7 +89,7 @@ def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None
         subprocess.run([BIN / "audiox-studio", "watch", "--queue", queue, "--once"], env=env, check=True, capture_output=True, timeout=120)
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # all consumed once accepted
     deadline = time.monotonic() + 90
-    while not (runs := flow_runs(api, "s3-drop")):
+    while not flow_runs(api, "s3-drop"):
         assert time.monotonic() < deadline, "the s3-drop trigger started no run"
         time.sleep(2)
     time.sleep(35)  # the trigger schedules its run 30 s after the burst (debounce)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import AUDIOX_FACTS
 
 from audiox_core.model.checkpoint import load_weights
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.synthetic_weights import synthetic_state_dict
-from conftest import AUDIOX_FACTS
 
 PARITY = AUDIOX_FACTS / "parity"
 pytestmark = pytest.mark.skipif(not (PARITY / "tiny_seed0.safetensors").is_file(), reason=f"parity fixture not found at {PARITY}")

@@ -3,6 +3,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import MEDIA, needs_media
 
 from audiox_core.errors import InputError
 from audiox_core.media.decode import ModelFrames
@@ -10,7 +11,6 @@ from audiox_core.media.frames import FrameStore
 from audiox_core.media.probe import probe
 from audiox_core.media.scenes import detect_scenes
 from audiox_core.media.synthetic import make_reel
-from conftest import MEDIA, needs_media
 
 
 def test_probe_reads_exact_fps_and_streams(reel) -> None:

@@ -9,7 +9,14 @@ import pytest
 
 from audiox_core.errors import InputError
 from audiox_core.media.synthetic import make_reel
-from audiox_core.storage import fetch, list_objects, parse_s3, presign, s3_client, upload_folder
+from audiox_core.storage import (
+    fetch,
+    list_objects,
+    parse_s3,
+    presign,
+    s3_client,
+    upload_folder,
+)
 
 pytestmark = pytest.mark.integration
 

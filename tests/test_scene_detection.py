@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import MEDIA, needs_media
 
 from audiox_core.errors import InputError
 from audiox_core.media.edl import read_edl, read_scenes_csv, scenes_csv, scenes_edl
@@ -16,7 +17,6 @@ from audiox_core.media.probe import probe
 from audiox_core.media.scenes import DetectorSettings, detect_scenes
 from audiox_core.media.synthetic import make_reel
 from audiox_core.media.timecode import frame_from_timecode, timecode
-from conftest import MEDIA, needs_media
 
 SIZE = "320x180"
 

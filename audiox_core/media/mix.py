@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from audiox_core.media.audio import Wav24Writer, from_segment, read_wav, to_segment
-from audiox_core.media.ducking import DuckingSettings, ducking_curve, frame_levels, gain_for_samples
+from audiox_core.media.ducking import (
+    DuckingSettings,
+    ducking_curve,
+    frame_levels,
+    gain_for_samples,
+)
 from audiox_core.media.limiter import LimiterSettings, limiter_gain
 from audiox_core.media.loudness import LoudnessMeter, preset
 from audiox_core.media.timeline import DIALOGUE, FOLEY, MUSIC, Placement, envelope

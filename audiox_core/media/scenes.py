@@ -13,8 +13,8 @@ decoded frame; frames are 0-based in decode output order; a scene's end frame is
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,8 +26,8 @@ import numpy as np
 from audiox_core.errors import InputError
 from audiox_core.media.decode import DecodeReport, ModelFrames, decode_thumbnails
 from audiox_core.media.probe import MediaInfo, probe
-from audiox_core.storage import check_readable_file
 from audiox_core.media.timecode import timecode
+from audiox_core.storage import check_readable_file
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,11 @@ from torch import nn
 
 from audiox_core.errors import ModelError
 from audiox_core.model.autoencoder import Pretransform
-from audiox_core.model.config import AudioConditionerConfig, TextConditionerConfig, VideoConditionerConfig
+from audiox_core.model.config import (
+    AudioConditionerConfig,
+    TextConditionerConfig,
+    VideoConditionerConfig,
+)
 
 # CLIP's image normalisation (openai/clip-vit-base-patch32 preprocessor).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -17,7 +17,12 @@ import torch.nn.functional as F
 
 from audiox_core.errors import InputError
 from audiox_core.model.checkpoint import LoadedModel
-from audiox_core.model.sampling import NoiseSource, StepCallback, get_sampler, sigma_schedule
+from audiox_core.model.sampling import (
+    NoiseSource,
+    StepCallback,
+    get_sampler,
+    sigma_schedule,
+)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Alembic environment: migrations run against the URL set by db.session.alembic_config."""
 
 from alembic import context
+
 from db.models import Base
 from db.session import make_engine
 
