@@ -6,6 +6,7 @@ SQLite by default (a file in the data folder), PostgreSQL in production via ``AU
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -51,8 +52,19 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to ``revision``. For SQLite, under a lock file beside the database, so
+    worker processes starting at once do not migrate a fresh file twice."""
+    if not url.startswith("sqlite:///"):
+        command.upgrade(alembic_config(url), revision)  # PostgreSQL: transactional DDL
+        return
+    lock_path = Path(url.removeprefix("sqlite:///") + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(url), revision)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 _factories: dict[str, sessionmaker[Session]] = {}
