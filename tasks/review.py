@@ -22,10 +22,6 @@ def artifact_slug(reel: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel"
 
 
-def artifact_key(reel: str) -> str:
-    return f"review-{artifact_slug(reel)}"
-
-
 def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MasterReport, base_uri: str) -> str:
     by_scene: dict[int, dict[str, RenderedCue]] = {}
     for c in rendered:
@@ -54,10 +50,8 @@ def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], 
         )
     return "\n".join(lines) + "\n"
 
-
 LINKED = ("soundtrack", "mix", "stems/dialogue", "stems/foley", "stems/music", "stems/m_and_e", "review_proxy")
 PICTURES = ("waveform", "spectrogram")
-
 
 @task(name="review", cache_policy=NO_CACHE)
 def review_task(reel: str, markdown: str, outputs: list[dict]) -> str:

@@ -11,7 +11,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from audiox_core.media.audio import Wav24Writer, extract_audio, read_wav, write_wav24
+from audiox_core.media.audio import Wav24File, extract_audio, read_wav, write_wav24
 from audiox_core.media.ducking import DuckingSettings
 from audiox_core.media.loudness import PRESETS, LoudnessMeter
 from audiox_core.media.mix import CueTrack, MixSettings, master
@@ -172,7 +172,77 @@ def test_mono_and_surround_dialogue_become_stereo(tmp_path: Path, layout: str) -
 
 
 def test_writer_leaves_nothing_behind_on_abort(tmp_path: Path) -> None:
-    w = Wav24Writer(tmp_path / "x.wav", 2, RATE)
-    w.write(np.zeros((2, 10), np.float32))
+    w = Wav24File(tmp_path / "x.wav", 2, RATE, 10)
+    w.write_at(0, np.zeros((10, 2), np.int32))
     w.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def loud_material(seconds: float, seed: int = 1) -> np.ndarray:
+    """A steady body with drum-like hits well above the ceiling (the limiter has work to do)."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * RATE)
+    audio = (0.06 * rng.standard_normal((2, n))).astype(np.float32)
+    hit = (0.9 * np.exp(-np.arange(960) / 150) * np.sign(np.sin(np.arange(960) / 3.0))).astype(np.float32)
+    for start in range(0, n - 960, RATE // 2):
+        audio[:, start : start + 960] += hit
+    return np.clip(audio, -0.99, 0.99)
+
+
+def test_worker_processes_and_ranges_do_not_change_the_outputs(tmp_path: Path) -> None:
+    """One block in-process against 1 s blocks in 2 s ranges on two forked workers: the limiter's
+    context, the filters' warm-up and the joined measurements make the split invisible."""
+    path = tmp_path / "cue.wav"
+    write_wav24(path, loud_material(12.0), RATE)
+    cues = [(Placement(0, FOLEY, 0, 12 * RATE, 0, 0, False), path), (Placement(0, MUSIC, 0, 12 * RATE, 4800, 4800, True), path)]
+    dialogue = ArraySource(tone(12.0, 140, 0.3, 5))
+    reports = {}
+    for name, extra in (("whole", dict(workers=1, block_s=30.0)), ("split", dict(workers=2, block_s=1.0, range_s=2.0))):
+        settings = MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0, MUSIC: -3.0}, **extra)
+        reports[name] = master(cues, dialogue, 12 * RATE, tmp_path / name, settings)
+    assert reports["whole"].max_gain_reduction_db > 1.0  # the limiter worked across range edges
+    # Equal to float rounding (sums taken in another order reach the normalisation gain and the
+    # limiter's): a few 24-bit steps at most, −125 dBFS.
+    for output in ("mix.wav", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "stems/m_and_e.wav"):
+        whole, split = read_wav(tmp_path / "whole" / output)[0], read_wav(tmp_path / "split" / output)[0]
+        assert whole.shape == split.shape and np.abs(whole - split).max() <= 4.01 / (2**23 - 1), output
+    for output, figures in reports["whole"].outputs.items():
+        for key, value in figures.items():
+            assert reports["split"].outputs[output][key] == pytest.approx(value, abs=0.011), (output, key)
+
+
+def test_a_failing_range_stops_the_mix_and_leaves_no_files(tmp_path: Path) -> None:
+    good = tmp_path / "good.wav"
+    write_wav24(good, tone(6.0, 440, 0.3), RATE)
+    cues = [(Placement(0, MUSIC, 0, 6 * RATE, 0, 0, True), good), (Placement(1, FOLEY, 9 * RATE, 3 * RATE, 0, 0, False), tmp_path / "missing.wav")]
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        master(cues, None, 12 * RATE, tmp_path / "out", MixSettings(workers=2, block_s=1.0, range_s=2.0))
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_true_peak_is_the_same_in_any_blocks_and_matches_an_independent_oversampler() -> None:
+    from audiox_core.media.loudness import TruePeak
+
+    audio = loud_material(3.0, seed=7) * np.float32(0.9)
+    reference = true_peak(audio)
+    for sizes in ((audio.shape[1],), (1000, 7, 33_333, 50_000), (4097,)):
+        meter, start, i = TruePeak(2), 0, 0
+        while start < audio.shape[1]:
+            n = sizes[i % len(sizes)]
+            meter.add(audio[:, start : start + n])
+            start, i = start + n, i + 1
+        assert meter.dbtp == pytest.approx(reference, abs=0.05), sizes
+
+
+def test_oversampled_envelope_is_the_interpolator_applied_directly() -> None:
+    from audiox_core.media.loudness import PHASES, SEGMENT, envelope_where
+
+    rng = np.random.default_rng(3)
+    audio = (0.5 * rng.standard_normal((2, 3 * SEGMENT + 100))).astype(np.float32)
+    padded = np.pad(audio.astype(np.float64), ((0, 0), (15, 17)))
+    direct = np.abs(audio).max(axis=0).astype(np.float64)
+    for p in range(1, 4):  # y(n + p/4) = Σ_m h_p[m] x[n − m], m = −16 … 15
+        for c in range(2):
+            y = np.convolve(padded[c], PHASES[p], mode="valid")[: audio.shape[1]]  # y[n] = Σ_m h_p[m] x[n − m]
+            direct = np.maximum(direct, np.abs(y))
+    assert np.abs(envelope_where(audio, 0.0) - direct).max() < 1e-5

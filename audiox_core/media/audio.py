@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import wave
 from pathlib import Path
 
@@ -57,56 +58,103 @@ def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
     return AF.resample(audio.float(), orig_rate, new_rate).numpy().astype(np.float32)
 
 
+def to_ints(audio: np.ndarray, full_scale: float = INT24_MAX) -> np.ndarray:
+    """Interleaved (N, C) int32 samples from (C, N) float, 1.0 mapping to ``full_scale``, rounded to nearest."""
+    peak = max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
+    assert peak * full_scale < 2**31, f"peak {peak:.1f} is beyond the 32-bit bus's headroom"
+    scaled = np.multiply(audio, np.float32(full_scale), dtype=np.float32)
+    np.rint(scaled, out=scaled)
+    ints = np.empty((audio.shape[1], audio.shape[0]), "<i4")
+    for c in range(audio.shape[0]):  # contiguous rows into strided columns: cheaper than one transposed cast
+        ints[:, c] = scaled[c]
+    return ints
+
+
 def to_segment(audio: np.ndarray, rate: int, full_scale: float = INT24_MAX) -> AudioSegment:
     """A pydub segment of 32-bit samples where 1.0 maps to ``full_scale`` (default: 24-bit full scale,
     leaving 8 bits of headroom on the 32-bit bus)."""
-    assert float(np.abs(audio).max(initial=0.0)) * full_scale < 2**31, "beyond the 32-bit bus's headroom"
-    ints = np.empty((audio.shape[1], audio.shape[0]), "<i4")
-    np.rint(audio.T * full_scale, out=ints, casting="unsafe")
-    return AudioSegment(data=ints.tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0])
+    return AudioSegment(data=to_ints(audio, full_scale).tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0])
+
+
+def segment_ints(segment: AudioSegment) -> np.ndarray:
+    """The (N, C) int32 samples of a 32-bit pydub segment (a read-only view)."""
+    return np.frombuffer(segment.raw_data, dtype="<i4").reshape(-1, segment.channels)
 
 
 def from_segment(segment: AudioSegment, full_scale: float = INT24_MAX) -> np.ndarray:
     """(C, N) float32 from a 32-bit pydub segment (the inverse of ``to_segment``)."""
-    ints = np.frombuffer(segment.raw_data, dtype="<i4").reshape(-1, segment.channels)
-    return (ints.T / full_scale).astype(np.float32)
+    ints = segment_ints(segment)
+    out = np.empty((ints.shape[1], ints.shape[0]), np.float32)
+    for c in range(ints.shape[1]):  # one strided column at a time into contiguous rows
+        np.multiply(ints[:, c], np.float32(1 / full_scale), out=out[c], casting="unsafe")
+    return out
 
 
-def _pack24(audio: np.ndarray) -> bytes:
-    """(C, N) float in [-1, 1] → interleaved little-endian 24-bit PCM."""
-    ints = np.empty((audio.shape[1], audio.shape[0]), "<i4")  # (N, C)
-    np.rint(audio.T * INT24_MAX, out=ints, casting="unsafe")
-    little = ints.view(np.uint8).reshape(-1, 4)
+def pack24(ints: np.ndarray) -> np.ndarray:
+    """Interleaved int32 samples within 24 bits → little-endian 24-bit PCM bytes (a uint8 array)."""
+    peak = max(int(ints.max(initial=0)), -int(ints.min(initial=0)))
+    if peak > INT24_MAX:
+        raise ValueError(f"peak {peak / INT24_MAX:.3f} exceeds full scale; normalise before writing")
+    little = np.ascontiguousarray(ints, "<i4").view(np.uint8).reshape(-1, 4)
     packed = np.empty((little.shape[0], 3), np.uint8)
     for byte in range(3):  # three vectorised byte copies beat one strided 3-of-4 copy
         packed[:, byte] = little[:, byte]
-    return packed.tobytes()
+    return packed
 
 
-class Wav24Writer:
-    """A 24-bit PCM WAV written block by block to a temporary name, renamed into place on close()."""
+WAV_HEADER = 44
 
-    def __init__(self, path: Path, channels: int, rate: int) -> None:
-        self.path = path
+
+def wav24_header(channels: int, rate: int, frames: int) -> bytes:
+    """The canonical 44-byte header of a 24-bit PCM WAV (what the stdlib ``wave`` module writes)."""
+    data = frames * channels * 3
+    if data + WAV_HEADER - 8 >= 2**32:
+        raise ValueError(f"{frames} frames of {channels} channels exceed the 4 GB limit of a RIFF WAV")
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 3, channels * 3, 24)
+    return b"RIFF" + struct.pack("<I", data + WAV_HEADER - 8) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data)
+
+
+class Wav24File:
+    """A 24-bit PCM WAV of known length, written at frame offsets under a temporary name and renamed
+    into place on close(); abort() leaves nothing. Disjoint ranges may be written from several
+    processes (each opens the file for itself, and release() closes it)."""
+
+    def __init__(self, path: Path, channels: int, rate: int, frames: int) -> None:
+        self.path, self.channels, self.frames = path, channels, frames
         self.tmp = path.with_name(f".{path.name}.partial")
-        self.wav = wave.open(str(self.tmp), "wb")
-        self.wav.setnchannels(channels)
-        self.wav.setsampwidth(3)
-        self.wav.setframerate(rate)
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.pwrite(fd, wav24_header(channels, rate, frames), 0)
+            os.ftruncate(fd, WAV_HEADER + frames * channels * 3)
+        finally:
+            os.close(fd)
+        self.fd: int | None = None
 
-    def write(self, audio: np.ndarray) -> None:
-        peak = max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
-        if peak > 1.0:
-            raise ValueError(f"{self.path.name}: peak {peak:.3f} exceeds full scale; normalise before writing")
-        self.wav.writeframes(_pack24(audio))
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "fd": None}  # a descriptor means nothing in another process
+
+    def write_at(self, frame: int, ints: np.ndarray) -> None:
+        """Write (N, C) int32 samples (within 24 bits) starting at ``frame``."""
+        assert ints.shape[1] == self.channels and 0 <= frame and frame + ints.shape[0] <= self.frames, (frame, ints.shape, self.frames)
+        if self.fd is None:
+            self.fd = os.open(self.tmp, os.O_WRONLY)
+        data = pack24(ints).data
+        offset = WAV_HEADER + frame * self.channels * 3
+        while data:
+            written = os.pwrite(self.fd, data, offset)
+            data, offset = data[written:], offset + written
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def close(self) -> None:
-        self.wav.close()
-        os.chmod(self.tmp, 0o644)
+        self.release()
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.wav.close()
+        self.release()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -123,7 +171,7 @@ def write_wav24(path: Path, audio: np.ndarray, rate: int) -> None:
         w.setnchannels(audio.shape[0])
         w.setsampwidth(3)
         w.setframerate(rate)
-        w.writeframes(_pack24(audio))
+        w.writeframes(pack24(to_ints(audio)).data)
     write_atomic(path, buffer.getvalue())
 
 
@@ -132,12 +180,20 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as w:
         width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
         raw = w.readframes(w.getnframes())
+    frames = len(raw) // (width * channels)
+    out = np.empty((channels, frames), np.float32)
     if width == 3:
-        widened = np.zeros((len(raw) // 3, 4), np.uint8)
-        widened[:, 1:] = np.frombuffer(raw, np.uint8).reshape(-1, 3)  # 24-bit sample in the top bytes
-        audio = (widened.view("<i4")[:, 0] >> 8) * np.float32(1 / INT24_MAX)
+        # Each sample read as the int32 that ends with its 3 bytes (the byte before it in the low
+        # byte), then shifted down with its sign: one strided pass per channel, no widening copies.
+        padded = np.empty(len(raw) + 1, np.uint8)
+        padded[0], padded[1:] = 0, np.frombuffer(raw, np.uint8)
+        samples = np.ndarray((frames, channels), dtype="<i4", buffer=padded, strides=(3 * channels, 3))
+        for c in range(channels):
+            np.multiply(samples[:, c] >> 8, np.float32(1 / INT24_MAX), out=out[c], casting="unsafe")
     elif width == 2:
-        audio = np.frombuffer(raw, "<i2") / 32768
+        samples = np.frombuffer(raw, "<i2").reshape(-1, channels)
+        for c in range(channels):
+            np.multiply(samples[:, c], np.float32(1 / 32768), out=out[c], casting="unsafe")
     else:
         raise ValueError(f"{path}: unsupported WAV sample width {width}")
-    return audio.reshape(-1, channels).T.astype(np.float32), rate
+    return out, rate

@@ -39,6 +39,13 @@ class ReviewPictures:
                 bands = np.bincount(self.band_of_bin, weights=power, minlength=BANDS)
                 self.spectrum[:, col] = 10 * np.log10(bands + 1e-12)
 
+    def merge(self, part: ReviewPictures) -> None:
+        """Take in the columns drawn from another stretch of the same mix (a column's spectrum is
+        drawn by the stretch that holds its centre; elsewhere it stays at the −120 dB floor)."""
+        np.minimum(self.low, part.low, out=self.low)
+        np.maximum(self.high, part.high, out=self.high)
+        np.maximum(self.spectrum, part.spectrum, out=self.spectrum)
+
     def write(self, waveform: Path, spectrogram: Path, boundaries: Sequence[int], title: str) -> None:
         marks = [b * self.width // max(self.total, 1) for b in boundaries]
         cv2.imwrite(str(waveform), self._framed(self._waveform(), marks, title))

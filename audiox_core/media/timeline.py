@@ -70,12 +70,13 @@ def _ramp(n: int, equal_power: bool) -> np.ndarray:
     return (np.sin(u * np.pi / 2) if equal_power else u).astype(np.float32)
 
 
-def envelope(p: Placement) -> np.ndarray:
-    """The cue's gain over its length: fades in and out (sin/cos for music: equal power, so two
-    overlapping cues keep a constant total power), times its gain."""
-    gain = np.full(p.length, 10 ** (p.gain_db / 20), np.float32)
+def apply_envelope(audio: np.ndarray, p: Placement) -> np.ndarray:
+    """Shape (C, p.length) ``audio`` in place with the cue's fades (sin/cos for music: equal power,
+    so two overlapping cues keep a constant total power) and its gain; returns it."""
+    if p.gain_db:
+        audio *= np.float32(10 ** (p.gain_db / 20))
     if p.fade_in > 0:
-        gain[: p.fade_in] *= _ramp(p.fade_in, p.equal_power)
+        audio[:, : p.fade_in] *= _ramp(p.fade_in, p.equal_power)
     if p.fade_out > 0:
-        gain[p.length - p.fade_out :] *= _ramp(p.fade_out, p.equal_power)[::-1]
-    return gain
+        audio[:, p.length - p.fade_out :] *= _ramp(p.fade_out, p.equal_power)[::-1]
+    return audio
