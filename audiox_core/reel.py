@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from audiox_core.cues import Cue, measure, plan_cues
 from audiox_core.media.audio import extract_audio, resample, write_wav24
@@ -90,7 +91,7 @@ def render_cues(
     out_dir: Path,
     *,
     reuse: Mapping[tuple[int, str], Path] | None = None,
-    keep: Callable[[Cue, Path], None] | None = None,
+    generate: Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]] | None = None,
     rate: int = 48_000,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
@@ -99,8 +100,9 @@ def render_cues(
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
-    generation with the same key) are copied instead of generated; ``keep`` sees each new cue as
-    soon as it is written (the pipeline caches it, so a crashed run loses no finished cue)."""
+    generation with the same key) are copied instead of generated. ``generate`` runs one batch
+    (the pipeline's is a cached Prefect task, so a rerun skips batches that finished); by default
+    the model runs directly."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
     where = {(p.scene_index, p.kind): p for p in placements}
@@ -126,13 +128,14 @@ def render_cues(
         chunk = todo[first : first + batch_size]
         started = time.perf_counter()
         requests = [SceneRequest(frames, c.prompt, c.seed, p.length / rate) for c, p, frames, _ in chunk]
-        audios = generate_scenes(model, requests, sampling, overlap_s=overlap_s)
+        if generate is None:
+            audios = generate_scenes(model, requests, sampling, overlap_s=overlap_s)
+        else:
+            audios = generate([c for c, _, _, _ in chunk], requests)
         elapsed = (time.perf_counter() - started) / len(chunk)
         for (cue, placement, frames, path), audio in zip(chunk, audios):
             pcm = _fit(resample(audio, model.config.sample_rate, rate), placement.length)
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
-            if keep is not None:
-                keep(cue, path)
             finish(cue, placement, frames, path, elapsed, False)
         if progress:
             progress(len(rendered), len(cues))
@@ -159,7 +162,7 @@ def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, ou
     if analysis.info.audio is not None:
         dialogue = extract_audio(analysis.info.path, analysis.info.audio.index, work / "dialogue.f32", rate)
     pictures = ReviewPictures(total, rate)
-    report = master([(c.placement, c.path) for c in rendered], dialogue, total, out_dir, settings, progress=progress, on_mix_block=pictures.add)
+    report = master([(c.placement, c.path) for c in rendered], dialogue, total, out_dir, settings, progress=progress, pictures=pictures)
     mix = report.outputs["mix"]
     title = f"{analysis.info.path.name}  {mix['integrated_lufs']:.1f} LUFS  LRA {mix['loudness_range_lu']:.1f} LU  TP {mix['true_peak_dbtp']:.1f} dBTP  ({report.preset})"
     cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]

@@ -42,6 +42,7 @@ class RunSettings:
     loudness_preset: str = "ebu-r128"
     music_crossfade_s: float = 1.0
     review_proxy: bool = False
+    batch_size: int = 8  # cues per forward pass; also the unit a rerun skips when its result was persisted
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> RunSettings:

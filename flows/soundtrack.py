@@ -26,7 +26,7 @@ from audiox_core.settings import RunSettings, studio_home
 from audiox_core.storage import as_uri, is_s3, local_path, staged_directory
 from db.session import database_url
 from tasks.generation import (
-    generate_task,
+    generate_cues,
     generation_keys,
     load_model_task,
     reusable_task,
@@ -100,7 +100,7 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         reuse = reusable_task(db_url, keys)
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
-            rendered = generate_task(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse, keys, reel)
+            rendered = generate_cues(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse, keys, reel, s.batch_size)
             mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
             mux_task(analysis, stage)
             if s.review_proxy:

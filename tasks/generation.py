@@ -1,9 +1,11 @@
-"""The generate stage: the model is loaded once per worker process and reused across reels."""
+"""The generate stage: the model is loaded once per process and reused across reels; each batch of
+cues is a Prefect task cached on the cues' generation keys with its result persisted, so a rerun of
+a half-finished reel skips the batches (whole scenes) that finished."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
@@ -19,6 +21,7 @@ from audiox_core.errors import InputError
 from audiox_core.media.timeline import Placement
 from audiox_core.model.checkpoint import LoadedModel, load_model
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.provenance import generation_key
 from audiox_core.reel import Analysis, RenderedCue, render_cues
 from audiox_core.settings import code_version, studio_home
@@ -69,40 +72,59 @@ def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256:
     return keys
 
 
-def cue_cache() -> Path:
-    """Every generated cue, named by its generation key: a crashed run's finished cues survive here."""
-    return studio_home() / "cache" / "cues"
+def results_storage() -> Path:
+    """Where generation batches persist their results (cue audio at the model's rate), under
+    $AUDIOX_HOME (Prefect keeps them in a local file system at this path)."""
+    return studio_home() / "cache" / "results"
+
+
+def batch_cache_key(context: object, parameters: dict) -> str:
+    """A batch's cache key: its cues' generation keys, which hold the footage's sha256, the model and
+    checkpoint, prompts, seeds, sampling settings and the code version."""
+    return "cues-" + hashlib.sha256("\n".join(parameters["keys"]).encode()).hexdigest()
+
+
+@task(name="generate-cues", cache_key_fn=batch_cache_key, persist_result=True, result_serializer="pickle")
+def generate_cues_task(spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]) -> list[torch.Tensor]:
+    """One batch through the model; only inference holds the GPU slot."""
+    model = cached_model(spec, device)
+    with concurrency(gpu_slot(model.device), occupy=1, strict=False):
+        return [audio.cpu() for audio in generate_scenes(model, requests, sampling)]
 
 
 @task(name="find-reusable", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
 def reusable_task(db_url: str, keys: dict[tuple[int, str], str]) -> dict[tuple[int, str], Path]:
-    """Cues already generated with the same key: from the cue cache, else from a recorded generation
-    whose file (local or S3) is still there, unchanged."""
+    """Cues an earlier finished run generated with the same key, whose recorded file (local or S3) is
+    still there, unchanged."""
     found = repository.find_generations(db_url, keys.values())
     reuse = {}
     for where, key in keys.items():
-        cached = cue_cache() / f"{key}.wav"
         g = found.get(key)
-        if cached.is_file() and (g is None or sha256_file(cached) == g.output_sha256):
-            reuse[where] = cached
-        elif g is not None:
-            try:
-                path, _ = fetch(g.output_uri, studio_home() / "cache" / "sources")
-            except InputError:
-                continue  # the recorded file is gone: generate again
-            if sha256_file(path) == g.output_sha256:
-                reuse[where] = path
+        if g is None:
+            continue
+        try:
+            path, _ = fetch(g.output_uri, studio_home() / "cache" / "sources")
+        except InputError:
+            continue  # the recorded file is gone: generate again
+        if sha256_file(path) == g.output_sha256:
+            reuse[where] = path
     if reuse:
         get_run_logger().info("reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys))
     return reuse
 
 
-@task(name="generate", cache_policy=NO_CACHE)
-def generate_task(
+def generate_cues(
     spec: str, device: str, cues: list[Cue], analysis: Analysis, placements: list[Placement], sampling: SamplingSettings,
-    out_dir: Path, reuse: dict[tuple[int, str], Path], keys: dict[tuple[int, str], str], reel: str,
+    out_dir: Path, reuse: dict[tuple[int, str], Path], keys: dict[tuple[int, str], str], reel: str, batch_size: int = 8,
 ) -> list[RenderedCue]:
+    """The generate stage, run in the flow itself (not inside a task): each batch is then a task of
+    the flow whose cached result is committed as soon as it finishes, where a task nested in another
+    task would commit only with its parent, and a crash would lose every finished batch."""
     artifact = create_progress_artifact(progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated")
+    batch_task = generate_cues_task.with_options(result_storage=results_storage())
+
+    def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
+        return batch_task(spec, device, requests, sampling, [keys[(c.scene_index, c.kind)] for c in batch])
 
     with progress_bar(f"generate {len(cues) - len(reuse)} cues") as bar:
 
@@ -111,12 +133,7 @@ def generate_task(
             update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
 
         model = cached_model(spec, device)
-        # Only inference holds the GPU slot; fetching, scene detection and mixing run freely.
-        with concurrency(gpu_slot(model.device), occupy=1, strict=False):
-            return render_cues(
-                model, cues, analysis, placements, sampling, out_dir, reuse=reuse, progress=update,
-                keep=lambda cue, path: _keep(keys[(cue.scene_index, cue.kind)], path),
-            )
+        return render_cues(model, cues, analysis, placements, sampling, out_dir, reuse=reuse, generate=generate, batch_size=batch_size, progress=update)
 
 
 def gpu_slot(device: torch.device) -> str:
@@ -124,9 +141,3 @@ def gpu_slot(device: torch.device) -> str:
     `prefect gcl create audiox-gpu --limit 1`; per card when workers pin CUDA_VISIBLE_DEVICES)."""
     card = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return f"audiox-gpu-{card}" if device.type == "cuda" and card else "audiox-gpu"
-
-
-def _keep(key: str, path: Path) -> None:
-    cue_cache().mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, cue_cache() / f".{key}.partial")
-    os.replace(cue_cache() / f".{key}.partial", cue_cache() / f"{key}.wav")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,44 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
     assert len(list(document.get_records())) > 20
     cue = lookup(str(folder / "cues" / "scene0001_music.wav"))
     assert cue["is"] in ("output", "generated cue")
+
+
+def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, reel, tmp_path) -> None:
+    """Kill a run as soon as its first generation batch (one scene here) has finished: the rerun
+    takes that batch from Prefect's cache (persisted result, keyed on the cues' generation keys)
+    and generates only the others."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.soundtrack import soundtrack
+
+    settings = {"steps": 60, "seed": 9, "batch_size": 2}
+    out = tmp_path / "out"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
+    code = f"from flows.soundtrack import soundtrack; soundtrack({str(reel.path)!r}, {str(out)!r}, {settings!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finished_batches(flow_run_ids: list | None = None) -> dict:
+        with get_client(sync_client=True) as client:
+            flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)) if flow_run_ids else None
+            runs = client.read_task_runs(flow_run_filter=flow_filter)
+        return {r.id: r.state.name for r in runs if r.name.startswith("generate-cues") and r.state and r.state.is_final()}
+
+    earlier = finished_batches()  # other tests' runs share the harness
+    try:
+        deadline = time.monotonic() + 300
+        while not set(finished_batches()) - set(earlier):
+            assert proc.poll() is None, "the first run ended before any batch finished"
+            assert time.monotonic() < deadline, "no batch finished in 5 minutes"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (out / "short_reel").exists()  # the crashed run published nothing
+
+    result = soundtrack(str(reel.path), str(out), settings)
+    states = list(finished_batches([result["flow_run_id"]]).values())
+    assert len(states) == 3, states  # three scenes, two cues each, a batch of two
+    assert 1 <= states.count("Cached") < 3 and "Completed" in states, states
+    assert len(list((out / "short_reel" / "cues").iterdir())) == 6
