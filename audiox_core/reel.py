@@ -28,6 +28,7 @@ from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timeline import Placement, to_sample
 from audiox_core.model.checkpoint import LoadedModel
+from audiox_core.model.config import AudioXConfig
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
 from audiox_core.storage import sha256_file, write_atomic
@@ -82,16 +83,23 @@ def reel_cues(analysis: Analysis, run_seed: int) -> list[Cue]:
     return plan_cues(analysis.scenes.scenes, looks, run_seed)
 
 
+BatchGenerator = Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]]
+
+
+def direct_generator(model: LoadedModel, sampling: SamplingSettings, overlap_s: float = 2.0) -> BatchGenerator:
+    """Batches straight through a model loaded in this process."""
+    return lambda cues, requests: generate_scenes(model, requests, sampling, overlap_s=overlap_s)
+
+
 def render_cues(
-    model: LoadedModel,
+    config: AudioXConfig,
     cues: Sequence[Cue],
     analysis: Analysis,
     placements: Sequence[Placement],
-    sampling: SamplingSettings,
     out_dir: Path,
+    generate: BatchGenerator,
     *,
     reuse: Mapping[tuple[int, str], Path] | None = None,
-    generate: Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]] | None = None,
     rate: int = 48_000,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
@@ -100,13 +108,13 @@ def render_cues(
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
-    generation with the same key) are copied instead of generated. ``generate`` runs one batch
-    (the pipeline's is a cached Prefect task, so a rerun skips batches that finished); by default
-    the model runs directly."""
+    generation with the same key) are copied instead of generated. ``generate`` runs one batch of
+    requests at the model's rate: ``direct_generator`` here, or the pipeline's cached Prefect task
+    (in this process or on an inference worker), so a rerun skips the batches that finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
     where = {(p.scene_index, p.kind): p for p in placements}
-    window = model.config.video.window_s
+    window = config.video.window_s
     rendered: list[RenderedCue] = []
 
     def finish(cue: Cue, placement: Placement, frames: np.ndarray, path: Path, elapsed: float, reused: bool) -> None:
@@ -128,13 +136,10 @@ def render_cues(
         chunk = todo[first : first + batch_size]
         started = time.perf_counter()
         requests = [SceneRequest(frames, c.prompt, c.seed, p.length / rate) for c, p, frames, _ in chunk]
-        if generate is None:
-            audios = generate_scenes(model, requests, sampling, overlap_s=overlap_s)
-        else:
-            audios = generate([c for c, _, _, _ in chunk], requests)
+        audios = generate([c for c, _, _, _ in chunk], requests)
         elapsed = (time.perf_counter() - started) / len(chunk)
         for (cue, placement, frames, path), audio in zip(chunk, audios):
-            pcm = _fit(resample(audio, model.config.sample_rate, rate), placement.length)
+            pcm = _fit(resample(audio, config.sample_rate, rate), placement.length)
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
             finish(cue, placement, frames, path, elapsed, False)
         if progress:

@@ -117,6 +117,8 @@ def s3_error(uri: str, e: Exception) -> Exception:
         code = str(e.response.get("Error", {}).get("Code", ""))
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = e.response.get("Error", {}).get("Message", "") or code
+        if code in {"AccessDenied", "403", "AllAccessDisabled"}:
+            return InputError(f"{uri}: access denied ({code}): the credentials in use may not read or write it")
         if code in _INPUT_CODES or (400 <= status < 500 and code not in _TRANSIENT_CODES):
             return InputError(f"{uri}: {message} ({code or status})")
         return TransientError(f"{uri}: S3 is busy or failing: {message} ({code or status})")

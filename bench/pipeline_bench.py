@@ -19,7 +19,7 @@ from audiox_core.media.synthetic import make_reel
 from audiox_core.media.timeline import plan_timeline
 from audiox_core.model.checkpoint import load_model
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.reel import analyse, mix_reel, reel_cues, render_cues
+from audiox_core.reel import analyse, direct_generator, mix_reel, reel_cues, render_cues
 
 TIMES: dict[str, float] = {}
 
@@ -51,7 +51,7 @@ def main() -> None:
         cues = reel_cues(analysis, 0)
         placements = plan_timeline(analysis.scenes.scenes)
         with timed("generate (sampling, VAE, conditioning)"):
-            rendered = render_cues(model, cues, analysis, placements, SamplingSettings(steps=args.steps), work / "cues")
+            rendered = render_cues(model.config, cues, analysis, placements, work / "cues", direct_generator(model, SamplingSettings(steps=args.steps)))
         with timed("mix + master (loudness, limiter, stems, pictures)"):
             mix_reel(analysis, rendered, work, work / "out")
         with timed("mux"):

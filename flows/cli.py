@@ -154,6 +154,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inference_worker(args: argparse.Namespace) -> int:
+    from tasks.generation import serve_inference
+
+    serve_inference()
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from flows.doctor import run_checks
 
@@ -215,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=60.0, help="seconds between listings with --poll (default 60)")
     watch.add_argument("--once", action="store_true", help="one receive (or one listing), then exit")
     watch.set_defaults(func=cmd_watch)
+
+    worker = sub.add_parser("inference-worker", help="load the model once and run generation batches for every flow (AUDIOX_INFERENCE=task-worker)")
+    worker.set_defaults(func=cmd_inference_worker)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")

@@ -28,7 +28,7 @@ from db.session import database_url
 from tasks.generation import (
     generate_cues,
     generation_keys,
-    load_model_task,
+    model_facts,
     reusable_task,
 )
 from tasks.media import (
@@ -90,7 +90,7 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
     base_uri = f"{out_uri.rstrip('/')}/{reel}" if is_s3(out_uri) else as_uri(final_dir)
     try:
         source = fetch_source(source_uri)
-        model = load_model_task(s.model, s.device)
+        model = model_facts(s.model, s.device)
         analysis = analyse_source(source["path"], source_uri, work, detector, model["frame_fps"], model["frame_size"])
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)

@@ -1,12 +1,16 @@
-"""The generate stage: the model is loaded once per process and reused across reels; each batch of
-cues is a Prefect task cached on the cues' generation keys with its result persisted, so a rerun of
-a half-finished reel skips the batches (whole scenes) that finished."""
+"""The generate stage. Each batch of cues is a Prefect task cached on the cues' generation keys with
+its result persisted, so a rerun of a half-finished reel skips the batches (whole scenes) that
+finished. Inference runs in the flow's own process (``AUDIOX_INFERENCE=in-process``, the default),
+or on long-lived inference workers (``task-worker``: ``audiox-studio inference-worker``, one per
+GPU), Prefect task workers that load the model once and keep it for every reel of every run."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from dataclasses import asdict
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from prefect.concurrency.sync import concurrency
 from audiox_core.cues import Cue
 from audiox_core.errors import InputError
 from audiox_core.media.timeline import Placement
-from audiox_core.model.checkpoint import LoadedModel, load_model
+from audiox_core.model.checkpoint import LoadedModel, load_config, load_model
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.provenance import generation_key
@@ -32,16 +36,38 @@ from tasks.retry import RETRY_DELAYS, transient_only
 from tasks.review import artifact_slug
 
 
+INFERENCE_MODES = ("in-process", "task-worker")
+_LOADED_AT: dict[tuple[str, str], str] = {}
+
+
+def inference_mode() -> str:
+    """Where batches run: $AUDIOX_INFERENCE, ``in-process`` (default) or ``task-worker``."""
+    mode = os.environ.get("AUDIOX_INFERENCE", "in-process")
+    if mode not in INFERENCE_MODES:
+        raise InputError(f"AUDIOX_INFERENCE={mode!r}: unknown inference mode (known: {', '.join(INFERENCE_MODES)})")
+    return mode
+
+
 @cache
 def cached_model(spec: str, device: str) -> LoadedModel:
     """One load per (model, device) per process; T5 comes from $AUDIOX_T5_DIR when the model needs it."""
     t5 = os.environ.get("AUDIOX_T5_DIR")
-    return load_model(spec, device=device, t5_dir=Path(t5) if t5 else None)
+    model = load_model(spec, device=device, t5_dir=Path(t5) if t5 else None)
+    _LOADED_AT[(spec, device)] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return model
 
 
-@task(name="load-model", cache_policy=NO_CACHE)
+def results_storage() -> Path:
+    """Where generation batches persist their results (cue audio at the model's rate), under
+    $AUDIOX_HOME (Prefect keeps them in a local file system at this path); inference workers on the
+    same machine share it."""
+    return studio_home() / "cache" / "results"
+
+
+@task(name="load-model", cache_policy=NO_CACHE, persist_result=True)
 def load_model_task(spec: str, device: str) -> dict:
-    """Load (or reuse) the model; returns what the flow and provenance need, not the model itself."""
+    """Load (or reuse) the model in this process; returns what the flow and provenance need (the
+    process that holds it included), not the model itself."""
     model = cached_model(spec, device)
     get_run_logger().info("model: %s on %s, checkpoint sha256 %s", model.label, model.device, model.checkpoint_sha256[:16])
     return {
@@ -55,7 +81,16 @@ def load_model_task(spec: str, device: str) -> dict:
         "precision": "bf16 DiT, fp32 VAE and conditioners" if model.device.type == "cuda" else "fp32",
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda if model.device.type == "cuda" else None,
+        "process": {"host": socket.gethostname(), "pid": os.getpid(), "loaded_at": _LOADED_AT[(spec, device)]},
     }
+
+
+def model_facts(spec: str, device: str) -> dict:
+    """The model's facts from wherever inference runs (an inference worker loads it there)."""
+    if inference_mode() == "task-worker":
+        get_run_logger().info("waiting for an inference worker (audiox-studio inference-worker) to load %s", spec)
+        return load_model_task.with_options(result_storage=results_storage()).delay(spec, device).result()
+    return load_model_task(spec, device)
 
 
 def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256: str, model: dict, sampling: SamplingSettings) -> dict[tuple[int, str], str]:
@@ -70,12 +105,6 @@ def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256:
             "sampling": asdict(sampling), "precision": model["precision"], "code_version": code_version(),
         })
     return keys
-
-
-def results_storage() -> Path:
-    """Where generation batches persist their results (cue audio at the model's rate), under
-    $AUDIOX_HOME (Prefect keeps them in a local file system at this path)."""
-    return studio_home() / "cache" / "results"
 
 
 def batch_cache_key(context: object, parameters: dict) -> str:
@@ -122,9 +151,13 @@ def generate_cues(
     task would commit only with its parent, and a crash would lose every finished batch."""
     artifact = create_progress_artifact(progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated")
     batch_task = generate_cues_task.with_options(result_storage=results_storage())
+    remote = inference_mode() == "task-worker"
 
     def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
-        return batch_task(spec, device, requests, sampling, [keys[(c.scene_index, c.kind)] for c in batch])
+        batch_keys = [keys[(c.scene_index, c.kind)] for c in batch]
+        if remote:
+            return batch_task.delay(spec, device, requests, sampling, batch_keys).result()
+        return batch_task(spec, device, requests, sampling, batch_keys)
 
     with progress_bar(f"generate {len(cues) - len(reuse)} cues") as bar:
 
@@ -132,8 +165,16 @@ def generate_cues(
             bar(done, total)
             update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
 
-        model = cached_model(spec, device)
-        return render_cues(model, cues, analysis, placements, sampling, out_dir, reuse=reuse, generate=generate, batch_size=batch_size, progress=update)
+        return render_cues(load_config(spec), cues, analysis, placements, out_dir, generate, reuse=reuse, batch_size=batch_size, progress=update)
+
+
+def serve_inference() -> None:
+    """Run this process as an inference worker: a Prefect task worker for model loading and
+    generation batches, keeping the model loaded between them."""
+    from prefect.task_worker import serve
+
+    storage = results_storage()
+    serve(load_model_task.with_options(result_storage=storage), generate_cues_task.with_options(result_storage=storage))
 
 
 def gpu_slot(device: torch.device) -> str:

@@ -221,3 +221,31 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
     assert len(states) == 3, states  # three scenes, two cues each, a batch of two
     assert 1 <= states.count("Cached") < 3 and "Completed" in states, states
     assert len(list((out / "short_reel" / "cues").iterdir())) == 6
+
+
+def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, home, reel, tmp_path, monkeypatch) -> None:
+    """AUDIOX_INFERENCE=task-worker: two flow runs send their model load and generation batches to
+    one long-lived inference worker (a Prefect task worker), which loads the model once for both;
+    the flows themselves never load it."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.soundtrack import soundtrack
+    from tasks.generation import cached_model
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
+    log = tmp_path / "worker.log"
+    with log.open("w") as sink:
+        worker = subprocess.Popen([sys.executable, "-m", "flows.cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+    monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
+    cached_model.cache_clear()
+    try:
+        results = [soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    processes = [json.loads((Path(r["out_dir"]) / "provenance.json").read_text())["model"]["process"] for r in results]
+    assert processes[0] == processes[1], processes  # one load, at one moment, in one process
+    assert processes[0]["pid"] == worker.pid, (processes, log.read_text()[-2000:])
+    assert cached_model.cache_info().currsize == 0  # the flows' own process never loaded the model
+    for r in results:
+        assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == 6

@@ -104,3 +104,57 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     assert {a.key for a in found} == {"review-alpha", "mix-alpha", "waveform-alpha"}
     second = nightly(footage, "reels/", settings={"steps": 2})
     assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
+
+
+def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefect_api, home, s3_endpoint, bucket, reel, monkeypatch) -> None:
+    """moto_server enforcing IAM (its reset-auth switch): an editor's key may read everything under
+    reels/ except one object; nightly fails that reel with one clear line and finishes the other."""
+    import json
+    import urllib.request
+
+    import boto3
+    from sqlalchemy import select
+
+    from db.models import Run
+    from db.session import database_url, sessions
+    from flows.nightly import nightly
+
+    s3_client().upload_file(str(reel.path), bucket, "reels/open.mp4")
+    s3_client().upload_file(str(reel.path), bucket, "reels/locked.mp4")
+    iam = boto3.client("iam")
+    iam.create_user(UserName="editor")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/reels/locked.mp4"},
+    ]}
+    iam.put_user_policy(UserName="editor", PolicyName="footage", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="editor")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # its credentials were resolved from the old variables
+    s3_client.cache_clear()
+
+    def enforce(after: str) -> None:
+        request = urllib.request.Request(f"{s3_endpoint}/moto-api/reset-auth", data=after.encode(), method="POST", headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).close()
+
+    enforce("0")  # from now on every request is authenticated and checked against IAM
+    try:
+        with pytest.raises(InputError) as denied:
+            fetch(f"s3://{bucket}/reels/locked.mp4", home / "cache")
+        assert str(denied.value).startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
+        assert "\n" not in str(denied.value)
+        # "reels", not "reels/": moto's signature check mis-encodes a '/' in a listing's query string.
+        result = nightly(bucket, "reels", settings={"steps": 2}, max_parallel=2)
+    finally:
+        enforce("inf")
+        s3_client.cache_clear()
+        boto3.DEFAULT_SESSION = None
+    assert (result["listed"], result["succeeded"], result["failed"]) == (2, 1, 1)
+    failed = next(r for r in result["runs"] if r["status"] == "failed")
+    assert failed["error"].startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
+    with sessions(database_url(home))() as session:
+        run = session.scalars(select(Run).where(Run.source_uri == f"s3://{bucket}/reels/locked.mp4")).one()
+    assert run.status == "failed" and run.error.startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
+    assert {o.key for o in list_objects(f"s3://{bucket}/soundtracks/")} >= {"soundtracks/open/soundtrack.mp4", "soundtracks/open/mix.wav"}
+    assert not [o for o in list_objects(f"s3://{bucket}/soundtracks/") if o.key.startswith("soundtracks/locked/")]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PRESETS = Path(__file__).parent / "presets"
 TINY_SEED = 0
+DEMO_MISSING = "demo: no trained demo model is shipped yet; use --model tiny (random test weights) or --model PATH (an AudioX release)"
 
 
 @dataclass
@@ -125,11 +126,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def load_config(spec: str) -> AudioXConfig:
+    """The config of ``tiny`` or of a release folder, without touching the weights (what a flow that
+    leaves inference to a worker process needs: sample rate, window length, frame rate)."""
+    if spec == "demo":
+        raise ModelError(DEMO_MISSING)
+    if spec == "tiny":
+        return AudioXConfig.from_json(PRESETS / "tiny.json")
+    return _release_config(Path(spec))[1]
+
+
 def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path | None = None) -> LoadedModel:
     """``tiny`` (random weights, for tests and demos) or PATH: a folder with config.json + model.ckpt/.safetensors."""
     dev = resolve_device(device)
     if spec == "demo":
-        raise ModelError("demo: no trained demo model is shipped yet; use --model tiny (random test weights) or --model PATH (an AudioX release)")
+        raise ModelError(DEMO_MISSING)
     if spec == "tiny":
         cfg = AudioXConfig.from_json(PRESETS / "tiny.json")
         with torch.random.fork_rng(devices=[]):
@@ -150,7 +161,8 @@ def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path |
     return LoadedModel(spec, label, cfg, network, text, sha, random_weights, dev)
 
 
-def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
+def _release_config(path: Path) -> tuple[Path, AudioXConfig]:
+    """A release's folder and its parsed config.json."""
     if not path.exists():
         raise ModelError(f"{path}: model folder not found")
     folder = path if path.is_dir() else path.parent
@@ -158,9 +170,13 @@ def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
     if not config_path.is_file():
         raise ModelError(f"{folder}: no config.json (expected the official AudioX release layout)")
     try:
-        cfg = AudioXConfig.from_json(config_path)
+        return folder, AudioXConfig.from_json(config_path)
     except ValueError as e:
         raise ModelError(f"{config_path}: {e}") from e
+
+
+def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
+    folder, cfg = _release_config(path)
     candidates = [path] if path.is_file() else [folder / "model.safetensors", folder / "model.ckpt"]
     weights = next((c for c in candidates if c.is_file()), None)
     if weights is None:
