@@ -52,7 +52,10 @@ class RunSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"settings: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**values)
+        settings = cls(**values)
+        if settings.batch_size < 1:
+            raise InputError(f"settings: batch_size must be at least 1, not {settings.batch_size}")
+        return settings
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

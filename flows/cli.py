@@ -18,7 +18,7 @@ DEFAULT_OUT = "out"
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device", "loudness_preset")
+    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device", "loudness_preset", "batch_size")
     settings = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if getattr(args, "proxy", False):
         settings["review_proxy"] = True
@@ -181,6 +181,7 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default 7)")
     p.add_argument("--sampler", help="dpmpp-3m-sde (default), dpmpp-2m or euler")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="cues per forward pass (default 8); a rerun after a crash skips finished batches")
     p.add_argument("--loudness", dest="loudness_preset", help="ebu-r128 (default, -23 LUFS/-1 dBTP), atsc-a85, streaming-14, streaming-16")
     p.add_argument("--proxy", action="store_true", help="also render review_proxy.mp4 with scene numbers and timecode burned in")
 
