@@ -52,14 +52,15 @@ def ducking_curve(levels_db: np.ndarray, settings: DuckingSettings) -> np.ndarra
     return gain
 
 
-def gain_for_samples(curve_db: np.ndarray, start: int, n: int, frame: int) -> np.ndarray:
-    """Linear gain for samples [start, start + n): within each frame, a straight line from that
-    frame's gain to the next one's (``start`` is a multiple of ``frame``)."""
-    if not len(curve_db):
+def gain_for_samples(curve: np.ndarray, start: int, n: int, frame: int) -> np.ndarray:
+    """Gain for samples [start, start + n) from a per-frame linear gain ``curve`` (10^(dB/20) of
+    ``ducking_curve``): within each frame, a straight line from that frame's gain to the next
+    one's (``start`` is a multiple of ``frame``)."""
+    if not len(curve):
         return np.ones(n, np.float32)
     first = start // frame
     count = -(-n // frame)
-    gains = 10 ** (curve_db[np.clip(np.arange(first, first + count + 1), 0, len(curve_db) - 1)] / 20)
-    ramp = np.arange(frame, dtype=np.float32) / frame
+    gains = curve[np.clip(np.arange(first, first + count + 1), 0, len(curve) - 1)].astype(np.float32)
+    ramp = np.arange(frame, dtype=np.float32) / np.float32(frame)
     per_frame = gains[:-1, None] + (gains[1:] - gains[:-1])[:, None] * ramp[None, :]
-    return per_frame.reshape(-1)[:n].astype(np.float32)
+    return per_frame.reshape(-1)[:n]

@@ -321,7 +321,7 @@ def master(
     with RangePool(mixer, mixer.ranges(), settings.workers, advance) as pool:
         duck = None
         if dialogue is not None and settings.ducking.enabled:
-            duck = ducking_curve(np.concatenate(pool.map("levels")), settings.ducking)
+            duck = 10 ** (ducking_curve(np.concatenate(pool.map("levels")), settings.ducking) / 20)  # linear, per 10 ms frame
         per_range = pool.map("measure", duck)
         measured = {k: _joined([m[k] for m in per_range]) for k in per_range[0]}
         loudness = measured[BUS].integrated()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,9 +66,12 @@ def plan_timeline(scenes: Sequence[Scene], settings: TimelineSettings = Timeline
     return placements
 
 
+@lru_cache(maxsize=64)
 def _ramp(n: int, equal_power: bool) -> np.ndarray:
     u = (np.arange(n, dtype=np.float64) + 0.5) / n
-    return (np.sin(u * np.pi / 2) if equal_power else u).astype(np.float32)
+    ramp = (np.sin(u * np.pi / 2) if equal_power else u).astype(np.float32)
+    ramp.flags.writeable = False  # shared between cues (cached)
+    return ramp
 
 
 def apply_envelope(audio: np.ndarray, p: Placement) -> np.ndarray:
