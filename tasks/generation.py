@@ -35,7 +35,6 @@ from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
 from tasks.review import artifact_slug
 
-
 INFERENCE_MODES = ("in-process", "task-worker")
 _LOADED_AT: dict[tuple[str, str], str] = {}
 
