@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from audiox_core.cues import Cue
-from audiox_core.errors import InputError
+from audiox_core.errors import InputError, ModelError
 from audiox_core.media.timeline import Placement
 from audiox_core.model.checkpoint import LoadedModel, load_config, load_model
 from audiox_core.model.generate import SamplingSettings
@@ -87,8 +87,15 @@ def load_model_task(spec: str, device: str) -> dict:
 def model_facts(spec: str, device: str) -> dict:
     """The model's facts from wherever inference runs (an inference worker loads it there)."""
     if inference_mode() == "task-worker":
-        get_run_logger().info("waiting for an inference worker (audiox-studio inference-worker) to load %s", spec)
-        return load_model_task.with_options(result_storage=results_storage()).delay(spec, device).result()
+        wait_s = float(os.environ.get("AUDIOX_INFERENCE_WAIT_S", "600"))
+        get_run_logger().info("waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec)
+        try:
+            return load_model_task.with_options(result_storage=results_storage()).delay(spec, device).result(timeout=wait_s)
+        except TimeoutError:
+            raise ModelError(
+                f"{spec}: no inference worker loaded the model within {wait_s:g} s; start `audiox-studio inference-worker` "
+                "with this PREFECT_API_URL and AUDIOX_HOME, or unset AUDIOX_INFERENCE"
+            ) from None
     return load_model_task(spec, device)
 
 

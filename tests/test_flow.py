@@ -249,3 +249,14 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
     assert cached_model.cache_info().currsize == 0  # the flows' own process never loaded the model
     for r in results:
         assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == 6
+
+
+def test_without_an_inference_worker_the_run_fails_with_one_clear_line(prefect_api, home, reel, tmp_path, monkeypatch) -> None:
+    from audiox_core.errors import ModelError
+    from flows.soundtrack import soundtrack
+
+    monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
+    monkeypatch.setenv("AUDIOX_INFERENCE_WAIT_S", "3")
+    with pytest.raises(ModelError, match=r"^tiny: no inference worker loaded the model within 3 s; start `audiox-studio inference-worker`"):
+        soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2})
+    assert not (tmp_path / "out" / "short_reel").exists()
