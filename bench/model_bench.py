@@ -68,6 +68,18 @@ def matmul_rate(device: torch.device, n: int = 8192) -> float:
     return 2 * n**3 / seconds / 1e12
 
 
+def synthetic_inputs(cfg: AudioXConfig, batch: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Seeded random video frames, text embeddings, audio prompt, prompt noise and latent for ``batch`` requests."""
+    g = torch.Generator().manual_seed(1)
+    size = cfg.video.clip.image_size
+    video = torch.rand(batch, cfg.video.n_frames, 3, size, size, generator=g) * 255
+    text = torch.randn(batch, cfg.text.max_length, cfg.cond_dim, generator=g)
+    prompt = 0.1 * torch.randn(batch, cfg.audio_channels, cfg.audio_prompt_samples, generator=g)
+    prompt_noise = torch.randn(batch, cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g)
+    x = torch.randn(batch, cfg.dit.io_channels, cfg.latent_frames, generator=g)
+    return tuple(t.to(device) for t in (video, text, prompt, prompt_noise, x))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="tiny", help="tiny, base or a config.json path")
@@ -91,12 +103,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
     dit = net.model.model
     b = args.batch
-    g = torch.Generator().manual_seed(1)
-    video = (torch.rand(b, cfg.video.n_frames, 3, cfg.video.clip.image_size, cfg.video.clip.image_size, generator=g) * 255).to(device)
-    text = torch.randn(b, cfg.text.max_length, cfg.cond_dim, generator=g).to(device)
-    prompt = (0.1 * torch.randn(b, cfg.audio_channels, cfg.audio_prompt_samples, generator=g)).to(device)
-    prompt_noise = torch.randn(b, cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g).to(device)
-    x = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, generator=g).to(device)
+    video, text, prompt, prompt_noise, x = synthetic_inputs(cfg, b, device)
     sigma = torch.tensor(10.0, device=device)
 
     results: dict[str, float | str | int] = {"config": args.config, "device": str(device), "batch": b, "dtype": str(net.dit_dtype)}

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_bench import CONFIGS  # noqa: E402
+from model_bench import CONFIGS, synthetic_inputs  # noqa: E402
 from reference_dit import reference_guided  # noqa: E402
 
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
@@ -42,13 +42,8 @@ def main() -> None:
     cfg = AudioXConfig.from_json(CONFIGS.get(args.config, args.config))
     net = load_weights(cfg, synthetic_state_dict(cfg, seed=0), "synthetic").to(device).eval().requires_grad_(False)
     torch.backends.cuda.matmul.allow_tf32 = False
-    g = torch.Generator().manual_seed(1)
     b = args.batch
-    video = (torch.rand(b, cfg.video.n_frames, 3, cfg.video.clip.image_size, cfg.video.clip.image_size, generator=g) * 255).to(device)
-    text = torch.randn(b, cfg.text.max_length, cfg.cond_dim, generator=g).to(device)
-    prompt = (0.1 * torch.randn(b, cfg.audio_channels, cfg.audio_prompt_samples, generator=g)).to(device)
-    prompt_noise = torch.randn(b, cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g).to(device)
-    x = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, generator=g).to(device)
+    video, text, prompt, prompt_noise, x = synthetic_inputs(cfg, b, device)
     sigma = torch.tensor(10.0, device=device)
     t = torch.full((b,), float(torch.atan(sigma) * 2 / torch.pi), device=device)
     dit = net.model.model

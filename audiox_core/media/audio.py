@@ -58,9 +58,15 @@ def resample(audio: torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
     return AF.resample(audio.float(), orig_rate, new_rate).numpy().astype(np.float32)
 
 
+def sample_peak(audio: np.ndarray) -> float:
+    """The largest magnitude in ``audio`` (float or integer), 0 when empty: two plain reductions,
+    cheaper than taking the absolute value of the whole array."""
+    return max(float(audio.max(initial=0)), -float(audio.min(initial=0)))
+
+
 def to_ints(audio: np.ndarray, full_scale: float = INT24_MAX) -> np.ndarray:
     """Interleaved (N, C) int32 samples from (C, N) float, 1.0 mapping to ``full_scale``, rounded to nearest."""
-    peak = max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
+    peak = sample_peak(audio)
     assert peak * full_scale < 2**31, f"peak {peak:.1f} is beyond the 32-bit bus's headroom"
     scaled = np.multiply(audio, np.float32(full_scale), dtype=np.float32)
     np.rint(scaled, out=scaled)
@@ -92,7 +98,7 @@ def from_segment(segment: AudioSegment, full_scale: float = INT24_MAX) -> np.nda
 
 def pack24(ints: np.ndarray) -> np.ndarray:
     """Interleaved int32 samples within 24 bits → little-endian 24-bit PCM bytes (a uint8 array)."""
-    peak = max(int(ints.max(initial=0)), -int(ints.min(initial=0)))
+    peak = sample_peak(ints)
     if peak > INT24_MAX:
         raise ValueError(f"peak {peak / INT24_MAX:.3f} exceeds full scale; normalise before writing")
     little = np.ascontiguousarray(ints, "<i4").view(np.uint8).reshape(-1, 4)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import minimum_filter1d
 
+from audiox_core.media.audio import sample_peak
 from audiox_core.media.loudness import OVERSHOOT, envelope_where
 
 MARGIN_DB = 0.1  # below the ceiling, for the interpolator's own error
@@ -41,15 +42,11 @@ class LimiterSettings:
         return self.release + 2 * self.lookahead
 
 
-def _peak(audio: np.ndarray) -> float:
-    return max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
-
-
 def limiter_gain(audio: np.ndarray, before: np.ndarray, after: np.ndarray, settings: LimiterSettings) -> np.ndarray:
     """Gain per sample (N,) for (C, N) ``audio`` given up to ``settings.context`` samples of context each side."""
     la, rel = settings.lookahead, settings.release
     ceiling = 10 ** ((settings.ceiling_dbtp - MARGIN_DB) / 20)
-    if max(_peak(before), _peak(audio), _peak(after)) * OVERSHOOT < ceiling:
+    if max(sample_peak(before), sample_peak(audio), sample_peak(after)) * OVERSHOOT < ceiling:
         return np.ones(audio.shape[1], np.float32)  # nothing near the ceiling: the usual case at −23 LUFS
     x = np.concatenate((before, audio, after), axis=1)
     env = envelope_where(x, ceiling)  # linked channels; oversampled only near the ceiling

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy import signal
 
+from audiox_core.media.audio import sample_peak
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -229,7 +231,7 @@ class Measurement:
         """Feed a block and its K-weighted version; ``record=False`` only updates the peaks (a warm-up)."""
         if self.true_peak is not None:
             self.true_peak.add(audio)
-        self.sample_peak = max(self.sample_peak, float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
+        self.sample_peak = max(self.sample_peak, sample_peak(audio))
         if not record:
             return
         x = np.concatenate((self.carry, weighted), axis=1) if self.carry.shape[1] else weighted
