@@ -1,1 +1,1 @@
-"""Prefect flows (orchestration only) and the ``audiox-studio`` command line."""
+"""Prefect flows: orchestration only (the soundtrack of one reel, the nightly batch)."""

@@ -9,29 +9,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.media.probe import is_footage
-from audiox_core.settings import RunSettings, studio_home
-from audiox_core.storage import list_objects
-from db import repository
-from db.session import database_url
+from audiox_core.settings import RunSettings
 from flows.soundtrack import soundtrack
-from tasks.retry import RETRY_DELAYS, transient_only
-
-
-@task(name="list-footage", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
-def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
-    """Video files under the prefix (by extension), with their ETags."""
-    return [
-        {"uri": o.uri, "version": o.etag}
-        for o in list_objects(f"s3://{bucket}/{prefix}")
-        if is_footage(o.key)
-    ]
-
-
-@task(name="select-unprocessed", cache_policy=NO_CACHE)
-def unprocessed(footage: list[dict[str, str]], settings: dict[str, Any]) -> list[dict[str, str]]:
-    url = database_url(studio_home())
-    return [f for f in footage if not repository.processed(url, f["uri"], f["version"], settings)]
+from tasks.footage import list_footage, unprocessed
 
 
 @task(name="reel", cache_policy=NO_CACHE)

@@ -103,7 +103,7 @@ def test_review_artifact_in_prefect(finished) -> None:
 
 @pytest.mark.parametrize(("name", "content", "reason"), [("gone.mp4", None, "no such file"), ("zero.mp4", b"", "empty"), ("notes.mp4", b"hello\n", "cannot be read as media")])
 def test_cli_bad_input_one_line_exit_1_nothing_left_failed_run(prefect_api, home, tmp_path, capsys, name, content, reason) -> None:
-    from flows.cli import main
+    from cli.main import main
 
     source = tmp_path / name
     if content is not None:
@@ -131,7 +131,7 @@ def test_cli_process_prints_exactly_one_line(prefect_api, home, tmp_path) -> Non
     source = tmp_path / "fake.mp4"
     source.write_text("not a video")
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(source), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "cli", "run", str(source), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 1
@@ -167,7 +167,7 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
 
     from prov.model import ProvDocument
 
-    from flows.lineage import lookup, render
+    from cli.lineage import lookup, render
 
     _, folder, _ = finished
     copy = tmp_path / "renamed-final-mix.wav"
@@ -235,7 +235,7 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     log = tmp_path / "worker.log"
     with log.open("w") as sink:
-        worker = subprocess.Popen([sys.executable, "-m", "flows.cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([sys.executable, "-m", "cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
     monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
     cached_model.cache_clear()
     try:

@@ -1,4 +1,4 @@
-"""Imports point one way: flows → tasks → (audiox_core | db); audiox_core knows neither Prefect nor the database."""
+"""Imports point one way: cli → flows → tasks → (audiox_core | db); audiox_core knows neither Prefect nor the database."""
 
 import ast
 from pathlib import Path
@@ -8,9 +8,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "audiox_core": {"prefect", "sqlalchemy", "alembic", "db", "tasks", "flows"},
-    "db": {"prefect", "tasks", "flows", "audiox_core"},
-    "tasks": {"flows"},
+    "audiox_core": {"prefect", "sqlalchemy", "alembic", "db", "tasks", "flows", "cli"},
+    "db": {"prefect", "tasks", "flows", "cli", "audiox_core"},
+    "tasks": {"flows", "cli"},
+    "flows": {"cli"},
 }
 
 

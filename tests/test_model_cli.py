@@ -8,7 +8,7 @@ from conftest import AUDIOX_FACTS, needs_audiox_facts
 from audiox_core.model.checkpoint import PRESETS
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.synthetic_weights import synthetic_state_dict
-from flows.cli import main
+from cli.main import main
 
 TINY = PRESETS / "tiny.json"
 

@@ -136,7 +136,7 @@ def _model_config(args: argparse.Namespace, config_type):
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:
-    from flows.lineage import lookup, render
+    from cli.lineage import lookup, render
 
     print(render(lookup(args.file), "prov" if args.prov_json else "json" if args.json else "text"))
     return 0
@@ -144,7 +144,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from audiox_core.settings import studio_home
-    from flows.watch import poll_prefix, watch_queue
+    from cli.watch import poll_prefix, watch_queue
 
     if args.queue:
         sent = watch_queue(args.queue, once=args.once)
@@ -162,7 +162,7 @@ def cmd_inference_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from flows.doctor import run_checks
+    from cli.doctor import run_checks
 
     ok = True
     for check in run_checks(args.model):

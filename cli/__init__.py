@@ -1,0 +1,1 @@
+"""The ``audiox-studio`` command line and the tools around the flows: doctor, lineage, the drop watcher."""

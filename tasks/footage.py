@@ -1,0 +1,32 @@
+"""Tasks over footage listings: what is under a bucket prefix, and which of it still needs a soundtrack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from audiox_core.media.probe import is_footage
+from audiox_core.settings import studio_home
+from audiox_core.storage import list_objects
+from db import repository
+from db.session import database_url
+from tasks.retry import RETRY_DELAYS, transient_only
+
+
+@task(name="list-footage", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
+    """Video files under the prefix (by extension), with their ETags."""
+    return [
+        {"uri": o.uri, "version": o.etag}
+        for o in list_objects(f"s3://{bucket}/{prefix}")
+        if is_footage(o.key)
+    ]
+
+
+@task(name="select-unprocessed", cache_policy=NO_CACHE)
+def unprocessed(footage: list[dict[str, str]], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """The footage whose current version has no succeeded run with these settings in the provenance database."""
+    url = database_url(studio_home())
+    return [f for f in footage if not repository.processed(url, f["uri"], f["version"], settings)]
