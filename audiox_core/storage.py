@@ -1,12 +1,10 @@
-"""Where inputs come from and outputs go: local paths and ``s3://bucket/key`` behind one interface,
-content hashes and atomic publication.
+"""Where inputs come from and outputs go: local paths and ``s3://bucket/key`` behind one small
+protocol, ``Store``, chosen once from the URI by ``store_for``; content hashes and atomic writes.
 
-- S3 through boto3 with adaptive retries, multipart transfers with SHA-256 checksums, any
-  S3-compatible endpoint (``AWS_ENDPOINT_URL``), and a local cache keyed by ETag and size, so the
-  same object version is downloaded once. Keys never become local paths (the cache names files by
-  hash), and keys with ``..`` segments or a leading ``/`` are refused.
-- Outputs are assembled in a hidden folder next to their destination and renamed into place; for
-  S3 destinations the finished folder is uploaded file by file, provenance.json last.
+A store reads a URI to a local file, names a reel's folder under a root, says where that folder is
+assembled, and publishes it when complete. Local folders are assembled in a hidden sibling and
+renamed into place; S3 folders are assembled under the run's work folder and uploaded
+(``audiox_core/s3.py``, the only module that talks to boto3).
 """
 
 from __future__ import annotations
@@ -18,16 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
-from audiox_core.errors import InputError, TransientError
+from audiox_core.errors import InputError
 
 CHUNK = 1 << 20
-# S3 error codes: the request was wrong (never retried) or the service was busy (retried).
-_INPUT_CODES = {"NoSuchBucket", "NoSuchKey", "404", "AccessDenied", "403", "InvalidBucketName", "AllAccessDisabled", "InvalidObjectState"}
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -37,34 +32,6 @@ def sha256_file(path: str | Path) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def is_s3(uri: str) -> bool:
-    return uri.startswith("s3://")
-
-
-@dataclass(frozen=True)
-class S3Object:
-    bucket: str
-    key: str
-    size: int = 0
-    etag: str = ""
-    version: str | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-def parse_s3(uri: str) -> tuple[str, str]:
-    """(bucket, key) of an s3:// URI; InputError for keys that could escape a folder."""
-    parsed = urlparse(uri)
-    key = uri[len("s3://") + len(parsed.netloc) + 1 :] if uri.count("/") > 2 else ""
-    if not parsed.netloc:
-        raise InputError(f"{uri}: no bucket in the S3 URI")
-    if key.startswith("/") or ".." in key.split("/"):
-        raise InputError(f"{uri}: S3 key with a leading '/' or a '..' segment is refused")
-    return parsed.netloc, key
 
 
 def local_path(uri: str) -> Path:
@@ -89,113 +56,69 @@ def check_readable_file(path: Path) -> None:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
 
-@cache
-def s3_client():
-    """One boto3 S3 client per process: adaptive retries; the endpoint from AWS_ENDPOINT_URL if set."""
-    import boto3
-    from botocore.config import Config
+@dataclass(frozen=True)
+class Fetched:
+    """A URI's content as a local file, with the object version it was read at (S3 ETag; None locally)."""
 
-    return boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60))
-
-
-def _transfer_config():
-    from boto3.s3.transfer import TransferConfig
-
-    return TransferConfig(multipart_threshold=16 * CHUNK, multipart_chunksize=16 * CHUNK, max_concurrency=4)
+    path: Path
+    version: str | None
 
 
-def s3_error(uri: str, e: Exception) -> Exception:
-    """Our exception for a boto3/botocore failure on ``uri``: InputError or TransientError."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionError,
-        EndpointConnectionError,
-        ReadTimeoutError,
-    )
+class Store(Protocol):
+    """Local files or S3, as one interface for the flows and tasks."""
 
-    if isinstance(e, ClientError):
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = e.response.get("Error", {}).get("Message", "") or code
-        if code in {"AccessDenied", "403", "AllAccessDisabled"}:
-            return InputError(f"{uri}: access denied ({code}): the credentials in use may not read or write it")
-        if code in _INPUT_CODES or (400 <= status < 500 and code not in _TRANSIENT_CODES):
-            return InputError(f"{uri}: {message} ({code or status})")
-        return TransientError(f"{uri}: S3 is busy or failing: {message} ({code or status})")
-    if isinstance(e, (EndpointConnectionError, ConnectionError, ReadTimeoutError)):
-        return TransientError(f"{uri}: cannot reach S3 ({type(e).__name__})")
-    return e
+    def fetch(self, uri: str, cache_dir: Path) -> Fetched:
+        """A local, readable file with the content of ``uri`` (InputError naming it otherwise)."""
 
+    def child(self, root_uri: str, name: str) -> str:
+        """The URI of the folder ``name`` under ``root_uri``."""
 
-def head(uri: str) -> S3Object:
-    bucket, key = parse_s3(uri)
-    try:
-        meta = s3_client().head_object(Bucket=bucket, Key=key)
-    except Exception as e:
-        raise s3_error(uri, e) from e
-    return S3Object(bucket, key, meta["ContentLength"], meta["ETag"].strip('"'), meta.get("VersionId"))
+    def assembly_folder(self, folder_uri: str, work: Path) -> Path:
+        """The local folder in which the finished folder is assembled (staged, then renamed into place)."""
+
+    def publish(self, folder: Path, folder_uri: str) -> None:
+        """Make the assembled ``folder`` available at ``folder_uri``."""
+
+    def location(self, folder_uri: str) -> str:
+        """Where a person finds the folder: a local path or the URI."""
+
+    def link(self, uri: str) -> str:
+        """A URL that opens the file in a browser (S3: presigned, expiring)."""
 
 
-def list_objects(prefix_uri: str) -> list[S3Object]:
-    """Every object under an s3:// prefix (paginated)."""
-    bucket, prefix = parse_s3(prefix_uri)
-    found = []
-    try:
-        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for o in page.get("Contents", []):
-                found.append(S3Object(bucket, o["Key"], o["Size"], o["ETag"].strip('"')))
-    except Exception as e:
-        raise s3_error(prefix_uri, e) from e
-    return found
+class LocalStore:
+    """Local paths and ``file://`` URIs: files read in place, folders published by the atomic rename
+    of ``staged_directory``."""
 
-
-def fetch(uri: str, cache_dir: Path) -> tuple[Path, S3Object | None]:
-    """A local path for ``uri``: local files as they are; S3 objects downloaded (multipart, checksum
-    verified) into ``cache_dir`` under a name made from bucket, key, ETag and size."""
-    if not is_s3(uri):
+    def fetch(self, uri: str, cache_dir: Path) -> Fetched:
         path = local_path(uri)
         check_readable_file(path)
-        return path, None
-    obj = head(uri)
-    if obj.size == 0:
-        raise InputError(f"{uri}: object is empty (0 bytes)")
-    name = hashlib.sha256(f"{obj.bucket}/{obj.key}\0{obj.etag}\0{obj.size}".encode()).hexdigest()
-    cached = cache_dir / name
-    if cached.is_file() and cached.stat().st_size == obj.size:
-        return cached, obj
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{name}.partial"
-    try:
-        s3_client().download_file(obj.bucket, obj.key, str(tmp), ExtraArgs={"ChecksumMode": "ENABLED"}, Config=_transfer_config())
-    except Exception as e:
-        tmp.unlink(missing_ok=True)
-        raise s3_error(uri, e) from e
-    os.replace(tmp, cached)
-    return cached, obj
+        return Fetched(path, None)
 
+    def child(self, root_uri: str, name: str) -> str:
+        return as_uri(local_path(root_uri) / name)
 
-def upload_folder(folder: Path, out_uri: str, last: str = "provenance.json") -> dict[Path, str]:
-    """Upload every file of a finished folder under ``out_uri`` (``last`` goes last, marking the set
-    complete); returns local path → s3 URI."""
-    bucket, prefix = parse_s3(out_uri.rstrip("/") + "/")
-    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == last, str(p)))
-    uris = {}
-    for path in files:
-        key = prefix + path.relative_to(folder).as_posix()
-        try:
-            s3_client().upload_file(str(path), bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=_transfer_config())
-        except Exception as e:
-            raise s3_error(f"s3://{bucket}/{key}", e) from e
-        uris[path] = f"s3://{bucket}/{key}"
-    return uris
+    def assembly_folder(self, folder_uri: str, work: Path) -> Path:
+        return local_path(folder_uri)
 
+    def publish(self, folder: Path, folder_uri: str) -> None:
+        """Nothing to do: the staged folder was renamed into place when it was complete."""
 
-def presign(uri: str, expires_s: int = 7 * 24 * 3600) -> str:
-    """A time-limited GET URL for an s3:// object (for review links); local paths become file URIs."""
-    if not is_s3(uri):
+    def location(self, folder_uri: str) -> str:
+        return str(local_path(folder_uri))
+
+    def link(self, uri: str) -> str:
         return as_uri(local_path(uri))
-    bucket, key = parse_s3(uri)
-    return s3_client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
+
+
+def store_for(uri: str) -> Store:
+    """The store for a URI's scheme: ``s3://`` or a local path / ``file://``."""
+    if uri.startswith("s3://"):
+        from audiox_core.s3 import S3Store
+
+        return S3Store()
+    local_path(uri)  # InputError for other schemes
+    return LocalStore()
 
 
 @contextmanager

@@ -155,7 +155,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_inference_worker(args: argparse.Namespace) -> int:
-    from tasks.generation import serve_inference
+    from tasks.inference import serve_inference
 
     serve_inference()
     return 0

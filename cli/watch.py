@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 
 from audiox_core.errors import PipelineError
 from audiox_core.media.probe import is_footage
-from audiox_core.storage import list_objects, s3_error
+from audiox_core.s3 import list_objects, s3_error
 
 log = logging.getLogger(__name__)
 

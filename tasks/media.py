@@ -20,23 +20,23 @@ from audiox_core.reel import (
     write_scene_exports,
 )
 from audiox_core.settings import studio_home
-from audiox_core.storage import fetch, sha256_file, upload_folder
+from audiox_core.records import SourceFile
+from audiox_core.storage import sha256_file, store_for
 from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
 
 
 @task(name="fetch", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
-def fetch_source(source_uri: str) -> dict:
+def fetch_source(source_uri: str) -> SourceFile:
     """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
-    path, obj = fetch(source_uri, studio_home() / "cache" / "sources")
-    version = obj.etag if obj is not None else None  # content identity, as the nightly listing sees it
-    return {"path": path, "sha256": sha256_file(path), "bytes": path.stat().st_size, "version": version}
+    fetched = store_for(source_uri).fetch(source_uri, studio_home() / "cache" / "sources")
+    return SourceFile(fetched.path, sha256_file(fetched.path), fetched.path.stat().st_size, fetched.version)
 
 
-@task(name="upload", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
-def upload_task(folder: Path, out_uri: str) -> dict[Path, str]:
-    """Upload a finished reel folder to S3 (provenance.json last)."""
-    return upload_folder(folder, out_uri)
+@task(name="publish", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+def publish_task(folder: Path, folder_uri: str) -> None:
+    """Make a finished reel folder available at its destination (S3: uploaded, provenance.json last)."""
+    store_for(folder_uri).publish(folder, folder_uri)
 
 
 @task(name="scenes", cache_policy=NO_CACHE)

@@ -156,7 +156,7 @@ def s3_endpoint():
     env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from audiox_core.storage import s3_client
+    from audiox_core.s3 import s3_client
 
     s3_client.cache_clear()
     try:

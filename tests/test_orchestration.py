@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audiox_core.storage import list_objects, s3_client
+from audiox_core.s3 import list_objects, s3_client
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,7 @@ import pytest
 
 from audiox_core.errors import InputError
 from audiox_core.media.synthetic import make_reel
-from audiox_core.storage import (
-    fetch,
-    list_objects,
-    parse_s3,
-    presign,
-    s3_client,
-    upload_folder,
-)
+from audiox_core.s3 import S3Store, download, list_objects, parse_s3, s3_client, upload_folder
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +31,23 @@ def test_keys_cannot_escape_the_work_folder() -> None:
     assert parse_s3("s3://bucket/reels/a.mp4") == ("bucket", "reels/a.mp4")
 
 
-def test_fetch_caches_by_etag_and_size(bucket, tmp_path: Path, reel) -> None:
+def test_download_caches_by_etag_and_size(bucket, tmp_path: Path, reel) -> None:
     s3_client().upload_file(str(reel.path), bucket, "in/reel.mp4")
-    first, obj = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    first, obj = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
     assert first.read_bytes() == reel.path.read_bytes() and obj.size == reel.path.stat().st_size
     mtime = first.stat().st_mtime_ns
-    again, _ = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    again, _ = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
     assert again == first and again.stat().st_mtime_ns == mtime  # served from the cache
     s3_client().put_object(Bucket=bucket, Key="in/reel.mp4", Body=b"changed content")
-    changed, _ = fetch(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    changed, _ = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
     assert changed != first and changed.read_bytes() == b"changed content"
 
 
 def test_missing_bucket_and_key_are_clear_input_errors(bucket, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="s3://no-such-bucket-here/x.mp4"):
-        fetch("s3://no-such-bucket-here/x.mp4", tmp_path)
+        download("s3://no-such-bucket-here/x.mp4", tmp_path)
     with pytest.raises(InputError, match=f"s3://{bucket}/missing.mp4"):
-        fetch(f"s3://{bucket}/missing.mp4", tmp_path)
+        download(f"s3://{bucket}/missing.mp4", tmp_path)
 
 
 def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
@@ -64,7 +57,7 @@ def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
     uris = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
     assert sorted(uris.values()) == [f"s3://{bucket}/out/reel/provenance.json", f"s3://{bucket}/out/reel/stems/music.wav"]
     assert list(uris.values())[-1].endswith("provenance.json")  # uploaded last: marks the set complete
-    url = presign(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
+    url = S3Store().link(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
     assert "X-Amz-Signature" in url or "Signature" in url
 
 
@@ -141,7 +134,7 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefe
     enforce("0")  # from now on every request is authenticated and checked against IAM
     try:
         with pytest.raises(InputError) as denied:
-            fetch(f"s3://{bucket}/reels/locked.mp4", home / "cache")
+            download(f"s3://{bucket}/reels/locked.mp4", home / "cache")
         assert str(denied.value).startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
         assert "\n" not in str(denied.value)
         # "reels", not "reels/": moto's signature check mis-encodes a '/' in a listing's query string.

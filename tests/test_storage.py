@@ -41,3 +41,39 @@ def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_unsupported_scheme_is_input_error() -> None:
     with pytest.raises(InputError, match="s3://bucket/x.mp4: unsupported URI scheme"):
         local_path("s3://bucket/x.mp4")
+
+
+def test_store_is_chosen_once_from_the_uri_scheme(tmp_path: Path) -> None:
+    from audiox_core.s3 import S3Store
+    from audiox_core.storage import LocalStore, store_for
+
+    assert isinstance(store_for(str(tmp_path)), LocalStore)
+    assert isinstance(store_for(tmp_path.as_uri()), LocalStore)
+    assert isinstance(store_for("s3://bucket/soundtracks"), S3Store)
+    with pytest.raises(InputError, match="unsupported URI scheme 'gs'"):
+        store_for("gs://bucket/x")
+
+
+def test_local_store_names_and_assembles_a_folder_in_place(tmp_path: Path) -> None:
+    from audiox_core.storage import LocalStore
+
+    store = LocalStore()
+    folder_uri = store.child(str(tmp_path / "out"), "reel1")
+    assert folder_uri == (tmp_path / "out" / "reel1").as_uri()
+    assert store.assembly_folder(folder_uri, tmp_path / "work") == tmp_path / "out" / "reel1"
+    assert store.location(folder_uri) == str(tmp_path / "out" / "reel1")
+    source = tmp_path / "a.mp4"
+    source.write_bytes(b"x")
+    assert store.fetch(str(source), tmp_path / "cache").path == source
+
+
+def test_s3_store_assembles_under_the_work_folder_and_refuses_escaping_keys(tmp_path: Path) -> None:
+    from audiox_core.s3 import S3Store
+
+    store = S3Store()
+    folder_uri = store.child("s3://bucket/soundtracks/", "reel1")
+    assert folder_uri == "s3://bucket/soundtracks/reel1"
+    assert store.assembly_folder(folder_uri, tmp_path).is_relative_to(tmp_path)
+    assert store.assembly_folder(folder_uri, tmp_path).name == "reel1"
+    with pytest.raises(InputError, match="'..' segment"):
+        store.child("s3://bucket/../x", "reel1")
