@@ -8,12 +8,14 @@ index and the cue kind, so a rerun with the same settings regenerates identical 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
 from audiox_core.media.scenes import Scene
 
-KINDS = ("foley", "music")
+CueKind = Literal["foley", "music"]
+CUE_KINDS: tuple[CueKind, ...] = get_args(CueKind)  # a scene's cues, in the order they are planned (and seeded)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class SceneLook:
 @dataclass(frozen=True)
 class Cue:
     scene_index: int
-    kind: str
+    kind: CueKind
     prompt: str
     seed: int
 
@@ -40,12 +42,12 @@ def measure(frames: np.ndarray) -> SceneLook:
     return SceneLook(motion, float(f.mean()), float((f.max(axis=-1) - f.min(axis=-1)).mean()))
 
 
-def cue_seed(run_seed: int, scene_index: int, kind: str) -> int:
+def cue_seed(run_seed: int, scene_index: int, kind: CueKind) -> int:
     """A distinct, reproducible 31-bit seed per (run seed, scene, kind)."""
-    return (run_seed * 1_000_003 + scene_index * len(KINDS) + KINDS.index(kind)) % 2**31
+    return (run_seed * 1_000_003 + scene_index * len(CUE_KINDS) + CUE_KINDS.index(kind)) % 2**31
 
 
-def prompts(look: SceneLook) -> dict[str, str]:
+def prompts(look: SceneLook) -> dict[CueKind, str]:
     pace = "fast, energetic movement" if look.motion > 12 else "gentle movement" if look.motion > 3 else "a still, quiet shot"
     light = "a dark" if look.brightness < 70 else "a bright" if look.brightness > 160 else "an evenly lit"
     mood = "tense, driving" if look.motion > 12 else "warm, flowing" if look.saturation > 80 else "calm, ambient"
@@ -60,5 +62,5 @@ def plan_cues(scenes: tuple[Scene, ...], looks: list[SceneLook], run_seed: int) 
     cues = []
     for scene, look in zip(scenes, looks):
         text = prompts(look)
-        cues += [Cue(scene.index, kind, text[kind], cue_seed(run_seed, scene.index, kind)) for kind in KINDS]
+        cues += [Cue(scene.index, kind, text[kind], cue_seed(run_seed, scene.index, kind)) for kind in CUE_KINDS]
     return cues

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audiox_core.cues import CueKind
 from audiox_core.media.timeline import Placement
+
+CueId = tuple[int, CueKind]  # (scene index, cue kind): a cue's place in its reel
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class RenderedCue:
     """One cue's audio as placed on the reel: where it came from and what the model saw."""
 
     scene_index: int
-    kind: str
+    kind: CueKind
     prompt: str
     seed: int
     seconds: float
@@ -113,7 +116,7 @@ class GenerationRecord:
     """One generated cue; the fields are the ``generations`` table's columns."""
 
     key: str
-    kind: str
+    kind: CueKind
     source_sha256: str
     span_start: int
     span_length: int

@@ -22,15 +22,16 @@ from audiox_core.media.audio import extract_audio, resample, write_wav24
 from audiox_core.media.decode import ModelFrames
 from audiox_core.media.edl import scenes_csv, scenes_edl
 from audiox_core.media.frames import FrameStore
-from audiox_core.media.mix import MasterReport, MixSettings, level_cue, master
+from audiox_core.media.mix import MixSettings, level_cue, master
 from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timeline import Placement, to_sample
-from audiox_core.model.checkpoint import LoadedModel
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
+from audiox_core.model.runtime import LoadedModel
+from audiox_core.records import LoudnessReport, RenderedCue
 from audiox_core.storage import sha256_file, write_atomic
 
 Progress = Callable[[int, int], None]
@@ -41,22 +42,6 @@ class Analysis:
     info: MediaInfo
     scenes: SceneList
     frames: FrameStore
-
-
-@dataclass(frozen=True)
-class RenderedCue:
-    scene_index: int
-    kind: str
-    prompt: str
-    seed: int
-    seconds: float
-    path: Path
-    sha256: str
-    placement: Placement
-    conditioning_sha256: str  # the frames the model saw
-    windows: int
-    elapsed_s: float
-    reused: bool = False
 
 
 def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
@@ -159,7 +144,7 @@ def picture_samples(analysis: Analysis, rate: int) -> int:
     return to_sample(analysis.scenes.scenes[-1].end_s, rate)
 
 
-def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, out_dir: Path, settings: MixSettings = MixSettings(), progress: Progress | None = None) -> MasterReport:
+def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, out_dir: Path, settings: MixSettings = MixSettings(), progress: Progress | None = None) -> LoudnessReport:
     """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``."""
     rate = settings.rate
     total = picture_samples(analysis, rate)
@@ -168,8 +153,8 @@ def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, ou
         dialogue = extract_audio(analysis.info.path, analysis.info.audio.index, work / "dialogue.f32", rate)
     pictures = ReviewPictures(total, rate)
     report = master([(c.placement, c.path) for c in rendered], dialogue, total, out_dir, settings, progress=progress, pictures=pictures)
-    mix = report.outputs["mix"]
-    title = f"{analysis.info.path.name}  {mix['integrated_lufs']:.1f} LUFS  LRA {mix['loudness_range_lu']:.1f} LU  TP {mix['true_peak_dbtp']:.1f} dBTP  ({report.preset})"
+    mix = report.mix
+    title = f"{analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"
     cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]
     pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title)
     write_atomic(out_dir / "loudness.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())

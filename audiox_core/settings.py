@@ -1,61 +1,78 @@
-"""Run settings (what determines a reel's output, recorded for provenance) and where data lives."""
+"""Run settings: what determines a reel's output, recorded for provenance.
+
+A run's settings are the stages' own settings (sampling, scene detection, timeline, mix), each
+default declared once in its stage's dataclass, plus the run's model spec, seed, device, review
+proxy and batch size. Flow parameters, the runs table and provenance.json carry them as one flat
+JSON dict with the keys of ``SETTING_PATHS``. ``from_dict`` checks every key and value before any
+work starts; ``to_dict`` writes every key, so equal settings give equal dicts (the nightly flow
+finds the reels already made with these settings by comparing them).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
+import typing
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
-from audiox_core import __version__
 from audiox_core.errors import InputError
+from audiox_core.media.mix import MixSettings
+from audiox_core.media.scenes import DetectorSettings
+from audiox_core.media.timeline import TimelineSettings
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.validation import at_least, check_fields, checked, matching
 
-
-def studio_home() -> Path:
-    """Data folder (database, work files): $AUDIOX_HOME, default ~/.audiox-studio."""
-    return Path(os.environ.get("AUDIOX_HOME", Path.home() / ".audiox-studio")).expanduser()
-
-
-def code_version() -> str:
-    """Package version plus the git commit when running from a checkout."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return __version__
-    return f"{__version__}+g{sha}"
+# Each flow-parameter key and the RunSettings attribute it sets, in to_dict's order.
+SETTING_PATHS: dict[str, str] = {
+    "model": "model",
+    "seed": "seed",
+    "steps": "sampling.steps",
+    "cfg_scale": "sampling.cfg_scale",
+    "sampler": "sampling.sampler",
+    "device": "device",
+    "scene_threshold": "detector.threshold",
+    "min_scene_s": "detector.min_scene_s",
+    "loudness_preset": "mix.preset",
+    "music_crossfade_s": "timeline.music_crossfade_s",
+    "review_proxy": "review_proxy",
+    "batch_size": "batch_size",
+}
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    model: str = "tiny"
+    """Everything that determines a run's outputs: each stage's settings and the run's own."""
+
+    model: str = "tiny"  # a model spec: tiny, demo or the PATH of an AudioX release folder
     seed: int = 0
-    steps: int = 50
-    cfg_scale: float = 7.0
-    sampler: str = "dpmpp-3m-sde"
-    device: str = "auto"
-    scene_threshold: float = 27.0
-    min_scene_s: float = 0.5
-    loudness_preset: str = "ebu-r128"
-    music_crossfade_s: float = 1.0
+    device: str = field(default="auto", metadata=matching(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda, cuda:N"))
     review_proxy: bool = False
-    batch_size: int = 8  # cues per forward pass; also the unit a rerun skips when its result was persisted
+    batch_size: int = field(default=8, metadata=at_least(1))  # cues per forward pass; also the unit a rerun skips when its result was persisted
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    timeline: TimelineSettings = field(default_factory=TimelineSettings)
+    mix: MixSettings = field(default_factory=MixSettings)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> RunSettings:
-        """Settings from a flow parameter dict; unknown keys are an InputError naming them."""
+        """Settings from a flow parameter dict. Every key and value is checked before anything is
+        built; the first bad one is an InputError naming the key and what it allows."""
         values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - set(SETTING_PATHS))
         if unknown:
-            raise InputError(f"settings: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        settings = cls(**values)
-        if settings.batch_size < 1:
-            raise InputError(f"settings: batch_size must be at least 1, not {settings.batch_size}")
-        return settings
+            raise InputError(f"settings: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(SETTING_PATHS))})")
+        field_types = typing.get_type_hints(cls)
+        given: dict[str, dict[str, Any]] = {}  # stage ("" for the run's own fields) → field → value
+        for key, value in values.items():
+            stage, _, name = SETTING_PATHS[key].rpartition(".")
+            owner = field_types[stage] if stage else cls
+            given.setdefault(stage, {})[name] = checked(f"settings: {key}", owner, name, value)
+        own = given.pop("", {})
+        return cls(**own, **{stage: field_types[stage](**fields) for stage, fields in given.items()})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every key of ``SETTING_PATHS`` with its value: the flow parameter, run row and provenance shape."""
+        return {key: attrgetter(path)(self) for key, path in SETTING_PATHS.items()}

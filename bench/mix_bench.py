@@ -5,15 +5,22 @@ mux of 30 s of 1080p (measured first, median of three). Targets (DESIGN.md): ≤
     .venv/bin/python bench/mix_bench.py [--hours 2] [--cues 1000] [--preset ebu-r128] [--keep DIR]
 
 Cue audio: 40 distinct 9 s WAVs (tones and noise), reused across the 1000 placements; dialogue: a
-procedural voice-like signal (bursts at syllable rate with pauses) read block by block. Memory is the
-process's peak resident set size (ru_maxrss, including everything loaded before the mix) plus the
-workers' count times the largest worker's peak: an upper bound, since forked workers share pages.
+procedural voice-like signal (bursts at syllable rate with pauses) read block by block. The pauses are
+digital silence on purpose (an 8 s one in every 20 s, longer than a 4 s block): a recursive filter
+fed zeros decays into subnormal floats, which Intel cores compute ~50× slower (the meter once made
+this bench five times slower there); keep them. Memory is the process's peak resident set size
+(ru_maxrss, including everything loaded before the mix) plus the workers' count times the largest
+worker's peak: an upper bound, since forked workers share pages. The figures print with the CPU
+they were measured on.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import platform
 import resource
 import shutil
 import statistics
@@ -35,8 +42,9 @@ RATE = 48_000
 
 
 class SyntheticDialogue:
-    """Voice-like stereo audio: 140 Hz voiced bursts at syllable rate with pauses, one 20 s
-    pattern repeated (reading it costs what reading a decoded dialogue file would)."""
+    """Voice-like stereo audio: 140 Hz voiced bursts at syllable rate with pauses of digital
+    silence (8 s in every 20), one 20 s pattern repeated (reading it costs what reading a decoded
+    dialogue file would)."""
 
     PERIOD = 20 * RATE
 
@@ -77,7 +85,17 @@ def timeline(hours: float, cues: int) -> list[Scene]:
     rng = np.random.default_rng(1)
     cuts = np.sort(rng.choice(np.arange(48, total_frames - 48), cues // 2 - 1, replace=False))
     bounds = [0, *cuts.tolist(), total_frames]
-    return [Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    return [Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+
+
+def cpu() -> str:
+    """The CPU model and core count the figures come from (they depend on it: see the pauses above)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{models[0] if models else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -117,15 +135,16 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    mix = report.outputs["mix"]
+    mix = report.mix
     figures = {
-        "hours": args.hours, "cues": len(cues), "preset": args.preset, "mix_seconds": round(mix_s, 1), "peak_rss_gb": round(peak_gb, 2),
-        "rss_before_mix_gb": round(rss_before, 2), "parent_rss_gb": round(parent_gb, 2), "worker_rss_gb": round(worker_gb, 2), "mux_30s_1080p_seconds": round(mux_s, 2), "mix_lufs": mix["integrated_lufs"],
-        "mix_true_peak_dbtp": mix["true_peak_dbtp"], "limiter_max_gain_reduction_db": report.max_gain_reduction_db,
+        "cpu": cpu(), "hours": args.hours, "cues": len(cues), "preset": args.preset, "mix_seconds": round(mix_s, 1), "peak_rss_gb": round(peak_gb, 2),
+        "rss_before_mix_gb": round(rss_before, 2), "parent_rss_gb": round(parent_gb, 2), "worker_rss_gb": round(worker_gb, 2), "mux_30s_1080p_seconds": round(mux_s, 2), "mix_lufs": mix.integrated_lufs,
+        "mix_true_peak_dbtp": mix.true_peak_dbtp, "limiter_max_gain_reduction_db": report.max_gain_reduction_db,
     }
+    print(f"on {figures['cpu']}:")
     print(f"mix + master of {args.hours:g} h, {len(cues)} cues, dialogue stem ({args.preset}): {mix_s:.1f} s (target ≤ 60 s), "
           f"peak RSS {peak_gb:.2f} GB (target ≤ 4 GB; parent {parent_gb:.2f} GB, {rss_before:.2f} GB of it before mixing, + {MixSettings().workers} workers ≤ {worker_gb:.2f} GB each)")
-    print(f"  mix {mix['integrated_lufs']} LUFS, LRA {mix['loudness_range_lu']} LU, true peak {mix['true_peak_dbtp']} dBTP, limiter ≤ {report.max_gain_reduction_db} dB")
+    print(f"  mix {mix.integrated_lufs} LUFS, LRA {mix.loudness_range_lu} LU, true peak {mix.true_peak_dbtp} dBTP, limiter ≤ {report.max_gain_reduction_db} dB")
     print(f"mux of 30 s 1080p H.264 (video copied, AAC encode): {mux_s:.2f} s, median of {', '.join(f'{r:.2f}' for r in mux_runs)} (target ≤ 1 s)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

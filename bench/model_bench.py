@@ -26,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_dit import reference_guided  # noqa: E402
 
-from audiox_core.model.checkpoint import PRESETS, load_weights  # noqa: E402
+from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig, DiTConfig  # noqa: E402
+from audiox_core.model.runtime import dtype_plan  # noqa: E402
+from audiox_core.model.spec import PRESETS  # noqa: E402
 from audiox_core.model.synthetic_weights import synthetic_state_dict  # noqa: E402
 
 CONFIGS = {"tiny": PRESETS / "tiny.json", "base": Path(__file__).resolve().parents[1].parent / "shared" / "audiox" / "config_base.json"}
@@ -98,8 +100,8 @@ def main() -> None:
     started = time.perf_counter()
     net = load_weights(cfg, synthetic_state_dict(cfg, seed=0), f"synthetic {args.config}").to(device).eval().requires_grad_(False)
     build_s = time.perf_counter() - started
+    net.to_inference_dtype(dtype_plan(device, cfg.text.kind).dit)  # the DiT's dtype in production: bf16 on CUDA
     if device.type == "cuda":
-        net.to_inference_dtype(torch.bfloat16)
         torch.backends.cuda.matmul.allow_tf32 = True
     dit = net.model.model
     b = args.batch

@@ -17,7 +17,7 @@ from audiox_core.media.mux import mux
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.media.synthetic import make_reel
 from audiox_core.media.timeline import plan_timeline
-from audiox_core.model.checkpoint import load_model
+from audiox_core.model.runtime import load_model
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.reel import analyse, direct_generator, mix_reel, reel_cues, render_cues
 

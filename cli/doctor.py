@@ -39,26 +39,24 @@ def check_torch() -> Check:
 
 
 def check_model(spec: str) -> Check:
-    from audiox_core.errors import PipelineError
-    from audiox_core.model.checkpoint import PRESETS
-    from audiox_core.model.config import AudioXConfig
+    """The model ``--model`` names, by the loader's own rules, and the T5 folder when it needs one."""
+    from audiox_core.errors import ModelError
+    from audiox_core.model.conditioners import require_t5_dir
+    from audiox_core.model.spec import resolve_model_spec
 
-    if spec == "tiny":
-        AudioXConfig.from_json(PRESETS / "tiny.json")
-        return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
-    folder = Path(spec)
     try:
-        cfg = AudioXConfig.from_json(folder / "config.json")
-    except (PipelineError, ValueError) as e:
-        return Check("model", False, str(e), "point --model at the AudioX release folder (config.json + model.ckpt)")
-    weights = [p for p in (folder / "model.safetensors", folder / "model.ckpt") if p.is_file()]
-    if not weights:
-        return Check("model", False, f"{folder}: no model.ckpt or model.safetensors", "download the official AudioX weights into it")
-    if cfg.text.kind == "t5":
+        model = resolve_model_spec(spec)
+    except ModelError as e:
+        return Check("model", False, str(e), "use --model tiny, or PATH: an AudioX release folder (config.json + model.ckpt)")
+    if model.weights_path is None:
+        return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
+    if model.needs_t5:
         t5 = os.environ.get("AUDIOX_T5_DIR")
-        if not t5 or not (Path(t5) / "config.json").is_file():
-            return Check("model", False, f"{weights[0]} found, but no T5 folder", "set AUDIOX_T5_DIR to a local t5-base folder")
-    return Check("model", True, f"{weights[0]} ({weights[0].stat().st_size / 1e9:.2f} GB)")
+        try:
+            require_t5_dir(model.config.text, Path(t5) if t5 else None)
+        except ModelError as e:
+            return Check("model", False, f"{model.weights_path} found, but {e}")
+    return Check("model", True, f"{model.weights_path} ({model.weights_path.stat().st_size / 1e9:.2f} GB)")
 
 
 def check_database() -> Check:
@@ -66,7 +64,7 @@ def check_database() -> Check:
     from alembic.script import ScriptDirectory
     from sqlalchemy.exc import SQLAlchemyError
 
-    from audiox_core.settings import studio_home
+    from audiox_core.workspace import studio_home
     from db.session import alembic_config, database_url, make_engine, redact
 
     url = database_url(studio_home())

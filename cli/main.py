@@ -7,6 +7,7 @@ shows the traceback and Prefect's full logs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -18,11 +19,10 @@ DEFAULT_OUT = "out"
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("model", "seed", "steps", "cfg_scale", "sampler", "device", "loudness_preset", "batch_size")
-    settings = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    if getattr(args, "proxy", False):
-        settings["review_proxy"] = True
-    return settings
+    """The flow's settings dict: only the options given (each option's dest is its settings key)."""
+    from audiox_core.settings import SETTING_PATHS
+
+    return {key: value for key in SETTING_PATHS if (value := getattr(args, key, None)) is not None}
 
 
 def _print_outputs(result: dict[str, Any]) -> None:
@@ -68,7 +68,8 @@ def cmd_scenes(args: argparse.Namespace) -> int:
     from audiox_core.storage import local_path, write_atomic
 
     path = local_path(args.source)
-    _, scenes = detect_scenes(path, DetectorSettings(threshold=args.threshold, min_scene_s=args.min_scene_s))
+    given = {"threshold": args.threshold, "min_scene_s": args.min_scene_s}
+    _, scenes = detect_scenes(path, DetectorSettings(**{k: v for k, v in given.items() if v is not None}))
     if args.csv:
         write_atomic(Path(args.csv), scenes_csv(scenes).encode())
     if args.edl:
@@ -82,7 +83,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from audiox_core.settings import studio_home
+    from audiox_core.workspace import studio_home
     from db.session import database_url, redact, upgrade
 
     url = database_url(studio_home())
@@ -95,7 +96,7 @@ def cmd_model_manifest(args: argparse.Namespace) -> int:
     from audiox_core.model.checkpoint import manifest
     from audiox_core.model.config import AudioXConfig
 
-    print(json.dumps(manifest(_model_config(args, AudioXConfig)), indent=1))
+    print(json.dumps(manifest(AudioXConfig.from_json(args.config, clip_vision=args.clip_vision)), indent=1))
     return 0
 
 
@@ -110,7 +111,7 @@ def cmd_model_check(args: argparse.Namespace) -> int:
     from audiox_core.model.config import AudioXConfig
     from audiox_core.storage import sha256_file
 
-    cfg = _model_config(args, AudioXConfig)
+    cfg = AudioXConfig.from_json(args.config, clip_vision=args.clip_vision)
     ckpt = Path(args.ckpt)
     state_dict = read_state_dict(ckpt)
     dtypes = Counter(str(t.dtype).removeprefix("torch.") for t in state_dict.values())
@@ -126,15 +127,6 @@ def cmd_model_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_config(args: argparse.Namespace, config_type):
-    from audiox_core.errors import ModelError
-
-    try:
-        return config_type.from_json(args.config, clip_vision=args.clip_vision)
-    except ValueError as e:
-        raise ModelError(f"{args.config}: {e}") from e
-
-
 def cmd_provenance(args: argparse.Namespace) -> int:
     from cli.lineage import lookup, render
 
@@ -143,7 +135,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from audiox_core.settings import studio_home
+    from audiox_core.workspace import studio_home
     from cli.watch import poll_prefix, watch_queue
 
     if args.queue:
@@ -173,17 +165,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+class _SettingsHelp(argparse.HelpFormatter):
+    """Fills ``{key}`` in help texts with the settings' defaults and choices, read from the dataclasses
+    that declare them only when help is shown: they import torch, which other commands do without."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help.format(**_help_values()) if action.help else action.help
+
+
+@functools.cache
+def _help_values() -> dict[str, Any]:
+    from audiox_core.media.loudness import PRESETS
+    from audiox_core.model.sampling import SAMPLERS
+    from audiox_core.settings import RunSettings
+
+    presets = ", ".join(f"{p.name} ({p.integrated_lufs:g} LUFS/{p.true_peak_dbtp:g} dBTP)" for p in PRESETS.values())
+    return {**RunSettings().to_dict(), "samplers": ", ".join(SAMPLERS), "presets": presets}
+
+
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    """The run's settings as options; each defaults to None so only what is given reaches the flow."""
+    p.formatter_class = _SettingsHelp
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: ./out)")
-    p.add_argument("--model", help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt)")
-    p.add_argument("--seed", type=int, help="base seed (default 0)")
-    p.add_argument("--steps", type=int, help="sampling steps (default 50)")
-    p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default 7)")
-    p.add_argument("--sampler", help="dpmpp-3m-sde (default), dpmpp-2m or euler")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="cues per forward pass (default 8); a rerun after a crash skips finished batches")
-    p.add_argument("--loudness", dest="loudness_preset", help="ebu-r128 (default, -23 LUFS/-1 dBTP), atsc-a85, streaming-14, streaming-16")
-    p.add_argument("--proxy", action="store_true", help="also render review_proxy.mp4 with scene numbers and timecode burned in")
+    p.add_argument("--model", help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt); default {model}")
+    p.add_argument("--seed", type=int, help="base seed (default {seed})")
+    p.add_argument("--steps", type=int, help="sampling steps (default {steps})")
+    p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default {cfg_scale:g})")
+    p.add_argument("--sampler", help="{samplers} (default {sampler})")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default {device})")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="cues per forward pass (default {batch_size}); a rerun after a crash skips finished batches")
+    p.add_argument("--loudness", dest="loudness_preset", help="{presets} (default {loudness_preset})")
+    p.add_argument("--proxy", dest="review_proxy", action="store_true", default=None, help="also render review_proxy.mp4 with scene numbers and timecode burned in")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -205,8 +217,9 @@ def parser() -> argparse.ArgumentParser:
     scenes.add_argument("--json", action="store_true", help="print JSON")
     scenes.add_argument("--csv", help="also write the scene list as CSV to this file")
     scenes.add_argument("--edl", help="also write the cuts as a CMX 3600 EDL to this file")
-    scenes.add_argument("--threshold", type=float, default=27.0, help="cut threshold, mean HSV change 0–255 (default 27)")
-    scenes.add_argument("--min-scene-s", type=float, default=0.5, help="minimum scene length in seconds (default 0.5)")
+    scenes.formatter_class = _SettingsHelp
+    scenes.add_argument("--threshold", type=float, help="cut threshold, mean HSV change 0–255 (default {scene_threshold:g})")
+    scenes.add_argument("--min-scene-s", type=float, help="minimum scene length in seconds (default {min_scene_s:g})")
     scenes.set_defaults(func=cmd_scenes)
 
     provenance = sub.add_parser("provenance", help="what made this file? (found by its content, so renamed copies work)")

@@ -69,6 +69,7 @@ class Run(Base):
     out_uri: Mapped[str | None] = mapped_column(Text)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the model's facts, once it is loaded
     code_version: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
@@ -128,7 +129,7 @@ class Generation(Base):
     steps: Mapped[int] = mapped_column(Integer)
     cfg_scale: Mapped[float] = mapped_column(Float)
     windows: Mapped[int] = mapped_column(Integer)
-    precision: Mapped[str] = mapped_column(String(16))
+    precision: Mapped[str] = mapped_column(String(64))  # what actually runs, e.g. "dit=bf16 vae=fp32 cond=fp32 text=fp16"
     device: Mapped[str] = mapped_column(String(32))
     torch_version: Mapped[str] = mapped_column(String(64))
     cuda_version: Mapped[str | None] = mapped_column(String(16))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.models import (
     Asset,
+    Base,
     Generation,
     Mix,
     Output,
@@ -28,6 +29,12 @@ from db.models import (
 from db.session import sessions
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+LookupKind = Literal["output", "generation", "source", "unknown"]  # what ``lookup`` found a file's content to be
+
+
+def _values(row: Base, *drop: str) -> dict[str, Any]:
+    """The row's column values by column name, less ``drop`` (surrogate ids, links, timestamps)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in drop}
 
 
 def _insert(session: Session, model: type, rows: list[dict[str, Any]]):
@@ -82,6 +89,12 @@ def record_asset(
         return asset_id
 
 
+def record_model(url: str, run_id: int, model: dict[str, Any]) -> None:
+    """The facts of the model the run uses (name, checkpoint, precision, the process holding it)."""
+    with sessions(url).begin() as s:
+        s.get_one(Run, run_id).model = model
+
+
 def processed(url: str, source_uri: str, version: str | None, settings: dict[str, Any]) -> bool:
     """Whether this object version already has a succeeded run with these settings."""
     with sessions(url)() as s:
@@ -89,16 +102,10 @@ def processed(url: str, source_uri: str, version: str | None, settings: dict[str
         return any(r.settings == settings for r in runs)
 
 
-def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]], detector: dict[str, Any]) -> dict[int, int]:
-    """Scene rows for the run; returns scene index → row id."""
+def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]]) -> dict[int, int]:
+    """Scene rows for the run (each with every column but the ids); returns scene index → row id."""
     with sessions(url).begin() as s:
-        rows = [
-            Scene(
-                run_id=run_id, index=sc["index"], start_s=sc["start_s"], end_s=sc["end_s"], start_frame=sc["start_frame"],
-                end_frame=sc["end_frame"], start_tc=sc["start_tc"], end_tc=sc["end_tc"], detector=detector,
-            )
-            for sc in scenes
-        ]
+        rows = [Scene(run_id=run_id, **sc) for sc in scenes]
         s.add_all(rows)
         s.flush()
         return {r.index: r.id for r in rows}
@@ -109,6 +116,11 @@ def find_generations(url: str, keys: Iterable[str]) -> dict[str, Generation]:
     keys = list(keys)
     with sessions(url)() as s:
         return {g.key: g for g in s.scalars(select(Generation).where(Generation.key.in_(keys)))} if keys else {}
+
+
+def recorded_generations(url: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The recorded values of the generations with these keys (every column but ``id`` and ``created_at``)."""
+    return {k: _values(g, "id", "created_at") for k, g in find_generations(url, keys).items()}
 
 
 def record_generations(url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]]) -> None:
@@ -122,14 +134,10 @@ def record_generations(url: str, scene_ids: dict[int, int], generations: Iterabl
         _insert_ignore(s, SceneGeneration, [{"scene_id": scene_ids[i], "generation_id": ids[k]} for i, k in links], ["scene_id", "generation_id"])
 
 
-def record_mix(url: str, run_id: int, report: dict[str, Any], stems: dict[str, dict[str, Any]]) -> None:
-    mix = report["outputs"]["mix"]
+def record_mix(url: str, run_id: int, mix: dict[str, Any]) -> None:
+    """The run's mastering: every column of ``mixes`` but the ids."""
     with sessions(url).begin() as s:
-        s.add(Mix(
-            run_id=run_id, preset=report["preset"], integrated_lufs=mix["integrated_lufs"], loudness_range_lu=mix["loudness_range_lu"],
-            true_peak_dbtp=mix["true_peak_dbtp"], normalization_gain_db=report["normalization_gain_db"],
-            limiter_reduction_db=report["max_gain_reduction_db"], stems=stems,
-        ))
+        s.add(Mix(run_id=run_id, **mix))
 
 
 def record_outputs(url: str, run_id: int, outputs: Iterable[dict[str, Any]]) -> None:
@@ -155,15 +163,31 @@ def get_run(url: str, run_id: int) -> Run:
         return s.scalars(_with_chain(select(Run).where(Run.id == run_id))).one()
 
 
-def lookup(url: str, sha256: str) -> tuple[str, Run | None, Generation | None]:
-    """What a file with this content is: ('output', its latest run, None), ('generation', None, the
-    generation), ('source', a run that used it, None) or ('unknown', None, None)."""
+def chain(url: str, run_id: int) -> dict[str, Any]:
+    """The plain values of a run's provenance: the run row, its asset (None before it was read), its
+    scenes in order each with the generations that give it its cues (by kind), its mix (None before
+    mastering) and its outputs by URI."""
+    run = get_run(url, run_id)
+    return {
+        "run": _values(run),
+        "asset": _values(run.asset, "id", "created_at") if run.asset else None,
+        "scenes": [
+            {**_values(sc, "id", "run_id"), "generations": [_values(g, "id", "created_at") for g in sc.generations]} for sc in run.scenes
+        ],
+        "mix": _values(run.mix, "id", "run_id") if run.mix else None,
+        "outputs": sorted((_values(o, "id", "run_id") for o in run.outputs), key=lambda o: o["uri"]),
+    }
+
+
+def lookup(url: str, sha256: str) -> tuple[LookupKind, int | None, dict[str, Any] | None]:
+    """What a file with this content is: ('output', its latest run's id, None), ('generation', None,
+    the generation's values), ('source', the latest run that mastered it, None) or ('unknown', None, None)."""
     with sessions(url)() as s:
-        output = s.scalars(select(Output).where(Output.sha256 == sha256).order_by(Output.id.desc())).first()
-        if output is not None:
-            return "output", s.scalars(_with_chain(select(Run).where(Run.id == output.run_id))).one(), None
+        run_id = s.scalar(select(Output.run_id).where(Output.sha256 == sha256).order_by(Output.id.desc()).limit(1))
+        if run_id is not None:
+            return "output", run_id, None
         generation = s.scalars(select(Generation).where(Generation.output_sha256 == sha256)).first()
         if generation is not None:
-            return "generation", None, generation
-        run = s.scalars(_with_chain(select(Run).join(Asset).where(Asset.sha256 == sha256).order_by(Run.id.desc()))).first()
-        return ("source", run, None) if run is not None else ("unknown", None, None)
+            return "generation", None, _values(generation, "id", "created_at")
+        run_id = s.scalar(select(Run.id).join(Asset).join(Mix).where(Asset.sha256 == sha256).order_by(Run.id.desc()).limit(1))
+        return ("source", run_id, None) if run_id is not None else ("unknown", None, None)

@@ -16,21 +16,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from audiox_core.errors import PipelineError
-from audiox_core.media.mix import MixSettings
-from audiox_core.media.scenes import DetectorSettings
-from audiox_core.media.timeline import TimelineSettings, plan_timeline
-from audiox_core.model.generate import SamplingSettings
+from audiox_core.errors import InputError, PipelineError
+from audiox_core.media.timeline import plan_timeline
 from audiox_core.reel import reel_cues
-from audiox_core.settings import RunSettings, studio_home
-from audiox_core.storage import as_uri, is_s3, local_path, staged_directory
+from audiox_core.settings import RunSettings
+from audiox_core.storage import staged_directory, store_for
+from audiox_core.workspace import studio_home
 from db.session import database_url
-from tasks.generation import (
-    generate_cues,
-    generation_keys,
-    model_facts,
-    reusable_task,
-)
+from tasks.generation import generate_cues, plan_generation, reusable_task
+from tasks.inference import model_facts
 from tasks.media import (
     analyse_source,
     fetch_source,
@@ -38,15 +32,17 @@ from tasks.media import (
     mux_task,
     proxy_task,
     publish_scenes,
-    upload_task,
+    publish_task,
 )
 from tasks.provenance import (
     finish_run_task,
-    generation_rows,
-    output_rows,
+    generation_records_task,
+    output_records,
     provenance_document,
     record_results_task,
     record_source_task,
+    run_facts_task,
+    source_facts,
     start_run_task,
     write_provenance_task,
 )
@@ -64,9 +60,15 @@ def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] |
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
     ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record."""
     db_url = database_url(studio_home())
-    run_id = start_run_task(db_url, source_uri, out_uri, dict(settings or {}), trigger)
+    given = dict(settings or {})
     try:
-        result = _make_soundtrack(db_url, run_id, source_uri, out_uri, RunSettings.from_dict(settings))
+        s = RunSettings.from_dict(given)  # every setting checked before any work starts
+    except InputError as e:
+        finish_run_task(db_url, start_run_task(db_url, source_uri, out_uri, given, trigger), error=str(e))
+        raise
+    run_id = start_run_task(db_url, source_uri, out_uri, s.to_dict(), trigger)
+    try:
+        result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s)
     except PipelineError as e:
         finish_run_task(db_url, run_id, error=str(e))
         raise
@@ -80,41 +82,40 @@ def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] |
 def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings) -> dict[str, Any]:
     log = get_run_logger()
     reel = reel_name(source_uri)
-    sampling = SamplingSettings(sampler=s.sampler, steps=s.steps, cfg_scale=s.cfg_scale)
-    detector = DetectorSettings(threshold=s.scene_threshold, min_scene_s=s.min_scene_s)
     work_root = studio_home() / "work"
     work_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{reel}.", dir=work_root))
-    # S3 destinations: the reel is assembled locally, then uploaded once complete.
-    final_dir = (work / "out" if is_s3(out_uri) else local_path(out_uri)) / reel
-    base_uri = f"{out_uri.rstrip('/')}/{reel}" if is_s3(out_uri) else as_uri(final_dir)
+    store = store_for(out_uri)
+    base_uri = store.child(out_uri, reel)
+    final_dir = store.assembly_folder(base_uri, work)
     try:
         source = fetch_source(source_uri)
         model = model_facts(s.model, s.device)
-        analysis = analyse_source(source["path"], source_uri, work, detector, model["frame_fps"], model["frame_size"])
-        scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis)
+        analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
+        scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)
-        placements = plan_timeline(analysis.scenes.scenes, TimelineSettings(music_crossfade_s=s.music_crossfade_s))
-        keys = generation_keys(cues, placements, source["sha256"], model, sampling)
-        reuse = reusable_task(db_url, keys)
+        placements = plan_timeline(analysis.scenes.scenes, s.timeline)
+        plan = plan_generation(s, model, cues, placements, source.sha256)
+        reuse = reusable_task(db_url, plan.keys)
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
-            rendered = generate_cues(s.model, s.device, cues, analysis, placements, sampling, stage / "cues", reuse, keys, reel, s.batch_size)
-            mix = mix_task(analysis, rendered, work, stage, MixSettings(preset=s.loudness_preset))
+            rendered = generate_cues(plan, analysis, reuse, stage / "cues", reel)
+            mix = mix_task(analysis, rendered, work, stage, s.mix)
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
-            generations = generation_rows(rendered, keys, source["sha256"], base_uri, stage, model, sampling)
-            outputs = output_rows(stage, base_uri)
-            write_provenance_task(stage, provenance_document(run_id, s, source_uri, source, analysis, model, generations, mix, outputs))
-        if is_s3(out_uri):
-            upload_task(final_dir, base_uri)
-        record_results_task(db_url, run_id, scene_ids, generations, mix, outputs)
+            generations = generation_records_task(db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling)
+            outputs = output_records(stage, base_uri)
+            run = run_facts_task(db_url, run_id)
+            document = provenance_document(run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs)
+            write_provenance_task(stage, document)
+        publish_task(final_dir, base_uri)
+        record_results_task(db_url, run_id, scene_ids, document)
         key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, base_uri), outputs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "reel": reel, "out_dir": str(final_dir) if not is_s3(out_uri) else base_uri, "run_id": run_id, "flow_run_id": flow_run.get_id(),
-        "review_artifact": key, "model": model["label"],
+        "reel": reel, "out_dir": store.location(base_uri), "run_id": run_id, "flow_run_id": flow_run.get_id(),
+        "review_artifact": key, "model": model.label,
     }

@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.probe import is_footage
-from audiox_core.settings import studio_home
+from audiox_core.workspace import studio_home
 from audiox_core.s3 import list_objects
 from db import repository
 from db.session import database_url

@@ -18,18 +18,16 @@ from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.spec import load_config
 from audiox_core.provenance import generation_key
-from audiox_core.records import ModelFacts, RenderedCue
+from audiox_core.records import CueId, ModelFacts, RenderedCue
 from audiox_core.reel import Analysis, render_cues
-from audiox_core.settings import code_version, studio_home
+from audiox_core.settings import RunSettings
+from audiox_core.workspace import code_version, studio_home
 from audiox_core.storage import sha256_file, store_for
 from db import repository
 from tasks.inference import run_batch
 from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
 from tasks.review import artifact_slug
-
-CueId = tuple[int, str]  # (scene index, cue kind)
-
 
 @dataclass(frozen=True)
 class GenerationPlan:
@@ -59,13 +57,10 @@ def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256:
     return keys
 
 
-def plan_generation(
-    model_spec: str, device: str, model: ModelFacts, sampling: SamplingSettings, batch_size: int,
-    cues: list[Cue], placements: list[Placement], source_sha256: str,
-) -> GenerationPlan:
+def plan_generation(settings: RunSettings, model: ModelFacts, cues: list[Cue], placements: list[Placement], source_sha256: str) -> GenerationPlan:
     """The reel's generation plan, its cues keyed by what determines them."""
-    keys = generation_keys(cues, placements, source_sha256, model, sampling)
-    return GenerationPlan(model_spec, device, sampling, batch_size, tuple(cues), tuple(placements), keys)
+    keys = generation_keys(cues, placements, source_sha256, model, settings.sampling)
+    return GenerationPlan(settings.model, settings.device, settings.sampling, settings.batch_size, tuple(cues), tuple(placements), keys)
 
 
 @task(name="find-reusable", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)

@@ -24,9 +24,9 @@ from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel
-from audiox_core.model.spec import load_model
+from audiox_core.model.runtime import load_model
 from audiox_core.records import ModelFacts, ProcessFacts
-from audiox_core.settings import studio_home
+from audiox_core.workspace import studio_home
 
 InferenceMode = Literal["in-process", "task-worker"]
 INFERENCE_MODES: tuple[InferenceMode, ...] = get_args(InferenceMode)

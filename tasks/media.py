@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
-from audiox_core.media.mix import MasterReport, MixSettings
+from audiox_core.media.mix import MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
@@ -19,8 +19,8 @@ from audiox_core.reel import (
     mix_reel,
     write_scene_exports,
 )
-from audiox_core.settings import studio_home
-from audiox_core.records import SourceFile
+from audiox_core.workspace import studio_home
+from audiox_core.records import LoudnessReport, SourceFile
 from audiox_core.storage import sha256_file, store_for
 from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
@@ -57,7 +57,7 @@ def publish_scenes(analysis: Analysis, stage: Path, reel: str) -> list[Path]:
 
 
 @task(name="mix", cache_policy=NO_CACHE)
-def mix_task(analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings) -> MasterReport:
+def mix_task(analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings) -> LoudnessReport:
     """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures."""
     with progress_bar("mix") as update:
         return mix_reel(analysis, rendered, work, stage, settings, progress=update)

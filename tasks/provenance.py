@@ -1,9 +1,11 @@
-"""Provenance tasks: run rows in the database and the provenance.json written beside the outputs."""
+"""Provenance tasks: the run's rows in the database and its provenance document, built once from the
+records in ``audiox_core/records.py`` and both written beside the outputs (provenance.json) and into
+the database, so the lineage command rebuilds the same document from the rows."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +13,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from audiox_core.media.mix import MasterReport
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.provenance import public_uri, sha256_text
-from audiox_core.reel import Analysis, RenderedCue
-from audiox_core.settings import RunSettings, code_version
+from audiox_core.records import (
+    CueGeneration,
+    CueId,
+    GenerationRecord,
+    LoudnessReport,
+    MixRecord,
+    ModelFacts,
+    OutputRecord,
+    ProvenanceDocument,
+    RenderedCue,
+    RunFacts,
+    SceneRecord,
+    SourceFacts,
+    SourceFile,
+)
+from audiox_core.reel import Analysis
+from audiox_core.workspace import code_version
 from audiox_core.storage import sha256_file, write_atomic
 from db import repository
 
@@ -34,76 +50,120 @@ def finish_run_task(db_url: str, run_id: int, error: str | None = None) -> None:
     repository.finish_run(db_url, run_id, error=error)
 
 
+@task(name="run-facts", cache_policy=NO_CACHE)
+def run_facts_task(db_url: str, run_id: int) -> RunFacts:
+    """The run as recorded when it started (flow run, deployment, trigger, code version, resolved
+    settings): the document states exactly what the run row holds."""
+    row = repository.chain(db_url, run_id)["run"]
+    return RunFacts(**{f.name: row[f.name] for f in fields(RunFacts)})
+
+
+def source_facts(source_uri: str, source: SourceFile, analysis: Analysis) -> SourceFacts:
+    """The footage as the document states it: its secret-free URI, identity and media facts."""
+    return SourceFacts(
+        uri=public_uri(source_uri), sha256=source.sha256, bytes=source.bytes, version=source.version, media=analysis.info.to_dict(),
+    )
+
+
+def scene_records(analysis: Analysis) -> list[SceneRecord]:
+    """One record per detected scene, each with the detector settings that found it."""
+    detector = asdict(analysis.scenes.settings)
+    return [
+        SceneRecord(s.index, s.start_s, s.end_s, s.start_frame, s.end_frame, s.start_tc, s.end_tc, detector)
+        for s in analysis.scenes.scenes
+    ]
+
+
 @task(name="record-source", cache_policy=NO_CACHE)
-def record_source_task(db_url: str, run_id: int, source_uri: str, source: dict, analysis: Analysis) -> dict[int, int]:
-    """Asset and scene rows; returns scene index → scene row id."""
+def record_source_task(
+    db_url: str, run_id: int, source_uri: str, source: SourceFile, analysis: Analysis, model: ModelFacts,
+) -> dict[int, int]:
+    """The asset, the model's facts and the scene rows; returns scene index → scene row id."""
     info = analysis.info
     repository.record_asset(
-        db_url, run_id, uri=public_uri(source_uri), sha256=source["sha256"], size=source["bytes"],
-        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(), version=source.get("version"),
+        db_url, run_id, uri=public_uri(source_uri), sha256=source.sha256, size=source.bytes,
+        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(), version=source.version,
     )
-    detector = asdict(analysis.scenes.settings)
-    return repository.record_scenes(db_url, run_id, [asdict(s) for s in analysis.scenes.scenes], detector)
+    repository.record_model(db_url, run_id, asdict(model))
+    return repository.record_scenes(db_url, run_id, [asdict(s) for s in scene_records(analysis)])
 
 
-def generation_rows(
-    rendered: list[RenderedCue], keys: dict[tuple[int, str], str], source_sha256: str, base_uri: str, stage: Path,
-    model: dict, sampling: SamplingSettings,
-) -> list[dict]:
-    """One row per cue (``scene_index`` picks the scene it belongs to)."""
-    return [
-        {
-            "scene_index": c.scene_index, "key": keys[(c.scene_index, c.kind)], "kind": c.kind, "source_sha256": source_sha256,
-            "span_start": c.placement.start, "span_length": c.placement.length, "model_name": model["name"],
-            "checkpoint_sha256": model["checkpoint_sha256"], "prompt": c.prompt, "prompt_sha256": sha256_text(c.prompt),
-            "conditioning_sha256": c.conditioning_sha256, "seed": c.seed, "sampler": sampling.sampler, "steps": sampling.steps,
-            "cfg_scale": sampling.cfg_scale, "windows": c.windows, "precision": model["precision"], "device": model["device"],
-            "torch_version": model["torch_version"], "cuda_version": model["cuda_version"], "code_version": code_version(),
-            "seconds": c.seconds, "elapsed_s": round(c.elapsed_s, 3),
-            "output_uri": f"{base_uri}/{c.path.relative_to(stage).as_posix()}", "output_sha256": c.sha256,
-        }
-        for c in rendered
-    ]
+def generation_records(
+    rendered: Sequence[RenderedCue], keys: Mapping[CueId, str], source_sha256: str, base_uri: str, stage: Path,
+    model: ModelFacts, sampling: SamplingSettings, recorded: Mapping[str, GenerationRecord],
+) -> list[CueGeneration]:
+    """Each scene's cue as a generation; a reused cue keeps its original record from ``recorded`` (by key)."""
+
+    def made(c: RenderedCue, key: str) -> GenerationRecord:
+        return GenerationRecord(
+            key=key, kind=c.kind, source_sha256=source_sha256, span_start=c.placement.start, span_length=c.placement.length,
+            model_name=model.name, checkpoint_sha256=model.checkpoint_sha256, prompt=c.prompt, prompt_sha256=sha256_text(c.prompt),
+            conditioning_sha256=c.conditioning_sha256, seed=c.seed, sampler=sampling.sampler, steps=sampling.steps,
+            cfg_scale=sampling.cfg_scale, windows=c.windows, precision=model.precision, device=model.device,
+            torch_version=model.torch_version, cuda_version=model.cuda_version, code_version=code_version(), seconds=c.seconds,
+            elapsed_s=round(c.elapsed_s, 3), output_uri=f"{base_uri}/{c.path.relative_to(stage).as_posix()}", output_sha256=c.sha256,
+        )
+
+    keyed = [(c, keys[(c.scene_index, c.kind)]) for c in rendered]
+    return [CueGeneration(c.scene_index, recorded[key] if c.reused else made(c, key)) for c, key in keyed]
 
 
-def output_rows(stage: Path, base_uri: str) -> list[dict]:
+@task(name="generation-records", cache_policy=NO_CACHE)
+def generation_records_task(
+    db_url: str, rendered: list[RenderedCue], keys: dict[CueId, str], source_sha256: str, base_uri: str, stage: Path,
+    model: ModelFacts, sampling: SamplingSettings,
+) -> list[CueGeneration]:
+    """``generation_records``, with the reused cues' original records read from the database."""
+    reused = [keys[(c.scene_index, c.kind)] for c in rendered if c.reused]
+    recorded = {k: GenerationRecord(**values) for k, values in repository.recorded_generations(db_url, reused).items()}
+    return generation_records(rendered, keys, source_sha256, base_uri, stage, model, sampling, recorded)
+
+
+def output_records(stage: Path, base_uri: str) -> list[OutputRecord]:
     """Every file in the staged folder, with its kind (path without suffix), final URI, sha256 and size."""
+    names = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [
-        {"kind": str(path.relative_to(stage).with_suffix("")), "uri": f"{base_uri}/{path.relative_to(stage).as_posix()}",
-         "sha256": sha256_file(path), "bytes": path.stat().st_size}
-        for path in sorted(p for p in stage.rglob("*") if p.is_file())
+        OutputRecord(str(n.with_suffix("")), f"{base_uri}/{n.as_posix()}", sha256_file(stage / n), (stage / n).stat().st_size)
+        for n in names
     ]
+
+
+def mix_record(report: LoudnessReport, outputs: Sequence[OutputRecord]) -> MixRecord:
+    """The mastering as recorded: the preset, the mix's figures, and per stem its file (URI, sha256) and figures."""
+    files = {o.kind: o for o in outputs}
+    stems = {
+        k: {**asdict(figures), "uri": files[f"stems/{k}"].uri, "sha256": files[f"stems/{k}"].sha256} for k, figures in report.stems.items()
+    }
+    mix = report.mix
+    return MixRecord(
+        preset=report.preset, integrated_lufs=mix.integrated_lufs, loudness_range_lu=mix.loudness_range_lu,
+        true_peak_dbtp=mix.true_peak_dbtp, normalization_gain_db=report.normalization_gain_db,
+        limiter_reduction_db=report.max_gain_reduction_db, stems=stems,
+    )
 
 
 def provenance_document(
-    run_id: int, settings: RunSettings, source_uri: str, source: dict, analysis: Analysis, model: dict,
-    generations: list[dict], mix: MasterReport, outputs: list[dict],
-) -> dict[str, Any]:
-    """The chain from outputs back to the footage, as written to provenance.json."""
-    return {
-        "run": {"id": run_id, "flow_run_id": flow_run.get_id(), "code_version": code_version(), "settings": settings.to_dict()},
-        "source": {"uri": public_uri(source_uri), "sha256": source["sha256"], "bytes": source["bytes"], "media": analysis.info.to_dict()},
-        "model": model,
-        "scenes": analysis.scenes.to_dict(),
-        "generations": generations,
-        "mix": mix.to_dict(),
-        "outputs": outputs,
-    }
+    run: RunFacts, source: SourceFacts, model: ModelFacts, analysis: Analysis, generations: Sequence[CueGeneration],
+    report: LoudnessReport, outputs: Sequence[OutputRecord],
+) -> ProvenanceDocument:
+    """The chain from the outputs back to the footage, as written to provenance.json and recorded."""
+    return ProvenanceDocument(
+        run=run, source=source, model=model, scenes=tuple(scene_records(analysis)), generations=tuple(generations),
+        mix=mix_record(report, outputs), outputs=tuple(sorted(outputs, key=lambda o: o.uri)),
+    )
 
 
 @task(name="write-provenance", cache_policy=NO_CACHE)
-def write_provenance_task(stage: Path, document: dict[str, Any]) -> Path:
+def write_provenance_task(stage: Path, document: ProvenanceDocument) -> Path:
+    """provenance.json beside the staged outputs (an S3 destination gets it last)."""
     path = stage / "provenance.json"
-    write_atomic(path, (json.dumps(document, indent=2, default=str) + "\n").encode())
+    write_atomic(path, document.to_json().encode())
     return path
 
 
 @task(name="record-results", cache_policy=NO_CACHE)
-def record_results_task(db_url: str, run_id: int, scene_ids: dict[int, int], generations: list[dict], mix: MasterReport, outputs: list[dict]) -> None:
-    """Generations (reused ones keep their row), the mix with its stems, and every output."""
-    repository.record_generations(db_url, scene_ids, generations)
-    by_kind = {o["kind"]: o for o in outputs}
-    stems = {k: {**figures, **({"uri": by_kind[f"stems/{k}"]["uri"], "sha256": by_kind[f"stems/{k}"]["sha256"]} if f"stems/{k}" in by_kind else {})}
-             for k, figures in mix.outputs.items()}
-    repository.record_mix(db_url, run_id, mix.to_dict(), stems)
-    repository.record_outputs(db_url, run_id, outputs)
+def record_results_task(db_url: str, run_id: int, scene_ids: dict[int, int], document: ProvenanceDocument) -> None:
+    """The document's generations (reused ones keep their row), its mix with the stems, and every output."""
+    repository.record_generations(db_url, scene_ids, [{"scene_index": g.scene_index, **asdict(g.generation)} for g in document.generations])
+    repository.record_mix(db_url, run_id, asdict(document.mix))
+    repository.record_outputs(db_url, run_id, [asdict(o) for o in document.outputs])

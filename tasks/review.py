@@ -12,9 +12,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.media.mix import MasterReport
-from audiox_core.reel import Analysis, RenderedCue
-from audiox_core.storage import presign
+from audiox_core.records import LoudnessReport, ModelFacts, OutputRecord, RenderedCue
+from audiox_core.reel import Analysis
+from audiox_core.storage import store_for
 
 
 def artifact_slug(reel: str) -> str:
@@ -22,20 +22,23 @@ def artifact_slug(reel: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel"
 
 
-def review_markdown(reel: str, analysis: Analysis, rendered: list[RenderedCue], model: dict, mix: MasterReport, base_uri: str) -> str:
+def review_markdown(
+    reel: str, analysis: Analysis, rendered: list[RenderedCue], model: ModelFacts, mix: LoudnessReport, base_uri: str,
+) -> str:
+    """The review page's text: model, picture and mix figures, then one table row per scene with its cues."""
     by_scene: dict[int, dict[str, RenderedCue]] = {}
     for c in rendered:
         by_scene.setdefault(c.scene_index, {})[c.kind] = c
     lines = [
         f"# Soundtrack review: {reel}",
         "",
-        f"**Model:** {model['label']}  ",
-        f"**Checkpoint sha256:** `{model['checkpoint_sha256']}`  ",
+        f"**Model:** {model.label}  ",
+        f"**Checkpoint sha256:** `{model.checkpoint_sha256}`  ",
         f"**Picture:** {analysis.info.video.width}×{analysis.info.video.height} at {analysis.scenes.fps} fps, "
         f"{analysis.scenes.frames} frames  ",
-        f"**Mix ({mix.preset}):** {mix.outputs['mix']['integrated_lufs']:.1f} LUFS, LRA {mix.outputs['mix']['loudness_range_lu']:.1f} LU, "
-        f"true peak {mix.outputs['mix']['true_peak_dbtp']:.1f} dBTP; limiter up to {mix.max_gain_reduction_db:.1f} dB  ",
-        f"**Stems:** {', '.join(k for k in mix.outputs if k != 'mix')}  ",
+        f"**Mix ({mix.preset}):** {mix.mix.integrated_lufs:.1f} LUFS, LRA {mix.mix.loudness_range_lu:.1f} LU, "
+        f"true peak {mix.mix.true_peak_dbtp:.1f} dBTP; limiter up to {mix.max_gain_reduction_db:.1f} dB  ",
+        f"**Stems:** {', '.join(mix.stems)}  ",
         f"**Outputs:** `{base_uri}`",
         "",
         "| scene | start TC | end TC | seconds | Foley prompt | Foley seed | music prompt | music seed |",
@@ -54,18 +57,18 @@ LINKED = ("soundtrack", "mix", "stems/dialogue", "stems/foley", "stems/music", "
 PICTURES = ("waveform", "spectrogram")
 
 @task(name="review", cache_policy=NO_CACHE)
-def review_task(reel: str, markdown: str, outputs: list[dict]) -> str:
+def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
     """The review page in the Prefect UI: the markdown scene table, links to the deliverables
     (presigned, expiring URLs for S3), and the waveform and spectrogram pictures. Keys are stable per
     reel, so each nightly run adds a version."""
     slug = artifact_slug(reel)
     create_markdown_artifact(key=f"review-{slug}", markdown=markdown, description=f"Soundtrack review for {reel}")
-    by_kind = {o["kind"]: o["uri"] for o in outputs}
+    by_kind = {o.kind: o.uri for o in outputs}
     for kind in LINKED:
         if kind in by_kind:
             name = kind.replace("stems/", "stem-").replace("_", "-")
-            create_link_artifact(key=f"{name}-{slug}", link=presign(by_kind[kind]), link_text=f"{reel}: {kind}", description=f"{kind} of {reel}")
+            create_link_artifact(key=f"{name}-{slug}", link=store_for(by_kind[kind]).link(by_kind[kind]), link_text=f"{reel}: {kind}", description=f"{kind} of {reel}")
     for kind in PICTURES:
         if kind in by_kind:
-            create_image_artifact(image_url=presign(by_kind[kind]), key=f"{kind}-{slug}", description=f"{kind} of the {reel} mix")
+            create_image_artifact(image_url=store_for(by_kind[kind]).link(by_kind[kind]), key=f"{kind}-{slug}", description=f"{kind} of the {reel} mix")
     return f"review-{slug}"

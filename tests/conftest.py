@@ -39,7 +39,7 @@ def reel(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from audiox_core.model.checkpoint import load_model
+    from audiox_core.model.runtime import load_model
 
     return load_model("tiny", device="cpu")
 

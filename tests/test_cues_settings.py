@@ -1,13 +1,18 @@
+import json
+from dataclasses import asdict
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from audiox_core.cues import SceneLook, cue_seed, measure, plan_cues, prompts
+from audiox_core.cues import CUE_KINDS, SceneLook, cue_seed, measure, plan_cues, prompts
 from audiox_core.errors import InputError, ModelError
+from audiox_core.media.mix import MixSettings
 from audiox_core.media.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
-from audiox_core.model.checkpoint import load_model
-from audiox_core.settings import RunSettings
+from audiox_core.media.timeline import TimelineSettings
+from audiox_core.model.generate import SamplingSettings
+from audiox_core.model.runtime import load_model
+from audiox_core.settings import SETTING_PATHS, RunSettings
 
 
 def test_measure_sees_motion_and_brightness() -> None:
@@ -28,15 +33,138 @@ def test_one_foley_and_one_music_cue_per_scene_with_distinct_reproducible_seeds(
     curves = FrameCurves(times=[Fraction(i, 25) for i in range(30)])
     scenes = scenes_from_cuts([10, 20], curves, Fraction(25), DetectorSettings()).scenes
     cues = plan_cues(scenes, [SceneLook(0, 100, 0)] * 3, run_seed=7)
-    assert [(c.scene_index, c.kind) for c in cues] == [(i, k) for i in range(3) for k in ("foley", "music")]
+    assert CUE_KINDS == ("foley", "music")
+    assert [(c.scene_index, c.kind) for c in cues] == [(i, k) for i in range(3) for k in CUE_KINDS]
     assert len({c.seed for c in cues}) == 6
     assert cues[3].seed == cue_seed(7, 1, "music") and cue_seed(8, 1, "music") != cue_seed(7, 1, "music")
 
 
 def test_run_settings_reject_unknown_keys() -> None:
-    assert RunSettings.from_dict({"steps": 3}).steps == 3
+    assert RunSettings.from_dict({"steps": 3}).sampling.steps == 3
     with pytest.raises(InputError, match="unknown key.*stepz"):
         RunSettings.from_dict({"stepz": 3})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("sampler", "ddim", "dpmpp-2m, dpmpp-3m-sde, euler"),
+        ("loudness_preset", "loud", "atsc-a85, ebu-r128, streaming-14, streaming-16"),
+        ("device", "gpu", "auto, cpu, cuda, cuda:N"),
+    ],
+)
+def test_a_name_outside_its_closed_set_is_one_input_error_listing_the_allowed(key: str, value: str, allowed: str) -> None:
+    with pytest.raises(InputError) as raised:
+        RunSettings.from_dict({"steps": 3, key: value})
+    assert str(raised.value) == f"settings: {key} {value!r} is not one of {allowed}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("steps", "50", "is not an integer"),
+        ("steps", True, "is not an integer"),
+        ("seed", 1.5, "is not an integer"),
+        ("cfg_scale", "7", "is not a finite number"),
+        ("cfg_scale", float("nan"), "is not a finite number"),
+        ("review_proxy", "yes", "is not true or false"),
+        ("model", 3, "is not a string"),
+        ("steps", 0, "is not ≥ 1"),
+        ("batch_size", 0, "is not ≥ 1"),
+        ("cfg_scale", 0.0, "is not > 0"),
+        ("scene_threshold", 0, "is not > 0"),
+        ("min_scene_s", -0.1, "is not ≥ 0"),
+        ("music_crossfade_s", -1.0, "is not ≥ 0"),
+    ],
+)
+def test_a_wrong_type_or_range_is_one_input_error_naming_the_key(key: str, value: object, problem: str) -> None:
+    with pytest.raises(InputError) as raised:
+        RunSettings.from_dict({key: value})
+    assert str(raised.value) == f"settings: {key} {value!r} {problem}"
+
+
+def test_stage_settings_check_themselves() -> None:
+    with pytest.raises(InputError, match=r"^SamplingSettings: sampler 'ddim' is not one of dpmpp-2m, dpmpp-3m-sde, euler$"):
+        SamplingSettings(sampler="ddim")
+    with pytest.raises(InputError, match=r"^MixSettings: preset 'loud' is not one of atsc-a85, "):
+        MixSettings(preset="loud")
+    with pytest.raises(InputError, match=r"^DetectorSettings: threshold -1 is not > 0$"):
+        DetectorSettings(threshold=-1)
+    with pytest.raises(InputError, match=r"^TimelineSettings: music_crossfade_s 'long' is not a finite number$"):
+        TimelineSettings(music_crossfade_s="long")
+
+
+def test_each_default_is_declared_once_in_its_stage() -> None:
+    run = RunSettings()
+    assert (run.sampling, run.detector, run.timeline, run.mix) == (SamplingSettings(), DetectorSettings(), TimelineSettings(), MixSettings())
+    assert RunSettings.from_dict({}) == run
+    # The flat shape of flow parameters, run rows and provenance.json, with the pipeline's defaults.
+    assert run.to_dict() == {
+        "model": "tiny", "seed": 0, "steps": 50, "cfg_scale": 7.0, "sampler": "dpmpp-3m-sde", "device": "auto",
+        "scene_threshold": 27.0, "min_scene_s": 0.5, "loudness_preset": "ebu-r128", "music_crossfade_s": 1.0,
+        "review_proxy": False, "batch_size": 8,
+    }
+
+
+def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> None:
+    values = {"model": "demo", "seed": 4, "steps": 3, "cfg_scale": 5, "sampler": "euler", "device": "cuda:1", "scene_threshold": 30,
+              "min_scene_s": 0.25, "loudness_preset": "atsc-a85", "music_crossfade_s": 2, "review_proxy": True, "batch_size": 2}
+    assert set(values) == set(SETTING_PATHS)
+    s = RunSettings.from_dict(values)
+    assert s.sampling == SamplingSettings(sampler="euler", steps=3, cfg_scale=5.0)
+    assert s.detector == DetectorSettings(threshold=30.0, min_scene_s=0.25)
+    assert s.timeline == TimelineSettings(music_crossfade_s=2.0) and s.mix == MixSettings(preset="atsc-a85")
+    assert (s.model, s.seed, s.device, s.review_proxy, s.batch_size) == ("demo", 4, "cuda:1", True, 2)
+    assert s.to_dict() == values and RunSettings.from_dict(s.to_dict()) == s
+    # An int given for a float is held as a float: the same settings written by to_dict compare (and key) alike.
+    assert RunSettings.from_dict({"cfg_scale": 7}).to_dict() == json.loads(json.dumps(RunSettings().to_dict()))
+    assert isinstance(RunSettings.from_dict({"cfg_scale": 7}).sampling.cfg_scale, float)
+
+
+def test_cli_passes_only_the_options_given_and_its_help_shows_the_dataclass_defaults(capsys) -> None:
+    from cli.main import _settings_from, parser
+
+    assert _settings_from(parser().parse_args(["run", "x.mp4"])) == {}
+    args = parser().parse_args(["run", "x.mp4", "--steps", "3", "--cfg-scale", "5", "--loudness", "atsc-a85", "--proxy"])
+    assert _settings_from(args) == {"steps": 3, "cfg_scale": 5.0, "loudness_preset": "atsc-a85", "review_proxy": True}
+    with pytest.raises(SystemExit):
+        parser().parse_args(["run", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"sampling steps (default {SamplingSettings().steps})" in shown
+    assert f"(default {MixSettings().preset})" in shown and "streaming-16 (-16 LUFS/-1 dBTP)" in shown
+
+
+def test_scenes_command_builds_the_detector_from_the_options_given(reel, capsys) -> None:
+    from cli.main import main
+
+    assert main(["scenes", str(reel.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detector"] == asdict(DetectorSettings())
+    assert main(["scenes", str(reel.path), "--json", "--min-scene-s", "0.2"]) == 0
+    assert json.loads(capsys.readouterr().out)["detector"] == asdict(DetectorSettings(min_scene_s=0.2))
+
+
+@pytest.mark.integration
+def test_a_flow_run_with_an_unknown_loudness_preset_fails_before_any_work(prefect_api, home, reel, tmp_path) -> None:
+    """The preset is checked with every other setting when the run starts, not by the mix after
+    every cue was generated: the run row holds the one-line reason and nothing was made."""
+    from sqlalchemy import func, select
+
+    from db.models import Asset, Generation, Run
+    from db.session import database_url, sessions
+    from flows.soundtrack import soundtrack
+
+    reason = "settings: loudness_preset 'loud' is not one of atsc-a85, ebu-r128, streaming-14, streaming-16"
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as raised:
+        soundtrack(str(reel.path), str(out), {"steps": 2, "loudness_preset": "loud"})
+    assert str(raised.value) == reason
+    with sessions(database_url(home))() as s:
+        runs = s.scalars(select(Run)).all()
+        assert [(r.status, r.error) for r in runs] == [("failed", reason)]
+        assert s.scalar(select(func.count()).select_from(Asset)) == 0  # the source was never analysed
+        assert s.scalar(select(func.count()).select_from(Generation)) == 0
+    assert not out.exists()
+    assert not list((home / "work").glob("*")) if (home / "work").exists() else True
 
 
 def test_demo_and_missing_model_are_clear_errors(tmp_path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from audiox_core.media.audio import read_wav
 from audiox_core.media.mux import packet_md5s
 from audiox_core.media.probe import probe
-from audiox_core.settings import studio_home
+from audiox_core.workspace import studio_home
 from audiox_core.storage import sha256_file
 from db import repository
 from db.session import database_url
@@ -69,7 +69,7 @@ def test_mix_and_stems_are_48k_24bit_picture_length(finished, reel) -> None:
     assert b"WAVE" in (folder / "mix.wav").read_bytes()[:12]
 
 
-def test_scenes_json_and_provenance(finished, reel) -> None:
+def test_scenes_json_and_provenance_match_the_reel_and_the_outputs(finished, reel) -> None:
     _, folder, _ = finished
     scenes = json.loads((folder / "scenes.json").read_text())
     assert [s["start_frame"] for s in scenes["scenes"]] == [0, *reel.cuts]
@@ -81,7 +81,7 @@ def test_scenes_json_and_provenance(finished, reel) -> None:
     assert by_uri[(folder / "mix.wav").as_uri()] == sha256_file(folder / "mix.wav")
 
 
-def test_database_rows(finished) -> None:
+def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> None:
     result, folder, url = finished
     run = repository.get_run(url, result["run_id"])
     assert run.status == "succeeded" and run.error is None and run.flow_run_id == result["flow_run_id"]
@@ -173,13 +173,28 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
     copy = tmp_path / "renamed-final-mix.wav"
     shutil.copyfile(folder / "mix.wav", copy)
     found = lookup(str(copy))
-    assert found["is"] == "output" and found["source"]["sha256"] == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
-    assert len(found["generations"]) == 6 and found["mix"]["preset"] == "ebu-r128"
+    assert found.role == "output" and found.provenance.source.sha256 == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
+    assert len(found.provenance.generations) == 6 and found.provenance.mix.preset == "ebu-r128"
     (tmp_path / "prov.json").write_text(render(found, "prov"))
     document = ProvDocument.deserialize(source=str(tmp_path / "prov.json"), format="json")
     assert len(list(document.get_records())) > 20
     cue = lookup(str(folder / "cues" / "scene0001_music.wav"))
-    assert cue["is"] in ("output", "generated cue")
+    assert cue.role in ("output", "generated cue")
+
+
+def test_lineage_json_is_the_reels_provenance_json(finished, same_home, capsys) -> None:
+    """`audiox-studio provenance mix.wav --json` rebuilds from the database the very document the
+    run wrote beside its outputs (after the rerun above: reused cues keep their original records)."""
+    from audiox_core.records import ProvenanceDocument
+    from cli.main import main
+
+    _, folder, _ = finished
+    assert main(["provenance", str(folder / "mix.wav"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = (folder / "provenance.json").read_text()
+    assert (printed["is"], printed["status"]) == ("output", "succeeded")
+    assert ProvenanceDocument.from_dict(printed["provenance"]) == ProvenanceDocument.from_json(written)
+    assert printed["provenance"] == json.loads(written)
 
 
 def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, reel, tmp_path) -> None:
@@ -230,14 +245,14 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
     from prefect.settings import PREFECT_API_URL
 
     from flows.soundtrack import soundtrack
-    from tasks.generation import cached_model
+    from tasks.inference import MODELS
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     log = tmp_path / "worker.log"
     with log.open("w") as sink:
         worker = subprocess.Popen([sys.executable, "-m", "cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
     monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
-    cached_model.cache_clear()
+    MODELS.clear()
     try:
         results = [soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)]
     finally:
@@ -246,7 +261,7 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
     processes = [json.loads((Path(r["out_dir"]) / "provenance.json").read_text())["model"]["process"] for r in results]
     assert processes[0] == processes[1], processes  # one load, at one moment, in one process
     assert processes[0]["pid"] == worker.pid, (processes, log.read_text()[-2000:])
-    assert cached_model.cache_info().currsize == 0  # the flows' own process never loaded the model
+    assert len(MODELS) == 0  # the flows' own process never loaded the model
     for r in results:
         assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == 6
 

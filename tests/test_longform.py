@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -20,14 +18,19 @@ def test_plan_windows_cover_with_overlap() -> None:
     assert plan_windows(500, 1000, 200) == [plan_windows(500, 1000, 200)[0]] and plan_windows(500, 1000, 200)[0].length == 500
 
 
-def test_equal_power_join_of_constant_windows_is_flat_in_power() -> None:
-    windows = plan_windows(3000, 1000, 200)
-    parts = [torch.ones(1, w.length) for w in windows]
-    out = join_windows(parts, windows, 3000)
-    assert out.shape == (1, 3000)
-    # sin + cos over an overlap: amplitude between 1 and √2, exactly 1 outside overlaps
-    assert torch.all(out >= 1 - 1e-6) and torch.all(out <= math.sqrt(2) + 1e-6)
-    assert out[0, 500] == 1
+def test_crossfade_gains_are_equal_power_at_every_sample() -> None:
+    # Window k's gain alone: its part all ones, the others zero. Equal power: the squared gains sum to 1
+    # at every sample (a linear fade dips to 0.5 mid-overlap), with a real fade, not a cut, in each overlap.
+    windows = plan_windows(3100, 1000, 200)
+    gains = torch.stack([
+        join_windows([torch.full((1, w.length), float(j == k)) for j, w in enumerate(windows)], windows, 3100)[0]
+        for k in range(len(windows))
+    ])  # (window, sample)
+    torch.testing.assert_close((gains**2).sum(0), torch.ones(3100), rtol=0, atol=1e-6)
+    for before, after in zip(windows, windows[1:]):
+        fade_in = gains[after.index, after.start : before.start + before.length]
+        assert len(fade_in) == 200 and torch.all(fade_in[1:] > fade_in[:-1]), "fade-in rises over the whole overlap"
+        assert fade_in[0] == 0 and fade_in[-1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("seconds", [1.0, 10.0, 37.0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +17,7 @@ from audiox_core.media.audio import Wav24File, extract_audio, read_wav, write_wa
 from audiox_core.media.ducking import DuckingSettings
 from audiox_core.media.loudness import PRESETS, LoudnessMeter
 from audiox_core.media.mix import CueTrack, MixSettings, master
+from audiox_core.media.parallel import RangePool
 from audiox_core.media.scenes import Scene
 from audiox_core.media.timeline import FOLEY, MUSIC, Placement, plan_timeline
 
@@ -47,7 +50,7 @@ def tone(seconds: float, freq: float, level: float, seed: int = 0) -> np.ndarray
 
 def scenes_for(cuts_s: list[float], end_s: float) -> list[Scene]:
     bounds = [0.0, *cuts_s, end_s]
-    return [Scene(i, 0, 0, a, b, "", "") for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    return [Scene(i, 0, 0, a, b, "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
 
 
 @pytest.fixture
@@ -197,7 +200,7 @@ def test_worker_processes_and_ranges_do_not_change_the_outputs(tmp_path: Path) -
     cues = [(Placement(0, FOLEY, 0, 12 * RATE, 0, 0, False), path), (Placement(0, MUSIC, 0, 12 * RATE, 4800, 4800, True), path)]
     dialogue = ArraySource(tone(12.0, 140, 0.3, 5))
     reports = {}
-    for name, extra in (("whole", dict(workers=1, block_s=30.0)), ("split", dict(workers=2, block_s=1.0, range_s=2.0))):
+    for name, extra in (("whole", {"workers": 1, "block_s": 30.0}), ("split", {"workers": 2, "block_s": 1.0, "range_s": 2.0})):
         settings = MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0, MUSIC: -3.0}, **extra)
         reports[name] = master(cues, dialogue, 12 * RATE, tmp_path / name, settings)
     assert reports["whole"].max_gain_reduction_db > 1.0  # the limiter worked across range edges
@@ -207,8 +210,25 @@ def test_worker_processes_and_ranges_do_not_change_the_outputs(tmp_path: Path) -
         whole, split = read_wav(tmp_path / "whole" / output)[0], read_wav(tmp_path / "split" / output)[0]
         assert whole.shape == split.shape and np.abs(whole - split).max() <= 4.01 / (2**23 - 1), output
     for output, figures in reports["whole"].outputs.items():
-        for key, value in figures.items():
-            assert reports["split"].outputs[output][key] == pytest.approx(value, abs=0.011), (output, key)
+        for key, value in dataclasses.asdict(figures).items():
+            assert getattr(reports["split"].outputs[output], key) == pytest.approx(value, abs=0.011), (output, key)
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedJob:
+    name: str
+
+    def label(self, span: tuple[int, int], suffix: str) -> str:
+        return f"{self.name}{span}{suffix}"
+
+
+def test_range_pools_open_at_once_each_run_their_own_job_in_workers() -> None:
+    """Each pool's workers get their job when they are forked, not from a global of the parent."""
+    spans = [(0, 1), (1, 2)]
+    with RangePool(NamedJob("a"), spans, 2, lambda n: None) as a, RangePool(NamedJob("b"), spans, 2, lambda n: None) as b:
+        assert a.pool is not None and b.pool is not None
+        assert b.map(NamedJob.label, "!") == ["b(0, 1)!", "b(1, 2)!"]
+        assert a.map(NamedJob.label, "?") == ["a(0, 1)?", "a(1, 2)?"]
 
 
 def test_a_failing_range_stops_the_mix_and_leaves_no_files(tmp_path: Path) -> None:
@@ -221,7 +241,7 @@ def test_a_failing_range_stops_the_mix_and_leaves_no_files(tmp_path: Path) -> No
 
 
 def test_true_peak_is_the_same_in_any_blocks_and_matches_an_independent_oversampler() -> None:
-    from audiox_core.media.loudness import TruePeak
+    from audiox_core.media.truepeak import TruePeak
 
     audio = loud_material(3.0, seed=7) * np.float32(0.9)
     reference = true_peak(audio)
@@ -235,7 +255,7 @@ def test_true_peak_is_the_same_in_any_blocks_and_matches_an_independent_oversamp
 
 
 def test_oversampled_envelope_is_the_interpolator_applied_directly() -> None:
-    from audiox_core.media.loudness import PHASES, SEGMENT, envelope_where
+    from audiox_core.media.truepeak import PHASES, SEGMENT, envelope_where
 
     rng = np.random.default_rng(3)
     audio = (0.5 * rng.standard_normal((2, 3 * SEGMENT + 100))).astype(np.float32)

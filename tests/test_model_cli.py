@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import AUDIOX_FACTS, needs_audiox_facts
 
-from audiox_core.model.checkpoint import PRESETS
 from audiox_core.model.config import AudioXConfig
+from audiox_core.model.spec import PRESETS
 from audiox_core.model.synthetic_weights import synthetic_state_dict
 from cli.main import main
 
@@ -55,7 +55,7 @@ def test_check_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path, capsys) -
 
 
 def test_load_model_from_a_release_folder(tiny_ckpt: Path) -> None:
-    from audiox_core.model.checkpoint import load_model
+    from audiox_core.model.runtime import load_model
 
     (tiny_ckpt.parent / "config.json").write_text(TINY.read_text())
     model = load_model(str(tiny_ckpt.parent), device="cpu")
@@ -65,7 +65,7 @@ def test_load_model_from_a_release_folder(tiny_ckpt: Path) -> None:
 
 def test_official_text_encoder_needs_a_t5_folder(tiny_ckpt: Path, tmp_path: Path) -> None:
     from audiox_core.errors import ModelError
-    from audiox_core.model.checkpoint import load_model
+    from audiox_core.model.runtime import load_model
 
     raw = json.loads(TINY.read_text())
     raw["studio"]["text"] = {"kind": "t5"}  # the official text conditioner: T5 from a local folder

@@ -3,8 +3,10 @@ import json
 import pytest
 from conftest import AUDIOX_FACTS, needs_audiox_facts
 
-from audiox_core.model.checkpoint import PRESETS, manifest
+from audiox_core.errors import ModelError
+from audiox_core.model.checkpoint import manifest
 from audiox_core.model.config import AudioXConfig, encoded_length
+from audiox_core.model.spec import PRESETS
 
 
 @needs_audiox_facts
@@ -43,19 +45,53 @@ def _tiny_raw() -> dict:
 def test_unknown_type_names_the_key() -> None:
     raw = _tiny_raw()
     raw["model"]["diffusion"]["type"] = "unet"
-    with pytest.raises(ValueError, match=r"model\.diffusion\.type"):
+    with pytest.raises(ModelError, match=r"model\.diffusion\.type"):
         AudioXConfig.from_dict(raw)
 
 
 def test_missing_key_is_named() -> None:
     raw = _tiny_raw()
     del raw["model"]["diffusion"]["config"]["embed_dim"]
-    with pytest.raises(ValueError, match=r"model\.diffusion\.config\.embed_dim"):
+    with pytest.raises(ModelError, match=r"model\.diffusion\.config\.embed_dim"):
         AudioXConfig.from_dict(raw)
 
 
 def test_other_model_type_rejected() -> None:
     raw = _tiny_raw()
     raw["model_type"] = "autoencoder"
-    with pytest.raises(ValueError, match="model_type"):
+    with pytest.raises(ModelError, match="model_type"):
         AudioXConfig.from_dict(raw)
+
+
+def test_errors_from_a_file_name_the_file_and_the_key(tmp_path) -> None:
+    raw = _tiny_raw()
+    raw["model"]["pretransform"]["config"]["encoder"]["config"]["strides"] = [2, "four"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=rf"^{path}: model\.pretransform\.config\.encoder\.config\.strides must be a list of integers"):
+        AudioXConfig.from_json(path)
+
+
+def test_a_section_that_is_not_an_object_is_named() -> None:
+    raw = _tiny_raw()
+    raw["model"]["diffusion"]["config"] = 5
+    with pytest.raises(ModelError, match=r"^model config: model\.diffusion\.config must be an object \(got int\)"):
+        AudioXConfig.from_dict(raw)
+
+
+def test_unknown_studio_key_and_text_kind_are_named() -> None:
+    raw = _tiny_raw()
+    raw["studio"]["video"]["n_tokenz"] = 3
+    with pytest.raises(ModelError, match=r"unknown key studio\.video\.n_tokenz \(known: window_s, n_tokens"):
+        AudioXConfig.from_dict(raw)
+    raw = _tiny_raw()
+    raw["studio"]["text"]["kind"] = "clap"
+    with pytest.raises(ModelError, match=r"unknown text encoder kind 'clap' at studio\.text\.kind \(known: t5, byte-t5\)"):
+        AudioXConfig.from_dict(raw)
+
+
+def test_final_tanh_defaults_to_the_official_decoder_and_the_release_turns_it_off() -> None:
+    raw = _tiny_raw()
+    assert not AudioXConfig.from_dict(raw).autoencoder.final_tanh  # the preset says false, as AudioX's config.json does
+    del raw["model"]["pretransform"]["config"]["decoder"]["config"]["final_tanh"]
+    assert AudioXConfig.from_dict(raw).autoencoder.final_tanh

@@ -52,7 +52,7 @@ def capture(modules: dict[str, torch.nn.Module]) -> tuple[dict[str, torch.Tensor
     return seen, [m.register_forward_hook(hook(n)) for n, m in modules.items()]
 
 
-def test_vae_encode_and_decode(net, fixture) -> None:
+def test_vae_encode_and_decode_match_the_official_code(net, fixture) -> None:
     vae = net.pretransform
     mean, std = vae.encode_posterior(fixture["vae.in"])
     assert rel(mean, fixture["vae.mean"]) <= TOLERANCE and rel(std, fixture["vae.std"]) <= TOLERANCE
@@ -63,7 +63,7 @@ def test_vae_encode_and_decode(net, fixture) -> None:
 
 
 @pytest.mark.parametrize("cfg_scale", [1, 7])
-def test_dit(net, fixture, cfg_scale: int) -> None:
+def test_dit_blocks_and_output_match_the_official_code(net, fixture, cfg_scale: int) -> None:
     dit = net.model.model
     modules = {"to_cond_embed": dit.to_cond_embed, "to_timestep_embed": dit.to_timestep_embed, "project_in": dit.transformer.project_in,
                "project_out": dit.transformer.project_out, **{f"block{i:02d}": b for i, b in enumerate(dit.transformer.layers)}}
@@ -79,7 +79,7 @@ def test_dit(net, fixture, cfg_scale: int) -> None:
     assert rel(out, fixture[f"dit.out_cfg{cfg_scale}"]) <= TOLERANCE
 
 
-def test_clip_video_conditioner(net, fixture) -> None:
+def test_clip_video_conditioner_matches_the_official_code(net, fixture) -> None:
     video = net.conditioner.conditioners["video_prompt"]
     seen, hooks = capture({"last_hidden_state": video.visual_encoder_model.vision_model, "temp": video.Temp_transformer})
     try:
@@ -94,14 +94,14 @@ def test_clip_video_conditioner(net, fixture) -> None:
     assert torch.equal(out[1], video.empty_visual_feat[0])
 
 
-def test_audio_prompt_conditioner(net, fixture) -> None:
+def test_audio_prompt_conditioner_matches_the_official_code(net, fixture) -> None:
     audio = net.conditioner.conditioners["audio_prompt"]
     out = audio(fixture["audio.in"], fixture["audio.vae_noise"])
     assert rel(out, fixture["audio.out"]) <= TOLERANCE
     assert torch.equal(out[1], audio.empty_audio_feat[0])
 
 
-def test_assembled_condition_and_wrapper(net, fixture) -> None:
+def test_assembled_condition_and_wrapper_match_the_official_code(net, fixture) -> None:
     cond = net.condition(fixture["clip.video"], fixture["wrapper.text_cond"], fixture["audio.in"], fixture["audio.vae_noise"])
     assert rel(cond, fixture["wrapper.cross_attn_cond"]) <= TOLERANCE
     exact = torch.cat((fixture["clip.out"], fixture["wrapper.text_cond"], fixture["audio.out"]), dim=1)

@@ -45,7 +45,7 @@ def test_cuts_exact_on_synthetic_reels(tmp_path: Path, fps: Fraction) -> None:
     assert last.end_frame == r.frames and last.end_s == pytest.approx(float(r.frames / fps))
 
 
-def test_scene_json_shape(reel) -> None:
+def test_scene_dict_has_exact_fps_frames_seconds_and_timecodes(reel) -> None:
     d = detect_scenes(reel.path)[1].to_dict()
     assert d["fps"] == "25/1"
     first = d["scenes"][0]

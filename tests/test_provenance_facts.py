@@ -1,3 +1,8 @@
+import json
+
+from prov.model import ProvDocument
+from test_records import sample_document
+
 from audiox_core.provenance import generation_key, public_uri, to_prov_json
 
 
@@ -17,15 +22,15 @@ def test_generation_key_is_order_independent_and_sensitive() -> None:
 
 
 def test_prov_json_links_outputs_to_the_source() -> None:
-    document = {
-        "run": {"id": 1, "code_version": "t", "settings": {}},
-        "source": {"uri": "/x.mp4", "sha256": "a" * 64},
-        "model": {"label": "tiny", "checkpoint_sha256": "b" * 64},
-        "mix": {"preset": "ebu-r128"},
-        "generations": [{"key": "c" * 64, "kind": "music", "scene_index": 0, "prompt": "p", "seed": 1, "output_uri": "u", "output_sha256": "d" * 64}],
-        "outputs": [{"kind": "mix", "uri": "file:///o/mix.wav", "sha256": "e" * 64}],
-    }
+    document = sample_document()
     prov = to_prov_json(document)
     assert {"entity", "activity", "agent", "used", "wasGeneratedBy", "wasDerivedFrom"} <= set(prov)
-    derived = list(prov["wasDerivedFrom"].values())
-    assert derived[0]["prov:usedEntity"] == "audiox:asset-" + "a" * 16
+    source = "audiox:asset-" + "a" * 16
+    assert [d["prov:usedEntity"] for d in prov["wasDerivedFrom"].values()] == [source] * len(document.outputs)
+    assert prov["agent"]["audiox:model-" + "b" * 16]["prov:label"] == "tiny (RANDOM WEIGHTS)"
+    cues = {r["prov:entity"]: r["prov:activity"] for r in prov["wasGeneratedBy"].values() if r["prov:entity"].startswith("audiox:cue-")}
+    assert len(cues) == len(document.generations)
+    used = list(prov["used"].values())
+    assert all({"prov:activity": a, "prov:entity": source} in used for a in cues.values())  # each generation read the footage
+    records = ProvDocument.deserialize(content=json.dumps(prov), format="json").get_records()
+    assert len(list(records)) == sum(len(v) for k, v in prov.items() if k != "prefix")

@@ -78,7 +78,7 @@ def test_cuts_closer_than_the_minimum_length_merge(tmp_path: Path) -> None:
     assert cut_frames(reel.path, min_scene_frames=5, min_scene_s=0.2) == [30, 38]
 
 
-def test_black_first_frame_and_non_zero_start(tmp_path: Path) -> None:
+def test_times_count_from_a_non_zero_start_and_a_black_opening_is_a_transition(tmp_path: Path) -> None:
     clip = h264(tmp_path / "late.mp4", "[0:v][1:v]concat=n=2:v=1:a=0[v]", src("black", "25", 1) + src("a", "25", 2), "-output_ts_offset", "2.5")
     result = detect_scenes(clip)[1]
     assert result.start_pts_s == pytest.approx(2.5, abs=0.05)
@@ -93,7 +93,7 @@ def base_reel(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("container", ["webm", "mkv", "avi", "mov"])
-def test_containers(base_reel, tmp_path: Path, container: str) -> None:
+def test_cuts_are_the_same_in_every_container(base_reel, tmp_path: Path, container: str) -> None:
     out = tmp_path / f"clip.{container}"
     codec = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"] if container == "webm" else ["-c", "copy"]
     ffmpeg("-i", str(base_reel.path), *codec, str(out))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FRAME_S = 0.01
+TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def ducking_curve(levels_db: np.ndarray, settings: DuckingSettings) -> np.ndarra
     for i, t in enumerate(target):  # one float per 10 ms: 720 000 steps for two hours
         a = attack if t < g else release
         g = a * g + (1 - a) * t
+        if -TINY < g < TINY:  # released: 0 dB exactly (left alone, it would hold a subnormal for ever)
+            g = 0.0
         gain[i] = g
     return gain
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d
 
 from audiox_core.media.audio import sample_peak
-from audiox_core.media.loudness import OVERSHOOT, envelope_where
+from audiox_core.media.truepeak import OVERSHOOT, envelope_where
 
 MARGIN_DB = 0.1  # below the ceiling, for the interpolator's own error
 

@@ -36,10 +36,13 @@ from audiox_core.media.ducking import (
     gain_for_samples,
 )
 from audiox_core.media.limiter import LimiterSettings, limiter_gain
-from audiox_core.media.loudness import KWeighting, LoudnessMeter, Measurement, TruePeak, preset
+from audiox_core.media.loudness import PRESETS, KWeighting, LoudnessMeter, Measurement, preset
 from audiox_core.media.parallel import RangePool, report
 from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.timeline import DIALOGUE, FOLEY, MUSIC, Placement, apply_envelope
+from audiox_core.media.truepeak import TruePeak
+from audiox_core.records import LoudnessReport
+from audiox_core.validation import above, at_least, check_fields, one_of
 
 M_AND_E = "m_and_e"
 BUS = "bus"  # the stems summed: the pre-limiter mix
@@ -90,35 +93,22 @@ class CueTrack:
 
 @dataclass(frozen=True)
 class MixSettings:
-    rate: int = 48_000
+    rate: int = field(default=48_000, metadata=above(0))
     stem_gain_db: dict[str, float] = field(default_factory=lambda: {DIALOGUE: 0.0, FOLEY: -6.0, MUSIC: -10.0})
     ducking: DuckingSettings = field(default_factory=DuckingSettings)
-    preset: str = "ebu-r128"
-    block_s: float = 4.0  # small enough that a block's arrays stay in the CPU caches
-    range_s: float = 600.0  # the longest range a worker takes at once
-    workers: int = 2
+    preset: str = field(default="ebu-r128", metadata=one_of(PRESETS))
+    block_s: float = field(default=4.0, metadata=above(0))  # small enough that a block's arrays stay in the CPU caches
+    range_s: float = field(default=600.0, metadata=above(0))  # the longest range a worker takes at once
+    workers: int = field(default=2, metadata=at_least(1))
     lookahead_ms: float = 5.0
     release_ms: float = 50.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @property
     def limiter(self) -> LimiterSettings:
         return LimiterSettings(preset(self.preset).true_peak_dbtp, self.lookahead_ms, self.release_ms, self.rate)
-
-
-@dataclass
-class MasterReport:
-    preset: str
-    target_lufs: float
-    ceiling_dbtp: float
-    normalization_gain_db: float
-    stems_offset_db: float
-    max_gain_reduction_db: float
-    limited_seconds: float
-    outputs: dict[str, dict[str, float]]
-    samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def level_cue(audio: np.ndarray, peak_dbfs: float) -> np.ndarray:
@@ -304,7 +294,7 @@ def master(
     *,
     progress: Progress | None = None,
     pictures: ReviewPictures | None = None,
-) -> MasterReport:
+) -> LoudnessReport:
     """Write mix.wav and stems/{dialogue,foley,music,m_and_e}.wav (48 kHz, 24-bit) under ``out_dir``;
     ``pictures`` (if given) is fed the mix."""
     target = preset(settings.preset)
@@ -321,8 +311,8 @@ def master(
     with RangePool(mixer, mixer.ranges(), settings.workers, advance) as pool:
         duck = None
         if dialogue is not None and settings.ducking.enabled:
-            duck = 10 ** (ducking_curve(np.concatenate(pool.map("levels")), settings.ducking) / 20)  # linear, per 10 ms frame
-        per_range = pool.map("measure", duck)
+            duck = 10 ** (ducking_curve(np.concatenate(pool.map(Mixer.levels)), settings.ducking) / 20)  # linear, per 10 ms frame
+        per_range = pool.map(Mixer.measure, duck)
         measured = {k: _joined([m[k] for m in per_range]) for k in per_range[0]}
         loudness = measured[BUS].integrated()
         gain_db = target.integrated_lufs - loudness if math.isfinite(loudness) else 0.0
@@ -333,7 +323,7 @@ def master(
         while True:
             done = total  # pass 2 is the second half of the progress (again on a corrected rewrite)
             report_, drawn = _write(pool, mixer, out_dir, duck, gain_db, measured, pictures is not None)
-            loudness = report_.outputs["mix"]["integrated_lufs"]
+            loudness = report_.mix.integrated_lufs
             error = target.integrated_lufs - loudness
             if not math.isfinite(error) or abs(error) <= 0.2 or len(tried) == 4:
                 break
@@ -348,7 +338,7 @@ def master(
     return report_
 
 
-def _write(pool: RangePool, mixer: Mixer, out_dir: Path, duck: np.ndarray | None, gain_db: float, measured: dict[str, Measurement], pictures: bool) -> tuple[MasterReport, list[ReviewPictures]]:
+def _write(pool: RangePool[Mixer], mixer: Mixer, out_dir: Path, duck: np.ndarray | None, gain_db: float, measured: dict[str, Measurement], pictures: bool) -> tuple[LoudnessReport, list[ReviewPictures]]:
     settings, target = mixer.settings, preset(mixer.settings.preset)
     g = 10 ** (gain_db / 20)
     stems = [k for k in (DIALOGUE, FOLEY, MUSIC, M_AND_E) if k in measured]
@@ -363,7 +353,7 @@ def _write(pool: RangePool, mixer: Mixer, out_dir: Path, duck: np.ndarray | None
         for k, path in paths.items():
             files[k] = Wav24File(path, 2, settings.rate, mixer.total)
         floors = {k: measured[k].sample_peak for k in stems}
-        written: list[Written] = pool.map("write", duck, g, offset, floors, measured[BUS].powers(), files, pictures)
+        written = pool.map(Mixer.write, duck, g, offset, floors, measured[BUS].powers(), files, pictures)
     except BaseException:
         for f in files.values():
             f.abort()
@@ -375,7 +365,7 @@ def _write(pool: RangePool, mixer: Mixer, out_dir: Path, duck: np.ndarray | None
     for k in stems:
         measured[k].true_peak = _joined([w.peaks[k] for w in written])
     outputs = {k: measured[k].report(g * offset) for k in stems}
-    report_ = MasterReport(
+    report_ = LoudnessReport(
         preset=target.name, target_lufs=target.integrated_lufs, ceiling_dbtp=target.true_peak_dbtp,
         normalization_gain_db=round(gain_db, 2), stems_offset_db=round(_db(offset), 2),
         max_gain_reduction_db=round(max(0.0, -_db(min_gain)), 2), limited_seconds=round(sum(w.limited for w in written) / settings.rate, 3),

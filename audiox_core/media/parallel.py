@@ -1,10 +1,12 @@
 """Run the range tasks of a long job in worker processes, two CPU cores at once.
 
 Threads would share one interpreter lock: pydub's bus (audioop), numpy's copies and casts hold it,
-so two threads mixing gain little. Forked processes share nothing but what they are given: each
-task is a method name, a range and its arguments, run on the job object the workers inherited at
-fork; results come back pickled (small: measurements, peaks), audio goes straight to files.
-Progress travels on a queue. Where ``fork`` is unavailable, or for one range, tasks run in-process.
+so two threads mixing gain little. Forked processes share nothing but what they are given: the job
+object (a mixer) and a progress queue reach each worker once, when it is forked, as the arguments
+of its initialiser (inherited, not pickled); each task is then a function, a range and arguments,
+called as ``task(job, span, *args)``; results come back pickled (small: measurements, peaks), audio
+goes straight to files. The parent keeps no global state, so pools in several threads stay apart.
+Where ``fork`` is unavailable, or for one range, tasks run in-process.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import ctypes
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+Span = tuple[int, int]
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_JOB: Any = None  # what a forked worker works for (set in the parent just before the fork)
-_QUEUE: Any = None  # where a worker reports progress
+_JOB: Any = None  # in a worker only: the job it was forked for
+_QUEUE: Any = None  # in a worker only: where it reports progress
 
 
-def _initialise() -> None:
+def _initialise(job: Any, queue: Any) -> None:
+    """A new worker's set-up: its job and progress queue, one thread, glibc's allocator tuned."""
+    global _JOB, _QUEUE
     import torch
 
+    _JOB, _QUEUE = job, queue
     torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
     try:  # glibc: keep freed blocks for reuse instead of mapping fresh zeroed pages for every
         # block-sized temporary (the page faults cost a worker a third of its time in the kernel)
@@ -33,8 +41,8 @@ def _initialise() -> None:
         pass
 
 
-def _run(method: str, span: tuple[int, int], args: tuple[Any, ...]) -> Any:
-    return getattr(_JOB, method)(span, *args)
+def _run(task: Callable[..., Result], span: Span, args: tuple[Any, ...]) -> Result:
+    return task(_JOB, span, *args)
 
 
 def report(n: int) -> bool:
@@ -45,35 +53,33 @@ def report(n: int) -> bool:
     return True
 
 
-class RangePool:
-    """``map(method, *args)`` runs ``job.method(span, *args)`` for every span, in ``workers`` forked
-    processes when there is more than one span; ``progress(n)`` is called with what they report."""
+class RangePool(Generic[Job]):
+    """``map(task, *args)`` calls ``task(job, span, *args)`` for every span, in ``workers`` forked
+    processes when there is more than one span; ``progress(n)`` is called with what they report.
+    ``task`` is a module-level function or a method of the job's class (``Mixer.measure``): pickled
+    by its qualified name."""
 
-    def __init__(self, job: Any, spans: Sequence[tuple[int, int]], workers: int, progress: Callable[[int], None]) -> None:
+    def __init__(self, job: Job, spans: Sequence[Span], workers: int, progress: Callable[[int], None]) -> None:
         self.job, self.spans, self.progress = job, list(spans), progress
         parallel = workers > 1 and len(self.spans) > 1 and "fork" in multiprocessing.get_all_start_methods()
         self.workers = min(workers, len(self.spans)) if parallel else 1
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> RangePool:
-        global _JOB, _QUEUE
+    def __enter__(self) -> RangePool[Job]:
         if self.workers > 1:
             context = multiprocessing.get_context("fork")
-            _JOB, _QUEUE = self.job, context.SimpleQueue()
-            self.queue = _QUEUE
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_initialise)
+            self.queue = context.SimpleQueue()
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_initialise, initargs=(self.job, self.queue))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        global _JOB, _QUEUE
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            _JOB, _QUEUE = None, None
 
-    def map(self, method: str, *args: Any) -> list[Any]:
+    def map(self, task: Callable[..., Result], *args: Any) -> list[Result]:
         if self.pool is None:
-            return [getattr(self.job, method)(span, *args) for span in self.spans]
-        futures = [self.pool.submit(_run, method, span, args) for span in self.spans]
+            return [task(self.job, span, *args) for span in self.spans]
+        futures = [self.pool.submit(_run, task, span, args) for span in self.spans]
         pending: set[Future] = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)

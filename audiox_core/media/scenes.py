@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -28,11 +28,13 @@ from audiox_core.media.decode import DecodeReport, ModelFrames, decode_thumbnail
 from audiox_core.media.probe import MediaInfo, probe
 from audiox_core.media.timecode import timecode
 from audiox_core.storage import check_readable_file
+from audiox_core.validation import above, at_least, check_fields
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 FADE_STEP = 0.3  # brightness change per frame (0–255) that counts as ramping in a fade
+TransitionKind = Literal["fade_out", "black", "fade_in"]  # in the order they occur around a black run
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,18 @@ class DetectorSettings:
     """Recorded with every result for provenance."""
 
     detector: str = "audiox-hsv-adaptive-v1"
-    threshold: float = 27.0  # minimum content change for a cut (0–255, PySceneDetect's scale)
+    threshold: float = field(default=27.0, metadata=above(0))  # minimum content change for a cut (0–255, PySceneDetect's scale)
     adaptive_ratio: float = 2.0  # the change must be this many times the neighbours' mean
-    window: int = 2  # neighbours on each side for that mean
-    min_scene_s: float = 0.5  # a scene lasts at least this long …
-    min_scene_frames: int = 15  # … and this many frames (PySceneDetect's default)
-    flash_frames: int = 3  # a flash lasts at most this many frames
-    edge_weight: float = 0.0  # weight of the edge-map change against the three HSV channels (1 each)
+    window: int = field(default=2, metadata=at_least(0))  # neighbours on each side for that mean
+    min_scene_s: float = field(default=0.5, metadata=at_least(0))  # a scene lasts at least this long …
+    min_scene_frames: int = field(default=15, metadata=at_least(0))  # … and this many frames (PySceneDetect's default)
+    flash_frames: int = field(default=3, metadata=at_least(0))  # a flash lasts at most this many frames
+    edge_weight: float = field(default=0.0, metadata=at_least(0))  # weight of the edge-map change against the three HSV channels (1 each)
     black_level: float = 16.0  # mean brightness (0–255) at or below which a frame is black
-    fade_min_frames: int = 3
+    fade_min_frames: int = field(default=3, metadata=at_least(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Scene:
 class Transition:
     """A gradual transition (fade out to black, black, fade in from black); it does not cut."""
 
-    kind: str
+    kind: TransitionKind
     start_frame: int
     end_frame: int
     start_s: float

@@ -9,22 +9,29 @@ cues reach half a crossfade into their neighbours, so consecutive cues overlap b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from audiox_core.cues import CueKind
 from audiox_core.media.scenes import Scene
+from audiox_core.validation import above, at_least, check_fields
 
-FOLEY, MUSIC, DIALOGUE = "foley", "music", "dialogue"
+FOLEY: CueKind = "foley"
+MUSIC: CueKind = "music"
+DIALOGUE = "dialogue"  # the reel's own audio: a stem, not a cue
 
 
 @dataclass(frozen=True)
 class TimelineSettings:
-    rate: int = 48_000
-    music_crossfade_s: float = 1.0
-    foley_fade_ms: float = 10.0
-    edge_fade_ms: float = 50.0  # music fade in at the reel's start and out at its end
+    rate: int = field(default=48_000, metadata=above(0))
+    music_crossfade_s: float = field(default=1.0, metadata=at_least(0))
+    foley_fade_ms: float = field(default=10.0, metadata=at_least(0))
+    edge_fade_ms: float = field(default=50.0, metadata=at_least(0))  # music fade in at the reel's start and out at its end
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Placement:
     """One cue on the timeline: [start, start + length) samples, with fades at both ends."""
 
     scene_index: int
-    kind: str
+    kind: CueKind
     start: int
     length: int
     fade_in: int

@@ -7,37 +7,13 @@ The official loader copies only matching keys and ignores the rest, so a wrong i
 from __future__ import annotations
 
 import hashlib
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from audiox_core.errors import ModelError
 from audiox_core.model.audiox import AudioX
-from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
-from audiox_core.storage import sha256_file
-
-log = logging.getLogger(__name__)
-
-PRESETS = Path(__file__).parent / "presets"
-TINY_SEED = 0
-DEMO_MISSING = "demo: no trained demo model is shipped yet; use --model tiny (random test weights) or --model PATH (an AudioX release)"
-
-
-@dataclass
-class LoadedModel:
-    """A ready-to-sample model with what provenance needs to know about it."""
-
-    name: str
-    label: str
-    config: AudioXConfig
-    network: AudioX
-    text_encoder: TextEncoder
-    checkpoint_sha256: str
-    random_weights: bool
-    device: torch.device
 
 
 def build_on_meta(cfg: AudioXConfig) -> AudioX:
@@ -118,68 +94,3 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         h.update(key.encode() + b"\0")
         h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_config(spec: str) -> AudioXConfig:
-    """The config of ``tiny`` or of a release folder, without touching the weights (what a flow that
-    leaves inference to a worker process needs: sample rate, window length, frame rate)."""
-    if spec == "demo":
-        raise ModelError(DEMO_MISSING)
-    if spec == "tiny":
-        return AudioXConfig.from_json(PRESETS / "tiny.json")
-    return _release_config(Path(spec))[1]
-
-
-def load_model(spec: str, *, device: str | torch.device = "auto", t5_dir: Path | None = None) -> LoadedModel:
-    """``tiny`` (random weights, for tests and demos) or PATH: a folder with config.json + model.ckpt/.safetensors."""
-    dev = resolve_device(device)
-    if spec == "demo":
-        raise ModelError(DEMO_MISSING)
-    if spec == "tiny":
-        cfg = AudioXConfig.from_json(PRESETS / "tiny.json")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(TINY_SEED)
-            network = AudioX(cfg)
-        sha = state_dict_sha256(network.state_dict())
-        label = "tiny AudioX-architecture model, RANDOM weights (test model: its audio is noise, not a soundtrack)"
-        random_weights = True
-    else:
-        cfg, network, sha = _load_release(Path(spec))
-        label = f"AudioX from {spec}"
-        random_weights = False
-    text = TextEncoder(cfg.text, cfg.cond_dim, t5_dir).to(dev, torch.float16 if dev.type == "cuda" and cfg.text.kind == "t5" else torch.float32)
-    network.to(dev).eval().requires_grad_(False)
-    if dev.type == "cuda":
-        network.to_inference_dtype(torch.bfloat16)  # DiT in bf16 on GPUs; fp32 on the CPU
-    log.info("model %s loaded on %s (checkpoint sha256 %s)", spec, dev, sha[:12])
-    return LoadedModel(spec, label, cfg, network, text, sha, random_weights, dev)
-
-
-def _release_config(path: Path) -> tuple[Path, AudioXConfig]:
-    """A release's folder and its parsed config.json."""
-    if not path.exists():
-        raise ModelError(f"{path}: model folder not found")
-    folder = path if path.is_dir() else path.parent
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise ModelError(f"{folder}: no config.json (expected the official AudioX release layout)")
-    try:
-        return folder, AudioXConfig.from_json(config_path)
-    except ValueError as e:
-        raise ModelError(f"{config_path}: {e}") from e
-
-
-def _load_release(path: Path) -> tuple[AudioXConfig, AudioX, str]:
-    folder, cfg = _release_config(path)
-    candidates = [path] if path.is_file() else [folder / "model.safetensors", folder / "model.ckpt"]
-    weights = next((c for c in candidates if c.is_file()), None)
-    if weights is None:
-        raise ModelError(f"{folder}: no model.ckpt or model.safetensors")
-    network = load_weights(cfg, read_state_dict(weights), str(weights))
-    return cfg, network, sha256_file(weights)

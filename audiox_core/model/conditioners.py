@@ -9,6 +9,7 @@ An all-zero video or audio item means "modality absent" and yields the learned e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import assert_never
 
 import torch
 import torch.nn.functional as F
@@ -161,12 +162,13 @@ class TextEncoder:
 
     def __init__(self, cfg: TextConditionerConfig, dim: int, t5_dir: Path | None) -> None:
         self.cfg = cfg
-        if cfg.kind == "byte-t5":
-            self.model, self.tokenize = _byte_t5(cfg, dim)
-        elif cfg.kind == "t5":
-            self.model, self.tokenize = _local_t5(cfg, t5_dir)
-        else:
-            raise ModelError(f"unknown text encoder kind {cfg.kind!r} (known: t5, byte-t5)")
+        match cfg.kind:
+            case "byte-t5":
+                self.model, self.tokenize = _byte_t5(cfg, dim)
+            case "t5":
+                self.model, self.tokenize = _local_t5(cfg, t5_dir)
+            case _:
+                assert_never(cfg.kind)
         self.model.eval().requires_grad_(False)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> TextEncoder:
@@ -183,11 +185,20 @@ class TextEncoder:
         return hidden.float() * mask[..., None].float()
 
 
+def require_t5_dir(cfg: TextConditionerConfig, t5_dir: Path | None) -> Path:
+    """``t5_dir`` when it looks like a local T5 folder (a config.json in it); else a ModelError saying how to give one."""
+    hint = f"set AUDIOX_T5_DIR to a local {cfg.t5_model_name} folder"
+    if t5_dir is None:
+        raise ModelError(f"no T5 folder given ({hint})")
+    if not (t5_dir / "config.json").is_file():
+        raise ModelError(f"{t5_dir}: T5 folder missing or has no config.json ({hint})")
+    return t5_dir
+
+
 def _local_t5(cfg: TextConditionerConfig, t5_dir: Path | None):
     from transformers import AutoTokenizer, T5EncoderModel
 
-    if t5_dir is None or not (t5_dir / "config.json").is_file():
-        raise ModelError(f"{t5_dir}: T5 folder missing or has no config.json (set AUDIOX_T5_DIR to a local {cfg.t5_model_name} folder)")
+    t5_dir = require_t5_dir(cfg, t5_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(t5_dir), local_files_only=True)
         model = T5EncoderModel.from_pretrained(str(t5_dir), local_files_only=True)

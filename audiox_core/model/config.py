@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn, get_args
 
 from audiox_core.errors import ModelError
 
@@ -27,8 +27,9 @@ class AutoencoderConfig:
     c_mults: tuple[int, ...] = (1, 2, 4, 8, 16)
     strides: tuple[int, ...] = (2, 4, 4, 8, 8)
     latent_dim: int = 64
-    final_tanh: bool = False
-    iterate_batch: bool = True
+    # The official OobleckDecoder applies a final tanh unless its config says otherwise; AudioX's
+    # config.json says ``"final_tanh": false`` for both VAEs, so the release never uses it.
+    final_tanh: bool = True
 
     @property
     def hop(self) -> int:
@@ -72,11 +73,16 @@ class VideoConditionerConfig:
         return self.video_fps * self.window_s
 
 
+# The text encoders that can be built: the official T5 from a local folder, or a byte-level stand-in.
+TextKind = Literal["t5", "byte-t5"]
+TEXT_KINDS: tuple[TextKind, ...] = get_args(TextKind)
+
+
 @dataclass(frozen=True)
 class TextConditionerConfig:
     """``t5`` loads T5 from a local folder; ``byte-t5`` is a random tiny T5 over UTF-8 bytes (tests)."""
 
-    kind: str = "t5"
+    kind: TextKind = "t5"
     t5_model_name: str = "t5-base"
     max_length: int = 128
     byte_t5_layers: int = 1
@@ -158,7 +164,7 @@ class AudioXConfig:
 
     @classmethod
     def from_json(cls, path: str | Path, *, clip_vision: str | Path | None = None) -> AudioXConfig:
-        """Parse an official-format config.json; ValueError names any missing key or unknown type.
+        """Parse an official-format config.json; ModelError names the file and any missing, mistyped or unknown key.
 
         ``clip_vision``: a CLIPVisionConfig JSON for the CLIP tower (the official code always uses
         ViT-B/32, which is the default here; small test towers need their own).
@@ -168,11 +174,12 @@ class AudioXConfig:
             fields = {f.name for f in dataclasses.fields(ClipVisionConfig)}
             tower = {k: v for k, v in _read_json(Path(clip_vision), "CLIP vision config").items() if k in fields}
             raw = {**raw, "studio": {**raw.get("studio", {}), "clip_vision": tower}}
-        return cls.from_dict(raw)
+        return _Parser(str(path)).config(raw)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AudioXConfig:
-        return _parse(raw)
+        """Parse an official-format config already read; ModelError names any bad key as in ``from_json``."""
+        return _Parser("model config").config(raw)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -187,130 +194,187 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise ModelError(f"{path}: {what} is not valid JSON ({e})") from e
 
 
-def _get(node: dict[str, Any], key: str, where: str) -> Any:
-    if not isinstance(node, dict) or key not in node:
-        raise ValueError(f"model config: missing key {where}.{key}" if where else f"model config: missing key {key}")
-    return node[key]
+# The conditioner ids of the official config and the type each must have.
+_CONDITIONER_TYPES = {"video_prompt": "clip", "text_prompt": "t5", "audio_prompt": "audio_autoencoder"}
+_CONDITIONER_WHERE = "model.conditioning.configs[{}].config"
 
 
-def _expect_type(node: dict[str, Any], expected: str, where: str) -> None:
-    got = _get(node, "type", where)
-    if got != expected:
-        raise ValueError(f"model config: unknown type {got!r} at {where}.type (expected {expected!r})")
+def _key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
-def _parse_autoencoder(node: dict[str, Any], where: str) -> AutoencoderConfig:
-    _expect_type(node, "autoencoder", where)
-    cfg = _get(node, "config", where)
-    enc = _get(cfg, "encoder", f"{where}.config")
-    dec = _get(cfg, "decoder", f"{where}.config")
-    _expect_type(enc, "oobleck", f"{where}.config.encoder")
-    _expect_type(dec, "oobleck", f"{where}.config.decoder")
-    bottleneck = _get(cfg, "bottleneck", f"{where}.config")
-    _expect_type(bottleneck, "vae", f"{where}.config.bottleneck")
-    enc_cfg = _get(enc, "config", f"{where}.config.encoder")
-    dec_cfg = _get(dec, "config", f"{where}.config.decoder")
-    ew, dw = f"{where}.config.encoder.config", f"{where}.config.decoder.config"
-    latent_dim = int(_get(cfg, "latent_dim", f"{where}.config"))
-    ae = AutoencoderConfig(
-        io_channels=int(_get(cfg, "io_channels", f"{where}.config")),
-        channels=int(_get(enc_cfg, "channels", ew)),
-        c_mults=tuple(int(c) for c in _get(enc_cfg, "c_mults", ew)),
-        strides=tuple(int(s) for s in _get(enc_cfg, "strides", ew)),
-        latent_dim=latent_dim,
-        final_tanh=bool(dec_cfg.get("final_tanh", True)),
-        iterate_batch=bool(node.get("iterate_batch", False)),
-    )
-    if int(_get(enc_cfg, "latent_dim", ew)) != 2 * latent_dim:
-        raise ValueError(f"model config: {ew}.latent_dim must be 2·{where}.config.latent_dim (VAE mean ‖ scale)")
-    if (tuple(_get(dec_cfg, "c_mults", dw)), tuple(_get(dec_cfg, "strides", dw)), _get(dec_cfg, "channels", dw)) != (
-        ae.c_mults,
-        ae.strides,
-        ae.channels,
-    ):
-        raise ValueError(f"model config: {dw} must mirror the encoder (channels, c_mults, strides)")
-    if int(_get(cfg, "downsampling_ratio", f"{where}.config")) != ae.hop:
-        raise ValueError(f"model config: {where}.config.downsampling_ratio is not the product of the strides")
-    return ae
+class _Parser:
+    """One pass over an official-format config; every problem is a ModelError naming the source
+    (the file, or "model config" for a dict) and the dotted key."""
 
+    def __init__(self, source: str) -> None:
+        self.source = source
 
-def _parse(raw: dict[str, Any]) -> AudioXConfig:
-    if _get(raw, "model_type", "") != "diffusion_cond":
-        raise ValueError(f"model config: unknown model_type {raw['model_type']!r} (expected 'diffusion_cond')")
-    studio = raw.get("studio", {})
-    model = _get(raw, "model", "")
-    autoencoder = _parse_autoencoder(_get(model, "pretransform", "model"), "model.pretransform")
-    conditioning = _get(model, "conditioning", "model")
-    cond_dim = int(_get(conditioning, "cond_dim", "model.conditioning"))
-    by_id = {c.get("id"): c for c in _get(conditioning, "configs", "model.conditioning")}
-    for cid, kind in (("video_prompt", "clip"), ("text_prompt", "t5"), ("audio_prompt", "audio_autoencoder")):
-        if cid not in by_id:
-            raise ValueError(f"model config: missing key model.conditioning.configs[id={cid}]")
-        _expect_type(by_id[cid], kind, f"model.conditioning.configs[{cid}]")
-    video_cfg = _get(by_id["video_prompt"], "config", "model.conditioning.configs[video_prompt]")
-    text_cfg = _get(by_id["text_prompt"], "config", "model.conditioning.configs[text_prompt]")
-    audio_cfg = _get(by_id["audio_prompt"], "config", "model.conditioning.configs[audio_prompt]")
-    diffusion = _get(model, "diffusion", "model")
-    _expect_type(diffusion, "dit", "model.diffusion")
-    dit_raw = _get(diffusion, "config", "model.diffusion")
-    if dit_raw.get("transformer_type", "continuous_transformer") != "continuous_transformer":
-        raise ValueError(f"model config: unknown type {dit_raw['transformer_type']!r} at model.diffusion.config.transformer_type")
-    dw = "model.diffusion.config"
-    dit = DiTConfig(
-        io_channels=int(_get(dit_raw, "io_channels", dw)),
-        embed_dim=int(_get(dit_raw, "embed_dim", dw)),
-        depth=int(_get(dit_raw, "depth", dw)),
-        num_heads=int(_get(dit_raw, "num_heads", dw)),
-        cond_token_dim=int(_get(dit_raw, "cond_token_dim", dw)),
-        global_cond_dim=int(dit_raw.get("global_cond_dim", 0)),
-    )
-    clip = ClipVisionConfig(**studio.get("clip_vision", {}))
-    video = VideoConditionerConfig(
-        clip=clip,
-        video_fps=int(video_cfg.get("video_fps", raw.get("video_fps", 5))),
-        **studio.get("video", {}),
-    )
-    text = TextConditionerConfig(
-        t5_model_name=str(text_cfg.get("t5_model_name", "t5-base")),
-        max_length=int(text_cfg.get("max_length", 128)),
-        **studio.get("text", {}),
-    )
-    audio = AudioConditionerConfig(
-        autoencoder=_parse_autoencoder(
-            _get(audio_cfg, "pretransform_config", "model.conditioning.configs[audio_prompt].config"),
-            "model.conditioning.configs[audio_prompt].config.pretransform_config",
-        ),
-        **studio.get("audio", {}),
-    )
-    config = AudioXConfig(
-        sample_rate=int(_get(raw, "sample_rate", "")),
-        audio_channels=int(_get(raw, "audio_channels", "")),
-        sample_size=int(_get(raw, "sample_size", "")),
-        autoencoder=autoencoder,
-        dit=dit,
-        video=video,
-        text=text,
-        audio=audio,
-        cond_dim=cond_dim,
-        cross_attention_cond_ids=tuple(_get(diffusion, "cross_attention_cond_ids", "model.diffusion")),
-    )
-    _validate(config)
-    return config
+    def fail(self, problem: str) -> NoReturn:
+        raise ModelError(f"{self.source}: {problem}")
 
+    def get(self, node: Any, key: str, where: str) -> Any:
+        if not isinstance(node, dict) or key not in node:
+            self.fail(f"missing key {_key(where, key)}")
+        return node[key]
 
-def _validate(config: AudioXConfig) -> None:
-    if config.cross_attention_cond_ids != ("video_prompt", "text_prompt", "audio_prompt"):
-        raise ValueError("model config: model.diffusion.cross_attention_cond_ids must be [video_prompt, text_prompt, audio_prompt]")
-    if config.dit.io_channels != config.autoencoder.latent_dim:
-        raise ValueError("model config: model.diffusion.config.io_channels must equal the VAE latent_dim")
-    if config.dit.cond_token_dim != config.cond_dim or config.video.clip.hidden_size != config.cond_dim:
-        raise ValueError("model config: cond_token_dim, cond_dim and the CLIP width must agree")
-    if config.dit.embed_dim % config.dit.num_heads or config.cond_dim % config.dit.dim_head:
-        raise ValueError("model config: embed_dim and cond_dim must be multiples of the head width")
-    if encoded_length(config.audio_prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
-        raise ValueError("model config: the audio prompt length does not encode to the audio token count")
-    if config.dit.num_heads % config.dit.kv_heads:
-        raise ValueError("model config: num_heads must be a multiple of the cross-attention key/value heads")
+    def section(self, node: Any, key: str, where: str) -> dict[str, Any]:
+        value = self.get(node, key, where)
+        if not isinstance(value, dict):
+            self.fail(f"{_key(where, key)} must be an object (got {type(value).__name__})")
+        return value
+
+    def integer(self, node: dict[str, Any], key: str, where: str, default: int | None = None) -> int:
+        value = default if default is not None and key not in node else self.get(node, key, where)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{_key(where, key)} must be an integer (got {value!r})")
+
+    def integers(self, node: Any, key: str, where: str) -> tuple[int, ...]:
+        value = self.get(node, key, where)
+        try:
+            return tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            self.fail(f"{_key(where, key)} must be a list of integers (got {value!r})")
+
+    def expect_type(self, node: Any, expected: str, where: str) -> None:
+        got = self.get(node, "type", where)
+        if got != expected:
+            self.fail(f"unknown type {got!r} at {where}.type (expected {expected!r})")
+
+    def studio(self, studio: dict[str, Any], name: str, cls: type, parsed: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The ``studio.<name>`` overrides of ``cls``'s fields, except those the official part sets (``parsed``)."""
+        block = studio.get(name, {})
+        if not isinstance(block, dict):
+            self.fail(f"studio.{name} must be an object (got {type(block).__name__})")
+        known = [f.name for f in dataclasses.fields(cls) if f.name not in parsed]
+        unknown = [k for k in block if k not in known]
+        if unknown:
+            self.fail(f"unknown key studio.{name}.{unknown[0]} (known: {', '.join(known)})")
+        return block
+
+    def autoencoder(self, node: Any, where: str) -> AutoencoderConfig:
+        self.expect_type(node, "autoencoder", where)
+        cw = f"{where}.config"
+        cfg = self.section(node, "config", where)
+        enc, dec = self.section(cfg, "encoder", cw), self.section(cfg, "decoder", cw)
+        self.expect_type(enc, "oobleck", f"{cw}.encoder")
+        self.expect_type(dec, "oobleck", f"{cw}.decoder")
+        self.expect_type(self.section(cfg, "bottleneck", cw), "vae", f"{cw}.bottleneck")
+        ew, dw = f"{cw}.encoder.config", f"{cw}.decoder.config"
+        enc_cfg, dec_cfg = self.section(enc, "config", f"{cw}.encoder"), self.section(dec, "config", f"{cw}.decoder")
+        ae = AutoencoderConfig(
+            io_channels=self.integer(cfg, "io_channels", cw),
+            channels=self.integer(enc_cfg, "channels", ew),
+            c_mults=self.integers(enc_cfg, "c_mults", ew),
+            strides=self.integers(enc_cfg, "strides", ew),
+            latent_dim=self.integer(cfg, "latent_dim", cw),
+            final_tanh=bool(dec_cfg.get("final_tanh", AutoencoderConfig.final_tanh)),
+        )
+        if self.integer(enc_cfg, "latent_dim", ew) != 2 * ae.latent_dim:
+            self.fail(f"{ew}.latent_dim must be 2·{cw}.latent_dim (VAE mean ‖ scale)")
+        mirrored = (self.integers(dec_cfg, "c_mults", dw), self.integers(dec_cfg, "strides", dw), self.integer(dec_cfg, "channels", dw))
+        if mirrored != (ae.c_mults, ae.strides, ae.channels):
+            self.fail(f"{dw} must mirror the encoder (channels, c_mults, strides)")
+        if self.integer(cfg, "downsampling_ratio", cw) != ae.hop:
+            self.fail(f"{cw}.downsampling_ratio is not the product of the strides")
+        return ae
+
+    def conditioner_configs(self, conditioning: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The ``config`` of the video, text and audio conditioners, by id, each of its official type."""
+        configs = self.get(conditioning, "configs", "model.conditioning")
+        by_id = {c.get("id"): c for c in configs if isinstance(c, dict)} if isinstance(configs, list) else {}
+        found = {}
+        for cid, kind in _CONDITIONER_TYPES.items():
+            if cid not in by_id:
+                self.fail(f"missing key model.conditioning.configs[id={cid}]")
+            self.expect_type(by_id[cid], kind, f"model.conditioning.configs[{cid}]")
+            found[cid] = self.section(by_id[cid], "config", f"model.conditioning.configs[{cid}]")
+        return found
+
+    def dit(self, diffusion: dict[str, Any]) -> DiTConfig:
+        self.expect_type(diffusion, "dit", "model.diffusion")
+        dw = "model.diffusion.config"
+        raw = self.section(diffusion, "config", "model.diffusion")
+        if raw.get("transformer_type", "continuous_transformer") != "continuous_transformer":
+            self.fail(f"unknown type {raw['transformer_type']!r} at {dw}.transformer_type (expected 'continuous_transformer')")
+        return DiTConfig(
+            io_channels=self.integer(raw, "io_channels", dw),
+            embed_dim=self.integer(raw, "embed_dim", dw),
+            depth=self.integer(raw, "depth", dw),
+            num_heads=self.integer(raw, "num_heads", dw),
+            cond_token_dim=self.integer(raw, "cond_token_dim", dw),
+            global_cond_dim=self.integer(raw, "global_cond_dim", dw, default=0),
+        )
+
+    def video(self, video_cfg: dict[str, Any], raw: dict[str, Any], studio: dict[str, Any]) -> VideoConditionerConfig:
+        # The frame rate sits in the conditioner's config, in older configs at the top level.
+        top_fps = self.integer(raw, "video_fps", "", default=VideoConditionerConfig.video_fps)
+        return VideoConditionerConfig(
+            clip=ClipVisionConfig(**self.studio(studio, "clip_vision", ClipVisionConfig)),
+            video_fps=self.integer(video_cfg, "video_fps", _CONDITIONER_WHERE.format("video_prompt"), default=top_fps),
+            **self.studio(studio, "video", VideoConditionerConfig, parsed=("clip", "video_fps")),
+        )
+
+    def text(self, text_cfg: dict[str, Any], studio: dict[str, Any]) -> TextConditionerConfig:
+        overrides = self.studio(studio, "text", TextConditionerConfig, parsed=("t5_model_name", "max_length"))
+        kind = overrides.get("kind", TextConditionerConfig.kind)
+        if kind not in TEXT_KINDS:
+            self.fail(f"unknown text encoder kind {kind!r} at studio.text.kind (known: {', '.join(TEXT_KINDS)})")
+        where = _CONDITIONER_WHERE.format("text_prompt")
+        return TextConditionerConfig(
+            t5_model_name=str(text_cfg.get("t5_model_name", TextConditionerConfig.t5_model_name)),
+            max_length=self.integer(text_cfg, "max_length", where, default=TextConditionerConfig.max_length),
+            **overrides,
+        )
+
+    def audio(self, audio_cfg: dict[str, Any], studio: dict[str, Any]) -> AudioConditionerConfig:
+        where = _CONDITIONER_WHERE.format("audio_prompt")
+        return AudioConditionerConfig(
+            autoencoder=self.autoencoder(self.get(audio_cfg, "pretransform_config", where), f"{where}.pretransform_config"),
+            **self.studio(studio, "audio", AudioConditionerConfig, parsed=("autoencoder",)),
+        )
+
+    def config(self, raw: Any) -> AudioXConfig:
+        model_type = self.get(raw, "model_type", "")
+        if model_type != "diffusion_cond":
+            self.fail(f"unknown model_type {model_type!r} (expected 'diffusion_cond')")
+        studio = raw.get("studio", {})
+        if not isinstance(studio, dict):
+            self.fail(f"studio must be an object (got {type(studio).__name__})")
+        model = self.section(raw, "model", "")
+        diffusion = self.section(model, "diffusion", "model")
+        conditioning = self.section(model, "conditioning", "model")
+        conds = self.conditioner_configs(conditioning)
+        config = AudioXConfig(
+            sample_rate=self.integer(raw, "sample_rate", ""),
+            audio_channels=self.integer(raw, "audio_channels", ""),
+            sample_size=self.integer(raw, "sample_size", ""),
+            autoencoder=self.autoencoder(self.get(model, "pretransform", "model"), "model.pretransform"),
+            dit=self.dit(diffusion),
+            video=self.video(conds["video_prompt"], raw, studio),
+            text=self.text(conds["text_prompt"], studio),
+            audio=self.audio(conds["audio_prompt"], studio),
+            cond_dim=self.integer(conditioning, "cond_dim", "model.conditioning"),
+            cross_attention_cond_ids=tuple(self.get(diffusion, "cross_attention_cond_ids", "model.diffusion")),
+        )
+        self.validate(config)
+        return config
+
+    def validate(self, config: AudioXConfig) -> None:
+        if config.cross_attention_cond_ids != ("video_prompt", "text_prompt", "audio_prompt"):
+            self.fail("model.diffusion.cross_attention_cond_ids must be [video_prompt, text_prompt, audio_prompt]")
+        if config.dit.io_channels != config.autoencoder.latent_dim:
+            self.fail("model.diffusion.config.io_channels must equal the VAE latent_dim")
+        if config.dit.cond_token_dim != config.cond_dim or config.video.clip.hidden_size != config.cond_dim:
+            self.fail("cond_token_dim, cond_dim and the CLIP width must agree")
+        if config.dit.embed_dim % config.dit.num_heads or config.cond_dim % config.dit.dim_head:
+            self.fail("embed_dim and cond_dim must be multiples of the head width")
+        if encoded_length(config.audio_prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
+            self.fail("the audio prompt length does not encode to the audio token count")
+        if config.dit.num_heads % config.dit.kv_heads:
+            self.fail("num_heads must be a multiple of the cross-attention key/value heads")
 
 
 def encoded_length(samples: int, strides: tuple[int, ...]) -> int:

@@ -9,20 +9,22 @@ from the request's own ``torch.Generator`` (CPU), so a batch of N equals N singl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from audiox_core.errors import InputError
-from audiox_core.model.checkpoint import LoadedModel
+from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
+    SAMPLERS,
     NoiseSource,
     StepCallback,
     get_sampler,
     sigma_schedule,
 )
+from audiox_core.validation import above, at_least, check_fields, one_of
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,17 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """Defaults follow the official Gradio app (DPM++ 3M SDE, cfg 7, σ 0.03–500), with fewer steps."""
+    """Defaults follow the official Gradio app (DPM++ 3M SDE, cfg 7, σ 0.03–500) but with half its 100
+    steps; these are the pipeline's defaults too (``RunSettings.sampling``)."""
 
-    sampler: str = "dpmpp-3m-sde"
-    steps: int = 100
-    cfg_scale: float = 7.0
-    sigma_min: float = 0.03
-    sigma_max: float = 500.0
+    sampler: str = field(default="dpmpp-3m-sde", metadata=one_of(SAMPLERS))
+    steps: int = field(default=50, metadata=at_least(1))
+    cfg_scale: float = field(default=7.0, metadata=above(0))
+    sigma_min: float = field(default=0.03, metadata=above(0))
+    sigma_max: float = field(default=500.0, metadata=above(0))
 
     def __post_init__(self) -> None:
-        get_sampler(self.sampler)
-        if self.steps < 1 or self.cfg_scale <= 0:
-            raise InputError(f"sampling settings: steps must be ≥ 1 and cfg_scale > 0 (got {self.steps}, {self.cfg_scale})")
+        check_fields(self)
 
 
 def _video_tensor(model: LoadedModel, frames: np.ndarray) -> torch.Tensor:

@@ -8,14 +8,14 @@ goes into one batch (wavefront batching).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from audiox_core.model.checkpoint import LoadedModel
 from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
+from audiox_core.model.runtime import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,6 @@ def generate_scenes(
     sampling: SamplingSettings,
     *,
     overlap_s: float = 2.0,
-    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[torch.Tensor]:
     """(2, round(seconds · rate)) for each scene, windows batched across scenes (wavefront)."""
     cfg = model.config
@@ -87,6 +86,4 @@ def generate_scenes(
             requests.append(GenerationRequest(frames, scene.text, scene.seed + k, w.length / rate, prompt))
         for i, audio in zip(batch, generate(model, requests, sampling)):
             parts[i].append(audio)
-        if on_batch:
-            on_batch(k + 1, depth)
     return [join_windows(parts[i], plans[i], totals[i]) for i in range(len(scenes))]
