@@ -48,7 +48,13 @@ def cue_seed(run_seed: int, scene_index: int, kind: CueKind) -> int:
 
 
 def prompts(look: SceneLook) -> dict[CueKind, str]:
-    pace = "fast, energetic movement" if look.motion > 12 else "gentle movement" if look.motion > 3 else "a still, quiet shot"
+    pace = (
+        "fast, energetic movement"
+        if look.motion > 12
+        else "gentle movement"
+        if look.motion > 3
+        else "a still, quiet shot"
+    )
     light = "a dark" if look.brightness < 70 else "a bright" if look.brightness > 160 else "an evenly lit"
     mood = "tense, driving" if look.motion > 12 else "warm, flowing" if look.saturation > 80 else "calm, ambient"
     return {

@@ -11,8 +11,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from audiox_core.records import ProvenanceDocument
 
 # Query parameters that carry credentials in presigned URLs (AWS SigV4/V2, GCS, Azure SAS).
-_SECRET_PARAMS = {"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "awsaccesskeyid",
-                  "x-goog-signature", "x-goog-credential", "sig", "se", "token", "access_token"}
+_SECRET_PARAMS = {
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "signature",
+    "awsaccesskeyid",
+    "x-goog-signature",
+    "x-goog-credential",
+    "sig",
+    "se",
+    "token",
+    "access_token",
+}
 
 
 def sha256_text(text: str) -> str:
@@ -34,7 +45,9 @@ def public_uri(uri: str) -> str:
         netloc = f"{parts.username}@{netloc}"
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_PARAMS])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_PARAMS]
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -56,10 +69,18 @@ def to_prov_json(document: ProvenanceDocument) -> dict[str, Any]:
             mix_activity: {"prov:label": f"mix ({document.mix.preset})"},
         },
         "agent": {
-            model_agent: {"prov:type": "prov:SoftwareAgent", "prov:label": model.label, f"{ns}:checkpoint_sha256": model.checkpoint_sha256},
+            model_agent: {
+                "prov:type": "prov:SoftwareAgent",
+                "prov:label": model.label,
+                f"{ns}:checkpoint_sha256": model.checkpoint_sha256,
+            },
             software: {"prov:type": "prov:SoftwareAgent", "prov:label": "AudioX Studio"},
         },
-        "used": {}, "wasGeneratedBy": {}, "wasAssociatedWith": {}, "wasDerivedFrom": {}, "wasInformedBy": {},
+        "used": {},
+        "wasGeneratedBy": {},
+        "wasAssociatedWith": {},
+        "wasDerivedFrom": {},
+        "wasInformedBy": {},
     }
 
     def relation(kind: str, **fields: str) -> None:

@@ -234,7 +234,9 @@ class ProvenanceDocument:
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values["generations"] = [{"scene_index": g.scene_index, **dataclasses.asdict(g.generation)} for g in self.generations]
+        values["generations"] = [
+            {"scene_index": g.scene_index, **dataclasses.asdict(g.generation)} for g in self.generations
+        ]
         values["outputs"] = sorted(values["outputs"], key=lambda o: o["uri"])
         return values
 

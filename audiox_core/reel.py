@@ -44,7 +44,15 @@ class Analysis:
     frames: FrameStore
 
 
-def analyse(path: Path, work: Path, detector: DetectorSettings, *, frame_fps: int, frame_size: int, progress: Progress | None = None) -> Analysis:
+def analyse(
+    path: Path,
+    work: Path,
+    detector: DetectorSettings,
+    *,
+    frame_fps: int,
+    frame_size: int,
+    progress: Progress | None = None,
+) -> Analysis:
     """Probe the file, then one decoding pass: scene cuts plus the model's frames."""
     model_frames = ModelFrames(work / "frames.rgb", fps=frame_fps, size=frame_size)
     info, scenes = detect_scenes(path, detector, model_frames=model_frames, progress=progress)
@@ -104,8 +112,22 @@ def render_cues(
 
     def finish(cue: Cue, placement: Placement, frames: np.ndarray, path: Path, elapsed: float, reused: bool) -> None:
         windows = len(plan_windows(placement.length, window * rate, round(overlap_s * rate)))
-        rendered.append(RenderedCue(cue.scene_index, cue.kind, cue.prompt, cue.seed, placement.length / rate, path, sha256_file(path),
-                                    placement, hashlib.sha256(frames.tobytes()).hexdigest(), windows, elapsed, reused))
+        rendered.append(
+            RenderedCue(
+                cue.scene_index,
+                cue.kind,
+                cue.prompt,
+                cue.seed,
+                placement.length / rate,
+                path,
+                sha256_file(path),
+                placement,
+                hashlib.sha256(frames.tobytes()).hexdigest(),
+                windows,
+                elapsed,
+                reused,
+            )
+        )
 
     todo = []
     for cue in cues:
@@ -144,7 +166,14 @@ def picture_samples(analysis: Analysis, rate: int) -> int:
     return to_sample(analysis.scenes.scenes[-1].end_s, rate)
 
 
-def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, out_dir: Path, settings: MixSettings = MixSettings(), progress: Progress | None = None) -> LoudnessReport:
+def mix_reel(
+    analysis: Analysis,
+    rendered: Sequence[RenderedCue],
+    work: Path,
+    out_dir: Path,
+    settings: MixSettings = MixSettings(),
+    progress: Progress | None = None,
+) -> LoudnessReport:
     """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``."""
     rate = settings.rate
     total = picture_samples(analysis, rate)
@@ -152,7 +181,15 @@ def mix_reel(analysis: Analysis, rendered: Sequence[RenderedCue], work: Path, ou
     if analysis.info.audio is not None:
         dialogue = extract_audio(analysis.info.path, analysis.info.audio.index, work / "dialogue.f32", rate)
     pictures = ReviewPictures(total, rate)
-    report = master([(c.placement, c.path) for c in rendered], dialogue, total, out_dir, settings, progress=progress, pictures=pictures)
+    report = master(
+        [(c.placement, c.path) for c in rendered],
+        dialogue,
+        total,
+        out_dir,
+        settings,
+        progress=progress,
+        pictures=pictures,
+    )
     mix = report.mix
     title = f"{analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"
     cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]

@@ -18,10 +18,27 @@ from audiox_core.errors import InputError, TransientError
 from audiox_core.storage import CHUNK, Fetched
 
 # S3 error codes: the request was wrong (never retried) or the service was busy (retried).
-_INPUT_CODES = {"NoSuchBucket", "NoSuchKey", "404", "AccessDenied", "403", "InvalidBucketName", "AllAccessDisabled", "InvalidObjectState"}
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
-
-
+_INPUT_CODES = {
+    "NoSuchBucket",
+    "NoSuchKey",
+    "404",
+    "AccessDenied",
+    "403",
+    "InvalidBucketName",
+    "AllAccessDisabled",
+    "InvalidObjectState",
+}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
 
 
 @dataclass(frozen=True)
@@ -48,15 +65,15 @@ def parse_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, key
 
 
-
-
 @cache
 def s3_client():
     """One boto3 S3 client per process: adaptive retries; the endpoint from AWS_ENDPOINT_URL if set."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60))
+    return boto3.client(
+        "s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+    )
 
 
 def _transfer_config():
@@ -123,7 +140,9 @@ def download(uri: str, cache_dir: Path) -> tuple[Path, S3Object]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f".{name}.partial"
     try:
-        s3_client().download_file(obj.bucket, obj.key, str(tmp), ExtraArgs={"ChecksumMode": "ENABLED"}, Config=_transfer_config())
+        s3_client().download_file(
+            obj.bucket, obj.key, str(tmp), ExtraArgs={"ChecksumMode": "ENABLED"}, Config=_transfer_config()
+        )
     except Exception as e:
         tmp.unlink(missing_ok=True)
         raise s3_error(uri, e) from e
@@ -140,7 +159,9 @@ def upload_folder(folder: Path, out_uri: str, last: str = "provenance.json") -> 
     for path in files:
         key = prefix + path.relative_to(folder).as_posix()
         try:
-            s3_client().upload_file(str(path), bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=_transfer_config())
+            s3_client().upload_file(
+                str(path), bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=_transfer_config()
+            )
         except Exception as e:
             raise s3_error(f"s3://{bucket}/{key}", e) from e
         uris[path] = f"s3://{bucket}/{key}"
@@ -171,4 +192,6 @@ class S3Store:
 
     def link(self, uri: str, expires_s: int = 7 * 24 * 3600) -> str:
         bucket, key = parse_s3(uri)
-        return s3_client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
+        return s3_client().generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+        )

@@ -47,7 +47,9 @@ class RunSettings:
     seed: int = 0
     device: str = field(default="auto", metadata=matching(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda, cuda:N"))
     review_proxy: bool = False
-    batch_size: int = field(default=8, metadata=at_least(1))  # cues per forward pass; also the unit a rerun skips when its result was persisted
+    batch_size: int = field(
+        default=8, metadata=at_least(1)
+    )  # cues per forward pass; also the unit a rerun skips when its result was persisted
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     timeline: TimelineSettings = field(default_factory=TimelineSettings)
@@ -63,7 +65,9 @@ class RunSettings:
         values = dict(values or {})
         unknown = sorted(set(values) - set(SETTING_PATHS))
         if unknown:
-            raise InputError(f"settings: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(SETTING_PATHS))})")
+            raise InputError(
+                f"settings: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(SETTING_PATHS))})"
+            )
         field_types = typing.get_type_hints(cls)
         given: dict[str, dict[str, Any]] = {}  # stage ("" for the run's own fields) → field → value
         for key, value in values.items():

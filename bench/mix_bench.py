@@ -85,7 +85,9 @@ def timeline(hours: float, cues: int) -> list[Scene]:
     rng = np.random.default_rng(1)
     cuts = np.sort(rng.choice(np.arange(48, total_frames - 48), cues // 2 - 1, replace=False))
     bounds = [0, *cuts.tolist(), total_frames]
-    return [Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+    return [
+        Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
 
 
 def cpu() -> str:
@@ -110,7 +112,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         # The mux first, on a quiet machine (after the mix the kernel is still writing 10 GB to disk).
-        clip = make_reel(work / "1080p.mp4", shot_frames=(250, 250, 250), fps=Fraction(25), size=(1920, 1080), audio=False)
+        clip = make_reel(
+            work / "1080p.mp4", shot_frames=(250, 250, 250), fps=Fraction(25), size=(1920, 1080), audio=False
+        )
         write_wav24(work / "mix30.wav", SyntheticDialogue().read(0, 30 * RATE), RATE)
         mux_runs = []
         for _ in range(3):
@@ -130,22 +134,40 @@ def main() -> None:
         mix_s = time.perf_counter() - start
         parent_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         worker_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # the largest worker
-        peak_gb = parent_gb + MixSettings().workers * worker_gb  # an upper bound: pages the workers share with the parent count twice
+        peak_gb = (
+            parent_gb + MixSettings().workers * worker_gb
+        )  # an upper bound: pages the workers share with the parent count twice
 
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     mix = report.mix
     figures = {
-        "cpu": cpu(), "hours": args.hours, "cues": len(cues), "preset": args.preset, "mix_seconds": round(mix_s, 1), "peak_rss_gb": round(peak_gb, 2),
-        "rss_before_mix_gb": round(rss_before, 2), "parent_rss_gb": round(parent_gb, 2), "worker_rss_gb": round(worker_gb, 2), "mux_30s_1080p_seconds": round(mux_s, 2), "mix_lufs": mix.integrated_lufs,
-        "mix_true_peak_dbtp": mix.true_peak_dbtp, "limiter_max_gain_reduction_db": report.max_gain_reduction_db,
+        "cpu": cpu(),
+        "hours": args.hours,
+        "cues": len(cues),
+        "preset": args.preset,
+        "mix_seconds": round(mix_s, 1),
+        "peak_rss_gb": round(peak_gb, 2),
+        "rss_before_mix_gb": round(rss_before, 2),
+        "parent_rss_gb": round(parent_gb, 2),
+        "worker_rss_gb": round(worker_gb, 2),
+        "mux_30s_1080p_seconds": round(mux_s, 2),
+        "mix_lufs": mix.integrated_lufs,
+        "mix_true_peak_dbtp": mix.true_peak_dbtp,
+        "limiter_max_gain_reduction_db": report.max_gain_reduction_db,
     }
     print(f"on {figures['cpu']}:")
-    print(f"mix + master of {args.hours:g} h, {len(cues)} cues, dialogue stem ({args.preset}): {mix_s:.1f} s (target ≤ 60 s), "
-          f"peak RSS {peak_gb:.2f} GB (target ≤ 4 GB; parent {parent_gb:.2f} GB, {rss_before:.2f} GB of it before mixing, + {MixSettings().workers} workers ≤ {worker_gb:.2f} GB each)")
-    print(f"  mix {mix.integrated_lufs} LUFS, LRA {mix.loudness_range_lu} LU, true peak {mix.true_peak_dbtp} dBTP, limiter ≤ {report.max_gain_reduction_db} dB")
-    print(f"mux of 30 s 1080p H.264 (video copied, AAC encode): {mux_s:.2f} s, median of {', '.join(f'{r:.2f}' for r in mux_runs)} (target ≤ 1 s)")
+    print(
+        f"mix + master of {args.hours:g} h, {len(cues)} cues, dialogue stem ({args.preset}): {mix_s:.1f} s (target ≤ 60 s), "
+        f"peak RSS {peak_gb:.2f} GB (target ≤ 4 GB; parent {parent_gb:.2f} GB, {rss_before:.2f} GB of it before mixing, + {MixSettings().workers} workers ≤ {worker_gb:.2f} GB each)"
+    )
+    print(
+        f"  mix {mix.integrated_lufs} LUFS, LRA {mix.loudness_range_lu} LU, true peak {mix.true_peak_dbtp} dBTP, limiter ≤ {report.max_gain_reduction_db} dB"
+    )
+    print(
+        f"mux of 30 s 1080p H.264 (video copied, AAC encode): {mux_s:.2f} s, median of {', '.join(f'{r:.2f}' for r in mux_runs)} (target ≤ 1 s)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
 

@@ -32,7 +32,10 @@ from audiox_core.model.runtime import dtype_plan  # noqa: E402
 from audiox_core.model.spec import PRESETS  # noqa: E402
 from audiox_core.model.synthetic_weights import synthetic_state_dict  # noqa: E402
 
-CONFIGS = {"tiny": PRESETS / "tiny.json", "base": Path(__file__).resolve().parents[1].parent / "shared" / "audiox" / "config_base.json"}
+CONFIGS = {
+    "tiny": PRESETS / "tiny.json",
+    "base": Path(__file__).resolve().parents[1].parent / "shared" / "audiox" / "config_base.json",
+}
 
 
 def step_flops(d: DiTConfig, tokens: int, cond_tokens: int, batch: int) -> float:
@@ -43,7 +46,7 @@ def step_flops(d: DiTConfig, tokens: int, cond_tokens: int, batch: int) -> float
     self_attn = 2 * n * e * 3 * e + 2 * 2 * n * n * e + 2 * n * e * e
     ff = 2 * n * e * 2 * d.ff_mult * e + 2 * n * d.ff_mult * e * e
     cross = 2 * n * e * e + 2 * 2 * n * cond_tokens * e + 2 * n * e * e
-    io = 2 * 2 * tokens * d.io_channels * e + 2 * 2 * tokens * d.io_channels ** 2
+    io = 2 * 2 * tokens * d.io_channels * e + 2 * 2 * tokens * d.io_channels**2
     return batch * (2 * (d.depth * (self_attn + ff) + io) + d.depth * cross)
 
 
@@ -98,7 +101,12 @@ def main() -> None:
 
     cfg = AudioXConfig.from_json(CONFIGS.get(args.config, args.config))
     started = time.perf_counter()
-    net = load_weights(cfg, synthetic_state_dict(cfg, seed=0), f"synthetic {args.config}").to(device).eval().requires_grad_(False)
+    net = (
+        load_weights(cfg, synthetic_state_dict(cfg, seed=0), f"synthetic {args.config}")
+        .to(device)
+        .eval()
+        .requires_grad_(False)
+    )
     build_s = time.perf_counter() - started
     net.to_inference_dtype(dtype_plan(device, cfg.text.kind).dit)  # the DiT's dtype in production: bf16 on CUDA
     if device.type == "cuda":
@@ -108,7 +116,12 @@ def main() -> None:
     video, text, prompt, prompt_noise, x = synthetic_inputs(cfg, b, device)
     sigma = torch.tensor(10.0, device=device)
 
-    results: dict[str, float | str | int] = {"config": args.config, "device": str(device), "batch": b, "dtype": str(net.dit_dtype)}
+    results: dict[str, float | str | int] = {
+        "config": args.config,
+        "device": str(device),
+        "batch": b,
+        "dtype": str(net.dit_dtype),
+    }
     with torch.inference_mode():
         cond = net.condition(video, text, prompt, prompt_noise)
         kvs = net.cross_attention_kv(cond)
@@ -119,10 +132,15 @@ def main() -> None:
         x_in = (x / torch.sqrt(sigma**2 + 1)).to(net.dit_dtype)
         cond_dit = cond.to(net.dit_dtype)
         reference = lambda: reference_guided(dit, x_in, t, cond_dit, args.cfg_scale)  # noqa: E731
-        agree = float((dit.guided(x_in, t, kvs, args.cfg_scale).float() - reference().float()).abs().max() / reference().float().abs().max())
+        agree = float(
+            (dit.guided(x_in, t, kvs, args.cfg_scale).float() - reference().float()).abs().max()
+            / reference().float().abs().max()
+        )
         results["ours_step_s"] = timed(ours, device, args.timed_steps)
         results["reference_step_s"] = timed(reference, device, args.timed_steps)
-        results["conditioning_s"] = timed(lambda: net.cross_attention_kv(net.condition(video, text, prompt, prompt_noise)), device, 1)
+        results["conditioning_s"] = timed(
+            lambda: net.cross_attention_kv(net.condition(video, text, prompt, prompt_noise)), device, 1
+        )
         latent = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, device=device)
         results["vae_decode_s"] = timed(lambda: net.pretransform.decode(latent), device, 1)
     flops = step_flops(cfg.dit, cfg.latent_frames, cfg.n_cond_tokens, b)
@@ -137,16 +155,26 @@ def main() -> None:
         results["fraction_of_matmul_rate"] = results["ours_tflops"] / results["matmul_bf16_tflops"]
         results["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
 
-    print(f"AudioX {args.config} on {results.get('gpu', device)}, batch {b} (DiT batch {2 * b} with CFG), DiT {results['dtype']}, "
-          f"synthetic weights built in {build_s:.1f} s; ours vs reference agree to {agree:.1e} (max|Δ|/max)")
+    print(
+        f"AudioX {args.config} on {results.get('gpu', device)}, batch {b} (DiT batch {2 * b} with CFG), DiT {results['dtype']}, "
+        f"synthetic weights built in {build_s:.1f} s; ours vs reference agree to {agree:.1e} (max|Δ|/max)"
+    )
     print(f"  {'':34s} {'ours':>10s} {'reference':>10s} {'ratio':>7s}")
-    print(f"  {'seconds per sampling step':34s} {results['ours_step_s']:10.4f} {results['reference_step_s']:10.4f} {results['ours_step_s'] / results['reference_step_s']:7.2f}")
-    print(f"  {f'seconds per 10 s window ({args.window_steps} steps)':34s} {results['ours_window_s']:10.2f} {results['reference_window_s']:10.2f} {results['ours_window_s'] / results['reference_window_s']:7.2f}")
-    print(f"  conditioning {results['conditioning_s']:.3f} s, VAE decode {results['vae_decode_s']:.3f} s per batch; "
-          f"{results['step_tflop']:.3f} TFLOP per step → {results['ours_tflops']:.2f} TFLOP/s")
+    print(
+        f"  {'seconds per sampling step':34s} {results['ours_step_s']:10.4f} {results['reference_step_s']:10.4f} {results['ours_step_s'] / results['reference_step_s']:7.2f}"
+    )
+    print(
+        f"  {f'seconds per 10 s window ({args.window_steps} steps)':34s} {results['ours_window_s']:10.2f} {results['reference_window_s']:10.2f} {results['ours_window_s'] / results['reference_window_s']:7.2f}"
+    )
+    print(
+        f"  conditioning {results['conditioning_s']:.3f} s, VAE decode {results['vae_decode_s']:.3f} s per batch; "
+        f"{results['step_tflop']:.3f} TFLOP per step → {results['ours_tflops']:.2f} TFLOP/s"
+    )
     if device.type == "cuda":
-        print(f"  measured bf16 matmul rate {results['matmul_bf16_tflops']:.0f} TFLOP/s; sampling reaches "
-              f"{100 * results['fraction_of_matmul_rate']:.1f} % of it; peak memory {results['peak_memory_gb']:.1f} GB")
+        print(
+            f"  measured bf16 matmul rate {results['matmul_bf16_tflops']:.0f} TFLOP/s; sampling reaches "
+            f"{100 * results['fraction_of_matmul_rate']:.1f} % of it; peak memory {results['peak_memory_gb']:.1f} GB"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

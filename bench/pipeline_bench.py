@@ -17,8 +17,8 @@ from audiox_core.media.mux import mux
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.media.synthetic import make_reel
 from audiox_core.media.timeline import plan_timeline
-from audiox_core.model.runtime import load_model
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.model.runtime import load_model
 from audiox_core.reel import analyse, direct_generator, mix_reel, reel_cues, render_cues
 
 TIMES: dict[str, float] = {}
@@ -47,18 +47,33 @@ def main() -> None:
         with timed("load model"):
             model = load_model(args.model, device=args.device)
         with timed("probe + scenes + frames"):
-            analysis = analyse(reel.path, work, DetectorSettings(), frame_fps=model.config.video.video_fps, frame_size=model.config.video.clip.image_size)
+            analysis = analyse(
+                reel.path,
+                work,
+                DetectorSettings(),
+                frame_fps=model.config.video.video_fps,
+                frame_size=model.config.video.clip.image_size,
+            )
         cues = reel_cues(analysis, 0)
         placements = plan_timeline(analysis.scenes.scenes)
         with timed("generate (sampling, VAE, conditioning)"):
-            rendered = render_cues(model.config, cues, analysis, placements, work / "cues", direct_generator(model, SamplingSettings(steps=args.steps)))
+            rendered = render_cues(
+                model.config,
+                cues,
+                analysis,
+                placements,
+                work / "cues",
+                direct_generator(model, SamplingSettings(steps=args.steps)),
+            )
         with timed("mix + master (loudness, limiter, stems, pictures)"):
             mix_reel(analysis, rendered, work, work / "out")
         with timed("mux"):
             mux(reel.path, analysis.info.video.index, work / "out" / "mix.wav", work / "soundtrack.mp4")
     run_stages = {k: v for k, v in TIMES.items() if "not part" not in k and k != "load model"}
     total = sum(run_stages.values())
-    print(f"reel: {len(shots)} shots, {reel.frames} frames at {fps} fps (1280×720), {len(cues)} cues, model {args.model} on {model.device}, {args.steps} steps")
+    print(
+        f"reel: {len(shots)} shots, {reel.frames} frames at {fps} fps (1280×720), {len(cues)} cues, model {args.model} on {model.device}, {args.steps} steps"
+    )
     for stage, seconds in TIMES.items():
         print(f"  {stage:42s} {seconds:8.2f} s")
     generate = run_stages["generate (sampling, VAE, conditioning)"]

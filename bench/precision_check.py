@@ -57,7 +57,9 @@ def main() -> None:
             kvs = net.cross_attention_kv(cond)
             for guidance in (1.0, args.cfg_scale):
                 results[(name, "ours", guidance)] = dit.guided(x_in, t, kvs, guidance).float()
-                results[(name, "reference", guidance)] = reference_guided(dit, x_in, t, cond.to(net.dit_dtype), guidance).float()
+                results[(name, "reference", guidance)] = reference_guided(
+                    dit, x_in, t, cond.to(net.dit_dtype), guidance
+                ).float()
     print(f"AudioX {args.config} on {device}, batch {b}, synthetic weights: max|Δ|/max against ours in fp32")
     for guidance in (1.0, args.cfg_scale):
         base = results[("fp32", "ours", guidance)]

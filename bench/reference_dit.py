@@ -36,7 +36,9 @@ def _rotate(t: torch.Tensor, n: int, rot: int, inv_freq: torch.Tensor) -> torch.
     return torch.cat((head.to(t.dtype), rest), dim=-1)
 
 
-def reference_guided(dit: DiffusionTransformer, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+def reference_guided(
+    dit: DiffusionTransformer, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float
+) -> torch.Tensor:
     cfg = dit.cfg
     x2, t2 = torch.cat((x, x)), torch.cat((t, t))
     context = dit.to_cond_embed(torch.cat((cond, torch.zeros_like(cond))))

@@ -55,10 +55,19 @@ DECODE_TARGET = 1.3  # ours / ffmpeg decoding wall time
 TIMESCALE = 90000  # time base of the variable-frame-rate clip: every frame duration is exact in it
 SHOT_SECONDS = (3.0, 2.5, 2.0, 3.5, 2.0)
 SCORED = ("ours", "content", "adaptive")
-LABELS = {"ours": "ours", "content": "ContentDetector", "adaptive": "AdaptiveDetector", "ffmpeg": "ffmpeg decode", "cv2": "cv2 grab"}
+LABELS = {
+    "ours": "ours",
+    "content": "ContentDetector",
+    "adaptive": "AdaptiveDetector",
+    "ffmpeg": "ffmpeg decode",
+    "cv2": "cv2 grab",
+}
 CODECS: dict[str, tuple[str, tuple[str, ...]]] = {
     "h264": ("mp4", ("-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p")),
-    "vp9": ("webm", ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-crf", "32", "-b:v", "0")),
+    "vp9": (
+        "webm",
+        ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-crf", "32", "-b:v", "0"),
+    ),
     "mpeg4": ("avi", ("-c:v", "mpeg4", "-q:v", "3")),
 }
 
@@ -163,7 +172,13 @@ def synthetic_specs() -> list[Synthetic]:
         for w, h in ((1280, 720), (1920, 1080))
         for rate in (ntsc_film, pal, ntsc)
     ]
-    vfr = (Shot(72, Fraction(24)), Shot(75, Fraction(30)), Shot(36, Fraction(12)), Shot(60, ntsc), Shot(48, Fraction(24)))
+    vfr = (
+        Shot(72, Fraction(24)),
+        Shot(75, Fraction(30)),
+        Shot(36, Fraction(12)),
+        Shot(60, ntsc),
+        Shot(48, Fraction(24)),
+    )
     return specs + [
         Synthetic("syn_vp9_720p_25", "vp9", (1280, 720), cfr_shots(pal)),
         Synthetic("syn_mpeg4_720p_25", "mpeg4", (1280, 720), cfr_shots(pal)),
@@ -182,18 +197,30 @@ def encode(spec: Synthetic, folder: Path) -> Clip:
     n = len(spec.shots)
     graph = "".join(f"[{i}:v]format=yuv420p,settb=1/{TIMESCALE},setpts=PTS-STARTPTS[v{i}];" for i in range(n))
     graph += "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[v]"
-    timing = ["-fps_mode", "vfr", "-video_track_timescale", str(TIMESCALE)] if spec.vfr else ["-r", _rate(spec.shots[0].rate)]
+    timing = (
+        ["-fps_mode", "vfr", "-video_track_timescale", str(TIMESCALE)]
+        if spec.vfr
+        else ["-r", _rate(spec.shots[0].rate)]
+    )
     codec_args = CODECS[spec.codec][1]
-    run("ffmpeg", [*args, "-filter_complex", graph, "-map", "[v]", *codec_args, "-g", "60", *timing, str(path)],
-        subject=path, what="encoding a synthetic clip failed")
+    run(
+        "ffmpeg",
+        [*args, "-filter_complex", graph, "-map", "[v]", *codec_args, "-g", "60", *timing, str(path)],
+        subject=path,
+        what="encoding a synthetic clip failed",
+    )
     clip = Clip(spec.file_name, path, "synthetic", spec.truth())
     return _check_vfr(clip, spec) if spec.vfr else clip
 
 
 def _check_vfr(clip: Clip, spec: Synthetic) -> Clip:
     """Check with ffprobe that frame durations vary and the cuts fall where the truth says."""
-    out = run("ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", str(clip.path)],
-              subject=clip.path, what="ffprobe failed").stdout
+    out = run(
+        "ffprobe",
+        ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", str(clip.path)],
+        subject=clip.path,
+        what="ffprobe failed",
+    ).stdout
     pts = sorted(float(x) for x in out.split())
     steps = sorted({round(b - a, 4) for a, b in zip(pts, pts[1:])})
     if len(steps) < 2:
@@ -202,7 +229,13 @@ def _check_vfr(clip: Clip, spec: Synthetic) -> Clip:
     for cut, k in zip(clip.truth or (), starts):
         if abs(pts[k] - pts[0] - cut.t) > 1e-3:
             raise RuntimeError(f"{clip.name}: frame {k} at {pts[k] - pts[0]:.4f} s, expected the cut at {cut.t:.4f} s")
-    return Clip(clip.name, clip.path, clip.origin, clip.truth, "frame durations " + ", ".join(f"{1000 * s:.1f}" for s in steps) + " ms")
+    return Clip(
+        clip.name,
+        clip.path,
+        clip.origin,
+        clip.truth,
+        "frame durations " + ", ".join(f"{1000 * s:.1f}" for s in steps) + " ms",
+    )
 
 
 def shared_clips(root: Path) -> list[Clip]:
@@ -251,11 +284,14 @@ def pyscenedetect(detector: Callable[[], Any]) -> Callable[[Path], Detected]:
         manager.detect_scenes(video)
         starts = [start for start, _ in manager.get_scene_list()[1:]]
         return Detected(tuple(float(s.seconds) for s in starts), tuple(s.frame_num for s in starts))
+
     return detect
 
 
 def ffmpeg_decode(path: Path) -> Detected:
-    subprocess.run([binary("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], check=True)
+    subprocess.run(
+        [binary("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], check=True
+    )
     return Detected()
 
 
@@ -309,11 +345,18 @@ def table_row(r: ClipResult) -> list[str]:
     runs = r.runs
     content_ok = r.ratio("content") <= CONTENT_TARGET if r.height >= HD_HEIGHT else None
     return [
-        r.clip.name, f"{r.width}x{r.height}", f"{r.fps:.5g}", "–" if r.clip.truth is None else str(len(r.clip.truth)),
-        _prf(runs["ours"], target=True), _prf(runs["content"]), _prf(runs["adaptive"]),
+        r.clip.name,
+        f"{r.width}x{r.height}",
+        f"{r.fps:.5g}",
+        "–" if r.clip.truth is None else str(len(r.clip.truth)),
+        _prf(runs["ours"], target=True),
+        _prf(runs["content"]),
+        _prf(runs["adaptive"]),
         *(f"{runs[m].seconds:.2f}" for m in METHODS),
-        f"{r.ratio('content'):.2f}{_mark(content_ok)}", f"{r.ratio('adaptive'):.2f}",
-        f"{r.ratio('ffmpeg'):.2f}{_mark(r.ratio('ffmpeg') <= DECODE_TARGET)}", f"{r.ratio('cv2'):.2f}",
+        f"{r.ratio('content'):.2f}{_mark(content_ok)}",
+        f"{r.ratio('adaptive'):.2f}",
+        f"{r.ratio('ffmpeg'):.2f}{_mark(r.ratio('ffmpeg') <= DECODE_TARGET)}",
+        f"{r.ratio('cv2'):.2f}",
     ]
 
 
@@ -325,8 +368,22 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 HEADER = (
-    "clip", "size", "fps", "cuts", "ours P/R/F1", "CD P/R/F1", "AD P/R/F1",
-    "ours s", "CD s", "AD s", "ffmpeg s", "cv2 s", "ours/CD", "ours/AD", "ours/ffmpeg", "ours/cv2",
+    "clip",
+    "size",
+    "fps",
+    "cuts",
+    "ours P/R/F1",
+    "CD P/R/F1",
+    "AD P/R/F1",
+    "ours s",
+    "CD s",
+    "AD s",
+    "ffmpeg s",
+    "cv2 s",
+    "ours/CD",
+    "ours/AD",
+    "ours/ffmpeg",
+    "ours/cv2",
 )
 
 
@@ -341,7 +398,9 @@ def notes(results: Sequence[ClipResult]) -> list[str]:
         for name in SCORED:
             s = r.runs[name].score
             if s and (s.missed or s.extra):
-                lines.append(f"- {r.clip.name} · {LABELS[name]}: missed [{_times(s.missed)}] s, extra [{_times(s.extra)}] s")
+                lines.append(
+                    f"- {r.clip.name} · {LABELS[name]}: missed [{_times(s.missed)}] s, extra [{_times(s.extra)}] s"
+                )
     return lines
 
 
@@ -380,8 +439,10 @@ def summary_line(s: dict[str, Any]) -> str:
 
 
 def report(results: Sequence[ClipResult], elapsed: float, json_out: Path | None) -> None:
-    print(f"targets: ours F1 = {F1_TARGET} on every clip with ground truth; ours ≤ {CONTENT_TARGET}× ContentDetector "
-          f"on clips ≥ {HD_HEIGHT}p; ours ≤ {DECODE_TARGET}× ffmpeg decode (✓/✗ next to the figures)\n")
+    print(
+        f"targets: ours F1 = {F1_TARGET} on every clip with ground truth; ours ≤ {CONTENT_TARGET}× ContentDetector "
+        f"on clips ≥ {HD_HEIGHT}p; ours ≤ {DECODE_TARGET}× ffmpeg decode (✓/✗ next to the figures)\n"
+    )
     print(markdown(HEADER, [table_row(r) for r in results]))
     if lines := notes(results):
         print("\n" + "\n".join(lines))

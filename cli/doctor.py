@@ -24,7 +24,9 @@ def check_ffmpeg() -> list[Check]:
         if path is None:
             checks.append(Check(tool, False, "not found on PATH", "apt-get install -y ffmpeg"))
             continue
-        version = subprocess.run([path, "-version"], capture_output=True, text=True, check=False).stdout.split("\n", 1)[0]
+        version = subprocess.run([path, "-version"], capture_output=True, text=True, check=False).stdout.split("\n", 1)[
+            0
+        ]
         checks.append(Check(tool, True, f"{path} ({version})"))
     return checks
 
@@ -35,7 +37,9 @@ def check_torch() -> Check:
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         return Check("torch", True, f"{torch.__version__}, CUDA {torch.version.cuda}: {names}")
-    return Check("torch", True, f"{torch.__version__}, no CUDA device: generation runs on the CPU (slow for the full model)")
+    return Check(
+        "torch", True, f"{torch.__version__}, no CUDA device: generation runs on the CPU (slow for the full model)"
+    )
 
 
 def check_model(spec: str) -> Check:
@@ -47,7 +51,9 @@ def check_model(spec: str) -> Check:
     try:
         model = resolve_model_spec(spec)
     except ModelError as e:
-        return Check("model", False, str(e), "use --model tiny, or PATH: an AudioX release folder (config.json + model.ckpt)")
+        return Check(
+            "model", False, str(e), "use --model tiny, or PATH: an AudioX release folder (config.json + model.ckpt)"
+        )
     if model.weights_path is None:
         return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
     if model.needs_t5:
@@ -72,17 +78,28 @@ def check_database() -> Check:
         with make_engine(url).connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as e:
-        return Check("database", False, f"{redact(url)}: {str(e).splitlines()[0]}", "check AUDIOX_DB_URL and that the server is up")
+        return Check(
+            "database",
+            False,
+            f"{redact(url)}: {str(e).splitlines()[0]}",
+            "check AUDIOX_DB_URL and that the server is up",
+        )
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     if current != head:
-        return Check("database", True, f"{redact(url)} at revision {current}; head is {head} (migrated automatically on first run)")
+        return Check(
+            "database",
+            True,
+            f"{redact(url)} at revision {current}; head is {head} (migrated automatically on first run)",
+        )
     return Check("database", True, f"{redact(url)} at revision {head}")
 
 
 def check_prefect() -> Check:
     api = os.environ.get("PREFECT_API_URL")
     if not api:
-        return Check("prefect", True, "no PREFECT_API_URL: runs use a temporary local API and the local Prefect database")
+        return Check(
+            "prefect", True, "no PREFECT_API_URL: runs use a temporary local API and the local Prefect database"
+        )
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:

@@ -21,8 +21,8 @@ from audiox_core.records import (
     SceneRecord,
     SourceFacts,
 )
-from audiox_core.workspace import studio_home
 from audiox_core.storage import check_readable_file, local_path, sha256_file
+from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
 
@@ -40,7 +40,13 @@ class RunLineage:
     provenance: ProvenanceDocument
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "is": self.role, "status": self.status, "provenance": self.provenance.to_dict()}
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "is": self.role,
+            "status": self.status,
+            "provenance": self.provenance.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -60,15 +66,23 @@ def recorded_document(chain: dict[str, Any]) -> ProvenanceDocument:
     """A run's provenance document from its rows (``repository.chain``): the document its provenance.json holds."""
     run, asset = chain["run"], chain["asset"]
     if run["model"] is None:
-        raise InputError(f"run {run['id']} was recorded without the model's facts (before database revision 0004); see its provenance.json")
+        raise InputError(
+            f"run {run['id']} was recorded without the model's facts (before database revision 0004); see its provenance.json"
+        )
     return ProvenanceDocument(
         run=RunFacts(**{f.name: run[f.name] for f in fields(RunFacts)}),
         source=SourceFacts(
-            uri=run["source_uri"], sha256=asset["sha256"], bytes=asset["bytes"], version=run["source_version"], media=asset["streams"],
+            uri=run["source_uri"],
+            sha256=asset["sha256"],
+            bytes=asset["bytes"],
+            version=run["source_version"],
+            media=asset["streams"],
         ),
         model=ModelFacts.from_dict(run["model"]),
         scenes=tuple(SceneRecord(**{k: v for k, v in s.items() if k != "generations"}) for s in chain["scenes"]),
-        generations=tuple(CueGeneration(s["index"], GenerationRecord(**g)) for s in chain["scenes"] for g in s["generations"]),
+        generations=tuple(
+            CueGeneration(s["index"], GenerationRecord(**g)) for s in chain["scenes"] for g in s["generations"]
+        ),
         mix=MixRecord(**chain["mix"]),
         outputs=tuple(OutputRecord(**o) for o in chain["outputs"]),
     )
@@ -86,26 +100,38 @@ def lookup(path_or_uri: str) -> RunLineage | CueLineage:
     if kind == "generation":
         return CueLineage(str(path), sha, GenerationRecord(**generation))
     chain = repository.chain(url, run_id)
-    return RunLineage(str(path), sha, "output" if kind == "output" else "source footage", chain["run"]["status"], recorded_document(chain))
+    return RunLineage(
+        str(path),
+        sha,
+        "output" if kind == "output" else "source footage",
+        chain["run"]["status"],
+        recorded_document(chain),
+    )
 
 
 def describe(found: RunLineage | CueLineage) -> str:
     lines = [f"{found.file}  (sha256 {found.sha256[:16]}…): {found.role}"]
     if isinstance(found, CueLineage):
         g = found.generation
-        lines += [f"  {g.kind} cue by {g.model_name} (checkpoint {g.checkpoint_sha256[:16]}…), {g.precision} on {g.device}",
-                  f"  prompt: {g.prompt!r}  seed {g.seed}  {g.sampler} × {g.steps} steps, cfg {g.cfg_scale}",
-                  f"  source span: samples {g.span_start}–{g.span_start + g.span_length} at 48 kHz; code {g.code_version}"]
+        lines += [
+            f"  {g.kind} cue by {g.model_name} (checkpoint {g.checkpoint_sha256[:16]}…), {g.precision} on {g.device}",
+            f"  prompt: {g.prompt!r}  seed {g.seed}  {g.sampler} × {g.steps} steps, cfg {g.cfg_scale}",
+            f"  source span: samples {g.span_start}–{g.span_start + g.span_length} at 48 kHz; code {g.code_version}",
+        ]
         return "\n".join(lines)
     doc = found.provenance
     run, mix = doc.run, doc.mix
-    lines += [f"  run {run.id} ({found.status}, {run.trigger}, flow run {run.flow_run_id}), code {run.code_version}",
-              f"  source: {doc.source.uri} (sha256 {doc.source.sha256[:16]}…)",
-              f"  model: {doc.model.name} (checkpoint {doc.model.checkpoint_sha256[:16]}…)",
-              f"  mix: {mix.preset} {mix.integrated_lufs} LUFS, true peak {mix.true_peak_dbtp} dBTP"]
+    lines += [
+        f"  run {run.id} ({found.status}, {run.trigger}, flow run {run.flow_run_id}), code {run.code_version}",
+        f"  source: {doc.source.uri} (sha256 {doc.source.sha256[:16]}…)",
+        f"  model: {doc.model.name} (checkpoint {doc.model.checkpoint_sha256[:16]}…)",
+        f"  mix: {mix.preset} {mix.integrated_lufs} LUFS, true peak {mix.true_peak_dbtp} dBTP",
+    ]
     for c in doc.generations:
         g = c.generation
-        lines.append(f"  scene {c.scene_index:>3} {g.kind:<5} seed {g.seed:<11} {g.sampler} × {g.steps}, cfg {g.cfg_scale}: {g.prompt}")
+        lines.append(
+            f"  scene {c.scene_index:>3} {g.kind:<5} seed {g.seed:<11} {g.sampler} × {g.steps}, cfg {g.cfg_scale}: {g.prompt}"
+        )
     return "\n".join(lines)
 
 

@@ -28,7 +28,19 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
 def _print_outputs(result: dict[str, Any]) -> None:
     out = Path(result["out_dir"])
     print(f"Soundtrack for {result['reel']} — model: {result['model']}")
-    for name in ("soundtrack.mp4", "soundtrack.mov", "soundtrack.mkv", "mix.wav", "stems/m_and_e.wav", "loudness.json", "stems/dialogue.wav", "stems/foley.wav", "stems/music.wav", "scenes.json", "provenance.json"):
+    for name in (
+        "soundtrack.mp4",
+        "soundtrack.mov",
+        "soundtrack.mkv",
+        "mix.wav",
+        "stems/m_and_e.wav",
+        "loudness.json",
+        "stems/dialogue.wav",
+        "stems/foley.wav",
+        "stems/music.wav",
+        "scenes.json",
+        "provenance.json",
+    ):
         if (out / name).exists():
             print(f"  {out / name}")
     print(f"  {out / 'cues'}/ (one WAV per generated cue)")
@@ -56,7 +68,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     source_dir = out / "demo-source"
     source_dir.mkdir(parents=True, exist_ok=True)
     reel = make_reel(source_dir / "demo_reel.mp4")
-    print(f"Synthetic test reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})")
+    print(
+        f"Synthetic test reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})"
+    )
     result = soundtrack(str(reel.path), str(out), _settings_from(args))
     _print_outputs(result)
     return 0
@@ -78,7 +92,9 @@ def cmd_scenes(args: argparse.Namespace) -> int:
         print(json.dumps(scenes.to_dict(), indent=2))
     else:
         for s in scenes.scenes:
-            print(f"{s.index:4d}  {s.start_tc} – {s.end_tc}  frames {s.start_frame}–{s.end_frame}  {s.duration_s:.3f} s")
+            print(
+                f"{s.index:4d}  {s.start_tc} – {s.end_tc}  frames {s.start_frame}–{s.end_frame}  {s.duration_s:.3f} s"
+            )
     return 0
 
 
@@ -141,7 +157,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.queue:
         sent = watch_queue(args.queue, once=args.once)
     else:
-        sent = poll_prefix(args.poll, studio_home() / "watch" / "poll-state.json", once=args.once, interval_s=args.interval)
+        sent = poll_prefix(
+            args.poll, studio_home() / "watch" / "poll-state.json", once=args.once, interval_s=args.interval
+        )
     print(f"{sent} footage event(s) sent")
     return 0
 
@@ -187,15 +205,31 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     """The run's settings as options; each defaults to None so only what is given reaches the flow."""
     p.formatter_class = _SettingsHelp
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: ./out)")
-    p.add_argument("--model", help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt); default {model}")
+    p.add_argument(
+        "--model",
+        help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt); default {model}",
+    )
     p.add_argument("--seed", type=int, help="base seed (default {seed})")
     p.add_argument("--steps", type=int, help="sampling steps (default {steps})")
-    p.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default {cfg_scale:g})")
+    p.add_argument(
+        "--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale (default {cfg_scale:g})"
+    )
     p.add_argument("--sampler", help="{samplers} (default {sampler})")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default {device})")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="cues per forward pass (default {batch_size}); a rerun after a crash skips finished batches")
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        help="cues per forward pass (default {batch_size}); a rerun after a crash skips finished batches",
+    )
     p.add_argument("--loudness", dest="loudness_preset", help="{presets} (default {loudness_preset})")
-    p.add_argument("--proxy", dest="review_proxy", action="store_true", default=None, help="also render review_proxy.mp4 with scene numbers and timecode burned in")
+    p.add_argument(
+        "--proxy",
+        dest="review_proxy",
+        action="store_true",
+        default=None,
+        help="also render review_proxy.mp4 with scene numbers and timecode burned in",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -218,11 +252,15 @@ def parser() -> argparse.ArgumentParser:
     scenes.add_argument("--csv", help="also write the scene list as CSV to this file")
     scenes.add_argument("--edl", help="also write the cuts as a CMX 3600 EDL to this file")
     scenes.formatter_class = _SettingsHelp
-    scenes.add_argument("--threshold", type=float, help="cut threshold, mean HSV change 0–255 (default {scene_threshold:g})")
+    scenes.add_argument(
+        "--threshold", type=float, help="cut threshold, mean HSV change 0–255 (default {scene_threshold:g})"
+    )
     scenes.add_argument("--min-scene-s", type=float, help="minimum scene length in seconds (default {min_scene_s:g})")
     scenes.set_defaults(func=cmd_scenes)
 
-    provenance = sub.add_parser("provenance", help="what made this file? (found by its content, so renamed copies work)")
+    provenance = sub.add_parser(
+        "provenance", help="what made this file? (found by its content, so renamed copies work)"
+    )
     provenance.add_argument("file", help="an output (soundtrack, mix, stem), a generated cue, or source footage")
     fmt = provenance.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="the chain as JSON (as in provenance.json)")
@@ -237,7 +275,10 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="one receive (or one listing), then exit")
     watch.set_defaults(func=cmd_watch)
 
-    worker = sub.add_parser("inference-worker", help="load the model once and run generation batches for every flow (AUDIOX_INFERENCE=task-worker)")
+    worker = sub.add_parser(
+        "inference-worker",
+        help="load the model once and run generation batches for every flow (AUDIOX_INFERENCE=task-worker)",
+    )
     worker.set_defaults(func=cmd_inference_worker)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
@@ -246,8 +287,12 @@ def parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="inspect AudioX configs and checkpoints")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    manifest = model_sub.add_parser("manifest", help="print the {key: shape} JSON of the model a config builds (no weights)")
-    check = model_sub.add_parser("check", help="load a checkpoint strictly and report parameter counts, dtype and sha256")
+    manifest = model_sub.add_parser(
+        "manifest", help="print the {key: shape} JSON of the model a config builds (no weights)"
+    )
+    check = model_sub.add_parser(
+        "check", help="load a checkpoint strictly and report parameter counts, dtype and sha256"
+    )
     for p_ in (manifest, check):
         p_.add_argument("--config", required=True, help="official-format config.json")
         p_.add_argument("--clip-vision", help="CLIPVisionConfig JSON for a non-default CLIP tower (test models)")

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -59,7 +59,9 @@ def uploads_in_notification(body: str) -> list[Upload]:
         s3 = record["s3"]
         obj = s3["object"]
         version = obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or ""
-        occurred = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")) if record.get("eventTime") else None
+        occurred = (
+            datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")) if record.get("eventTime") else None
+        )
         key = unquote_plus(obj["key"])
         if is_footage(key):  # outputs landing in the same bucket must not start runs of their own
             uploads.append(Upload(s3["bucket"]["name"], key, str(version), int(obj.get("size", 0)), occurred))
@@ -72,8 +74,12 @@ def footage_event(upload: Upload):
     return Event(
         id=upload.event_id,
         event=EVENT,
-        occurred=upload.occurred or datetime.now(timezone.utc),
-        resource={"prefect.resource.id": upload.uri, "prefect.resource.name": upload.key, "audiox.version": upload.version},
+        occurred=upload.occurred or datetime.now(UTC),
+        resource={
+            "prefect.resource.id": upload.uri,
+            "prefect.resource.name": upload.key,
+            "audiox.version": upload.version,
+        },
         payload={"bucket": upload.bucket, "key": upload.key, "version": upload.version, "size": upload.size},
     )
 
@@ -95,7 +101,10 @@ async def _emit_confirmed(uploads: list[Upload], timeout_s: float = 60.0) -> Non
     deadline = time.monotonic() + timeout_s
     async with get_client() as api:
         while True:
-            page = await api.read_events(EventFilter(id=EventIDFilter(id=list(wanted)), occurred=EventOccurredFilter(since=since)), limit=len(wanted))
+            page = await api.read_events(
+                EventFilter(id=EventIDFilter(id=list(wanted)), occurred=EventOccurredFilter(since=since)),
+                limit=len(wanted),
+            )
             wanted -= {e.id for e in page.events}
             if not wanted:
                 return
@@ -112,7 +121,9 @@ def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20) -> int:
     sent = 0
     while True:
         try:
-            reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s, VisibilityTimeout=120)
+            reply = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s, VisibilityTimeout=120
+            )
         except Exception as e:
             raise s3_error(queue_url, e) from e
         for message in reply.get("Messages", []):

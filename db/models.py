@@ -6,7 +6,7 @@ prompts, seeds and sampler settings, and the code version that made it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -105,7 +105,9 @@ class SceneGeneration(Base):
 
     __tablename__ = "scene_generations"
     scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id", ondelete="CASCADE"), primary_key=True)
-    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True, index=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Generation(Base):
@@ -129,7 +131,9 @@ class Generation(Base):
     steps: Mapped[int] = mapped_column(Integer)
     cfg_scale: Mapped[float] = mapped_column(Float)
     windows: Mapped[int] = mapped_column(Integer)
-    precision: Mapped[str] = mapped_column(String(64))  # what actually runs, e.g. "dit=bf16 vae=fp32 cond=fp32 text=fp16"
+    precision: Mapped[str] = mapped_column(
+        String(64)
+    )  # what actually runs, e.g. "dit=bf16 vae=fp32 cond=fp32 text=fp16"
     device: Mapped[str] = mapped_column(String(32))
     torch_version: Mapped[str] = mapped_column(String(64))
     cuda_version: Mapped[str | None] = mapped_column(String(16))

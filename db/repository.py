@@ -51,13 +51,26 @@ def _insert_ignore(session: Session, model: type, rows: list[dict[str, Any]], ke
 
 
 def start_run(
-    url: str, *, source_uri: str, out_uri: str | None, settings: dict[str, Any], code_version: str,
-    flow_run_id: str | None, deployment: str | None = None, trigger: str | None = None,
+    url: str,
+    *,
+    source_uri: str,
+    out_uri: str | None,
+    settings: dict[str, Any],
+    code_version: str,
+    flow_run_id: str | None,
+    deployment: str | None = None,
+    trigger: str | None = None,
 ) -> int:
     with sessions(url).begin() as s:
         run = Run(
-            source_uri=source_uri, out_uri=out_uri, settings=settings, code_version=code_version,
-            flow_run_id=flow_run_id, deployment=deployment, trigger=trigger, status=RUNNING,
+            source_uri=source_uri,
+            out_uri=out_uri,
+            settings=settings,
+            code_version=code_version,
+            flow_run_id=flow_run_id,
+            deployment=deployment,
+            trigger=trigger,
+            status=RUNNING,
         )
         s.add(run)
         s.flush()
@@ -74,15 +87,36 @@ def finish_run(url: str, run_id: int, *, error: str | None = None) -> None:
 
 
 def record_asset(
-    url: str, run_id: int, *, uri: str, sha256: str, size: int, duration_s: float, fps: Fraction, streams: dict[str, Any],
+    url: str,
+    run_id: int,
+    *,
+    uri: str,
+    sha256: str,
+    size: int,
+    duration_s: float,
+    fps: Fraction,
+    streams: dict[str, Any],
     version: str | None = None,
 ) -> int:
     """The source asset (one row per content hash), linked to the run with the object version it read."""
     with sessions(url).begin() as s:
-        _insert_ignore(s, Asset, [{
-            "sha256": sha256, "uri": uri, "bytes": size, "duration_s": duration_s,
-            "fps_num": fps.numerator, "fps_den": fps.denominator, "streams": streams, "created_at": utcnow(),
-        }], ["sha256"])
+        _insert_ignore(
+            s,
+            Asset,
+            [
+                {
+                    "sha256": sha256,
+                    "uri": uri,
+                    "bytes": size,
+                    "duration_s": duration_s,
+                    "fps_num": fps.numerator,
+                    "fps_den": fps.denominator,
+                    "streams": streams,
+                    "created_at": utcnow(),
+                }
+            ],
+            ["sha256"],
+        )
         asset_id = s.scalar(select(Asset.id).where(Asset.sha256 == sha256))
         run = s.get_one(Run, run_id)
         run.asset_id, run.source_version = asset_id, version
@@ -98,7 +132,9 @@ def record_model(url: str, run_id: int, model: dict[str, Any]) -> None:
 def processed(url: str, source_uri: str, version: str | None, settings: dict[str, Any]) -> bool:
     """Whether this object version already has a succeeded run with these settings."""
     with sessions(url)() as s:
-        runs = s.scalars(select(Run).where(Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED))
+        runs = s.scalars(
+            select(Run).where(Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED)
+        )
         return any(r.settings == settings for r in runs)
 
 
@@ -130,8 +166,15 @@ def record_generations(url: str, scene_ids: dict[int, int], generations: Iterabl
     with sessions(url).begin() as s:
         now = utcnow()
         _insert_ignore(s, Generation, [{**r, "created_at": now} for r in rows], ["key"])
-        ids = dict(s.execute(select(Generation.key, Generation.id).where(Generation.key.in_([k for _, k in links]))).all())
-        _insert_ignore(s, SceneGeneration, [{"scene_id": scene_ids[i], "generation_id": ids[k]} for i, k in links], ["scene_id", "generation_id"])
+        ids = dict(
+            s.execute(select(Generation.key, Generation.id).where(Generation.key.in_([k for _, k in links]))).all()
+        )
+        _insert_ignore(
+            s,
+            SceneGeneration,
+            [{"scene_id": scene_ids[i], "generation_id": ids[k]} for i, k in links],
+            ["scene_id", "generation_id"],
+        )
 
 
 def record_mix(url: str, run_id: int, mix: dict[str, Any]) -> None:
@@ -147,12 +190,18 @@ def record_outputs(url: str, run_id: int, outputs: Iterable[dict[str, Any]]) -> 
         return
     with sessions(url).begin() as s:
         stmt = _insert(s, Output, rows)
-        s.execute(stmt.on_conflict_do_update(index_elements=["uri", "sha256"], set_={"run_id": stmt.excluded.run_id, "kind": stmt.excluded.kind}))
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["uri", "sha256"], set_={"run_id": stmt.excluded.run_id, "kind": stmt.excluded.kind}
+            )
+        )
 
 
 def _with_chain(query: Select) -> Select:
     return query.options(
-        selectinload(Run.asset), selectinload(Run.outputs), selectinload(Run.mix),
+        selectinload(Run.asset),
+        selectinload(Run.outputs),
+        selectinload(Run.mix),
         selectinload(Run.scenes).selectinload(Scene.generations),
     )
 
@@ -172,7 +221,8 @@ def chain(url: str, run_id: int) -> dict[str, Any]:
         "run": _values(run),
         "asset": _values(run.asset, "id", "created_at") if run.asset else None,
         "scenes": [
-            {**_values(sc, "id", "run_id"), "generations": [_values(g, "id", "created_at") for g in sc.generations]} for sc in run.scenes
+            {**_values(sc, "id", "run_id"), "generations": [_values(g, "id", "created_at") for g in sc.generations]}
+            for sc in run.scenes
         ],
         "mix": _values(run.mix, "id", "run_id") if run.mix else None,
         "outputs": sorted((_values(o, "id", "run_id") for o in run.outputs), key=lambda o: o["uri"]),
@@ -189,5 +239,7 @@ def lookup(url: str, sha256: str) -> tuple[LookupKind, int | None, dict[str, Any
         generation = s.scalars(select(Generation).where(Generation.output_sha256 == sha256)).first()
         if generation is not None:
             return "generation", None, _values(generation, "id", "created_at")
-        run_id = s.scalar(select(Run.id).join(Asset).join(Mix).where(Asset.sha256 == sha256).order_by(Run.id.desc()).limit(1))
+        run_id = s.scalar(
+            select(Run.id).join(Asset).join(Mix).where(Asset.sha256 == sha256).order_by(Run.id.desc()).limit(1)
+        )
         return ("source", run_id, None) if run_id is not None else ("unknown", None, None)

@@ -25,7 +25,9 @@ def reel_task(source_uri: str, out_prefix: str, settings: dict[str, Any]) -> dic
 
 
 @flow(name="nightly", log_prints=False)
-def nightly(bucket: str, prefix: str = "", out_prefix: str = "", settings: dict[str, Any] | None = None, max_parallel: int = 2) -> dict[str, Any]:
+def nightly(
+    bucket: str, prefix: str = "", out_prefix: str = "", settings: dict[str, Any] | None = None, max_parallel: int = 2
+) -> dict[str, Any]:
     """Soundtracks for new or changed footage under s3://bucket/prefix, written under ``out_prefix``
     (default s3://bucket/soundtracks). ``max_parallel`` reels run at once."""
     log = get_run_logger()
@@ -42,4 +44,10 @@ def nightly(bucket: str, prefix: str = "", out_prefix: str = "", settings: dict[
     failed = [r for r in results if r["status"] == "failed"]
     for r in failed:
         log.warning("%s", r["error"])
-    return {"listed": len(footage), "skipped": len(footage) - len(todo), "succeeded": len(results) - len(failed), "failed": len(failed), "runs": results}
+    return {
+        "listed": len(footage),
+        "skipped": len(footage) - len(todo),
+        "succeeded": len(results) - len(failed),
+        "failed": len(failed),
+        "runs": results,
+    }

@@ -56,7 +56,9 @@ def reel_name(source_uri: str) -> str:
 
 
 @flow(name="soundtrack", log_prints=False)
-def soundtrack(source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual") -> dict[str, Any]:
+def soundtrack(
+    source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual"
+) -> dict[str, Any]:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
     ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record."""
     db_url = database_url(studio_home())
@@ -105,10 +107,14 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
-            generations = generation_records_task(db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling)
+            generations = generation_records_task(
+                db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling
+            )
             outputs = output_records(stage, base_uri)
             run = run_facts_task(db_url, run_id)
-            document = provenance_document(run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs)
+            document = provenance_document(
+                run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs
+            )
             write_provenance_task(stage, document)
         publish_task(final_dir, base_uri)
         record_results_task(db_url, run_id, scene_ids, document)
@@ -116,6 +122,10 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "reel": reel, "out_dir": store.location(base_uri), "run_id": run_id, "flow_run_id": flow_run.get_id(),
-        "review_artifact": key, "model": model.label,
+        "reel": reel,
+        "out_dir": store.location(base_uri),
+        "run_id": run_id,
+        "flow_run_id": flow_run.get_id(),
+        "review_artifact": key,
+        "model": model.label,
     }

@@ -8,21 +8,23 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.media.probe import is_footage
-from audiox_core.workspace import studio_home
 from audiox_core.s3 import list_objects
+from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
 from tasks.retry import RETRY_DELAYS, transient_only
 
 
-@task(name="list-footage", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+@task(
+    name="list-footage",
+    cache_policy=NO_CACHE,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+)
 def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
     """Video files under the prefix (by extension), with their ETags."""
-    return [
-        {"uri": o.uri, "version": o.etag}
-        for o in list_objects(f"s3://{bucket}/{prefix}")
-        if is_footage(o.key)
-    ]
+    return [{"uri": o.uri, "version": o.etag} for o in list_objects(f"s3://{bucket}/{prefix}") if is_footage(o.key)]
 
 
 @task(name="select-unprocessed", cache_policy=NO_CACHE)

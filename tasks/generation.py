@@ -21,13 +21,14 @@ from audiox_core.provenance import generation_key
 from audiox_core.records import CueId, ModelFacts, RenderedCue
 from audiox_core.reel import Analysis, render_cues
 from audiox_core.settings import RunSettings
-from audiox_core.workspace import code_version, studio_home
 from audiox_core.storage import sha256_file, store_for
+from audiox_core.workspace import code_version, studio_home
 from db import repository
 from tasks.inference import run_batch
 from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
 from tasks.review import artifact_slug
+
 
 @dataclass(frozen=True)
 class GenerationPlan:
@@ -43,27 +44,48 @@ class GenerationPlan:
     keys: dict[CueId, str]
 
 
-def generation_keys(cues: list[Cue], placements: list[Placement], source_sha256: str, model: ModelFacts, sampling: SamplingSettings) -> dict[CueId, str]:
+def generation_keys(
+    cues: list[Cue], placements: list[Placement], source_sha256: str, model: ModelFacts, sampling: SamplingSettings
+) -> dict[CueId, str]:
     """The content key of every cue: everything that determines its audio, this code version included."""
     where = {(p.scene_index, p.kind): p for p in placements}
     keys = {}
     for c in cues:
         p = where[(c.scene_index, c.kind)]
-        keys[(c.scene_index, c.kind)] = generation_key({
-            "source_sha256": source_sha256, "kind": c.kind, "span": [p.start, p.length, p.fade_in, p.fade_out],
-            "model": model.name, "checkpoint_sha256": model.checkpoint_sha256, "prompt": c.prompt, "seed": c.seed,
-            "sampling": asdict(sampling), "precision": model.precision, "code_version": code_version(),
-        })
+        keys[(c.scene_index, c.kind)] = generation_key(
+            {
+                "source_sha256": source_sha256,
+                "kind": c.kind,
+                "span": [p.start, p.length, p.fade_in, p.fade_out],
+                "model": model.name,
+                "checkpoint_sha256": model.checkpoint_sha256,
+                "prompt": c.prompt,
+                "seed": c.seed,
+                "sampling": asdict(sampling),
+                "precision": model.precision,
+                "code_version": code_version(),
+            }
+        )
     return keys
 
 
-def plan_generation(settings: RunSettings, model: ModelFacts, cues: list[Cue], placements: list[Placement], source_sha256: str) -> GenerationPlan:
+def plan_generation(
+    settings: RunSettings, model: ModelFacts, cues: list[Cue], placements: list[Placement], source_sha256: str
+) -> GenerationPlan:
     """The reel's generation plan, its cues keyed by what determines them."""
     keys = generation_keys(cues, placements, source_sha256, model, settings.sampling)
-    return GenerationPlan(settings.model, settings.device, settings.sampling, settings.batch_size, tuple(cues), tuple(placements), keys)
+    return GenerationPlan(
+        settings.model, settings.device, settings.sampling, settings.batch_size, tuple(cues), tuple(placements), keys
+    )
 
 
-@task(name="find-reusable", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+@task(
+    name="find-reusable",
+    cache_policy=NO_CACHE,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+)
 def reusable_task(db_url: str, keys: dict[CueId, str]) -> dict[CueId, Path]:
     """Cues an earlier finished run generated with the same key, whose recorded file (local or S3) is
     still there, unchanged."""
@@ -80,15 +102,21 @@ def reusable_task(db_url: str, keys: dict[CueId, str]) -> dict[CueId, Path]:
         if sha256_file(path) == g.output_sha256:
             reuse[where] = path
     if reuse:
-        get_run_logger().info("reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys))
+        get_run_logger().info(
+            "reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys)
+        )
     return reuse
 
 
-def generate_cues(plan: GenerationPlan, analysis: Analysis, reuse: dict[CueId, Path], out_dir: Path, reel: str) -> list[RenderedCue]:
+def generate_cues(
+    plan: GenerationPlan, analysis: Analysis, reuse: dict[CueId, Path], out_dir: Path, reel: str
+) -> list[RenderedCue]:
     """The generate stage, run in the flow itself (not inside a task): each batch is then a task of
     the flow whose cached result is committed as soon as it finishes, where a task nested in another
     task would commit only with its parent, and a crash would lose every finished batch."""
-    artifact = create_progress_artifact(progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated")
+    artifact = create_progress_artifact(
+        progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated"
+    )
 
     def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
         keys = [plan.keys[(c.scene_index, c.kind)] for c in batch]
@@ -101,6 +129,13 @@ def generate_cues(plan: GenerationPlan, analysis: Analysis, reuse: dict[CueId, P
             update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
 
         return render_cues(
-            load_config(plan.model_spec), plan.cues, analysis, plan.placements, out_dir, generate,
-            reuse=reuse, batch_size=plan.batch_size, progress=update,
+            load_config(plan.model_spec),
+            plan.cues,
+            analysis,
+            plan.placements,
+            out_dir,
+            generate,
+            reuse=reuse,
+            batch_size=plan.batch_size,
+            progress=update,
         )

@@ -11,7 +11,7 @@ import hashlib
 import os
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -23,8 +23,7 @@ from prefect.concurrency.sync import concurrency
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
-from audiox_core.model.runtime import LoadedModel
-from audiox_core.model.runtime import load_model
+from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
 from audiox_core.workspace import studio_home
 
@@ -46,7 +45,7 @@ class ModelCache:
             if (spec, device) not in self._models:
                 t5 = os.environ.get("AUDIOX_T5_DIR")
                 model = load_model(spec, device=device, t5_dir=Path(t5) if t5 else None)
-                loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
                 self._models[(spec, device)] = (model, ProcessFacts(socket.gethostname(), os.getpid(), loaded_at))
             return self._models[(spec, device)]
 
@@ -80,9 +79,16 @@ def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
     """What the flow and provenance need to know about a loaded model, not the model itself."""
     cuda = model.device.type == "cuda"
     return ModelFacts(
-        name=model.name, label=model.label, checkpoint_sha256=model.checkpoint_sha256, random_weights=model.random_weights,
-        device=str(model.device), frame_fps=model.config.video.video_fps, frame_size=model.config.video.clip.image_size,
-        precision=model.precision, torch_version=torch.__version__, cuda_version=torch.version.cuda if cuda else None,
+        name=model.name,
+        label=model.label,
+        checkpoint_sha256=model.checkpoint_sha256,
+        random_weights=model.random_weights,
+        device=str(model.device),
+        frame_fps=model.config.video.video_fps,
+        frame_size=model.config.video.clip.image_size,
+        precision=model.precision,
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda if cuda else None,
         process=process,
     )
 
@@ -91,7 +97,13 @@ def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
 def load_model_task(spec: str, device: str) -> ModelFacts:
     """Load (or reuse) the model in this process; returns its facts (the process that holds it included)."""
     facts = facts_of(*MODELS.get(spec, device))
-    get_run_logger().info("model: %s on %s (%s), checkpoint sha256 %s", facts.label, facts.device, facts.precision, facts.checkpoint_sha256[:16])
+    get_run_logger().info(
+        "model: %s on %s (%s), checkpoint sha256 %s",
+        facts.label,
+        facts.device,
+        facts.precision,
+        facts.checkpoint_sha256[:16],
+    )
     return facts
 
 
@@ -99,9 +111,15 @@ def model_facts(spec: str, device: str) -> ModelFacts:
     """The model's facts from wherever inference runs (an inference worker loads it there)."""
     if inference_mode() == "task-worker":
         wait_s = float(os.environ.get("AUDIOX_INFERENCE_WAIT_S", DEFAULT_WAIT_S))
-        get_run_logger().info("waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec)
+        get_run_logger().info(
+            "waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec
+        )
         try:
-            return load_model_task.with_options(result_storage=results_storage()).delay(spec, device).result(timeout=wait_s)
+            return (
+                load_model_task.with_options(result_storage=results_storage())
+                .delay(spec, device)
+                .result(timeout=wait_s)
+            )
         except TimeoutError:
             raise ModelError(
                 f"{spec}: no inference worker loaded the model within {wait_s:g} s; start `audiox-studio inference-worker` "
@@ -117,14 +135,18 @@ def batch_cache_key(context: object, parameters: dict) -> str:
 
 
 @task(name="generate-cues", cache_key_fn=batch_cache_key, persist_result=True, result_serializer="pickle")
-def generate_batch_task(spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]) -> list[torch.Tensor]:
+def generate_batch_task(
+    spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]
+) -> list[torch.Tensor]:
     """One batch through the model; only inference holds the GPU slot."""
     model, _ = MODELS.get(spec, device)
     with concurrency(gpu_slot(model.device), occupy=1, strict=False):
         return [audio.cpu() for audio in generate_scenes(model, requests, sampling)]
 
 
-def run_batch(spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]) -> list[torch.Tensor]:
+def run_batch(
+    spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]
+) -> list[torch.Tensor]:
     """One generation batch wherever inference runs, its result cached on ``keys``."""
     batch = generate_batch_task.with_options(result_storage=results_storage())
     if inference_mode() == "task-worker":
@@ -138,7 +160,9 @@ def serve_inference() -> None:
     from prefect.task_worker import serve
 
     storage = results_storage()
-    serve(load_model_task.with_options(result_storage=storage), generate_batch_task.with_options(result_storage=storage))
+    serve(
+        load_model_task.with_options(result_storage=storage), generate_batch_task.with_options(result_storage=storage)
+    )
 
 
 def gpu_slot(device: torch.device) -> str:

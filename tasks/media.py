@@ -12,6 +12,7 @@ from audiox_core.media.mix import MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
+from audiox_core.records import LoudnessReport, SourceFile
 from audiox_core.reel import (
     Analysis,
     RenderedCue,
@@ -19,28 +20,41 @@ from audiox_core.reel import (
     mix_reel,
     write_scene_exports,
 )
-from audiox_core.workspace import studio_home
-from audiox_core.records import LoudnessReport, SourceFile
 from audiox_core.storage import sha256_file, store_for
+from audiox_core.workspace import studio_home
 from tasks.progress import progress_bar
 from tasks.retry import RETRY_DELAYS, transient_only
 
 
-@task(name="fetch", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+@task(
+    name="fetch",
+    cache_policy=NO_CACHE,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+)
 def fetch_source(source_uri: str) -> SourceFile:
     """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
     fetched = store_for(source_uri).fetch(source_uri, studio_home() / "cache" / "sources")
     return SourceFile(fetched.path, sha256_file(fetched.path), fetched.path.stat().st_size, fetched.version)
 
 
-@task(name="publish", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient_only)
+@task(
+    name="publish",
+    cache_policy=NO_CACHE,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+)
 def publish_task(folder: Path, folder_uri: str) -> None:
     """Make a finished reel folder available at its destination (S3: uploaded, provenance.json last)."""
     store_for(folder_uri).publish(folder, folder_uri)
 
 
 @task(name="scenes", cache_policy=NO_CACHE)
-def analyse_source(path: Path, source_uri: str, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int) -> Analysis:
+def analyse_source(
+    path: Path, source_uri: str, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int
+) -> Analysis:
     """ffprobe, then one OpenCV pass for scene cuts and the model's frames. Errors name the source
     as the user gave it (an S3 object is read from a cache file with a hashed name)."""
     with progress_bar(f"scenes  {Path(source_uri).name}") as update:
@@ -57,7 +71,9 @@ def publish_scenes(analysis: Analysis, stage: Path, reel: str) -> list[Path]:
 
 
 @task(name="mix", cache_policy=NO_CACHE)
-def mix_task(analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings) -> LoudnessReport:
+def mix_task(
+    analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings
+) -> LoudnessReport:
     """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures."""
     with progress_bar("mix") as update:
         return mix_reel(analysis, rendered, work, stage, settings, progress=update)

@@ -31,8 +31,8 @@ from audiox_core.records import (
     SourceFile,
 )
 from audiox_core.reel import Analysis
-from audiox_core.workspace import code_version
 from audiox_core.storage import sha256_file, write_atomic
+from audiox_core.workspace import code_version
 from db import repository
 
 
@@ -40,8 +40,14 @@ from db import repository
 def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], trigger: str) -> int:
     """The run row, with the flow run, deployment and trigger that started it (URIs without secrets)."""
     return repository.start_run(
-        db_url, source_uri=public_uri(source_uri), out_uri=public_uri(out_uri), settings=settings, code_version=code_version(),
-        flow_run_id=flow_run.get_id(), deployment=deployment.get_name(), trigger=trigger,
+        db_url,
+        source_uri=public_uri(source_uri),
+        out_uri=public_uri(out_uri),
+        settings=settings,
+        code_version=code_version(),
+        flow_run_id=flow_run.get_id(),
+        deployment=deployment.get_name(),
+        trigger=trigger,
     )
 
 
@@ -61,7 +67,11 @@ def run_facts_task(db_url: str, run_id: int) -> RunFacts:
 def source_facts(source_uri: str, source: SourceFile, analysis: Analysis) -> SourceFacts:
     """The footage as the document states it: its secret-free URI, identity and media facts."""
     return SourceFacts(
-        uri=public_uri(source_uri), sha256=source.sha256, bytes=source.bytes, version=source.version, media=analysis.info.to_dict(),
+        uri=public_uri(source_uri),
+        sha256=source.sha256,
+        bytes=source.bytes,
+        version=source.version,
+        media=analysis.info.to_dict(),
     )
 
 
@@ -76,32 +86,68 @@ def scene_records(analysis: Analysis) -> list[SceneRecord]:
 
 @task(name="record-source", cache_policy=NO_CACHE)
 def record_source_task(
-    db_url: str, run_id: int, source_uri: str, source: SourceFile, analysis: Analysis, model: ModelFacts,
+    db_url: str,
+    run_id: int,
+    source_uri: str,
+    source: SourceFile,
+    analysis: Analysis,
+    model: ModelFacts,
 ) -> dict[int, int]:
     """The asset, the model's facts and the scene rows; returns scene index → scene row id."""
     info = analysis.info
     repository.record_asset(
-        db_url, run_id, uri=public_uri(source_uri), sha256=source.sha256, size=source.bytes,
-        duration_s=info.duration_s, fps=info.video.fps, streams=info.to_dict(), version=source.version,
+        db_url,
+        run_id,
+        uri=public_uri(source_uri),
+        sha256=source.sha256,
+        size=source.bytes,
+        duration_s=info.duration_s,
+        fps=info.video.fps,
+        streams=info.to_dict(),
+        version=source.version,
     )
     repository.record_model(db_url, run_id, asdict(model))
     return repository.record_scenes(db_url, run_id, [asdict(s) for s in scene_records(analysis)])
 
 
 def generation_records(
-    rendered: Sequence[RenderedCue], keys: Mapping[CueId, str], source_sha256: str, base_uri: str, stage: Path,
-    model: ModelFacts, sampling: SamplingSettings, recorded: Mapping[str, GenerationRecord],
+    rendered: Sequence[RenderedCue],
+    keys: Mapping[CueId, str],
+    source_sha256: str,
+    base_uri: str,
+    stage: Path,
+    model: ModelFacts,
+    sampling: SamplingSettings,
+    recorded: Mapping[str, GenerationRecord],
 ) -> list[CueGeneration]:
     """Each scene's cue as a generation; a reused cue keeps its original record from ``recorded`` (by key)."""
 
     def made(c: RenderedCue, key: str) -> GenerationRecord:
         return GenerationRecord(
-            key=key, kind=c.kind, source_sha256=source_sha256, span_start=c.placement.start, span_length=c.placement.length,
-            model_name=model.name, checkpoint_sha256=model.checkpoint_sha256, prompt=c.prompt, prompt_sha256=sha256_text(c.prompt),
-            conditioning_sha256=c.conditioning_sha256, seed=c.seed, sampler=sampling.sampler, steps=sampling.steps,
-            cfg_scale=sampling.cfg_scale, windows=c.windows, precision=model.precision, device=model.device,
-            torch_version=model.torch_version, cuda_version=model.cuda_version, code_version=code_version(), seconds=c.seconds,
-            elapsed_s=round(c.elapsed_s, 3), output_uri=f"{base_uri}/{c.path.relative_to(stage).as_posix()}", output_sha256=c.sha256,
+            key=key,
+            kind=c.kind,
+            source_sha256=source_sha256,
+            span_start=c.placement.start,
+            span_length=c.placement.length,
+            model_name=model.name,
+            checkpoint_sha256=model.checkpoint_sha256,
+            prompt=c.prompt,
+            prompt_sha256=sha256_text(c.prompt),
+            conditioning_sha256=c.conditioning_sha256,
+            seed=c.seed,
+            sampler=sampling.sampler,
+            steps=sampling.steps,
+            cfg_scale=sampling.cfg_scale,
+            windows=c.windows,
+            precision=model.precision,
+            device=model.device,
+            torch_version=model.torch_version,
+            cuda_version=model.cuda_version,
+            code_version=code_version(),
+            seconds=c.seconds,
+            elapsed_s=round(c.elapsed_s, 3),
+            output_uri=f"{base_uri}/{c.path.relative_to(stage).as_posix()}",
+            output_sha256=c.sha256,
         )
 
     keyed = [(c, keys[(c.scene_index, c.kind)]) for c in rendered]
@@ -110,8 +156,14 @@ def generation_records(
 
 @task(name="generation-records", cache_policy=NO_CACHE)
 def generation_records_task(
-    db_url: str, rendered: list[RenderedCue], keys: dict[CueId, str], source_sha256: str, base_uri: str, stage: Path,
-    model: ModelFacts, sampling: SamplingSettings,
+    db_url: str,
+    rendered: list[RenderedCue],
+    keys: dict[CueId, str],
+    source_sha256: str,
+    base_uri: str,
+    stage: Path,
+    model: ModelFacts,
+    sampling: SamplingSettings,
 ) -> list[CueGeneration]:
     """``generation_records``, with the reused cues' original records read from the database."""
     reused = [keys[(c.scene_index, c.kind)] for c in rendered if c.reused]
@@ -123,7 +175,9 @@ def output_records(stage: Path, base_uri: str) -> list[OutputRecord]:
     """Every file in the staged folder, with its kind (path without suffix), final URI, sha256 and size."""
     names = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [
-        OutputRecord(str(n.with_suffix("")), f"{base_uri}/{n.as_posix()}", sha256_file(stage / n), (stage / n).stat().st_size)
+        OutputRecord(
+            str(n.with_suffix("")), f"{base_uri}/{n.as_posix()}", sha256_file(stage / n), (stage / n).stat().st_size
+        )
         for n in names
     ]
 
@@ -132,24 +186,39 @@ def mix_record(report: LoudnessReport, outputs: Sequence[OutputRecord]) -> MixRe
     """The mastering as recorded: the preset, the mix's figures, and per stem its file (URI, sha256) and figures."""
     files = {o.kind: o for o in outputs}
     stems = {
-        k: {**asdict(figures), "uri": files[f"stems/{k}"].uri, "sha256": files[f"stems/{k}"].sha256} for k, figures in report.stems.items()
+        k: {**asdict(figures), "uri": files[f"stems/{k}"].uri, "sha256": files[f"stems/{k}"].sha256}
+        for k, figures in report.stems.items()
     }
     mix = report.mix
     return MixRecord(
-        preset=report.preset, integrated_lufs=mix.integrated_lufs, loudness_range_lu=mix.loudness_range_lu,
-        true_peak_dbtp=mix.true_peak_dbtp, normalization_gain_db=report.normalization_gain_db,
-        limiter_reduction_db=report.max_gain_reduction_db, stems=stems,
+        preset=report.preset,
+        integrated_lufs=mix.integrated_lufs,
+        loudness_range_lu=mix.loudness_range_lu,
+        true_peak_dbtp=mix.true_peak_dbtp,
+        normalization_gain_db=report.normalization_gain_db,
+        limiter_reduction_db=report.max_gain_reduction_db,
+        stems=stems,
     )
 
 
 def provenance_document(
-    run: RunFacts, source: SourceFacts, model: ModelFacts, analysis: Analysis, generations: Sequence[CueGeneration],
-    report: LoudnessReport, outputs: Sequence[OutputRecord],
+    run: RunFacts,
+    source: SourceFacts,
+    model: ModelFacts,
+    analysis: Analysis,
+    generations: Sequence[CueGeneration],
+    report: LoudnessReport,
+    outputs: Sequence[OutputRecord],
 ) -> ProvenanceDocument:
     """The chain from the outputs back to the footage, as written to provenance.json and recorded."""
     return ProvenanceDocument(
-        run=run, source=source, model=model, scenes=tuple(scene_records(analysis)), generations=tuple(generations),
-        mix=mix_record(report, outputs), outputs=tuple(sorted(outputs, key=lambda o: o.uri)),
+        run=run,
+        source=source,
+        model=model,
+        scenes=tuple(scene_records(analysis)),
+        generations=tuple(generations),
+        mix=mix_record(report, outputs),
+        outputs=tuple(sorted(outputs, key=lambda o: o.uri)),
     )
 
 
@@ -164,6 +233,8 @@ def write_provenance_task(stage: Path, document: ProvenanceDocument) -> Path:
 @task(name="record-results", cache_policy=NO_CACHE)
 def record_results_task(db_url: str, run_id: int, scene_ids: dict[int, int], document: ProvenanceDocument) -> None:
     """The document's generations (reused ones keep their row), its mix with the stems, and every output."""
-    repository.record_generations(db_url, scene_ids, [{"scene_index": g.scene_index, **asdict(g.generation)} for g in document.generations])
+    repository.record_generations(
+        db_url, scene_ids, [{"scene_index": g.scene_index, **asdict(g.generation)} for g in document.generations]
+    )
     repository.record_mix(db_url, run_id, asdict(document.mix))
     repository.record_outputs(db_url, run_id, [asdict(o) for o in document.outputs])

@@ -23,7 +23,12 @@ def artifact_slug(reel: str) -> str:
 
 
 def review_markdown(
-    reel: str, analysis: Analysis, rendered: list[RenderedCue], model: ModelFacts, mix: LoudnessReport, base_uri: str,
+    reel: str,
+    analysis: Analysis,
+    rendered: list[RenderedCue],
+    model: ModelFacts,
+    mix: LoudnessReport,
+    base_uri: str,
 ) -> str:
     """The review page's text: model, picture and mix figures, then one table row per scene with its cues."""
     by_scene: dict[int, dict[str, RenderedCue]] = {}
@@ -53,8 +58,10 @@ def review_markdown(
         )
     return "\n".join(lines) + "\n"
 
+
 LINKED = ("soundtrack", "mix", "stems/dialogue", "stems/foley", "stems/music", "stems/m_and_e", "review_proxy")
 PICTURES = ("waveform", "spectrogram")
+
 
 @task(name="review", cache_policy=NO_CACHE)
 def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
@@ -67,8 +74,17 @@ def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
     for kind in LINKED:
         if kind in by_kind:
             name = kind.replace("stems/", "stem-").replace("_", "-")
-            create_link_artifact(key=f"{name}-{slug}", link=store_for(by_kind[kind]).link(by_kind[kind]), link_text=f"{reel}: {kind}", description=f"{kind} of {reel}")
+            create_link_artifact(
+                key=f"{name}-{slug}",
+                link=store_for(by_kind[kind]).link(by_kind[kind]),
+                link_text=f"{reel}: {kind}",
+                description=f"{kind} of {reel}",
+            )
     for kind in PICTURES:
         if kind in by_kind:
-            create_image_artifact(image_url=store_for(by_kind[kind]).link(by_kind[kind]), key=f"{kind}-{slug}", description=f"{kind} of the {reel} mix")
+            create_image_artifact(
+                image_url=store_for(by_kind[kind]).link(by_kind[kind]),
+                key=f"{kind}-{slug}",
+                description=f"{kind} of the {reel} mix",
+            )
     return f"review-{slug}"

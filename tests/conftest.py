@@ -17,7 +17,9 @@ MEDIA = SHARED / "media"
 AUDIOX_FACTS = SHARED / "audiox"
 
 needs_media = pytest.mark.skipif(not (MEDIA / "MANIFEST.json").is_file(), reason=f"shared media not found at {MEDIA}")
-needs_audiox_facts = pytest.mark.skipif(not (AUDIOX_FACTS / "keys_base.json").is_file(), reason=f"AudioX facts not found at {AUDIOX_FACTS}")
+needs_audiox_facts = pytest.mark.skipif(
+    not (AUDIOX_FACTS / "keys_base.json").is_file(), reason=f"AudioX facts not found at {AUDIOX_FACTS}"
+)
 
 
 @pytest.fixture
@@ -34,7 +36,9 @@ def reel(tmp_path_factory: pytest.TempPathFactory):
     """A short synthetic reel with a dialogue-like track: 3 shots (20, 15, 20 frames) at 25 fps."""
     from audiox_core.media.synthetic import make_reel
 
-    return make_reel(tmp_path_factory.mktemp("reel") / "short_reel.mp4", shot_frames=(20, 15, 20), fps=Fraction(25), size=(320, 180))
+    return make_reel(
+        tmp_path_factory.mktemp("reel") / "short_reel.mp4", shot_frames=(20, 15, 20), fps=Fraction(25), size=(320, 180)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,11 +100,33 @@ def postgres_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = base / "data"
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "audiox", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-U", "audiox", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run([*as_user, _pg_binary("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "audiox", "studio"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_user,
+                _pg_binary("createdb") or "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "audiox",
+                "studio",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://audiox@127.0.0.1:{port}/studio"
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
@@ -141,19 +167,26 @@ def s3_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             urllib.request.urlopen(url, timeout=1).close()
             break
-        except OSError:
+        except OSError as e:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("moto_server did not start")
+                raise RuntimeError("moto_server did not start") from e
             time.sleep(0.2)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from audiox_core.s3 import s3_client

@@ -23,7 +23,12 @@ def probe_audio(path: Path) -> tuple:
     import json
     import subprocess
 
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     s = json.loads(out.stdout)["streams"][0]
     return s["codec_name"], int(s["sample_rate"]), s["channels"]
 
@@ -65,10 +70,15 @@ def test_codec_mp4_cannot_hold_goes_to_matroska_untouched(tmp_path: Path) -> Non
     from audiox_core.media.mux import soundtrack_name
     from audiox_core.media.synthetic import make_reel
 
-    vp8 = make_reel(tmp_path / "vp8.webm", shot_frames=(10, 10), fps=Fraction(24), size=(160, 90), audio=False, codec="libvpx")
+    vp8 = make_reel(
+        tmp_path / "vp8.webm", shot_frames=(10, 10), fps=Fraction(24), size=(160, 90), audio=False, codec="libvpx"
+    )
     info = probe(vp8.path)
     assert info.video.codec == "vp8" and soundtrack_name("vp8", vp8.path) == "soundtrack.mkv"
-    assert soundtrack_name("h264", Path("a.mp4")) == "soundtrack.mp4" and soundtrack_name("prores", Path("a.MOV")) == "soundtrack.mov"
+    assert (
+        soundtrack_name("h264", Path("a.mp4")) == "soundtrack.mp4"
+        and soundtrack_name("prores", Path("a.MOV")) == "soundtrack.mov"
+    )
     write_wav24(tmp_path / "mix.wav", np.zeros((2, 48_000 * 20 // 24), np.float32), 48_000)
     mux(vp8.path, info.video.index, tmp_path / "mix.wav", tmp_path / "soundtrack.mkv")
     assert packet_md5s(tmp_path / "soundtrack.mkv") == packet_md5s(vp8.path)

@@ -53,7 +53,9 @@ def test_run_settings_reject_unknown_keys() -> None:
         ("device", "gpu", "auto, cpu, cuda, cuda:N"),
     ],
 )
-def test_a_name_outside_its_closed_set_is_one_input_error_listing_the_allowed(key: str, value: str, allowed: str) -> None:
+def test_a_name_outside_its_closed_set_is_one_input_error_listing_the_allowed(
+    key: str, value: str, allowed: str
+) -> None:
     with pytest.raises(InputError) as raised:
         RunSettings.from_dict({"steps": 3, key: value})
     assert str(raised.value) == f"settings: {key} {value!r} is not one of {allowed}"
@@ -84,7 +86,9 @@ def test_a_wrong_type_or_range_is_one_input_error_naming_the_key(key: str, value
 
 
 def test_stage_settings_check_themselves() -> None:
-    with pytest.raises(InputError, match=r"^SamplingSettings: sampler 'ddim' is not one of dpmpp-2m, dpmpp-3m-sde, euler$"):
+    with pytest.raises(
+        InputError, match=r"^SamplingSettings: sampler 'ddim' is not one of dpmpp-2m, dpmpp-3m-sde, euler$"
+    ):
         SamplingSettings(sampler="ddim")
     with pytest.raises(InputError, match=r"^MixSettings: preset 'loud' is not one of atsc-a85, "):
         MixSettings(preset="loud")
@@ -96,19 +100,45 @@ def test_stage_settings_check_themselves() -> None:
 
 def test_each_default_is_declared_once_in_its_stage() -> None:
     run = RunSettings()
-    assert (run.sampling, run.detector, run.timeline, run.mix) == (SamplingSettings(), DetectorSettings(), TimelineSettings(), MixSettings())
+    assert (run.sampling, run.detector, run.timeline, run.mix) == (
+        SamplingSettings(),
+        DetectorSettings(),
+        TimelineSettings(),
+        MixSettings(),
+    )
     assert RunSettings.from_dict({}) == run
     # The flat shape of flow parameters, run rows and provenance.json, with the pipeline's defaults.
     assert run.to_dict() == {
-        "model": "tiny", "seed": 0, "steps": 50, "cfg_scale": 7.0, "sampler": "dpmpp-3m-sde", "device": "auto",
-        "scene_threshold": 27.0, "min_scene_s": 0.5, "loudness_preset": "ebu-r128", "music_crossfade_s": 1.0,
-        "review_proxy": False, "batch_size": 8,
+        "model": "tiny",
+        "seed": 0,
+        "steps": 50,
+        "cfg_scale": 7.0,
+        "sampler": "dpmpp-3m-sde",
+        "device": "auto",
+        "scene_threshold": 27.0,
+        "min_scene_s": 0.5,
+        "loudness_preset": "ebu-r128",
+        "music_crossfade_s": 1.0,
+        "review_proxy": False,
+        "batch_size": 8,
     }
 
 
 def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> None:
-    values = {"model": "demo", "seed": 4, "steps": 3, "cfg_scale": 5, "sampler": "euler", "device": "cuda:1", "scene_threshold": 30,
-              "min_scene_s": 0.25, "loudness_preset": "atsc-a85", "music_crossfade_s": 2, "review_proxy": True, "batch_size": 2}
+    values = {
+        "model": "demo",
+        "seed": 4,
+        "steps": 3,
+        "cfg_scale": 5,
+        "sampler": "euler",
+        "device": "cuda:1",
+        "scene_threshold": 30,
+        "min_scene_s": 0.25,
+        "loudness_preset": "atsc-a85",
+        "music_crossfade_s": 2,
+        "review_proxy": True,
+        "batch_size": 2,
+    }
     assert set(values) == set(SETTING_PATHS)
     s = RunSettings.from_dict(values)
     assert s.sampling == SamplingSettings(sampler="euler", steps=3, cfg_scale=5.0)
@@ -125,7 +155,9 @@ def test_cli_passes_only_the_options_given_and_its_help_shows_the_dataclass_defa
     from cli.main import _settings_from, parser
 
     assert _settings_from(parser().parse_args(["run", "x.mp4"])) == {}
-    args = parser().parse_args(["run", "x.mp4", "--steps", "3", "--cfg-scale", "5", "--loudness", "atsc-a85", "--proxy"])
+    args = parser().parse_args(
+        ["run", "x.mp4", "--steps", "3", "--cfg-scale", "5", "--loudness", "atsc-a85", "--proxy"]
+    )
     assert _settings_from(args) == {"steps": 3, "cfg_scale": 5.0, "loudness_preset": "atsc-a85", "review_proxy": True}
     with pytest.raises(SystemExit):
         parser().parse_args(["run", "--help"])

@@ -13,8 +13,8 @@ import pytest
 from audiox_core.media.audio import read_wav
 from audiox_core.media.mux import packet_md5s
 from audiox_core.media.probe import probe
-from audiox_core.workspace import studio_home
 from audiox_core.storage import sha256_file
+from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
 
@@ -50,8 +50,21 @@ def same_home(finished, monkeypatch: pytest.MonkeyPatch):
 def test_outputs_exist_and_picture_is_untouched(finished, reel) -> None:
     _, folder, _ = finished
     names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-    assert {"soundtrack.mp4", "mix.wav", "stems/foley.wav", "stems/music.wav", "stems/dialogue.wav", "scenes.json", "scenes.csv", "scenes.edl", "provenance.json",
-            "stems/m_and_e.wav", "loudness.json", "waveform.png", "spectrogram.png"} <= names
+    assert {
+        "soundtrack.mp4",
+        "mix.wav",
+        "stems/foley.wav",
+        "stems/music.wav",
+        "stems/dialogue.wav",
+        "scenes.json",
+        "scenes.csv",
+        "scenes.edl",
+        "provenance.json",
+        "stems/m_and_e.wav",
+        "loudness.json",
+        "waveform.png",
+        "spectrogram.png",
+    } <= names
     assert packet_md5s(folder / "soundtrack.mp4") == packet_md5s(reel.path)
     info = probe(folder / "soundtrack.mp4")
     assert info.audio is not None and info.audio.channels == 2
@@ -96,13 +109,24 @@ def test_review_artifact_in_prefect(finished) -> None:
 
     result, _, _ = finished
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[result["review_artifact"]])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[result["review_artifact"]]))
+        )
     assert artifacts and artifacts[0].type == "markdown"
     assert "| 2 | 00:00:01:10 |" in artifacts[0].data  # scene 2 starts at frame 35 at 25 fps
 
 
-@pytest.mark.parametrize(("name", "content", "reason"), [("gone.mp4", None, "no such file"), ("zero.mp4", b"", "empty"), ("notes.mp4", b"hello\n", "cannot be read as media")])
-def test_cli_bad_input_one_line_exit_1_nothing_left_failed_run(prefect_api, home, tmp_path, capsys, name, content, reason) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("gone.mp4", None, "no such file"),
+        ("zero.mp4", b"", "empty"),
+        ("notes.mp4", b"hello\n", "cannot be read as media"),
+    ],
+)
+def test_cli_bad_input_one_line_exit_1_nothing_left_failed_run(
+    prefect_api, home, tmp_path, capsys, name, content, reason
+) -> None:
     from cli.main import main
 
     source = tmp_path / name
@@ -132,10 +156,15 @@ def test_cli_process_prints_exactly_one_line(prefect_api, home, tmp_path) -> Non
     source.write_text("not a video")
     proc = subprocess.run(
         [sys.executable, "-m", "cli", "run", str(source), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"error: {source}: cannot be read as media by ffprobe (Invalid data found when processing input)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {source}: cannot be read as media by ffprobe (Invalid data found when processing input)"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -173,7 +202,10 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
     copy = tmp_path / "renamed-final-mix.wav"
     shutil.copyfile(folder / "mix.wav", copy)
     found = lookup(str(copy))
-    assert found.role == "output" and found.provenance.source.sha256 == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
+    assert (
+        found.role == "output"
+        and found.provenance.source.sha256 == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
+    )
     assert len(found.provenance.generations) == 6 and found.provenance.mix.preset == "ebu-r128"
     (tmp_path / "prov.json").write_text(render(found, "prov"))
     document = ProvDocument.deserialize(source=str(tmp_path / "prov.json"), format="json")
@@ -217,7 +249,9 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
         with get_client(sync_client=True) as client:
             flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)) if flow_run_ids else None
             runs = client.read_task_runs(flow_run_filter=flow_filter)
-        return {r.id: r.state.name for r in runs if r.name.startswith("generate-cues") and r.state and r.state.is_final()}
+        return {
+            r.id: r.state.name for r in runs if r.name.startswith("generate-cues") and r.state and r.state.is_final()
+        }
 
     earlier = finished_batches()  # other tests' runs share the harness
     try:
@@ -238,7 +272,9 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
     assert len(list((out / "short_reel" / "cues").iterdir())) == 6
 
 
-def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, home, reel, tmp_path, monkeypatch) -> None:
+def test_an_inference_worker_loads_the_model_once_for_several_runs(
+    prefect_api, home, reel, tmp_path, monkeypatch
+) -> None:
     """AUDIOX_INFERENCE=task-worker: two flow runs send their model load and generation batches to
     one long-lived inference worker (a Prefect task worker), which loads the model once for both;
     the flows themselves never load it."""
@@ -250,11 +286,15 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     log = tmp_path / "worker.log"
     with log.open("w") as sink:
-        worker = subprocess.Popen([sys.executable, "-m", "cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
     MODELS.clear()
     try:
-        results = [soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)]
+        results = [
+            soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)
+        ]
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -266,12 +306,17 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(prefect_api, 
         assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == 6
 
 
-def test_without_an_inference_worker_the_run_fails_with_one_clear_line(prefect_api, home, reel, tmp_path, monkeypatch) -> None:
+def test_without_an_inference_worker_the_run_fails_with_one_clear_line(
+    prefect_api, home, reel, tmp_path, monkeypatch
+) -> None:
     from audiox_core.errors import ModelError
     from flows.soundtrack import soundtrack
 
     monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
     monkeypatch.setenv("AUDIOX_INFERENCE_WAIT_S", "3")
-    with pytest.raises(ModelError, match=r"^tiny: no inference worker loaded the model within 3 s; start `audiox-studio inference-worker`"):
+    with pytest.raises(
+        ModelError,
+        match=r"^tiny: no inference worker loaded the model within 3 s; start `audiox-studio inference-worker`",
+    ):
         soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2})
     assert not (tmp_path / "out" / "short_reel").exists()

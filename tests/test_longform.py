@@ -15,17 +15,22 @@ def test_plan_windows_cover_with_overlap() -> None:
     w = plan_windows(37 * 100, 10 * 100, 2 * 100)
     assert w[0].start == 0 and w[-1].start + w[-1].length == 3700
     assert all(b.start == a.start + 800 for a, b in zip(w, w[1:]))
-    assert plan_windows(500, 1000, 200) == [plan_windows(500, 1000, 200)[0]] and plan_windows(500, 1000, 200)[0].length == 500
+    assert (
+        plan_windows(500, 1000, 200) == [plan_windows(500, 1000, 200)[0]]
+        and plan_windows(500, 1000, 200)[0].length == 500
+    )
 
 
 def test_crossfade_gains_are_equal_power_at_every_sample() -> None:
     # Window k's gain alone: its part all ones, the others zero. Equal power: the squared gains sum to 1
     # at every sample (a linear fade dips to 0.5 mid-overlap), with a real fade, not a cut, in each overlap.
     windows = plan_windows(3100, 1000, 200)
-    gains = torch.stack([
-        join_windows([torch.full((1, w.length), float(j == k)) for j, w in enumerate(windows)], windows, 3100)[0]
-        for k in range(len(windows))
-    ])  # (window, sample)
+    gains = torch.stack(
+        [
+            join_windows([torch.full((1, w.length), float(j == k)) for j, w in enumerate(windows)], windows, 3100)[0]
+            for k in range(len(windows))
+        ]
+    )  # (window, sample)
     torch.testing.assert_close((gains**2).sum(0), torch.ones(3100), rtol=0, atol=1e-6)
     for before, after in zip(windows, windows[1:]):
         fade_in = gains[after.index, after.start : before.start + before.length]

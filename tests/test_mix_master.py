@@ -82,7 +82,9 @@ def test_presets_reach_loudness_and_true_peak(cue_files, tmp_path: Path, name: s
 
 
 def test_stems_sum_to_the_pre_limiter_mix(cue_files, tmp_path: Path) -> None:
-    report = master(cue_files, ArraySource(tone(12.0, 140, 0.2, 3)), 12 * RATE, tmp_path, MixSettings(preset="ebu-r128"))
+    report = master(
+        cue_files, ArraySource(tone(12.0, 140, 0.2, 3)), 12 * RATE, tmp_path, MixSettings(preset="ebu-r128")
+    )
     assert report.max_gain_reduction_db == 0.0  # at −23 LUFS nothing reaches −1 dBTP: the mix is the sum
     mix = read_wav(tmp_path / "mix.wav")[0]
     stems = sum(read_wav(tmp_path / "stems" / f"{k}.wav")[0] for k in ("dialogue", "foley", "music"))
@@ -103,7 +105,9 @@ def test_limiter_holds_the_ceiling_on_loud_material(tmp_path: Path) -> None:
     path = tmp_path / "cue.wav"
     write_wav24(path, loud, RATE)
     cue = [(Placement(0, FOLEY, 0, 6 * RATE, 0, 0, False), path)]
-    report = master(cue, None, 6 * RATE, tmp_path / "out", MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0}))
+    report = master(
+        cue, None, 6 * RATE, tmp_path / "out", MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0})
+    )
     mix = read_wav(tmp_path / "out" / "mix.wav")[0]
     assert report.max_gain_reduction_db > 1.0
     assert true_peak(mix) <= -1.0
@@ -118,7 +122,13 @@ def test_ducking_lowers_music_by_the_depth_only_under_dialogue(tmp_path: Path) -
     dialogue = np.zeros((2, 12 * RATE), np.float32)
     dialogue[:, 4 * RATE : 8 * RATE] = tone(4.0, 150, 0.3, 2)
     settings = MixSettings(ducking=DuckingSettings(depth_db=10.0), stem_gain_db={MUSIC: 0.0})
-    master([(Placement(0, MUSIC, 0, 12 * RATE, 0, 0, True), path)], ArraySource(dialogue), 12 * RATE, tmp_path / "o", settings)
+    master(
+        [(Placement(0, MUSIC, 0, 12 * RATE, 0, 0, True), path)],
+        ArraySource(dialogue),
+        12 * RATE,
+        tmp_path / "o",
+        settings,
+    )
     ducked = read_wav(tmp_path / "o" / "stems" / "music.wav")[0][0]
 
     def rms_db(a: float, b: float) -> float:
@@ -133,7 +143,10 @@ def test_ducking_lowers_music_by_the_depth_only_under_dialogue(tmp_path: Path) -
 @pytest.mark.parametrize("fps", [Fraction(24000, 1001), Fraction(25), Fraction(30000, 1001)])
 def test_cue_starts_are_sample_exact_over_two_hours(fps: Fraction) -> None:
     frames = [round(k * fps * 7200 / 1000) for k in range(1, 1000)]  # 999 cuts spread over two hours
-    scenes = [Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(zip([0, *frames], [*frames, round(fps * 7200)]))]
+    scenes = [
+        Scene(i, a, b, float(a / fps), float(b / fps), "", "")
+        for i, (a, b) in enumerate(zip([0, *frames], [*frames, round(fps * 7200)]))
+    ]
     starts = [p.start for p in plan_timeline(scenes) if p.kind == FOLEY]
     assert starts == [round(Fraction(a) / fps * RATE) for a in [0, *frames]]
 
@@ -166,8 +179,28 @@ def test_mono_and_surround_dialogue_become_stereo(tmp_path: Path, layout: str) -
     import subprocess
 
     clip = tmp_path / f"{layout}.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2", "-f", "lavfi",
-                    "-i", f"sine=frequency=300:duration=2,aformat=channel_layouts={layout}", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=300:duration=2,aformat=channel_layouts={layout}",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(clip),
+        ],
+        check=True,
+    )
     raw = extract_audio(clip, 1, tmp_path / "d.f32")
     audio = raw.read(0, raw.samples)
     assert audio.shape[0] == 2 and abs(raw.samples - 2 * RATE) < RATE * 0.1
@@ -197,10 +230,16 @@ def test_worker_processes_and_ranges_do_not_change_the_outputs(tmp_path: Path) -
     context, the filters' warm-up and the joined measurements make the split invisible."""
     path = tmp_path / "cue.wav"
     write_wav24(path, loud_material(12.0), RATE)
-    cues = [(Placement(0, FOLEY, 0, 12 * RATE, 0, 0, False), path), (Placement(0, MUSIC, 0, 12 * RATE, 4800, 4800, True), path)]
+    cues = [
+        (Placement(0, FOLEY, 0, 12 * RATE, 0, 0, False), path),
+        (Placement(0, MUSIC, 0, 12 * RATE, 4800, 4800, True), path),
+    ]
     dialogue = ArraySource(tone(12.0, 140, 0.3, 5))
     reports = {}
-    for name, extra in (("whole", {"workers": 1, "block_s": 30.0}), ("split", {"workers": 2, "block_s": 1.0, "range_s": 2.0})):
+    for name, extra in (
+        ("whole", {"workers": 1, "block_s": 30.0}),
+        ("split", {"workers": 2, "block_s": 1.0, "range_s": 2.0}),
+    ):
         settings = MixSettings(preset="streaming-14", stem_gain_db={FOLEY: 0.0, MUSIC: -3.0}, **extra)
         reports[name] = master(cues, dialogue, 12 * RATE, tmp_path / name, settings)
     assert reports["whole"].max_gain_reduction_db > 1.0  # the limiter worked across range edges
@@ -225,7 +264,10 @@ class NamedJob:
 def test_range_pools_open_at_once_each_run_their_own_job_in_workers() -> None:
     """Each pool's workers get their job when they are forked, not from a global of the parent."""
     spans = [(0, 1), (1, 2)]
-    with RangePool(NamedJob("a"), spans, 2, lambda n: None) as a, RangePool(NamedJob("b"), spans, 2, lambda n: None) as b:
+    with (
+        RangePool(NamedJob("a"), spans, 2, lambda n: None) as a,
+        RangePool(NamedJob("b"), spans, 2, lambda n: None) as b,
+    ):
         assert a.pool is not None and b.pool is not None
         assert b.map(NamedJob.label, "!") == ["b(0, 1)!", "b(1, 2)!"]
         assert a.map(NamedJob.label, "?") == ["a(0, 1)?", "a(1, 2)?"]
@@ -234,7 +276,10 @@ def test_range_pools_open_at_once_each_run_their_own_job_in_workers() -> None:
 def test_a_failing_range_stops_the_mix_and_leaves_no_files(tmp_path: Path) -> None:
     good = tmp_path / "good.wav"
     write_wav24(good, tone(6.0, 440, 0.3), RATE)
-    cues = [(Placement(0, MUSIC, 0, 6 * RATE, 0, 0, True), good), (Placement(1, FOLEY, 9 * RATE, 3 * RATE, 0, 0, False), tmp_path / "missing.wav")]
+    cues = [
+        (Placement(0, MUSIC, 0, 6 * RATE, 0, 0, True), good),
+        (Placement(1, FOLEY, 9 * RATE, 3 * RATE, 0, 0, False), tmp_path / "missing.wav"),
+    ]
     with pytest.raises(FileNotFoundError, match="missing.wav"):
         master(cues, None, 12 * RATE, tmp_path / "out", MixSettings(workers=2, block_s=1.0, range_s=2.0))
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

@@ -44,7 +44,10 @@ def test_check_rejects_another_models_checkpoint(tiny_ckpt: Path, tmp_path: Path
     assert main(["model", "check", "--config", str(TINY), "--ckpt", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0]
-    assert "1 unexpected: foreign.layer.weight" in err[0] and "mis-shaped: model.model.to_cond_embed.0.weight [3, 3]" in err[0]
+    assert (
+        "1 unexpected: foreign.layer.weight" in err[0]
+        and "mis-shaped: model.model.to_cond_embed.0.weight [3, 3]" in err[0]
+    )
 
 
 def test_check_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path, capsys) -> None:
@@ -60,7 +63,10 @@ def test_load_model_from_a_release_folder(tiny_ckpt: Path) -> None:
     (tiny_ckpt.parent / "config.json").write_text(TINY.read_text())
     model = load_model(str(tiny_ckpt.parent), device="cpu")
     assert not model.random_weights and len(model.checkpoint_sha256) == 64
-    assert torch.equal(model.network.state_dict()["model.model.preprocess_conv.weight"], synthetic_state_dict(model.config, 3)["model.model.preprocess_conv.weight"])
+    assert torch.equal(
+        model.network.state_dict()["model.model.preprocess_conv.weight"],
+        synthetic_state_dict(model.config, 3)["model.model.preprocess_conv.weight"],
+    )
 
 
 def test_official_text_encoder_needs_a_t5_folder(tiny_ckpt: Path, tmp_path: Path) -> None:
@@ -81,6 +87,22 @@ def test_zero_frame_video_is_an_input_error(tmp_path: Path) -> None:
     from audiox_core.media.probe import probe
 
     path = tmp_path / "zero.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x36:rate=25",
+            "-frames:v",
+            "0",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
+        check=True,
+    )
     with pytest.raises(InputError, match=f"{path}: no video stream"):
         probe(path)

@@ -68,7 +68,9 @@ def test_errors_from_a_file_name_the_file_and_the_key(tmp_path) -> None:
     raw["model"]["pretransform"]["config"]["encoder"]["config"]["strides"] = [2, "four"]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(raw))
-    with pytest.raises(ModelError, match=rf"^{path}: model\.pretransform\.config\.encoder\.config\.strides must be a list of integers"):
+    with pytest.raises(
+        ModelError, match=rf"^{path}: model\.pretransform\.config\.encoder\.config\.strides must be a list of integers"
+    ):
         AudioXConfig.from_json(path)
 
 
@@ -86,7 +88,9 @@ def test_unknown_studio_key_and_text_kind_are_named() -> None:
         AudioXConfig.from_dict(raw)
     raw = _tiny_raw()
     raw["studio"]["text"]["kind"] = "clap"
-    with pytest.raises(ModelError, match=r"unknown text encoder kind 'clap' at studio\.text\.kind \(known: t5, byte-t5\)"):
+    with pytest.raises(
+        ModelError, match=r"unknown text encoder kind 'clap' at studio\.text\.kind \(known: t5, byte-t5\)"
+    ):
         AudioXConfig.from_dict(raw)
 
 

@@ -14,7 +14,11 @@ def frames(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_outputs_are_stereo_and_as_long_as_requested(tiny_model) -> None:
-    out = generate(tiny_model, [GenerationRequest(frames(5), "door slam", 1, 1.0), GenerationRequest(frames(50), "rain", 2, 10.0)], FAST)
+    out = generate(
+        tiny_model,
+        [GenerationRequest(frames(5), "door slam", 1, 1.0), GenerationRequest(frames(50), "rain", 2, 10.0)],
+        FAST,
+    )
     assert [tuple(o.shape) for o in out] == [(2, 44_100), (2, 441_000)]
     assert all(torch.isfinite(o).all() for o in out)
 

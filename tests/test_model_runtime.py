@@ -24,7 +24,9 @@ def test_every_part_runs_in_fp32_on_the_cpu(tiny_model) -> None:
 
 
 def test_cuda_plan_reduces_the_dit_and_t5_only() -> None:
-    assert dtype_plan(CUDA, "t5") == DtypePlan(dit=torch.bfloat16, vae=torch.float32, cond=torch.float32, text=torch.float16)
+    assert dtype_plan(CUDA, "t5") == DtypePlan(
+        dit=torch.bfloat16, vae=torch.float32, cond=torch.float32, text=torch.float16
+    )
     assert dtype_plan(CUDA, "byte-t5").text == torch.float32
     assert dtype_plan(CPU, "t5") == DtypePlan(torch.float32, torch.float32, torch.float32, torch.float32)
 
@@ -39,7 +41,10 @@ def test_label_of_a_model_placed_by_the_cuda_plan_names_each_part() -> None:
 
 def test_label_is_one_name_when_all_parts_agree_and_fits_the_column() -> None:
     assert precision_label(dict.fromkeys(("dit", "vae", "cond", "text"), torch.bfloat16)) == "bf16"
-    labels = [precision_label(dict(zip(("dit", "vae", "cond", "text"), combo))) for combo in itertools.product(DTYPE_NAMES, repeat=4)]
+    labels = [
+        precision_label(dict(zip(("dit", "vae", "cond", "text"), combo)))
+        for combo in itertools.product(DTYPE_NAMES, repeat=4)
+    ]
     assert max(len(label) for label in labels) <= 64
 
 

@@ -35,7 +35,11 @@ def test_tiny_is_the_preset_with_random_weights() -> None:
 def test_release_folder_prefers_safetensors_and_a_weights_file_names_itself(tmp_path: Path) -> None:
     folder = release(tmp_path / "rel", "model.ckpt", "model.safetensors")
     spec = resolve_model_spec(str(folder))
-    assert (spec.kind, spec.config_path, spec.weights_path) == ("release", folder / "config.json", folder / "model.safetensors")
+    assert (spec.kind, spec.config_path, spec.weights_path) == (
+        "release",
+        folder / "config.json",
+        folder / "model.safetensors",
+    )
     assert not spec.random_weights and spec.label == f"AudioX from {folder}"
     assert resolve_model_spec(str(folder / "model.ckpt")).weights_path == folder / "model.ckpt"
     assert resolve_model_spec(str(release(tmp_path / "t5", "model.ckpt", text_kind="t5"))).needs_t5
@@ -75,7 +79,9 @@ def test_doctor_refuses_what_the_loader_refuses_in_the_same_words(tmp_path: Path
     assert not check.ok and check.detail == str(refused.value) and "--model tiny" in check.fix
 
 
-def test_doctor_accepts_tiny_and_a_release_and_asks_for_t5_only_when_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_accepts_tiny_and_a_release_and_asks_for_t5_only_when_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AUDIOX_T5_DIR", raising=False)
     assert check_model("tiny").ok
     assert check_model(str(release(tmp_path / "bytes", "model.ckpt"))).ok

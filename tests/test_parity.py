@@ -12,7 +12,9 @@ from audiox_core.model.config import AudioXConfig
 from audiox_core.model.synthetic_weights import synthetic_state_dict
 
 PARITY = AUDIOX_FACTS / "parity"
-pytestmark = pytest.mark.skipif(not (PARITY / "tiny_seed0.safetensors").is_file(), reason=f"parity fixture not found at {PARITY}")
+pytestmark = pytest.mark.skipif(
+    not (PARITY / "tiny_seed0.safetensors").is_file(), reason=f"parity fixture not found at {PARITY}"
+)
 TOLERANCE = 1e-4
 
 
@@ -47,6 +49,7 @@ def capture(modules: dict[str, torch.nn.Module]) -> tuple[dict[str, torch.Tensor
     def hook(name):
         def fn(_module, _inputs, output):
             seen[name] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output
+
         return fn
 
     return seen, [m.register_forward_hook(hook(n)) for n, m in modules.items()]
@@ -65,8 +68,13 @@ def test_vae_encode_and_decode_match_the_official_code(net, fixture) -> None:
 @pytest.mark.parametrize("cfg_scale", [1, 7])
 def test_dit_blocks_and_output_match_the_official_code(net, fixture, cfg_scale: int) -> None:
     dit = net.model.model
-    modules = {"to_cond_embed": dit.to_cond_embed, "to_timestep_embed": dit.to_timestep_embed, "project_in": dit.transformer.project_in,
-               "project_out": dit.transformer.project_out, **{f"block{i:02d}": b for i, b in enumerate(dit.transformer.layers)}}
+    modules = {
+        "to_cond_embed": dit.to_cond_embed,
+        "to_timestep_embed": dit.to_timestep_embed,
+        "project_in": dit.transformer.project_in,
+        "project_out": dit.transformer.project_out,
+        **{f"block{i:02d}": b for i, b in enumerate(dit.transformer.layers)},
+    }
     seen, hooks = capture(modules)
     try:
         out = dit(fixture["dit.x"], fixture["dit.t"], fixture["dit.cond"], cfg_scale=float(cfg_scale))
@@ -81,7 +89,9 @@ def test_dit_blocks_and_output_match_the_official_code(net, fixture, cfg_scale: 
 
 def test_clip_video_conditioner_matches_the_official_code(net, fixture) -> None:
     video = net.conditioner.conditioners["video_prompt"]
-    seen, hooks = capture({"last_hidden_state": video.visual_encoder_model.vision_model, "temp": video.Temp_transformer})
+    seen, hooks = capture(
+        {"last_hidden_state": video.visual_encoder_model.vision_model, "temp": video.Temp_transformer}
+    )
     try:
         video.encode(fixture["clip.video"])  # both items through the tower, as the official code does
     finally:
@@ -102,7 +112,9 @@ def test_audio_prompt_conditioner_matches_the_official_code(net, fixture) -> Non
 
 
 def test_assembled_condition_and_wrapper_match_the_official_code(net, fixture) -> None:
-    cond = net.condition(fixture["clip.video"], fixture["wrapper.text_cond"], fixture["audio.in"], fixture["audio.vae_noise"])
+    cond = net.condition(
+        fixture["clip.video"], fixture["wrapper.text_cond"], fixture["audio.in"], fixture["audio.vae_noise"]
+    )
     assert rel(cond, fixture["wrapper.cross_attn_cond"]) <= TOLERANCE
     exact = torch.cat((fixture["clip.out"], fixture["wrapper.text_cond"], fixture["audio.out"]), dim=1)
     assert torch.equal(fixture["wrapper.cross_attn_cond"], exact)

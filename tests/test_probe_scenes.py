@@ -23,7 +23,11 @@ def test_probe_reads_exact_fps_and_streams(reel) -> None:
 
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
-    [("missing.mp4", None, "no such file"), ("empty.mp4", b"", "file is empty"), ("text.mp4", b"not a video\n", "cannot be read as media")],
+    [
+        ("missing.mp4", None, "no such file"),
+        ("empty.mp4", b"", "file is empty"),
+        ("text.mp4", b"not a video\n", "cannot be read as media"),
+    ],
 )
 def test_probe_bad_input_names_file_and_reason(tmp_path: Path, name: str, content: bytes | None, reason: str) -> None:
     path = tmp_path / name
@@ -49,7 +53,12 @@ def test_scene_dict_has_exact_fps_frames_seconds_and_timecodes(reel) -> None:
     d = detect_scenes(reel.path)[1].to_dict()
     assert d["fps"] == "25/1"
     first = d["scenes"][0]
-    assert {k: first[k] for k in ("index", "start_s", "start_frame", "start_tc")} == {"index": 0, "start_s": 0.0, "start_frame": 0, "start_tc": "00:00:00:00"}
+    assert {k: first[k] for k in ("index", "start_s", "start_frame", "start_tc")} == {
+        "index": 0,
+        "start_s": 0.0,
+        "start_frame": 0,
+        "start_tc": "00:00:00:00",
+    }
     assert d["scenes"][1]["start_frame"] == 20 and d["scenes"][1]["start_s"] == 0.8
 
 
@@ -63,7 +72,7 @@ def test_frames_sampled_on_a_5fps_grid_in_the_same_pass(reel, tmp_path: Path) ->
 @needs_media
 @pytest.mark.parametrize("name", ["video/bikes.mp4", "video/testvideo.mp4"])
 def test_cuts_on_shared_footage(name: str) -> None:
-    manifest = json.loads((MEDIA / "MANIFEST.json").read_text())[ "videos"][name]
+    manifest = json.loads((MEDIA / "MANIFEST.json").read_text())["videos"][name]
     info = probe(MEDIA / name)
     scenes = detect_scenes(info)[1]
     found = [s.start_frame for s in scenes.scenes[1:]]

@@ -55,7 +55,10 @@ def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
     (tmp_path / "stems" / "music.wav").write_bytes(b"m" * 10)
     (tmp_path / "provenance.json").write_text("{}")
     uris = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
-    assert sorted(uris.values()) == [f"s3://{bucket}/out/reel/provenance.json", f"s3://{bucket}/out/reel/stems/music.wav"]
+    assert sorted(uris.values()) == [
+        f"s3://{bucket}/out/reel/provenance.json",
+        f"s3://{bucket}/out/reel/stems/music.wav",
+    ]
     assert list(uris.values())[-1].endswith("provenance.json")  # uploaded last: marks the set complete
     url = S3Store().link(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
     assert "X-Amz-Signature" in url or "Signature" in url
@@ -86,20 +89,30 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     assert "notes.mp4" in bad["error"] and "cannot be read as media" in bad["error"]
     keys = {o.key for o in list_objects(f"s3://{footage}/soundtracks/")}
     for name in ("alpha", "beta"):
-        assert {f"soundtracks/{name}/soundtrack.mp4", f"soundtracks/{name}/mix.wav", f"soundtracks/{name}/stems/music.wav",
-                f"soundtracks/{name}/provenance.json"} <= keys
+        assert {
+            f"soundtracks/{name}/soundtrack.mp4",
+            f"soundtracks/{name}/mix.wav",
+            f"soundtracks/{name}/stems/music.wav",
+            f"soundtracks/{name}/provenance.json",
+        } <= keys
     url = database_url(home)
     run = repository.get_run(url, next(r for r in first["runs"] if r["status"] == "succeeded")["run_id"])
-    assert run.status == "succeeded" and run.trigger == "nightly" and run.source_uri.startswith(f"s3://{footage}/reels/")
+    assert (
+        run.status == "succeeded" and run.trigger == "nightly" and run.source_uri.startswith(f"s3://{footage}/reels/")
+    )
     assert all(o.uri.startswith(f"s3://{footage}/soundtracks/") for o in run.outputs)
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-alpha", "mix-alpha", "waveform-alpha"])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-alpha", "mix-alpha", "waveform-alpha"]))
+        )
     assert {a.key for a in found} == {"review-alpha", "mix-alpha", "waveform-alpha"}
     second = nightly(footage, "reels/", settings={"steps": 2})
     assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
 
 
-def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefect_api, home, s3_endpoint, bucket, reel, monkeypatch) -> None:
+def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(
+    prefect_api, home, s3_endpoint, bucket, reel, monkeypatch
+) -> None:
     """moto_server enforcing IAM (its reset-auth switch): an editor's key may read everything under
     reels/ except one object; nightly fails that reel with one clear line and finishes the other."""
     import json
@@ -116,10 +129,13 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefe
     s3_client().upload_file(str(reel.path), bucket, "reels/locked.mp4")
     iam = boto3.client("iam")
     iam.create_user(UserName="editor")
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
-        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/reels/locked.mp4"},
-    ]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/reels/locked.mp4"},
+        ],
+    }
     iam.put_user_policy(UserName="editor", PolicyName="footage", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName="editor")["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
@@ -128,7 +144,12 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefe
     s3_client.cache_clear()
 
     def enforce(after: str) -> None:
-        request = urllib.request.Request(f"{s3_endpoint}/moto-api/reset-auth", data=after.encode(), method="POST", headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            f"{s3_endpoint}/moto-api/reset-auth",
+            data=after.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         urllib.request.urlopen(request, timeout=10).close()
 
     enforce("0")  # from now on every request is authenticated and checked against IAM
@@ -149,5 +170,8 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(prefe
     with sessions(database_url(home))() as session:
         run = session.scalars(select(Run).where(Run.source_uri == f"s3://{bucket}/reels/locked.mp4")).one()
     assert run.status == "failed" and run.error.startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
-    assert {o.key for o in list_objects(f"s3://{bucket}/soundtracks/")} >= {"soundtracks/open/soundtrack.mp4", "soundtracks/open/mix.wav"}
+    assert {o.key for o in list_objects(f"s3://{bucket}/soundtracks/")} >= {
+        "soundtracks/open/soundtrack.mp4",
+        "soundtracks/open/mix.wav",
+    }
     assert not [o for o in list_objects(f"s3://{bucket}/soundtracks/") if o.key.startswith("soundtracks/locked/")]

@@ -31,7 +31,21 @@ def src(name: str, rate: str, seconds: float) -> list[str]:
 
 
 def h264(path: Path, graph: str, inputs: list[str], *extra: str) -> Path:
-    ffmpeg(*inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", *extra, str(path))
+    ffmpeg(
+        *inputs,
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        *extra,
+        str(path),
+    )
     return path
 
 
@@ -79,7 +93,13 @@ def test_cuts_closer_than_the_minimum_length_merge(tmp_path: Path) -> None:
 
 
 def test_times_count_from_a_non_zero_start_and_a_black_opening_is_a_transition(tmp_path: Path) -> None:
-    clip = h264(tmp_path / "late.mp4", "[0:v][1:v]concat=n=2:v=1:a=0[v]", src("black", "25", 1) + src("a", "25", 2), "-output_ts_offset", "2.5")
+    clip = h264(
+        tmp_path / "late.mp4",
+        "[0:v][1:v]concat=n=2:v=1:a=0[v]",
+        src("black", "25", 1) + src("a", "25", 2),
+        "-output_ts_offset",
+        "2.5",
+    )
     result = detect_scenes(clip)[1]
     assert result.start_pts_s == pytest.approx(2.5, abs=0.05)
     assert [s.start_frame for s in result.scenes[1:]] == [25]
@@ -89,13 +109,23 @@ def test_times_count_from_a_non_zero_start_and_a_black_opening_is_a_transition(t
 
 @pytest.fixture(scope="module")
 def base_reel(tmp_path_factory: pytest.TempPathFactory):
-    return make_reel(tmp_path_factory.mktemp("c") / "base.mp4", shot_frames=(30, 25, 30), fps=Fraction(25), size=(320, 180), audio=True)
+    return make_reel(
+        tmp_path_factory.mktemp("c") / "base.mp4",
+        shot_frames=(30, 25, 30),
+        fps=Fraction(25),
+        size=(320, 180),
+        audio=True,
+    )
 
 
 @pytest.mark.parametrize("container", ["webm", "mkv", "avi", "mov"])
 def test_cuts_are_the_same_in_every_container(base_reel, tmp_path: Path, container: str) -> None:
     out = tmp_path / f"clip.{container}"
-    codec = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"] if container == "webm" else ["-c", "copy"]
+    codec = (
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"]
+        if container == "webm"
+        else ["-c", "copy"]
+    )
     ffmpeg("-i", str(base_reel.path), *codec, str(out))
     assert cut_frames(out) == list(base_reel.cuts)
 
@@ -106,15 +136,40 @@ def test_subtitle_and_attachment_streams_rotation_and_anamorphic_pixels(base_ree
     font = tmp_path / "notes.txt"
     font.write_text("attachment")
     mkv = tmp_path / "extra.mkv"
-    ffmpeg("-i", str(base_reel.path), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy", "-attach", str(font),
-           "-metadata:s:t", "mimetype=text/plain", str(mkv))
+    ffmpeg(
+        "-i",
+        str(base_reel.path),
+        "-i",
+        str(srt),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-attach",
+        str(font),
+        "-metadata:s:t",
+        "mimetype=text/plain",
+        str(mkv),
+    )
     assert cut_frames(mkv) == list(base_reel.cuts)
     rotated = tmp_path / "rotated.mp4"
     ffmpeg("-i", str(base_reel.path), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
     assert probe(rotated).video.rotation in (90, 270)
     assert cut_frames(rotated) == list(base_reel.cuts)
     anamorphic = tmp_path / "anamorphic.mp4"
-    ffmpeg("-i", str(base_reel.path), "-vf", "scale=240:180,setsar=4/3", "-c:v", "libx264", "-preset", "veryfast", str(anamorphic))
+    ffmpeg(
+        "-i",
+        str(base_reel.path),
+        "-vf",
+        "scale=240:180,setsar=4/3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        str(anamorphic),
+    )
     assert cut_frames(anamorphic) == list(base_reel.cuts)
 
 
@@ -146,14 +201,18 @@ def test_csv_and_edl_round_trip(tmp_path: Path) -> None:
     reel = make_reel(tmp_path / "r.mp4", shot_frames=(40, 35, 50), fps=fps, size=(320, 180), audio=False)
     scenes = detect_scenes(reel.path)[1]
     rows = read_scenes_csv(scenes_csv(scenes))
-    assert [(int(r["start_frame"]), int(r["end_frame"])) for r in rows] == [(s.start_frame, s.end_frame) for s in scenes.scenes]
+    assert [(int(r["start_frame"]), int(r["end_frame"])) for r in rows] == [
+        (s.start_frame, s.end_frame) for s in scenes.scenes
+    ]
     events = read_edl(scenes_edl(scenes, "r", "r.mp4"), fps)
     assert [(e.source_in, e.source_out) for e in events] == [(s.start_frame, s.end_frame) for s in scenes.scenes]
     assert [e.record_in for e in events] == [e.source_in for e in events]
     assert "FCM: DROP FRAME" in scenes_edl(scenes, "r", "r.mp4")
 
 
-@pytest.mark.parametrize("fps", [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(60000, 1001)])
+@pytest.mark.parametrize(
+    "fps", [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(60000, 1001)]
+)
 def test_timecode_round_trips(fps: Fraction) -> None:
     for frame in (0, 1, 1799, 1800, 17981, 17982, 107_891, 215_784):
         assert frame_from_timecode(timecode(frame, fps), fps) == frame

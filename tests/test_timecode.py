@@ -22,6 +22,7 @@ NTSC = Fraction(30000, 1001)
         (24 * 10, Fraction(24), "00:00:10:00"),
     ],
 )
-def test_timecode_is_drop_frame_at_29_97_and_59_94_and_non_drop_otherwise(frame: int, fps: Fraction, expected: str) -> None:
+def test_timecode_is_drop_frame_at_29_97_and_59_94_and_non_drop_otherwise(
+    frame: int, fps: Fraction, expected: str
+) -> None:
     assert timecode(frame, fps) == expected
-

@@ -34,7 +34,9 @@ class RawAudio:
         out = np.zeros((self.channels, n), np.float32)
         first, last = max(start, 0), min(start + n, self.samples)
         if last > first:
-            data = np.fromfile(self.path, np.float32, count=(last - first) * self.channels, offset=first * self.channels * 4)
+            data = np.fromfile(
+                self.path, np.float32, count=(last - first) * self.channels, offset=first * self.channels * 4
+            )
             out[:, first - start : last - start] = data.reshape(-1, self.channels).T
         return out
 
@@ -44,7 +46,22 @@ def extract_audio(path: Path, stream_index: int, out: Path, rate: int = 48_000, 
     through ffmpeg's standard downmix) and return it as a RawAudio."""
     run(
         "ffmpeg",
-        ["-v", "error", "-y", "-i", str(path), "-map", f"0:{stream_index}", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", str(out)],
+        [
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(path),
+            "-map",
+            f"0:{stream_index}",
+            "-ac",
+            str(channels),
+            "-ar",
+            str(rate),
+            "-f",
+            "f32le",
+            str(out),
+        ],
         subject=path,
         what="audio decoding failed",
     )
@@ -79,7 +96,9 @@ def to_ints(audio: np.ndarray, full_scale: float = INT24_MAX) -> np.ndarray:
 def to_segment(audio: np.ndarray, rate: int, full_scale: float = INT24_MAX) -> AudioSegment:
     """A pydub segment of 32-bit samples where 1.0 maps to ``full_scale`` (default: 24-bit full scale,
     leaving 8 bits of headroom on the 32-bit bus)."""
-    return AudioSegment(data=to_ints(audio, full_scale).tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0])
+    return AudioSegment(
+        data=to_ints(audio, full_scale).tobytes(), sample_width=4, frame_rate=rate, channels=audio.shape[0]
+    )
 
 
 def segment_ints(segment: AudioSegment) -> np.ndarray:
@@ -117,7 +136,15 @@ def wav24_header(channels: int, rate: int, frames: int) -> bytes:
     if data + WAV_HEADER - 8 >= 2**32:
         raise ValueError(f"{frames} frames of {channels} channels exceed the 4 GB limit of a RIFF WAV")
     fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 3, channels * 3, 24)
-    return b"RIFF" + struct.pack("<I", data + WAV_HEADER - 8) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data)
+    return (
+        b"RIFF"
+        + struct.pack("<I", data + WAV_HEADER - 8)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data)
+    )
 
 
 class Wav24File:
@@ -141,7 +168,11 @@ class Wav24File:
 
     def write_at(self, frame: int, ints: np.ndarray) -> None:
         """Write (N, C) int32 samples (within 24 bits) starting at ``frame``."""
-        assert ints.shape[1] == self.channels and 0 <= frame and frame + ints.shape[0] <= self.frames, (frame, ints.shape, self.frames)
+        assert ints.shape[1] == self.channels and 0 <= frame and frame + ints.shape[0] <= self.frames, (
+            frame,
+            ints.shape,
+            self.frames,
+        )
         if self.fd is None:
             self.fd = os.open(self.tmp, os.O_WRONLY)
         data = pack24(ints).data

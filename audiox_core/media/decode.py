@@ -31,7 +31,9 @@ THUMB_SIZE = (192, 108)  # width, height: enough to score content change, cheap 
 _TIME_BASE = re.compile(r"Parsed_showinfo.*config in time_base: (\d+)/(\d+)")
 _FRAME = re.compile(r"Parsed_showinfo.* n:\s*(\d+) pts:\s*(-?\d+) ")
 # Decoder complaints that mean a damaged frame (h264/hevc/mpeg4/vp* wording).
-_DAMAGE = re.compile(r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.IGNORECASE)
+_DAMAGE = re.compile(
+    r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ class _Stderr(threading.Thread):
         self.pts.put(None)
 
 
-def decode_thumbnails(path: Path, report: DecodeReport, model_frames: ModelFrames | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
+def decode_thumbnails(
+    path: Path, report: DecodeReport, model_frames: ModelFrames | None = None
+) -> Iterator[tuple[Fraction, np.ndarray]]:
     """Yield (seconds since the first frame, BGR thumbnail (108, 192, 3)) for every decoded frame of
     the first video stream that is not a cover picture (ffmpeg's ``V`` stream specifier)."""
     w, h = THUMB_SIZE
@@ -91,7 +95,20 @@ def decode_thumbnails(path: Path, report: DecodeReport, model_frames: ModelFrame
     else:
         graph = graph.replace("split=2[a][b];[a]", "")
     # Damaged frames are dropped by the decoder rather than passed on half-drawn.
-    cmd = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-v", "info", "-flags", "-output_corrupt", "-i", str(path), "-filter_complex", graph, *outputs]
+    cmd = [
+        binary("ffmpeg"),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "info",
+        "-flags",
+        "-output_corrupt",
+        "-i",
+        str(path),
+        "-filter_complex",
+        graph,
+        *outputs,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=w * h * 3 * 16)
     reader = _Stderr(proc.stderr, report)
     reader.start()
@@ -105,7 +122,10 @@ def decode_thumbnails(path: Path, report: DecodeReport, model_frames: ModelFrame
                 report.first_pts = pts
             report.frames += 1
             planes = np.frombuffer(buf, np.uint8).reshape(3, h, w)  # Y, Cb, Cr
-            yield pts - report.first_pts, cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR)
+            yield (
+                pts - report.first_pts,
+                cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR),
+            )
     finally:
         proc.stdout.close()
         code = proc.wait()
@@ -115,4 +135,6 @@ def decode_thumbnails(path: Path, report: DecodeReport, model_frames: ModelFrame
         reason = report.messages[-1].split("] ", 1)[-1] if report.messages else f"ffmpeg exited with {code}"
         raise InputError(f"{path}: video decoding failed ({reason})")
     if report.damaged:
-        log.warning("%s: %d damaged frame report(s) from the decoder; damaged frames were skipped", path.name, report.damaged)
+        log.warning(
+            "%s: %d damaged frame report(s) from the decoder; damaged frames were skipped", path.name, report.damaged
+        )

@@ -35,7 +35,18 @@ def scenes_csv(scenes: SceneList) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for s in scenes.scenes:
-        writer.writerow([s.index, s.start_frame, s.end_frame, f"{s.start_s:.6f}", f"{s.end_s:.6f}", s.start_tc, s.end_tc, f"{s.duration_s:.6f}"])
+        writer.writerow(
+            [
+                s.index,
+                s.start_frame,
+                s.end_frame,
+                f"{s.start_s:.6f}",
+                f"{s.end_s:.6f}",
+                s.start_tc,
+                s.end_tc,
+                f"{s.duration_s:.6f}",
+            ]
+        )
     return out.getvalue()
 
 

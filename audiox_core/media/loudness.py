@@ -187,7 +187,9 @@ class Measurement:
     def report(self, gain: float = 1.0) -> StemLoudness:
         """Integrated loudness, loudness range and true peak of the signal scaled by ``gain`` (the true
         peak measured here, or joined in from the ranges that measured it)."""
-        assert self.true_peak is not None, "a report needs the true peak: measure it, or set it from the ranges that did"
+        assert self.true_peak is not None, (
+            "a report needs the true peak: measure it, or set it from the ranges that did"
+        )
         peak = self.true_peak.final * gain
         return StemLoudness(
             integrated_lufs=round(self.integrated(gain), 2),

@@ -87,7 +87,9 @@ class CueTrack:
                 break
             a, b = max(start, placement.start), min(start + n, placement.start + placement.length)
             if b > a:
-                out[:, a - start : b - start] += self._audio(placement, path)[:, a - placement.start : b - placement.start]
+                out[:, a - start : b - start] += self._audio(placement, path)[
+                    :, a - placement.start : b - placement.start
+                ]
         return out
 
 
@@ -143,7 +145,9 @@ class Written:
 class Mixer:
     """Stems and bus of one reel, worked on range by range (``levels``, ``measure``, ``write``)."""
 
-    def __init__(self, cues: Sequence[tuple[Placement, Path]], dialogue: AudioSource | None, total: int, settings: MixSettings) -> None:
+    def __init__(
+        self, cues: Sequence[tuple[Placement, Path]], dialogue: AudioSource | None, total: int, settings: MixSettings
+    ) -> None:
         self.settings, self.total, self.dialogue, self.rate = settings, total, dialogue, settings.rate
         self.cues = {kind: [c for c in cues if c[0].kind == kind] for kind in (FOLEY, MUSIC)}
         self.frame, self.step = settings.rate // 100, settings.rate // 10  # ducking frames; loudness sub-blocks
@@ -155,7 +159,9 @@ class Mixer:
         """The timeline in ranges of whole blocks (whole 100 ms sub-blocks, so measurements join):
         four per worker, so the workers finish together, at most ``range_s`` long."""
         blocks = -(-self.total // self.block)
-        per_range = min(-(-blocks // (4 * self.settings.workers)), max(1, round(self.settings.range_s * self.rate / self.block)))
+        per_range = min(
+            -(-blocks // (4 * self.settings.workers)), max(1, round(self.settings.range_s * self.rate / self.block))
+        )
         length = per_range * self.block
         return [(a, min(a + length, self.total)) for a in range(0, self.total, length)]
 
@@ -176,7 +182,9 @@ class Mixer:
     def levels(self, span: tuple[int, int]) -> np.ndarray:
         """The dialogue's level per 10 ms frame over [a, b) (for the ducking curve)."""
         a, b = span
-        return np.concatenate([frame_levels(self.dialogue.read(s, min(self.block, b - s)), self.frame) for s in range(a, b, self.block)])
+        return np.concatenate(
+            [frame_levels(self.dialogue.read(s, min(self.block, b - s)), self.frame) for s in range(a, b, self.block)]
+        )
 
     def stems(self, tracks: dict[str, CueTrack], start: int, n: int, duck: np.ndarray | None) -> dict[str, np.ndarray]:
         """Every stem for samples [start, start + n): cues placed, ducked, at their stem gain."""
@@ -202,12 +210,16 @@ class Mixer:
                 signals[M_AND_E] = signals[FOLEY] + signals[MUSIC]
                 signals[BUS] = signals[M_AND_E] + signals[DIALOGUE] if DIALOGUE in signals else signals[M_AND_E]
             for k, audio in stems.items():  # true peaks come in pass 2, where the sample peaks are known
-                measures.setdefault(k, Measurement(2, self.rate, true_peak=False)).add(audio, weighted[k], record=counts)
+                measures.setdefault(k, Measurement(2, self.rate, true_peak=False)).add(
+                    audio, weighted[k], record=counts
+                )
             if counts:
                 self.advance(n)
         return measures
 
-    def render(self, tracks: dict[str, CueTrack], start: int, n: int, duck: np.ndarray | None, gain: float, offset: float) -> Rendered:
+    def render(
+        self, tracks: dict[str, CueTrack], start: int, n: int, duck: np.ndarray | None, gain: float, offset: float
+    ) -> Rendered:
         """Pass 2 for one block: the stems at ``gain`` summed by pydub on the 32-bit bus, the limiter
         run with ``context`` samples of bus on both sides, the stems written at ``gain · offset``."""
         lo, hi = max(0, start - self.context), min(self.total, start + n + self.context)
@@ -230,8 +242,17 @@ class Mixer:
         unity[M_AND_E] = unity[FOLEY] + unity[MUSIC]
         return Rendered(ints, mix, limit, unity, pre[:, :i])
 
-    def write(self, span: tuple[int, int], duck: np.ndarray | None, gain: float, offset: float, floors: dict[str, float],
-              bus_powers: np.ndarray, files: dict[str, Wav24File], pictures: bool) -> Written:
+    def write(
+        self,
+        span: tuple[int, int],
+        duck: np.ndarray | None,
+        gain: float,
+        offset: float,
+        floors: dict[str, float],
+        bus_powers: np.ndarray,
+        files: dict[str, Wav24File],
+        pictures: bool,
+    ) -> Written:
         """Pass 2 over [a, b): the outputs written in place, the mix measured, the stems' true peaks
         (``floors``: each stem's sample peak, a lower bound that spares most oversampling).
 
@@ -263,7 +284,10 @@ class Mixer:
                     continue
                 for k, f in files.items():
                     f.write_at(start, block.ints[k])
-                min_gain, limited = min(min_gain, float(block.gain.min(initial=1.0))), limited + int((block.gain < 0.9999).sum())
+                min_gain, limited = (
+                    min(min_gain, float(block.gain.min(initial=1.0))),
+                    limited + int((block.gain < 0.9999).sum()),
+                )
                 if picture is not None:
                     picture.add(start, block.mix)
                 self.advance(n)
@@ -311,7 +335,9 @@ def master(
     with RangePool(mixer, mixer.ranges(), settings.workers, advance) as pool:
         duck = None
         if dialogue is not None and settings.ducking.enabled:
-            duck = 10 ** (ducking_curve(np.concatenate(pool.map(Mixer.levels)), settings.ducking) / 20)  # linear, per 10 ms frame
+            duck = 10 ** (
+                ducking_curve(np.concatenate(pool.map(Mixer.levels)), settings.ducking) / 20
+            )  # linear, per 10 ms frame
         per_range = pool.map(Mixer.measure, duck)
         measured = {k: _joined([m[k] for m in per_range]) for k in per_range[0]}
         loudness = measured[BUS].integrated()
@@ -338,7 +364,15 @@ def master(
     return report_
 
 
-def _write(pool: RangePool[Mixer], mixer: Mixer, out_dir: Path, duck: np.ndarray | None, gain_db: float, measured: dict[str, Measurement], pictures: bool) -> tuple[LoudnessReport, list[ReviewPictures]]:
+def _write(
+    pool: RangePool[Mixer],
+    mixer: Mixer,
+    out_dir: Path,
+    duck: np.ndarray | None,
+    gain_db: float,
+    measured: dict[str, Measurement],
+    pictures: bool,
+) -> tuple[LoudnessReport, list[ReviewPictures]]:
     settings, target = mixer.settings, preset(mixer.settings.preset)
     g = 10 ** (gain_db / 20)
     stems = [k for k in (DIALOGUE, FOLEY, MUSIC, M_AND_E) if k in measured]
@@ -366,9 +400,14 @@ def _write(pool: RangePool[Mixer], mixer: Mixer, out_dir: Path, duck: np.ndarray
         measured[k].true_peak = _joined([w.peaks[k] for w in written])
     outputs = {k: measured[k].report(g * offset) for k in stems}
     report_ = LoudnessReport(
-        preset=target.name, target_lufs=target.integrated_lufs, ceiling_dbtp=target.true_peak_dbtp,
-        normalization_gain_db=round(gain_db, 2), stems_offset_db=round(_db(offset), 2),
-        max_gain_reduction_db=round(max(0.0, -_db(min_gain)), 2), limited_seconds=round(sum(w.limited for w in written) / settings.rate, 3),
-        outputs={**outputs, "mix": mix.report()}, samples=mixer.total,
+        preset=target.name,
+        target_lufs=target.integrated_lufs,
+        ceiling_dbtp=target.true_peak_dbtp,
+        normalization_gain_db=round(gain_db, 2),
+        stems_offset_db=round(_db(offset), 2),
+        max_gain_reduction_db=round(max(0.0, -_db(min_gain)), 2),
+        limited_seconds=round(sum(w.limited for w in written) / settings.rate, 3),
+        outputs={**outputs, "mix": mix.report()},
+        samples=mixer.total,
     )
     return report_, [w.pictures for w in written if w.pictures is not None]

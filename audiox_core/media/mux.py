@@ -37,9 +37,23 @@ def mux(video: Path, video_stream: int, audio: Path, out: Path) -> None:
     run(
         "ffmpeg",
         [
-            "-v", "error", "-y", "-i", str(video), "-i", str(audio),
-            "-map", f"0:{video_stream}", "-map", "1:a:0", "-c:v", "copy", "-ar", "48000",
-            *_CONTAINERS[out.suffix], str(out),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            "-i",
+            str(audio),
+            "-map",
+            f"0:{video_stream}",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            "-ar",
+            "48000",
+            *_CONTAINERS[out.suffix],
+            str(out),
         ],
         subject=video,
         what="muxing the soundtrack into the picture failed",
@@ -49,7 +63,9 @@ def mux(video: Path, video_stream: int, audio: Path, out: Path) -> None:
 def packet_md5s(path: Path, stream: str = "v:0") -> list[str]:
     """MD5 of every packet of one stream (ffmpeg framemd5 on a stream copy): equal lists = identical packets."""
     out = run(
-        "ffmpeg", ["-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "framemd5", "-"],
-        subject=path, what="hashing its packets failed",
+        "ffmpeg",
+        ["-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "framemd5", "-"],
+        subject=path,
+        what="hashing its packets failed",
     ).stdout
     return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]

@@ -69,7 +69,9 @@ class RangePool(Generic[Job]):
         if self.workers > 1:
             context = multiprocessing.get_context("fork")
             self.queue = context.SimpleQueue()
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_initialise, initargs=(self.job, self.queue))
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_initialise, initargs=(self.job, self.queue)
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,9 @@ def _burn(frame: np.ndarray, text: str) -> np.ndarray:
     h = out.shape[0]
     scale = max(0.4, h / 600)
     cv2.rectangle(out, (0, h - int(34 * scale) - 8), (out.shape[1], h), (0, 0, 0), thickness=-1)
-    cv2.putText(out, text, (10, h - 12), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(scale * 2)), cv2.LINE_AA)
+    cv2.putText(
+        out, text, (10, h - 12), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(scale * 2)), cv2.LINE_AA
+    )
     return out
 
 
@@ -37,7 +39,14 @@ def review_proxy(source: Path, mix: Path, scenes: SceneList, out: Path, height: 
     with VideoFileClip(str(source), audio=False) as video, AudioFileClip(str(mix)) as audio:
         with video.resized(height=height).transform(label).with_audio(audio) as clip:
             try:
-                clip.write_videofile(str(tmp), codec="libx264", audio_codec="aac", preset="ultrafast", ffmpeg_params=["-crf", "30"], logger=None)
+                clip.write_videofile(
+                    str(tmp),
+                    codec="libx264",
+                    audio_codec="aac",
+                    preset="ultrafast",
+                    ffmpeg_params=["-crf", "30"],
+                    logger=None,
+                )
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

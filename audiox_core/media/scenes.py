@@ -42,13 +42,17 @@ class DetectorSettings:
     """Recorded with every result for provenance."""
 
     detector: str = "audiox-hsv-adaptive-v1"
-    threshold: float = field(default=27.0, metadata=above(0))  # minimum content change for a cut (0–255, PySceneDetect's scale)
+    threshold: float = field(
+        default=27.0, metadata=above(0)
+    )  # minimum content change for a cut (0–255, PySceneDetect's scale)
     adaptive_ratio: float = 2.0  # the change must be this many times the neighbours' mean
     window: int = field(default=2, metadata=at_least(0))  # neighbours on each side for that mean
     min_scene_s: float = field(default=0.5, metadata=at_least(0))  # a scene lasts at least this long …
     min_scene_frames: int = field(default=15, metadata=at_least(0))  # … and this many frames (PySceneDetect's default)
     flash_frames: int = field(default=3, metadata=at_least(0))  # a flash lasts at most this many frames
-    edge_weight: float = field(default=0.0, metadata=at_least(0))  # weight of the edge-map change against the three HSV channels (1 each)
+    edge_weight: float = field(
+        default=0.0, metadata=at_least(0)
+    )  # weight of the edge-map change against the three HSV channels (1 each)
     black_level: float = 16.0  # mean brightness (0–255) at or below which a frame is black
     fade_min_frames: int = field(default=3, metadata=at_least(0))
 
@@ -146,7 +150,11 @@ def content_change(a: np.ndarray, b: np.ndarray, edge_weight: float = 0.0) -> fl
     return float(total / weight)
 
 
-def measure(frames: Iterable[tuple[Fraction, np.ndarray]], settings: DetectorSettings, progress: Callable[[int], None] | None = None) -> FrameCurves:
+def measure(
+    frames: Iterable[tuple[Fraction, np.ndarray]],
+    settings: DetectorSettings,
+    progress: Callable[[int], None] | None = None,
+) -> FrameCurves:
     """One streaming pass: change per frame, brightness, and which candidate cuts are flashes."""
     curves = FrameCurves()
     previous: np.ndarray | None = None
@@ -230,7 +238,9 @@ def find_fades(curves: FrameCurves, settings: DetectorSettings) -> list[Transiti
     return spans
 
 
-def scenes_from_cuts(cuts: list[int], curves: FrameCurves, fps: Fraction, settings: DetectorSettings, **extra: Any) -> SceneList:
+def scenes_from_cuts(
+    cuts: list[int], curves: FrameCurves, fps: Fraction, settings: DetectorSettings, **extra: Any
+) -> SceneList:
     """Scenes spanning all frames, split at ``cuts``; timecodes from each boundary's time at ``fps``."""
     frames = len(curves.times)
     bounds = [0, *cuts, frames]
@@ -273,19 +283,34 @@ def _expected_frames(info_future: Future[MediaInfo], done: int) -> int:
     return done
 
 
-def _scene_list(info: MediaInfo, curves: FrameCurves, report: DecodeReport, settings: DetectorSettings, progress: ProgressCallback | None) -> SceneList:
+def _scene_list(
+    info: MediaInfo,
+    curves: FrameCurves,
+    report: DecodeReport,
+    settings: DetectorSettings,
+    progress: ProgressCallback | None,
+) -> SceneList:
     path, n = info.path, len(curves.times)
     if n == 0:
         raise InputError(f"{path}: no decodable video frames")
     decoded_s, declared_s = float(curves.end_s), info.video.duration_s
     if n > 1 and decoded_s < 0.9 * declared_s - 0.5:
-        raise InputError(f"{path}: truncated or unreadable: the picture ends at {decoded_s:.2f} s of the {declared_s:.2f} s its header announces")
+        raise InputError(
+            f"{path}: truncated or unreadable: the picture ends at {decoded_s:.2f} s of the {declared_s:.2f} s its header announces"
+        )
     if progress:
         progress(n, n)
     transitions = find_fades(curves, settings)
     cuts = find_cuts(curves, settings)
-    log.info("%s: %d frames, %d cuts, %d transitions, %d damaged", path.name, n, len(cuts), len(transitions), report.damaged)
+    log.info(
+        "%s: %d frames, %d cuts, %d transitions, %d damaged", path.name, n, len(cuts), len(transitions), report.damaged
+    )
     return scenes_from_cuts(
-        cuts, curves, info.video.fps, settings,
-        transitions=tuple(transitions), start_pts_s=info.video.start_s, damaged_frames=report.damaged,
+        cuts,
+        curves,
+        info.video.fps,
+        settings,
+        transitions=tuple(transitions),
+        start_pts_s=info.video.start_s,
+        damaged_frames=report.damaged,
     )

@@ -46,7 +46,12 @@ def make_reel(
     rate = f"{fps.numerator}/{fps.denominator}"
     args: list[str] = ["-v", "error", "-y"]
     for i, n in enumerate(shot_frames):
-        args += ["-f", "lavfi", "-i", SOURCES[i % len(SOURCES)].format(w=w, h=h, fps=rate) + f",trim=end_frame={n},setpts=PTS-STARTPTS"]
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            SOURCES[i % len(SOURCES)].format(w=w, h=h, fps=rate) + f",trim=end_frame={n},setpts=PTS-STARTPTS",
+        ]
     total = sum(shot_frames)
     if audio:
         args += ["-f", "lavfi", "-t", str(float(total / fps)), "-i", DIALOGUE]

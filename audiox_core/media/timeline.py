@@ -28,7 +28,9 @@ class TimelineSettings:
     rate: int = field(default=48_000, metadata=above(0))
     music_crossfade_s: float = field(default=1.0, metadata=at_least(0))
     foley_fade_ms: float = field(default=10.0, metadata=at_least(0))
-    edge_fade_ms: float = field(default=50.0, metadata=at_least(0))  # music fade in at the reel's start and out at its end
+    edge_fade_ms: float = field(
+        default=50.0, metadata=at_least(0)
+    )  # music fade in at the reel's start and out at its end
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -69,7 +71,9 @@ def plan_timeline(scenes: Sequence[Scene], settings: TimelineSettings = Timeline
         right = min(half, (b - a) // 2, (bounds[i + 2] - b) // 2) if i + 1 < len(scenes) else 0
         fade_in = 2 * left if i > 0 else min(edge, (b - a) // 2)
         fade_out = 2 * right if i + 1 < len(scenes) else min(edge, (b - a) // 2)
-        placements.append(Placement(scene.index, MUSIC, a - left, (b + right) - (a - left), fade_in, fade_out, equal_power=True))
+        placements.append(
+            Placement(scene.index, MUSIC, a - left, (b + right) - (a - left), fade_in, fade_out, equal_power=True)
+        )
     return placements
 
 

@@ -33,9 +33,13 @@ def _reason(stderr: str, subject: Path) -> str:
     return reason.split("] ", 1)[1] if reason.startswith("[") and "] " in reason else reason
 
 
-def run(tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False) -> subprocess.CompletedProcess:
+def run(
+    tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False
+) -> subprocess.CompletedProcess:
     """Run ffmpeg/ffprobe; a failure is an InputError naming ``subject`` and ffmpeg's last line."""
-    cmd = [binary(tool), "-hide_banner", "-nostdin", *args] if tool == "ffmpeg" else [binary(tool), "-hide_banner", *args]
+    cmd = (
+        [binary(tool), "-hide_banner", "-nostdin", *args] if tool == "ffmpeg" else [binary(tool), "-hide_banner", *args]
+    )
     proc = subprocess.run(cmd, capture_output=True, text=not binary_output, check=False)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace") if binary_output else proc.stderr

@@ -50,7 +50,9 @@ def segment_envelopes(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     it, channels linked. ``x`` must hold BEFORE samples before and AFTER samples after each stretch."""
     channels, count = x.shape[0], len(starts)
     offsets = np.arange(SEGMENT + TAPS - 1) - BEFORE
-    windows = torch.from_numpy(np.ascontiguousarray(x[:, starts[:, None] + offsets], np.float32))  # (C, S, SEGMENT + 31)
+    windows = torch.from_numpy(
+        np.ascontiguousarray(x[:, starts[:, None] + offsets], np.float32)
+    )  # (C, S, SEGMENT + 31)
     rows = windows.unfold(2, LANE + TAPS - 1, LANE)  # (C, S, SEGMENT / LANE, LANE + 31)
     with torch.inference_mode():
         y = torch.matmul(rows, PHASE_MATRIX).view(channels, count, SEGMENT // LANE, 3, LANE)
@@ -70,7 +72,9 @@ def segment_peaks(audio: np.ndarray) -> np.ndarray:
     return peaks
 
 
-def _candidates_envelope(x: np.ndarray, start: int, n: int, threshold: float, peaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _candidates_envelope(
+    x: np.ndarray, start: int, n: int, threshold: float, peaks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """For samples [start, start + n) of ``x`` (context around them in ``x``, zeros beyond it): the
     segments whose sample peak (``peaks``, if already known) could hide a true peak at or above
     ``threshold``, and their envelopes (values past the n samples set to 0)."""

@@ -34,7 +34,9 @@ class AudioX(nn.Module):
         self.conditioner = MultiConditioner(cfg)
         self.pretransform = Pretransform(cfg.autoencoder)
 
-    def condition(self, video: torch.Tensor, text: torch.Tensor, audio: torch.Tensor, audio_noise: torch.Tensor) -> torch.Tensor:
+    def condition(
+        self, video: torch.Tensor, text: torch.Tensor, audio: torch.Tensor, audio_noise: torch.Tensor
+    ) -> torch.Tensor:
         """Cross-attention tokens [video | text | audio]: (B, 128 + 128 + 215, cond_dim) for the official sizes."""
         conditioners = self.conditioner.conditioners
         video_tokens = conditioners["video_prompt"](video)

@@ -19,7 +19,15 @@ class WNConv1d(nn.Module):
     """Conv1d with legacy weight norm: weight = g · v / ‖v‖ (norm over all but dim 0)."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, dilation: int = 1, padding: int = 0, bias: bool = True
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        padding: int = 0,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.stride, self.dilation, self.padding = stride, dilation, padding

@@ -38,7 +38,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises many types for a foreign or damaged file
-        raise ModelError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+        raise ModelError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from e
     if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
         raise ModelError(f"{path}: no 'state_dict' in the checkpoint (not an AudioX model.ckpt)")
     return blob["state_dict"]
@@ -48,7 +50,9 @@ def check_state_dict(expected: dict[str, torch.Size], got: dict[str, torch.Tenso
     """Raise ModelError listing every missing, unexpected and mis-shaped key."""
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    misshaped = [f"{k} {list(got[k].shape)} != {list(s)}" for k, s in expected.items() if k in got and got[k].shape != s]
+    misshaped = [
+        f"{k} {list(got[k].shape)} != {list(s)}" for k, s in expected.items() if k in got and got[k].shape != s
+    ]
     if missing or unexpected or misshaped:
         parts = []
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
@@ -83,7 +87,9 @@ def parameter_counts(network: AudioX) -> dict[str, int]:
         "vae": sum(p.numel() for p in network.pretransform.parameters()),
         "video_clip_tower": clip,
         "video_temporal_and_pooling": sum(p.numel() for p in video.parameters()) - clip,
-        "audio_prompt_conditioner": sum(p.numel() for p in network.conditioner.conditioners["audio_prompt"].parameters()),
+        "audio_prompt_conditioner": sum(
+            p.numel() for p in network.conditioner.conditioners["audio_prompt"].parameters()
+        ),
     }
 
 

@@ -45,7 +45,9 @@ class TemporalAttention(nn.Module):
 class TemporalFeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim), nn.Identity())
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim), nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -67,7 +69,9 @@ class TemporalTransformer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.ModuleList([PreNorm(dim, TemporalAttention(dim, heads, dim_head)), PreNorm(dim, TemporalFeedForward(dim, mlp_dim))])
+            nn.ModuleList(
+                [PreNorm(dim, TemporalAttention(dim, heads, dim_head)), PreNorm(dim, TemporalFeedForward(dim, mlp_dim))]
+            )
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
@@ -108,7 +112,9 @@ class VideoConditioner(nn.Module):
         self.Temp_pos_embedding = nn.Parameter(torch.randn(1, cfg.n_frames, dim))
         self.visual_encoder_model = _clip_tower(cfg)
         self.proj = nn.Linear(cfg.n_frames * tokens, cfg.n_tokens)
-        self.Temp_transformer = TemporalTransformer(dim, cfg.temporal_depth, cfg.temporal_heads, cfg.temporal_dim_head, cfg.temporal_mlp_dim)
+        self.Temp_transformer = TemporalTransformer(
+            dim, cfg.temporal_depth, cfg.temporal_heads, cfg.temporal_dim_head, cfg.temporal_mlp_dim
+        )
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, F, 3, H, W) with values 0…255 → (B, n_tokens, dim). All-zero (absent) videos
@@ -217,8 +223,13 @@ def _byte_t5(cfg: TextConditionerConfig, dim: int):
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
-        vocab_size=259, d_model=dim, d_kv=dim // cfg.byte_t5_heads, d_ff=2 * dim,
-        num_layers=cfg.byte_t5_layers, num_heads=cfg.byte_t5_heads, dropout_rate=0.0,
+        vocab_size=259,
+        d_model=dim,
+        d_kv=dim // cfg.byte_t5_heads,
+        d_ff=2 * dim,
+        num_layers=cfg.byte_t5_layers,
+        num_heads=cfg.byte_t5_heads,
+        dropout_rate=0.0,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -160,7 +160,11 @@ class AudioXConfig:
             return self.audio.prompt_samples
         window = self.video.window_s * self.sample_rate
         strides = self.audio.autoencoder.strides
-        return window if encoded_length(window, strides) == self.audio.n_tokens else self.audio.n_tokens * self.audio.autoencoder.hop
+        return (
+            window
+            if encoded_length(window, strides) == self.audio.n_tokens
+            else self.audio.n_tokens * self.audio.autoencoder.hop
+        )
 
     @classmethod
     def from_json(cls, path: str | Path, *, clip_vision: str | Path | None = None) -> AudioXConfig:
@@ -274,7 +278,11 @@ class _Parser:
         )
         if self.integer(enc_cfg, "latent_dim", ew) != 2 * ae.latent_dim:
             self.fail(f"{ew}.latent_dim must be 2·{cw}.latent_dim (VAE mean ‖ scale)")
-        mirrored = (self.integers(dec_cfg, "c_mults", dw), self.integers(dec_cfg, "strides", dw), self.integer(dec_cfg, "channels", dw))
+        mirrored = (
+            self.integers(dec_cfg, "c_mults", dw),
+            self.integers(dec_cfg, "strides", dw),
+            self.integer(dec_cfg, "channels", dw),
+        )
         if mirrored != (ae.c_mults, ae.strides, ae.channels):
             self.fail(f"{dw} must mirror the encoder (channels, c_mults, strides)")
         if self.integer(cfg, "downsampling_ratio", cw) != ae.hop:
@@ -298,7 +306,9 @@ class _Parser:
         dw = "model.diffusion.config"
         raw = self.section(diffusion, "config", "model.diffusion")
         if raw.get("transformer_type", "continuous_transformer") != "continuous_transformer":
-            self.fail(f"unknown type {raw['transformer_type']!r} at {dw}.transformer_type (expected 'continuous_transformer')")
+            self.fail(
+                f"unknown type {raw['transformer_type']!r} at {dw}.transformer_type (expected 'continuous_transformer')"
+            )
         return DiTConfig(
             io_channels=self.integer(raw, "io_channels", dw),
             embed_dim=self.integer(raw, "embed_dim", dw),
@@ -332,7 +342,9 @@ class _Parser:
     def audio(self, audio_cfg: dict[str, Any], studio: dict[str, Any]) -> AudioConditionerConfig:
         where = _CONDITIONER_WHERE.format("audio_prompt")
         return AudioConditionerConfig(
-            autoencoder=self.autoencoder(self.get(audio_cfg, "pretransform_config", where), f"{where}.pretransform_config"),
+            autoencoder=self.autoencoder(
+                self.get(audio_cfg, "pretransform_config", where), f"{where}.pretransform_config"
+            ),
             **self.studio(studio, "audio", AudioConditionerConfig, parsed=("autoencoder",)),
         )
 

@@ -93,7 +93,9 @@ def generate(
     window = cfg.window_samples
     for r in requests:
         if not 0 < r.seconds * cfg.sample_rate <= window:
-            raise InputError(f"generation request: {r.seconds:.3f} s is outside (0, {window / cfg.sample_rate:.2f}] s, one window")
+            raise InputError(
+                f"generation request: {r.seconds:.3f} s is outside (0, {window / cfg.sample_rate:.2f}] s, one window"
+            )
     generators = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
     noise = NoiseSource(generators)
     video = torch.stack([_video_tensor(model, r.frames) for r in requests]).to(dev)
@@ -105,7 +107,8 @@ def generate(
     sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
     x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
     sampler = get_sampler(sampling.sampler)
-    latents = sampler(lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback)
+    latents = sampler(
+        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback
+    )
     audio = net.pretransform.decode(latents.to(torch.float32)).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests)]
-

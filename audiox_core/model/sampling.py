@@ -22,7 +22,9 @@ class NoiseSource:
     def __init__(self, generators: Sequence[torch.Generator]) -> None:
         self.generators = list(generators)
 
-    def draw(self, item_shape: tuple[int, ...], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def draw(
+        self, item_shape: tuple[int, ...], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """(B, *item_shape): item b from generator b, drawn on the CPU so every device gets the same numbers."""
         draws = [torch.randn(item_shape, generator=g, dtype=torch.float32) for g in self.generators]
         return torch.stack(draws).to(device=device, dtype=dtype)
@@ -43,7 +45,14 @@ def sigma_schedule(steps: int, sigma_min: float, sigma_max: float) -> torch.Tens
     return torch.cat((sigmas, sigmas.new_zeros(1))).float()
 
 
-def sample_euler(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, noise: NoiseSource, callback: StepCallback | None = None) -> torch.Tensor:
+def sample_euler(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise: NoiseSource,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
     n = len(sigmas) - 1
     for i in range(n):
         denoised = denoise(x, sigmas[i])
@@ -53,7 +62,14 @@ def sample_euler(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, no
     return x
 
 
-def sample_dpmpp_2m(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, noise: NoiseSource, callback: StepCallback | None = None) -> torch.Tensor:
+def sample_dpmpp_2m(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise: NoiseSource,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
     """DPM-Solver++(2M): a second-order multistep update in log-σ time."""
     n = len(sigmas) - 1
     previous: torch.Tensor | None = None
@@ -75,7 +91,13 @@ def sample_dpmpp_2m(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
 
 
 def sample_dpmpp_3m_sde(
-    denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, noise: NoiseSource, callback: StepCallback | None = None, eta: float = 1.0
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise: NoiseSource,
+    callback: StepCallback | None = None,
+    eta: float = 1.0,
 ) -> torch.Tensor:
     """DPM-Solver++(3M) SDE, the AudioX default (η = 1): third-order multistep with fresh noise per step."""
     n = len(sigmas) - 1

@@ -74,7 +74,9 @@ def _weights_path(path: Path) -> Path:
     """The weights a release path names: the file itself, or the folder's preferred weights file."""
     if path.is_file():
         if path.suffix not in WEIGHTS_SUFFIXES:
-            raise ModelError(f"{path}: not a weights file (expected {' or '.join(WEIGHTS_NAMES)} in an AudioX release folder)")
+            raise ModelError(
+                f"{path}: not a weights file (expected {' or '.join(WEIGHTS_NAMES)} in an AudioX release folder)"
+            )
         return path
     found = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
     if found is None:

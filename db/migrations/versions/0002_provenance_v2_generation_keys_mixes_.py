@@ -74,7 +74,9 @@ def _generations_v1() -> None:
         sa.Column("output_uri", sa.Text(), nullable=False),
         sa.Column("output_sha256", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["scene_id"], ["scenes.id"], name=op.f("fk_generations_scene_id_scenes"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["scene_id"], ["scenes.id"], name=op.f("fk_generations_scene_id_scenes"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_generations")),
     )
     with op.batch_alter_table("generations", schema=None) as batch_op:
@@ -89,8 +91,15 @@ def upgrade() -> None:
         "scene_generations",
         sa.Column("scene_id", sa.Integer(), nullable=False),
         sa.Column("generation_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["generation_id"], ["generations.id"], name=op.f("fk_scene_generations_generation_id_generations"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["scene_id"], ["scenes.id"], name=op.f("fk_scene_generations_scene_id_scenes"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["generation_id"],
+            ["generations.id"],
+            name=op.f("fk_scene_generations_generation_id_generations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["scene_id"], ["scenes.id"], name=op.f("fk_scene_generations_scene_id_scenes"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("scene_id", "generation_id", name=op.f("pk_scene_generations")),
     )
     with op.batch_alter_table("scene_generations", schema=None) as batch_op:

@@ -23,11 +23,15 @@ def upgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("model", sa.JSON(), nullable=True))
     with op.batch_alter_table("generations", schema=None) as batch_op:
-        batch_op.alter_column("precision", existing_type=sa.String(length=16), type_=sa.String(length=64), existing_nullable=False)
+        batch_op.alter_column(
+            "precision", existing_type=sa.String(length=16), type_=sa.String(length=64), existing_nullable=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
-        batch_op.alter_column("precision", existing_type=sa.String(length=64), type_=sa.String(length=16), existing_nullable=False)
+        batch_op.alter_column(
+            "precision", existing_type=sa.String(length=64), type_=sa.String(length=16), existing_nullable=False
+        )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_column("model")
