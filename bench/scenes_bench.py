@@ -74,10 +74,10 @@ CODECS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 @dataclass(frozen=True)
 class Cut:
-    """A true cut: when the new shot starts (seconds since the first frame) and the allowed error."""
+    """A true cut: when the new shot starts and how far from that a detection may be."""
 
-    t: float
-    tol: float
+    t: float  # seconds since the first frame
+    tol: float  # seconds
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ class Score:
     precision: float
     recall: float
     f1: float
-    missed: tuple[float, ...]
-    extra: tuple[float, ...]
+    missed: tuple[float, ...]  # true cuts that no detection matched, seconds
+    extra: tuple[float, ...]  # detections that matched no true cut, seconds
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class ClipResult:
 @dataclass(frozen=True)
 class Shot:
     frames: int
-    rate: Fraction
+    rate: Fraction  # frames per second, exact (24000/1001, not 23.976)
 
 
 @dataclass(frozen=True)

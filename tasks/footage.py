@@ -12,16 +12,10 @@ from audiox_core.s3 import list_objects
 from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import TRANSIENT_RETRIES
 
 
-@task(
-    name="list-footage",
-    cache_policy=NO_CACHE,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@task(name="list-footage", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
     """Video files under the prefix (by extension), with their ETags."""
     return [{"uri": o.uri, "version": o.etag} for o in list_objects(f"s3://{bucket}/{prefix}") if is_footage(o.key)]

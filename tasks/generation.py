@@ -26,7 +26,7 @@ from audiox_core.workspace import code_version, studio_home
 from db import repository
 from tasks.inference import run_batch
 from tasks.progress import progress_bar
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import TRANSIENT_RETRIES
 from tasks.review import artifact_slug
 
 
@@ -79,13 +79,7 @@ def plan_generation(
     )
 
 
-@task(
-    name="find-reusable",
-    cache_policy=NO_CACHE,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@task(name="find-reusable", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def reusable_task(db_url: str, keys: dict[CueId, str]) -> dict[CueId, Path]:
     """Cues an earlier finished run generated with the same key, whose recorded file (local or S3) is
     still there, unchanged."""

@@ -23,29 +23,17 @@ from audiox_core.reel import (
 from audiox_core.storage import sha256_file, store_for
 from audiox_core.workspace import studio_home
 from tasks.progress import progress_bar
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import TRANSIENT_RETRIES
 
 
-@task(
-    name="fetch",
-    cache_policy=NO_CACHE,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@task(name="fetch", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def fetch_source(source_uri: str) -> SourceFile:
     """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
     fetched = store_for(source_uri).fetch(source_uri, studio_home() / "cache" / "sources")
     return SourceFile(fetched.path, sha256_file(fetched.path), fetched.path.stat().st_size, fetched.version)
 
 
-@task(
-    name="publish",
-    cache_policy=NO_CACHE,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def publish_task(folder: Path, folder_uri: str) -> None:
     """Make a finished reel folder available at its destination (S3: uploaded, provenance.json last)."""
     store_for(folder_uri).publish(folder, folder_uri)

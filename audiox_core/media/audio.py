@@ -44,27 +44,9 @@ class RawAudio:
 def extract_audio(path: Path, stream_index: int, out: Path, rate: int = 48_000, channels: int = 2) -> RawAudio:
     """Decode stream ``stream_index`` of ``path`` to raw float32 at ``rate`` (5.1 and mono become stereo
     through ffmpeg's standard downmix) and return it as a RawAudio."""
-    run(
-        "ffmpeg",
-        [
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(path),
-            "-map",
-            f"0:{stream_index}",
-            "-ac",
-            str(channels),
-            "-ar",
-            str(rate),
-            "-f",
-            "f32le",
-            str(out),
-        ],
-        subject=path,
-        what="audio decoding failed",
-    )
+    source = ["-i", str(path), "-map", f"0:{stream_index}"]
+    raw = ["-ac", str(channels), "-ar", str(rate), "-f", "f32le", str(out)]
+    run("ffmpeg", ["-v", "error", "-y", *source, *raw], subject=path, what="audio decoding failed")
     return RawAudio(out, channels)
 
 

@@ -34,27 +34,11 @@ _CONTAINERS = {
 
 def mux(video: Path, video_stream: int, audio: Path, out: Path) -> None:
     """Write ``out`` (.mov, .mp4 or .mkv) with ``video``'s stream ``video_stream`` copied bit for bit plus ``audio``."""
+    inputs = ["-i", str(video), "-i", str(audio), "-map", f"0:{video_stream}", "-map", "1:a:0"]
+    output = ["-c:v", "copy", "-ar", "48000", *_CONTAINERS[out.suffix], str(out)]
     run(
         "ffmpeg",
-        [
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(video),
-            "-i",
-            str(audio),
-            "-map",
-            f"0:{video_stream}",
-            "-map",
-            "1:a:0",
-            "-c:v",
-            "copy",
-            "-ar",
-            "48000",
-            *_CONTAINERS[out.suffix],
-            str(out),
-        ],
+        ["-v", "error", "-y", *inputs, *output],
         subject=video,
         what="muxing the soundtrack into the picture failed",
     )

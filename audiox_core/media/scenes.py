@@ -63,7 +63,7 @@ class DetectorSettings:
 @dataclass(frozen=True)
 class Scene:
     index: int
-    start_frame: int
+    start_frame: int  # frames [start_frame, end_frame), 0-based in decode order
     end_frame: int
     start_s: float
     end_s: float

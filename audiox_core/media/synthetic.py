@@ -29,7 +29,7 @@ DIALOGUE = (
 class SyntheticReel:
     path: Path
     fps: Fraction
-    cuts: tuple[int, ...]
+    cuts: tuple[int, ...]  # the first frame of every shot after the first
     frames: int
 
 

@@ -43,7 +43,7 @@ class ClipVisionConfig:
 
     hidden_size: int = 768
     intermediate_size: int = 3072
-    projection_dim: int = 512
+    projection_dim: int = 512  # visual_projection: in the checkpoint, unused (AudioX reads last_hidden_state)
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     image_size: int = 224
@@ -59,11 +59,14 @@ class ClipVisionConfig:
 
 @dataclass(frozen=True)
 class VideoConditionerConfig:
+    """The CLIP video conditioner: ``video_fps`` is read from config.json, the other sizes are the official
+    code's constants (``studio.video`` overrides them)."""
+
     clip: ClipVisionConfig = field(default_factory=ClipVisionConfig)
     video_fps: int = 5
-    window_s: int = 10
-    n_tokens: int = 128
-    temporal_depth: int = 4
+    window_s: int = 10  # seconds of video per generation window
+    n_tokens: int = 128  # the window's n_frames · tokens_per_frame CLIP tokens are pooled to this many
+    temporal_depth: int = 4  # the temporal transformer, across the frames at each CLIP token position
     temporal_heads: int = 16
     temporal_dim_head: int = 64
     temporal_mlp_dim: int = 3072
@@ -104,13 +107,15 @@ class AudioConditionerConfig:
 
 @dataclass(frozen=True)
 class DiTConfig:
-    io_channels: int = 64
+    """The diffusion transformer; defaults are the official config.json's ``model.diffusion.config``."""
+
+    io_channels: int = 64  # the VAE's latent_dim
     embed_dim: int = 1536
     depth: int = 24
     num_heads: int = 24
     cond_token_dim: int = 768
-    global_cond_dim: int = 1536
-    timestep_features_dim: int = 256
+    global_cond_dim: int = 1536  # to_global_embed's input: in the checkpoint, unused by AudioX
+    timestep_features_dim: int = 256  # this and ff_mult are fixed in the official code, not in config.json
     ff_mult: int = 4
 
     @property

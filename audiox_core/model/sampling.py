@@ -8,11 +8,12 @@ published methods (Karras et al. 2022; Lu et al. 2022, DPM-Solver++), written he
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
+from torch import Tensor
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Denoiser = Callable[[Tensor, Tensor], Tensor]
 StepCallback = Callable[[int, int], None]
 
 
@@ -24,17 +25,17 @@ class NoiseSource:
 
     def draw(
         self, item_shape: tuple[int, ...], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
+    ) -> Tensor:
         """(B, *item_shape): item b from generator b, drawn on the CPU so every device gets the same numbers."""
         draws = [torch.randn(item_shape, generator=g, dtype=torch.float32) for g in self.generators]
         return torch.stack(draws).to(device=device, dtype=dtype)
 
-    def like(self, x: torch.Tensor) -> torch.Tensor:
+    def like(self, x: Tensor) -> Tensor:
         assert x.shape[0] == len(self.generators), f"{x.shape=} {len(self.generators)=}"
         return self.draw(tuple(x.shape[1:]), x.device, x.dtype)
 
 
-def sigma_schedule(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+def sigma_schedule(steps: int, sigma_min: float, sigma_max: float) -> Tensor:
     """Log-linear σ from σ_max to σ_min over ``steps``, then 0 (polyexponential with ρ = 1)."""
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
@@ -45,69 +46,66 @@ def sigma_schedule(steps: int, sigma_min: float, sigma_max: float) -> torch.Tens
     return torch.cat((sigmas, sigmas.new_zeros(1))).float()
 
 
-def sample_euler(
-    denoise: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-) -> torch.Tensor:
+def _steps(sigmas: Tensor, callback: StepCallback | None) -> Iterator[int]:
+    """The step indices 0 … n − 1 (n = len(sigmas) − 1); ``callback(i + 1, n)`` once step i has run."""
     n = len(sigmas) - 1
     for i in range(n):
-        denoised = denoise(x, sigmas[i])
-        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+        yield i
         if callback:
             callback(i + 1, n)
+
+
+def _log_sigma_steps(sigmas: Tensor, callback: StepCallback | None) -> Iterator[tuple[int, Tensor | None]]:
+    """``_steps`` with each step's size in log-σ time, h = log(σ_i / σ_{i+1}), where the DPM-Solver++
+    updates are written; None for the step to σ = 0, which lands on the denoised estimate."""
+    for i in _steps(sigmas, callback):
+        yield i, None if sigmas[i + 1] == 0 else torch.log(sigmas[i] / sigmas[i + 1])
+
+
+def sample_euler(
+    denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSource, callback: StepCallback | None = None
+) -> Tensor:
+    for i in _steps(sigmas, callback):
+        denoised = denoise(x, sigmas[i])
+        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
     return x
 
 
 def sample_dpmpp_2m(
-    denoise: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-) -> torch.Tensor:
+    denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSource, callback: StepCallback | None = None
+) -> Tensor:
     """DPM-Solver++(2M): a second-order multistep update in log-σ time."""
-    n = len(sigmas) - 1
-    previous: torch.Tensor | None = None
-    for i in range(n):
+    previous: Tensor | None = None
+    for i, h in _log_sigma_steps(sigmas, callback):
         denoised = denoise(x, sigmas[i])
-        if sigmas[i + 1] == 0:
+        if h is None:
             x = denoised
         else:
-            h = torch.log(sigmas[i] / sigmas[i + 1])
             estimate = denoised
             if previous is not None:
                 r = torch.log(sigmas[i - 1] / sigmas[i]) / h
                 estimate = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
             x = (sigmas[i + 1] / sigmas[i]) * x - torch.expm1(-h) * estimate
         previous = denoised
-        if callback:
-            callback(i + 1, n)
     return x
 
 
 def sample_dpmpp_3m_sde(
     denoise: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
+    x: Tensor,
+    sigmas: Tensor,
     *,
     noise: NoiseSource,
     callback: StepCallback | None = None,
     eta: float = 1.0,
-) -> torch.Tensor:
+) -> Tensor:
     """DPM-Solver++(3M) SDE, the AudioX default (η = 1): third-order multistep with fresh noise per step."""
-    n = len(sigmas) - 1
     d_1 = d_2 = h_1 = h_2 = None
-    for i in range(n):
+    for i, h in _log_sigma_steps(sigmas, callback):
         denoised = denoise(x, sigmas[i])
-        if sigmas[i + 1] == 0:
+        if h is None:
             x = denoised
         else:
-            h = torch.log(sigmas[i] / sigmas[i + 1])
             h_eta = h * (eta + 1)
             x = torch.exp(-h_eta) * x - torch.expm1(-h_eta) * denoised
             phi_2 = torch.expm1(-h_eta) / h_eta + 1
@@ -124,8 +122,6 @@ def sample_dpmpp_3m_sde(
                 x = x + noise.like(x) * sigmas[i + 1] * torch.sqrt(-torch.expm1(-2 * h * eta))
             h_1, h_2 = h, h_1
         d_1, d_2 = denoised, d_1
-        if callback:
-            callback(i + 1, n)
     return x
 
 
