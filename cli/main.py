@@ -317,6 +317,9 @@ class _OwnWarningsOnly(logging.Filter):
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary local API (no PREFECT_API_URL) gets 20 s to start by default, too short on a busy
+    # machine (it failed a fresh install's first demo under load); give it 90 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     root = logging.getLogger()
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
