@@ -49,12 +49,15 @@ class Upload:
 
 def uploads_in_notification(body: str) -> list[Upload]:
     """The ObjectCreated records of an S3 notification message (raw or wrapped in SNS)."""
-    message = json.loads(body)
+    message = _json_object(body)
     if "Message" in message and "Records" not in message:  # SNS envelope
-        message = json.loads(message["Message"])
+        message = _json_object(message["Message"])
+    records = message.get("Records", [])
+    if not isinstance(records, list):
+        raise ValueError("'Records' is not a list")
     uploads = []
-    for record in message.get("Records", []):
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+    for record in records:
+        if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
         s3 = record["s3"]
         obj = s3["object"]
@@ -66,6 +69,16 @@ def uploads_in_notification(body: str) -> list[Upload]:
         if is_footage(key):  # outputs landing in the same bucket must not start runs of their own
             uploads.append(Upload(s3["bucket"]["name"], key, str(version), int(obj.get("size", 0)), occurred))
     return uploads
+
+
+def _json_object(text: object) -> dict[str, Any]:
+    """The JSON object ``text`` holds; ValueError for anything else (a list, a string, not JSON)."""
+    if not isinstance(text, str):
+        raise ValueError(f"a {type(text).__name__} where JSON text belongs")
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"JSON {type(value).__name__}, not an object")
+    return value
 
 
 def footage_event(upload: Upload):
@@ -129,8 +142,8 @@ def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20) -> int:
         for message in reply.get("Messages", []):
             try:
                 uploads = uploads_in_notification(message["Body"])
-            except (ValueError, KeyError) as e:
-                log.warning("skipping an SQS message that is not an S3 notification (%s)", e)
+            except (ValueError, KeyError, TypeError) as e:  # deleted below: a redelivery would fail the same way
+                log.warning("skipping an SQS message that is not an S3 notification (%s: %s)", type(e).__name__, e)
                 uploads = []
             asyncio.run(_emit_confirmed(uploads))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
