@@ -147,16 +147,15 @@ def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]]) -> di
         return {r.index: r.id for r in rows}
 
 
-def find_generations(url: str, keys: Iterable[str]) -> dict[str, Generation]:
-    """Finished generations by key (the ones a rerun can reuse)."""
+def find_generations(url: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Finished generations by key (the ones a rerun can reuse): every column but ``id`` and ``created_at``."""
     keys = list(keys)
+    if not keys:
+        return {}
     with sessions(url)() as s:
-        return {g.key: g for g in s.scalars(select(Generation).where(Generation.key.in_(keys)))} if keys else {}
-
-
-def recorded_generations(url: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The recorded values of the generations with these keys (every column but ``id`` and ``created_at``)."""
-    return {k: _values(g, "id", "created_at") for k, g in find_generations(url, keys).items()}
+        return {
+            g.key: _values(g, "id", "created_at") for g in s.scalars(select(Generation).where(Generation.key.in_(keys)))
+        }
 
 
 def record_generations(url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]]) -> None:
@@ -210,6 +209,12 @@ def get_run(url: str, run_id: int) -> Run:
     """The run with its asset, scenes (with generations), mix and outputs loaded."""
     with sessions(url)() as s:
         return s.scalars(_with_chain(select(Run).where(Run.id == run_id))).one()
+
+
+def run_values(url: str, run_id: int) -> dict[str, Any]:
+    """The run row's column values alone (what a run in progress needs to state about itself)."""
+    with sessions(url)() as s:
+        return _values(s.get_one(Run, run_id))
 
 
 def chain(url: str, run_id: int) -> dict[str, Any]:

@@ -90,10 +90,10 @@ def reusable_task(db_url: str, keys: dict[CueId, str]) -> dict[CueId, Path]:
         if g is None:
             continue
         try:
-            path = store_for(g.output_uri).fetch(g.output_uri, studio_home() / "cache" / "sources").path
+            path = store_for(g["output_uri"]).fetch(g["output_uri"], studio_home() / "cache" / "sources").path
         except InputError:
             continue  # the recorded file is gone: generate again
-        if sha256_file(path) == g.output_sha256:
+        if sha256_file(path) == g["output_sha256"]:
             reuse[where] = path
     if reuse:
         get_run_logger().info(

@@ -60,7 +60,7 @@ def finish_run_task(db_url: str, run_id: int, error: str | None = None) -> None:
 def run_facts_task(db_url: str, run_id: int) -> RunFacts:
     """The run as recorded when it started (flow run, deployment, trigger, code version, resolved
     settings): the document states exactly what the run row holds."""
-    row = repository.chain(db_url, run_id)["run"]
+    row = repository.run_values(db_url, run_id)
     return RunFacts(**{f.name: row[f.name] for f in fields(RunFacts)})
 
 
@@ -167,7 +167,7 @@ def generation_records_task(
 ) -> list[CueGeneration]:
     """``generation_records``, with the reused cues' original records read from the database."""
     reused = [keys[(c.scene_index, c.kind)] for c in rendered if c.reused]
-    recorded = {k: GenerationRecord(**values) for k, values in repository.recorded_generations(db_url, reused).items()}
+    recorded = {k: GenerationRecord(**values) for k, values in repository.find_generations(db_url, reused).items()}
     return generation_records(rendered, keys, source_sha256, base_uri, stage, model, sampling, recorded)
 
 
