@@ -5,25 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from typing import TYPE_CHECKING, Any
 
-from audiox_core.records import ProvenanceDocument
+if TYPE_CHECKING:  # annotations only: storage imports this module, and records imports the media modules
+    from audiox_core.records import ProvenanceDocument
 
-# Query parameters that carry credentials in presigned URLs (AWS SigV4/V2, GCS, Azure SAS).
-_SECRET_PARAMS = {
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-    "signature",
-    "awsaccesskeyid",
-    "x-goog-signature",
-    "x-goog-credential",
-    "sig",
-    "se",
-    "token",
-    "access_token",
-}
+# A URL: scheme, "://", then everything up to whitespace, a quote or a closing bracket.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{}]+")
+# Userinfo after the scheme: ``user@`` or ``user:password@`` (the password may hold '/': AWS secret
+# keys do, and a careless ``s3://KEY:SECRET@bucket`` is not percent-encoded).
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*(?::[^@?#\s]*)?@)")
+# Names whose value is a credential (AWS SigV4/V2 presigned URLs, GCS, Azure SAS, AWS config files,
+# botocore's parameter dumps), as ``name=value`` or ``'name': 'value'``.
+_SECRET_NAMES = (
+    r"x-amz-signature|x-amz-credential|x-amz-security-token|awsaccesskeyid|signature|x-goog-signature|"
+    r"x-goog-credential|sig|aws_secret_access_key|aws_session_token|aws_security_token|secret_access_key|"
+    r"secretaccesskey|sessiontoken|password|passwd|access_token|token"
+)
+_SECRET_VALUE = re.compile(rf"(?i)(?<![A-Za-z0-9_-])({_SECRET_NAMES})([\"']?\s*[=:]\s*[\"']?)([^\s&\"',;)}}]+)")
+# AWS access key ids (AKIA… long-term, ASIA… temporary): identify an account's credentials.
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+REDACTED = "***"
 
 
 def sha256_text(text: str) -> str:
@@ -36,19 +39,31 @@ def generation_key(facts: dict[str, Any]) -> str:
 
 
 def public_uri(uri: str) -> str:
-    """``uri`` without a password and without credential query parameters: safe to store."""
-    parts = urlsplit(uri)
-    if not parts.scheme or parts.scheme == "file":
+    """``uri`` without userinfo (user and password), query string and fragment: safe to store and show.
+    Local paths (no ``scheme://``) are returned as they are."""
+    m = _USERINFO.match(uri)
+    if m is None and "://" not in uri:
         return uri
-    netloc = parts.hostname or ""
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_PARAMS]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    rest = uri[m.end() :] if m else uri.split("://", 1)[1]
+    scheme = m.group("scheme") if m else uri.split("://", 1)[0] + "://"
+    return scheme + re.split(r"[?#]", rest, maxsplit=1)[0]
+
+
+def secret_in_uri(uri: str) -> bool:
+    """Whether ``uri`` carries credentials: userinfo, or a signature/credential/token query parameter
+    (a presigned URL)."""
+    if _USERINFO.match(uri):
+        return True
+    query = re.split(r"[?#]", uri, maxsplit=1)[1] if "://" in uri and re.search(r"[?#]", uri) else ""
+    return bool(_SECRET_VALUE.search(query.replace("?", "&")))
+
+
+def scrub(text: str) -> str:
+    """``text`` with every URL cleaned by ``public_uri`` and credential values (signatures, secret
+    keys, tokens, passwords, access key ids) replaced by ``***``: for anything shown or stored."""
+    text = _URL.sub(lambda m: public_uri(m.group(0)), text)
+    text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _ACCESS_KEY_ID.sub(REDACTED, text)
 
 
 def to_prov_json(document: ProvenanceDocument) -> dict[str, Any]:

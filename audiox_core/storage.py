@@ -1,9 +1,11 @@
 """Where inputs come from and outputs go: local paths and ``s3://bucket/key`` behind one small
 protocol, ``Store``, chosen once from the URI by ``store_for``; content hashes and atomic writes.
 
-A store reads a URI to a local file, names a reel's folder under a root, says where that folder is
-assembled, and publishes it when complete. Local folders are assembled in a hidden sibling and
-renamed into place; S3 folders are assembled under the run's work folder and uploaded
+A store reads a URI to a local file, checks that a root can take outputs, names a reel's folder
+under a root, says where that folder is assembled and where a version of it lives, and publishes
+it when complete, all or nothing. Local folders are assembled in a hidden sibling, flushed to disk
+(fsync of every file and folder) and renamed into place; S3 folders are assembled under the run's
+work folder and uploaded under a version prefix, made current by one small manifest written last
 (``audiox_core/s3.py``, the only module that talks to boto3).
 """
 
@@ -18,9 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from audiox_core.errors import InputError
+from audiox_core.lifecycle import process_tag
+from audiox_core.provenance import public_uri
 
 CHUNK = 1 << 20
 
@@ -34,12 +38,19 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def local_path(uri: str) -> Path:
-    """The local file a local URI names; InputError for other schemes (see ``fetch`` for S3)."""
+def given_path(uri: str) -> Path:
+    """The local path a local URI names, as given (symbolic links not followed: errors name the
+    file the user named); InputError, naming the URI without secrets, for other schemes."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
-        return Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
-    raise InputError(f"{uri}: unsupported URI scheme {parsed.scheme!r} (use a local path or s3://)")
+        return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).expanduser()
+    raise InputError(f"{public_uri(uri)}: unsupported URI scheme {parsed.scheme!r} (use a local path or s3://)")
+
+
+def local_path(uri: str) -> Path:
+    """The local file a local URI names, absolute with symbolic links resolved; InputError for other
+    schemes (see ``fetch`` for S3)."""
+    return given_path(uri).resolve()
 
 
 def as_uri(path: Path) -> str:
@@ -47,11 +58,15 @@ def as_uri(path: Path) -> str:
 
 
 def check_readable_file(path: Path) -> None:
-    """InputError naming the file when it is missing, not a regular file, or empty."""
+    """InputError naming ``path`` when it is a broken link, missing, not a regular file, unreadable or empty."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path}: broken symbolic link (the file it points to does not exist)")
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied (not readable by this user)")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
@@ -70,14 +85,22 @@ class Store(Protocol):
     def fetch(self, uri: str, cache_dir: Path) -> Fetched:
         """A local, readable file with the content of ``uri`` (InputError naming it otherwise)."""
 
+    def check_writable(self, root_uri: str, need_bytes: int) -> None:
+        """InputError (one line, naming ``root_uri``) when the root cannot take a reel's outputs of
+        about ``need_bytes``: checked before any expensive work."""
+
     def child(self, root_uri: str, name: str) -> str:
         """The URI of the folder ``name`` under ``root_uri``."""
+
+    def version_uri(self, folder_uri: str, version: str) -> str:
+        """Where the files of one published version of the folder live (the URIs provenance records)."""
 
     def assembly_folder(self, folder_uri: str, work: Path) -> Path:
         """The local folder in which the finished folder is assembled (staged, then renamed into place)."""
 
-    def publish(self, folder: Path, folder_uri: str) -> None:
-        """Make the assembled ``folder`` available at ``folder_uri``."""
+    def publish(self, folder: Path, folder_uri: str, version: str) -> None:
+        """Make the assembled ``folder`` the current ``version`` at ``folder_uri``, all or nothing;
+        idempotent, so a transient failure can be retried."""
 
     def location(self, folder_uri: str) -> str:
         """Where a person finds the folder: a local path or the URI."""
@@ -95,14 +118,46 @@ class LocalStore:
         check_readable_file(path)
         return Fetched(path, None)
 
+    def check_writable(self, root_uri: str, need_bytes: int) -> None:
+        """The root is (or can be made) a folder, a file can be written in it, and its file system
+        has ``need_bytes`` free. Nothing is created: a missing root is probed at its nearest existing
+        ancestor, so a run refused later leaves no empty folder behind."""
+        shown = public_uri(root_uri)
+        root = local_path(root_uri)
+        if root.exists() and not root.is_dir():
+            raise InputError(f"{shown}: output folder is not a folder")
+        while not root.exists():
+            root = root.parent
+        if not root.is_dir():
+            raise InputError(f"{shown}: output folder cannot be made ({root} is not a folder)")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".write-probe.{process_tag()}.", dir=root)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as e:
+            raise InputError(f"{shown}: output folder is not writable ({e.strerror or e})") from e
+        free = shutil.disk_usage(root).free
+        if free < need_bytes:
+            raise InputError(
+                f"{shown}: not enough free space for the outputs ({_mib(free)} free, about {_mib(need_bytes)} needed)"
+            )
+
     def child(self, root_uri: str, name: str) -> str:
         return as_uri(local_path(root_uri) / name)
+
+    def version_uri(self, folder_uri: str, version: str) -> str:
+        """The folder itself: a local folder holds one version, replaced whole by ``staged_directory``."""
+        return folder_uri
 
     def assembly_folder(self, folder_uri: str, work: Path) -> Path:
         return local_path(folder_uri)
 
-    def publish(self, folder: Path, folder_uri: str) -> None:
-        """Nothing to do: the staged folder was renamed into place when it was complete."""
+    def publish(self, folder: Path, folder_uri: str, version: str) -> None:
+        """Nothing to do: the staged folder was flushed and renamed into place when it was complete."""
 
     def location(self, folder_uri: str) -> str:
         return str(local_path(folder_uri))
@@ -123,35 +178,76 @@ def store_for(uri: str) -> Store:
 
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``final``; on success it replaces ``final``, on error it is removed."""
+    """Yield a hidden sibling of ``final`` (named with this process's tag, so a sweep can tell a live
+    one from an abandoned one); on success it is flushed to disk and replaces ``final``, on any error
+    it is removed and ``final`` is left as it was."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.{process_tag()}.", suffix=".partial", dir=final.parent))
+    previous = final.with_name(f".{final.name}.{process_tag()}.previous")
     try:
         yield stage
+        os.chmod(stage, 0o777 & ~_umask())
+        fsync_tree(stage)
+        if final.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(final, previous)
+        try:
+            os.replace(stage, final)
+        except BaseException:
+            if previous.exists():
+                os.replace(previous, final)
+            raise
+        _fsync_folder(final.parent)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    os.chmod(stage, 0o777 & ~_umask())
-    previous = final.with_name(f".{final.name}.previous")
-    if final.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(final, previous)
-    os.replace(stage, final)
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``, then every folder (deepest first), to disk: a rename that
+    publishes the folder must not survive a power cut that its contents do not."""
+    folders = [folder]
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            folders.append(path)
+        else:
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    for path in reversed(folders):
+        _fsync_folder(path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name in the same folder, then rename it over ``path``."""
+    """Write ``data`` to a temporary name in the same folder, flush it to disk, then rename it over
+    ``path`` (and flush the folder, so the rename is durable too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; published files follow the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _umask() -> int:

@@ -111,3 +111,20 @@ def check_prefect() -> Check:
 
 def run_checks(model: str) -> list[Check]:
     return [*check_ffmpeg(), check_torch(), check_model(model), check_database(), check_prefect()]
+
+
+def repair() -> list[str]:
+    """``doctor --repair``: the sweep over every output root the database knows; one line per thing
+    closed or removed, then a summary line."""
+    from collections import Counter
+
+    from audiox_core.workspace import studio_home
+    from db import repository
+    from db.session import database_url
+    from tasks.sweep import sweep
+
+    url = database_url(studio_home())
+    repairs = sweep(url, repository.out_uris(url))
+    counts = Counter(r.kind for r in repairs)
+    summary = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in counts.items()) or "nothing"
+    return [r.line for r in repairs] + [f"repaired: {summary} (runs and folders of live processes left alone)"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = "out"
+_STARTUP = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,10 +53,50 @@ def _print_outputs(result: dict[str, Any]) -> None:
     print(f"  then open {ui}/runs/flow-run/{result['flow_run_id']}")
 
 
+def _checked_database() -> str:
+    """The provenance database's URL, once a connection to it opens (one-line InputError otherwise)."""
+    from audiox_core.preflight import check_database
+    from audiox_core.workspace import studio_home
+    from db.session import connection_problem, database_url
+
+    url = database_url(studio_home())
+    check_database(url, connection_problem)
+    return url
+
+
+def _refuse_secrets(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any]) -> None:
+    """Refuse credential-bearing URIs before the flow is called, so Prefect never stores them; the
+    refusal is recorded as a failed run under the cleaned URIs."""
+    from audiox_core.errors import InputError
+    from audiox_core.preflight import refuse_secret
+    from audiox_core.provenance import public_uri
+    from audiox_core.workspace import code_version
+    from db import repository
+
+    try:
+        refuse_secret(source_uri, "source")
+        refuse_secret(out_uri, "destination")
+    except InputError as e:
+        run_id = repository.start_run(
+            db_url,
+            source_uri=public_uri(source_uri),
+            out_uri=public_uri(out_uri),
+            settings=settings,
+            code_version=code_version(),
+            flow_run_id=None,
+            trigger="manual",
+        )
+        repository.finish_run(db_url, run_id, error=str(e))
+        raise
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    db_url = _checked_database()  # first: it needs no torch import, so a bad URL fails in a second
+    settings = _settings_from(args)
+    _refuse_secrets(db_url, args.source, args.out, settings)
     from flows.soundtrack import soundtrack
 
-    result = soundtrack(args.source, args.out, _settings_from(args))
+    result = soundtrack(args.source, args.out, settings)
     _print_outputs(result)
     return 0
 
@@ -64,6 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from audiox_core.media.synthetic import make_reel
     from flows.soundtrack import soundtrack
 
+    _checked_database()
     out = Path(args.out)
     source_dir = out / "demo-source"
     source_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +121,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_scenes(args: argparse.Namespace) -> int:
     from audiox_core.media.edl import scenes_csv, scenes_edl
     from audiox_core.media.scenes import DetectorSettings, detect_scenes
+    from audiox_core.preflight import check_source_uri
     from audiox_core.storage import local_path, write_atomic
 
+    check_source_uri(args.source)
     path = local_path(args.source)
     given = {"threshold": args.threshold, "min_scene_s": args.min_scene_s}
     _, scenes = detect_scenes(path, DetectorSettings(**{k: v for k, v in given.items() if v is not None}))
@@ -99,10 +143,9 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from audiox_core.workspace import studio_home
-    from db.session import database_url, redact, upgrade
+    from db.session import redact, upgrade
 
-    url = database_url(studio_home())
+    url = _checked_database()
     upgrade(url)
     print(f"database at {redact(url)} is at the latest schema")
     return 0
@@ -146,20 +189,23 @@ def cmd_model_check(args: argparse.Namespace) -> int:
 def cmd_provenance(args: argparse.Namespace) -> int:
     from cli.lineage import lookup, render
 
+    _checked_database()
     print(render(lookup(args.file), "prov" if args.prov_json else "json" if args.json else "text"))
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from audiox_core.workspace import studio_home
-    from cli.watch import poll_prefix, watch_queue
+    from cli.watch import events_on_console, poll_prefix, require_api, watch_queue
 
-    if args.queue:
-        sent = watch_queue(args.queue, once=args.once)
-    else:
-        sent = poll_prefix(
-            args.poll, studio_home() / "watch" / "poll-state.json", once=args.once, interval_s=args.interval
-        )
+    require_api()
+    with events_on_console(args.debug):
+        if args.queue:
+            sent = watch_queue(args.queue, once=args.once)
+        else:
+            sent = poll_prefix(
+                args.poll, studio_home() / "watch" / "poll-state.json", once=args.once, interval_s=args.interval
+            )
     print(f"{sent} footage event(s) sent")
     return 0
 
@@ -172,8 +218,11 @@ def cmd_inference_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from cli.doctor import run_checks
+    from cli.doctor import repair, run_checks
 
+    if args.repair:
+        print("\n".join(repair()))
+        return 0
     ok = True
     for check in run_checks(args.model):
         ok &= check.ok
@@ -283,6 +332,11 @@ def parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="instead of the checks: close the runs of killed processes as crashed and remove their leftover folders",
+    )
     doctor.set_defaults(func=cmd_doctor)
 
     model = sub.add_parser("model", help="inspect AudioX configs and checkpoints")
@@ -319,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The temporary local API (no PREFECT_API_URL) gets 20 s to start by default, too short on a busy
     # machine (it failed a fresh install's first demo under load); give it 90 s.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault(_STARTUP, "90")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # the Prefect client's telemetry notice, off with the rest
     root = logging.getLogger()
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -330,22 +385,66 @@ def main(argv: list[str] | None = None) -> int:
         console.addFilter(_OwnWarningsOnly())
     root.addHandler(console)
     from audiox_core.errors import PipelineError
+    from audiox_core.lifecycle import interrupts_raised
 
     try:
-        return args.func(args)
+        with interrupts_raised():  # SIGTERM cleans up as Ctrl-C does: runs closed, folders removed
+            return args.func(args)
     except PipelineError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        _print_error(str(e))
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(args, e)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # a bug or an unforeseen failure: one line, the traceback with --debug
+        if args.debug:
+            raise
+        if "ephemeral Prefect API server" in str(e):
+            _print_error(
+                f"the temporary local Prefect API did not start within {os.environ[_STARTUP]} s (a busy machine?): "
+                f"set {_STARTUP} higher, or run `prefect server start` and set PREFECT_API_URL"
+            )
+            return 1
+        _print_error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        return 1
     finally:
         root.removeHandler(console)
+
+
+def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
+    """One line saying which signal stopped the command and how its run was recorded; the shell's
+    exit status for that signal (130 for SIGINT, 143 for SIGTERM)."""
+    import signal
+
+    from audiox_core.lifecycle import Interrupted, process_tag
+
+    signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+    line = f"interrupted ({signal.Signals(signum).name})"
+    if args.command in ("run", "demo"):
+        from audiox_core.workspace import studio_home
+        from db.repository import process_runs
+        from db.session import database_url
+
+        runs = process_runs(database_url(studio_home()), process_tag())
+        if not runs:
+            line += " before its run started"
+        else:
+            run_id, status, reason = runs[0]
+            line += f": run {run_id} recorded as {status}"
+            line += "" if reason is None or reason.startswith("interrupted") else f" ({reason})"
+    print(line, file=sys.stderr)
+    return 128 + signum
+
+
+def _print_error(message: str) -> None:
+    """``error: <message>`` on one line of stderr, credentials and signatures removed."""
+    from audiox_core.provenance import scrub
+
+    print(f"error: {' '.join(scrub(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 Queue mode reads S3 ObjectCreated notifications from SQS (also wrapped in SNS); polling mode lists a
 prefix and compares ETags with what it saw before. Each object version gives one event,
-``audiox.footage.uploaded``, whose id is derived from bucket, key and version: sent twice, it is
-still one event, so the same object version never starts two runs. An SQS message is deleted only
-after its events are confirmed by the Prefect API.
+``audiox.footage.uploaded``, whose id is derived from bucket, key and version. Before sending, the
+watcher asks the Prefect API which of those ids it already holds (a duplicate delivery, a
+byte-identical re-upload: the stored event keeps its first occurrence time, so the lookup spans
+years, not the new message's minute) and skips them: the same object version never starts two
+runs. An SQS message is deleted once its new events are confirmed stored, or at once when it is no
+S3 notification (a redelivery would fail the same way). Transient failures of the Prefect API or
+SQS (refused connections, timeouts, 5xx) are logged and retried with a growing pause, never a crash;
+anything else is one line. Every event sent and every duplicate skipped is one INFO line.
 """
 
 from __future__ import annotations
@@ -14,20 +19,29 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote_plus
 
-from audiox_core.errors import PipelineError
+from audiox_core.errors import InputError, PipelineError, TransientError
 from audiox_core.media.probe import is_footage
 from audiox_core.s3 import list_objects, s3_error
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.events.filters import EventOccurredFilter
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENT = "audiox.footage.uploaded"
 NAMESPACE = uuid.UUID("6b1e4a52-3f9e-4c5a-9d62-0c4f1d2b7a11")  # ours: ids of footage events
+STORED_SINCE = datetime(2020, 1, 1, tzinfo=UTC)  # before any footage event of ours
+PAGE = 50  # event ids per lookup
 
 
 @dataclass(frozen=True)
@@ -97,76 +111,206 @@ def footage_event(upload: Upload):
     )
 
 
-async def _emit_confirmed(uploads: list[Upload], timeout_s: float = 60.0) -> None:
-    """Send the events and wait until the API has stored every one of them."""
+def stored_window() -> EventOccurredFilter:
+    """An occurred window that holds any stored footage event: from long before the first upload to
+    a day ahead (S3 clocks may run ahead of the API's)."""
+    from prefect.events.filters import EventOccurredFilter
+
+    return EventOccurredFilter(since=STORED_SINCE, until=datetime.now(UTC) + timedelta(days=1))
+
+
+async def _stored_ids(api: PrefectClient, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these event ids the Prefect API holds."""
+    from prefect.events.filters import EventFilter, EventIDFilter
+
+    found: set[uuid.UUID] = set()
+    for start in range(0, len(ids), PAGE):
+        chunk = ids[start : start + PAGE]
+        page = await api.read_events(
+            EventFilter(id=EventIDFilter(id=chunk), occurred=stored_window()), limit=len(chunk)
+        )
+        found |= {e.id for e in page.events}
+    return found
+
+
+async def emit_new(uploads: list[Upload], timeout_s: float = 60.0) -> list[Upload]:
+    """Send the events of uploads the API does not hold yet and wait until it holds every one of
+    them; returns the uploads sent (the others were duplicates, logged and skipped)."""
     from prefect.client.orchestration import get_client
     from prefect.events.clients import get_events_client
-    from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
 
-    if not uploads:
-        return
-    events = [footage_event(u) for u in uploads]
-    async with get_events_client() as client:
-        for event in events:
-            await client.emit(event)
-    wanted = {e.id for e in events}
-    since = min(e.occurred for e in events) - timedelta(minutes=1)
-    deadline = time.monotonic() + timeout_s
+    unique = list({u.event_id: u for u in uploads}.values())
+    if not unique:
+        return []
     async with get_client() as api:
-        while True:
-            page = await api.read_events(
-                EventFilter(id=EventIDFilter(id=list(wanted)), occurred=EventOccurredFilter(since=since)),
-                limit=len(wanted),
-            )
-            wanted -= {e.id for e in page.events}
-            if not wanted:
-                return
+        stored = await _stored_ids(api, [u.event_id for u in unique])
+        for u in unique:
+            if u.event_id in stored:
+                log.info("duplicate: %s (version %s) already has its event; skipped", u.uri, u.version)
+        new = [u for u in unique if u.event_id not in stored]
+        if not new:
+            return []
+        async with get_events_client() as client:
+            for u in new:
+                await client.emit(footage_event(u))
+        waiting = {u.event_id for u in new}
+        deadline = time.monotonic() + timeout_s
+        while waiting := waiting - await _stored_ids(api, list(waiting)):
             if time.monotonic() > deadline:
-                raise PipelineError(f"Prefect did not confirm {len(wanted)} footage event(s) within {timeout_s:.0f} s")
+                raise TransientError(
+                    f"Prefect did not confirm {len(waiting)} footage event(s) within {timeout_s:.0f} s"
+                )
             await asyncio.sleep(0.5)
+    for u in new:
+        log.info("event sent: %s (version %s)", u.uri, u.version)
+    return new
 
 
-def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20) -> int:
-    """Turn SQS notifications into events until stopped (or one receive with ``once``); returns events sent."""
+@dataclass
+class Backoff:
+    """Retries of transient failures, each pause twice the last (``first_s`` up to ``max_s``), for
+    as long as they last: a watcher waits out an API restart instead of dying."""
+
+    first_s: float = 1.0
+    max_s: float = 60.0
+
+    def call(self, what: str, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``action(*args, **kwargs)``, retried while it fails transiently; ``what`` names it in logs and errors."""
+        pause = self.first_s
+        while True:
+            try:
+                return action(*args, **kwargs)
+            except Exception as e:
+                if not is_transient(e):
+                    raise permanent(what, e) from e
+                log.warning("%s failed (%s); retrying in %g s", what, one_line(e), pause)
+            time.sleep(pause)
+            pause = min(2 * pause, self.max_s)
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether retrying may help: refused or dropped connections, timeouts, 5xx and throttling."""
+    import httpx
+    from websockets.exceptions import WebSocketException
+
+    if isinstance(e, httpx.HTTPStatusError):
+        return e.response.status_code >= 500 or e.response.status_code == 429
+    return isinstance(e, (TransientError, OSError, TimeoutError, httpx.TransportError, WebSocketException))
+
+
+def permanent(what: str, e: Exception) -> Exception:
+    """The error to stop with: ours as it is, an HTTP refusal as one line, anything else unchanged."""
+    import httpx
+
+    if isinstance(e, httpx.HTTPStatusError):
+        return PipelineError(f"{what}: the Prefect API refused it ({one_line(e)})")
+    return e
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _sqs_client():
     import boto3
+    from botocore.config import Config
 
-    sqs = boto3.client("sqs")
+    return boto3.client("sqs", config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10))
+
+
+def _sqs(queue_url: str, method: Callable[..., T], **kwargs: Any) -> T:
+    """An SQS call on the queue, its botocore failure as our InputError or TransientError."""
+    try:
+        return method(QueueUrl=queue_url, **kwargs)
+    except Exception as e:
+        raise s3_error(queue_url, e) from e
+
+
+def send_events(uploads: list[Upload]) -> list[Upload]:
+    """``emit_new`` from synchronous code."""
+    return asyncio.run(emit_new(uploads))
+
+
+def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20, backoff: Backoff | None = None) -> int:
+    """Turn SQS notifications into events until stopped (or one receive with ``once``); returns events sent."""
+    sqs = _sqs_client()
+    backoff = backoff or Backoff()
     sent = 0
     while True:
-        try:
-            reply = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s, VisibilityTimeout=120
-            )
-        except Exception as e:
-            raise s3_error(queue_url, e) from e
+        reply = backoff.call(
+            f"receiving from {queue_url}",
+            _sqs,
+            queue_url,
+            sqs.receive_message,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_s,
+            VisibilityTimeout=120,
+        )
         for message in reply.get("Messages", []):
             try:
                 uploads = uploads_in_notification(message["Body"])
             except (ValueError, KeyError, TypeError) as e:  # deleted below: a redelivery would fail the same way
                 log.warning("skipping an SQS message that is not an S3 notification (%s: %s)", type(e).__name__, e)
                 uploads = []
-            asyncio.run(_emit_confirmed(uploads))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            sent += len(uploads)
-            for u in uploads:
-                log.info("event for %s (version %s)", u.uri, u.version)
+            sent += len(backoff.call("sending footage events to Prefect", send_events, uploads))
+            backoff.call(
+                f"deleting a message from {queue_url}",
+                _sqs,
+                queue_url,
+                sqs.delete_message,
+                ReceiptHandle=message["ReceiptHandle"],
+            )
         if once:
             return sent
+
+
+def require_api() -> None:
+    """The watcher sends events to a running Prefect server: without PREFECT_API_URL they would go to
+    a temporary one that no deployment listens to."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise InputError(
+            "watch: PREFECT_API_URL is not set; point it at the Prefect server running the s3-drop deployment"
+        )
+
+
+@contextmanager
+def events_on_console(debug: bool) -> Iterator[None]:
+    """The watcher's own INFO lines (events sent, duplicates skipped, retries) on the console, with
+    their time; with ``debug`` the console shows every INFO line already."""
+    if debug:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # the console handler of `main` would print the warnings a second time
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def poll_prefix(prefix_uri: str, state_file: Path, *, once: bool = False, interval_s: float = 60.0) -> int:
     """For buckets without notifications: list the prefix, emit events for objects new or changed
     since the last listing (ETags remembered in ``state_file``); returns events sent."""
     seen: dict[str, Any] = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    backoff = Backoff()
     sent = 0
     while True:
-        current = {o.uri: o for o in list_objects(prefix_uri) if is_footage(o.key)}
+        listing = backoff.call(f"listing {prefix_uri}", list_objects, prefix_uri)
+        current = {o.uri: o for o in listing if is_footage(o.key)}
         fresh = [Upload(o.bucket, o.key, o.etag, o.size) for uri, o in current.items() if seen.get(uri) != o.etag]
-        asyncio.run(_emit_confirmed(fresh))
+        sent += len(backoff.call("sending footage events to Prefect", send_events, fresh))
         seen.update({u.uri: u.version for u in fresh})
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(seen, indent=1))
-        sent += len(fresh)
         if once:
             return sent
         time.sleep(interval_s)

@@ -71,8 +71,9 @@ class Run(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     model: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the model's facts, once it is loaded
     code_version: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    error: Mapped[str | None] = mapped_column(Text)
+    process: Mapped[str | None] = mapped_column(String(64))  # tag of the process running it (host, pid, start)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, succeeded, failed, cancelled, crashed
+    error: Mapped[str | None] = mapped_column(Text)  # why it did not succeed, one line
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -7,11 +7,11 @@ twice nor deadlock on each other's locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -28,7 +28,8 @@ from db.models import (
 )
 from db.session import sessions
 
-RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+RUNNING, SUCCEEDED, FAILED, CANCELLED, CRASHED = "running", "succeeded", "failed", "cancelled", "crashed"
+ENDED = (SUCCEEDED, FAILED, CANCELLED, CRASHED)  # how a run ends: done, an error, interrupted, its process died
 LookupKind = Literal["output", "generation", "source", "unknown"]  # what ``lookup`` found a file's content to be
 
 
@@ -60,7 +61,10 @@ def start_run(
     flow_run_id: str | None,
     deployment: str | None = None,
     trigger: str | None = None,
+    process: str | None = None,
 ) -> int:
+    """A ``running`` row for a new run; ``process`` is the tag of the process running it, by which a
+    sweep finds the run if that process dies without closing it (a row without one is never swept)."""
     with sessions(url).begin() as s:
         run = Run(
             source_uri=source_uri,
@@ -70,6 +74,7 @@ def start_run(
             flow_run_id=flow_run_id,
             deployment=deployment,
             trigger=trigger,
+            process=process,
             status=RUNNING,
         )
         s.add(run)
@@ -77,13 +82,62 @@ def start_run(
         return run.id
 
 
-def finish_run(url: str, run_id: int, *, error: str | None = None) -> None:
-    """Mark the run succeeded, or failed with ``error`` (one line, stored for the operator)."""
+def finish_run(url: str, run_id: int, *, error: str | None = None, status: str | None = None) -> bool:
+    """Close a running run: ``succeeded``, or ``failed`` (the default with an error), ``cancelled`` or
+    ``crashed`` with ``error``, its reason in one line for the operator. A run is closed once: the
+    first way it ended wins, a closed run is left as it is, and False says so."""
     with sessions(url).begin() as s:
-        run = s.get_one(Run, run_id)
-        run.status = FAILED if error else SUCCEEDED
-        run.error = error
-        run.ended_at = utcnow()
+        return bool(_close(s, Run.id == run_id, status or (FAILED if error else SUCCEEDED), error))
+
+
+def finish_flow_run(url: str, flow_run_id: str, *, error: str, status: str) -> list[int]:
+    """Close the running runs of one Prefect flow run (from its state hooks); returns their ids."""
+    with sessions(url).begin() as s:
+        ids = list(s.scalars(select(Run.id).where(Run.flow_run_id == flow_run_id, Run.status == RUNNING)))
+        return [i for i in ids if _close(s, Run.id == i, status, error)]
+
+
+def finish_process_runs(url: str, process: str, *, error: str, status: str) -> list[int]:
+    """Close the running runs of one process (a batch interrupted with its reels in flight); returns their ids."""
+    with sessions(url).begin() as s:
+        ids = list(s.scalars(select(Run.id).where(Run.process == process, Run.status == RUNNING)))
+        return [i for i in ids if _close(s, Run.id == i, status, error)]
+
+
+def process_runs(url: str, process: str) -> list[tuple[int, str, str | None]]:
+    """(id, status, error) of the runs one process started, newest first: what an interrupted command reports."""
+    with sessions(url)() as s:
+        query = select(Run.id, Run.status, Run.error).where(Run.process == process).order_by(Run.id.desc())
+        return [(run_id, status, error) for run_id, status, error in s.execute(query)]
+
+
+def sweep_abandoned(url: str, dead: Callable[[str], bool], reason: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Close as ``crashed``, with ``reason(tag)``, every running run whose process ``dead(tag)`` says is
+    gone; returns the closed runs' column values (their flow runs and out folders need the same care).
+    Only running rows with a process tag are read, so a sweep at the start of every run is cheap."""
+    with sessions(url)() as s:
+        running = [_values(r) for r in s.scalars(select(Run).where(Run.status == RUNNING, Run.process.is_not(None)))]
+    return [
+        r
+        for r in running
+        if dead(r["process"]) and finish_run(url, r["id"], error=reason(r["process"]), status=CRASHED)
+    ]
+
+
+def out_uris(url: str) -> list[str]:
+    """Every output root a run was given (where a full sweep looks for abandoned staging folders)."""
+    with sessions(url)() as s:
+        return sorted(u for u in s.scalars(select(Run.out_uri).distinct()) if u)
+
+
+def _close(s: Session, which: ColumnElement[bool], status: str, error: str | None) -> int:
+    """End the matching rows that are still running; returns how many it ended."""
+    if status not in ENDED:
+        raise ValueError(f"run status {status!r} (expected one of {', '.join(ENDED)})")
+    if (status == SUCCEEDED) != (error is None):
+        raise ValueError(f"a {status} run needs a reason exactly when it did not succeed (error={error!r})")
+    values = {"status": status, "error": error, "ended_at": utcnow()}
+    return s.execute(update(Run).where(which, Run.status == RUNNING).values(**values)).rowcount
 
 
 def record_asset(
@@ -129,13 +183,17 @@ def record_model(url: str, run_id: int, model: dict[str, Any]) -> None:
         s.get_one(Run, run_id).model = model
 
 
-def processed(url: str, source_uri: str, version: str | None, settings: dict[str, Any]) -> bool:
-    """Whether this object version already has a succeeded run with these settings."""
+def succeeded_settings(url: str, source_uri: str, version: str | None) -> list[dict[str, Any]]:
+    """The settings of this object version's succeeded runs, as each run stored them (the caller
+    normalises them before comparing: ``{}`` and every default spelled out are the same settings)."""
     with sessions(url)() as s:
-        runs = s.scalars(
-            select(Run).where(Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED)
+        return list(
+            s.scalars(
+                select(Run.settings).where(
+                    Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED
+                )
+            )
         )
-        return any(r.settings == settings for r in runs)
 
 
 def record_scenes(url: str, run_id: int, scenes: Iterable[dict[str, Any]]) -> dict[int, int]:
@@ -194,6 +252,13 @@ def record_outputs(url: str, run_id: int, outputs: Iterable[dict[str, Any]]) -> 
                 index_elements=["uri", "sha256"], set_={"run_id": stmt.excluded.run_id, "kind": stmt.excluded.kind}
             )
         )
+
+
+def output_uris(url: str, sha256: str) -> list[str]:
+    """Every recorded output URI with this content, newest first: where a cue's bytes may still be
+    found after the version that first held them was removed."""
+    with sessions(url)() as s:
+        return list(s.scalars(select(Output.uri).where(Output.sha256 == sha256).order_by(Output.id.desc())))
 
 
 def _with_chain(query: Select) -> Select:

@@ -8,10 +8,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
+from prefect.futures import PrefectFuture, as_completed
 
 from audiox_core.settings import RunSettings
-from flows.soundtrack import soundtrack
+from audiox_core.workspace import studio_home
+from db.repository import CANCELLED
+from db.session import database_url
+from flows.soundtrack import interruption_reason, soundtrack
 from tasks.footage import list_footage, unprocessed
+from tasks.provenance import close_process_runs
 
 
 @task(name="reel", cache_policy=NO_CACHE)
@@ -37,10 +43,18 @@ def nightly(
     todo = unprocessed(footage, settings)
     log.info("%d reels under s3://%s/%s, %d to do", len(footage), bucket, prefix, len(todo))
     results: list[dict[str, Any]] = []
-    for first in range(0, len(todo), max(1, max_parallel)):
-        batch = todo[first : first + max(1, max_parallel)]
-        futures = [reel_task.submit(f["uri"], out_prefix, settings) for f in batch]
-        results += [f.result() for f in futures]
+    running: list[PrefectFuture[dict[str, Any]]] = []
+    try:
+        for f in todo:  # a rolling window: the next reel starts as soon as any running one ends
+            if len(running) >= max(1, max_parallel):
+                done = next(as_completed(running))
+                running.remove(done)
+                results.append(done.result())
+            running.append(reel_task.submit(f["uri"], out_prefix, settings))
+        results += [done.result() for done in as_completed(running)]
+    except (KeyboardInterrupt, TerminationSignal) as e:  # signals reach this (main) thread only
+        close_process_runs(database_url(studio_home()), error=interruption_reason(e), status=CANCELLED)
+        raise  # the reels in flight end with the process: their runs are closed first
     failed = [r for r in results if r["status"] == "failed"]
     for r in failed:
         log.warning("%s", r["error"])
@@ -49,5 +63,5 @@ def nightly(
         "skipped": len(footage) - len(todo),
         "succeeded": len(results) - len(failed),
         "failed": len(failed),
-        "runs": results,
+        "runs": sorted(results, key=lambda r: r["source"]),
     }

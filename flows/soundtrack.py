@@ -1,28 +1,50 @@
 """The ``soundtrack`` flow: one reel from source footage to a muxed soundtrack with provenance.
 
 fetch → probe/scenes → cues → generate → mix → mux → publish → provenance → review artifact.
-Outputs are staged in a hidden folder and renamed into ``<out>/<reel>/`` only when complete; a
-failure records the run as failed with its one-line reason and leaves no output folder.
+Every source has its own output folder, ``<out>/<stem>-<hash>/`` (``audiox_core/naming.py``), staged
+in a hidden sibling and renamed into place only when complete; on S3 each version is uploaded under
+``<out>/<stem>-<hash>/versions/<version>/`` and made current by writing ``current.json`` last. A
+failure records the run as failed, an interrupt or cancellation as cancelled, each with its one-line
+reason, and leaves no output and no work folder.
 """
 
 from __future__ import annotations
 
-import re
+import _thread
+import contextvars
 import shutil
-import tempfile
-from pathlib import Path
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+import httpx
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.exceptions import TerminationSignal
+from prefect.runtime import deployment, flow_run
+from prefect.states import Cancelled
 
 from audiox_core.errors import InputError, PipelineError
+from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, work_folder
 from audiox_core.media.timeline import plan_timeline
+from audiox_core.naming import reel_folder, reel_title, version_name
+from audiox_core.preflight import (
+    check_database,
+    check_destination,
+    check_footage,
+    check_frames,
+    check_source_uri,
+    output_bytes,
+)
+from audiox_core.provenance import public_uri, secret_in_uri
 from audiox_core.reel import reel_cues
 from audiox_core.settings import RunSettings
 from audiox_core.storage import staged_directory, store_for
 from audiox_core.workspace import studio_home
-from db.session import database_url
+from db.repository import CANCELLED, CRASHED
+from db.session import connection_problem, database_url
 from tasks.generation import generate_cues, plan_generation, reusable_task
 from tasks.inference import model_facts
 from tasks.media import (
@@ -35,6 +57,8 @@ from tasks.media import (
     publish_task,
 )
 from tasks.provenance import (
+    close_flow_run,
+    close_run,
     finish_run_task,
     generation_records_task,
     output_records,
@@ -47,21 +71,68 @@ from tasks.provenance import (
     write_provenance_task,
 )
 from tasks.review import review_markdown, review_task
+from tasks.sweep import sweep_task
+
+CANCELLED_IN_PREFECT = "cancelled in Prefect"
+CANCELLATION_POLL_S = 2.0  # how often a run started here asks Prefect whether it was cancelled
+_delivered: set[str] = set()  # flow runs whose cancellation this process delivered to itself
 
 
-def reel_name(source_uri: str) -> str:
-    """Output folder name: the source file's stem with unsafe characters replaced."""
-    stem = Path(source_uri.rstrip("/")).stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "reel"
+def _close_cancelled(flow: Any, run: FlowRun, state: State) -> None:
+    """``on_cancellation``: a runner that cancels a deployment's run stops its process and calls this;
+    a run row the process did not close is closed as cancelled."""
+    close_flow_run(database_url(studio_home()), str(run.id), error=CANCELLED_IN_PREFECT, status=CANCELLED)
 
 
-@flow(name="soundtrack", log_prints=False)
+def _close_crashed(flow: Any, run: FlowRun, state: State) -> None:
+    """``on_crashed``: a run row still open when Prefect reports the flow run crashed is closed as crashed.
+    A cancellation this process delivered (``_cancellation_delivered``) reaches the engine as a SIGTERM,
+    which it reports as a crash: the flow run is put back to Cancelled, as its run row says."""
+    if str(run.id) in _delivered:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Cancelled(message=CANCELLED_IN_PREFECT), force=True)
+        return
+    reason = f"crashed in Prefect: {state.message}"
+    close_flow_run(database_url(studio_home()), str(run.id), error=reason, status=CRASHED)
+
+
+@contextmanager
+def _cancellation_delivered() -> Iterator[None]:
+    """Prefect delivers a cancellation only to runs its runners started (as SIGTERM); a run started in
+    this process (the CLI's) just turns Cancelling and goes on to the end. While the body runs, a
+    thread watches the state and, once it is Cancelling, interrupts the main thread as SIGTERM would."""
+    run_id = flow_run.get_id()
+    if deployment.get_id() is not None or threading.current_thread() is not threading.main_thread():
+        yield  # a runner cancels its own runs; a flow in a worker thread cannot interrupt the main one
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(CANCELLATION_POLL_S):
+            if _cancelling_in_prefect() and not done.is_set():
+                _delivered.add(run_id)
+                _thread.interrupt_main(signal.SIGTERM)
+                return
+
+    threading.Thread(target=contextvars.copy_context().run, args=(watch,), name="cancellation", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+@flow(name="soundtrack", log_prints=False, on_cancellation=[_close_cancelled], on_crashed=[_close_crashed])
 def soundtrack(
     source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual"
 ) -> dict[str, Any]:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
-    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record."""
+    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record. However
+    the run ends, its row is closed with a status and reason (``_failure``, ``interruption_reason``); only a killed
+    process leaves it open, for the sweep that starts every run."""
     db_url = database_url(studio_home())
+    _forget_secret_parameters(source_uri, out_uri)  # before anything can fail: Prefect keeps no secret
+    check_database(db_url, connection_problem)
+    sweep_task(db_url, public_uri(out_uri))
     given = dict(settings or {})
     try:
         s = RunSettings.from_dict(given)  # every setting checked before any work starts
@@ -70,30 +141,76 @@ def soundtrack(
         raise
     run_id = start_run_task(db_url, source_uri, out_uri, s.to_dict(), trigger)
     try:
-        result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s)
-    except PipelineError as e:
-        finish_run_task(db_url, run_id, error=str(e))
-        raise
+        with _cancellation_delivered():
+            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s)
     except Exception as e:
-        finish_run_task(db_url, run_id, error=f"internal error: {type(e).__name__}: {e}")
+        finish_run_task(db_url, run_id, error=_failure(e))
+        raise
+    except BaseException as e:  # interrupted or cancelled: a plain call, as Prefect may refuse new tasks now
+        close_run(db_url, run_id, error=interruption_reason(e), status=CANCELLED)
         raise
     finish_run_task(db_url, run_id)
     return result
 
 
+def _failure(e: Exception) -> str:
+    """A failed run's reason: a pipeline error's own line, anything else named as an internal error."""
+    return str(e) if isinstance(e, PipelineError) else f"internal error: {type(e).__name__}: {e}"
+
+
+def interruption_reason(e: BaseException) -> str:
+    """Why a run stopped on a BaseException: cancelled in Prefect (its flow run is Cancelling, as a
+    runner sets it before it sends SIGTERM), interrupted by a signal, or ended by the exception."""
+    if _cancelling_in_prefect():
+        return CANCELLED_IN_PREFECT
+    if isinstance(e, TerminationSignal):
+        return f"interrupted by {SIGNAL_NAMES.get(e.signal, signal.Signals(e.signal).name)}"
+    if isinstance(e, Interrupted):
+        return f"interrupted by {e.signal_name}"
+    if isinstance(e, KeyboardInterrupt):
+        return f"interrupted by {SIGNAL_NAMES[signal.SIGINT]}"
+    return f"ended by {type(e).__name__}: {e}"
+
+
+def _cancelling_in_prefect() -> bool:
+    """Whether this flow run is being cancelled in Prefect; False when the API does not answer."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run.get_id()).state
+    except httpx.HTTPError:
+        return False
+    return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
+
+
+def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
+    """A deployment or API caller may pass a presigned or credential-bearing URI, which the checks
+    below refuse; before that, this flow run's stored parameters are overwritten with cleaned URIs so
+    Prefect's database keeps no secret."""
+    if not (secret_in_uri(source_uri) or secret_in_uri(out_uri)):
+        return
+    cleaned = {**flow_run.parameters, "source_uri": public_uri(source_uri), "out_uri": public_uri(out_uri)}
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.get_id(), parameters=cleaned)
+
+
 def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings) -> dict[str, Any]:
     log = get_run_logger()
-    reel = reel_name(source_uri)
-    work_root = studio_home() / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{reel}.", dir=work_root))
-    store = store_for(out_uri)
-    base_uri = store.child(out_uri, reel)
-    final_dir = store.assembly_folder(base_uri, work)
+    check_source_uri(source_uri)  # before any work: refused URIs, missing files, unwritable outputs
+    check_destination(out_uri, 0)
+    reel = reel_folder(source_uri)  # unique per source: names the output folder and the review artifacts
+    work = work_folder(reel)  # removed below on every exit path; a killed process's is swept
     try:
+        store = store_for(out_uri)
+        folder_uri = store.child(out_uri, reel)
+        version = version_name(run_id)
+        base_uri = store.version_uri(folder_uri, version)  # this version's files, as provenance records them
+        final_dir = store.assembly_folder(folder_uri, work)
         source = fetch_source(source_uri)
+        info = check_footage(source.path, source_uri, s.mix.rate)  # ffprobe only: before the decoding pass
+        check_destination(out_uri, output_bytes(info, s.mix.rate, source.bytes))
         model = model_facts(s.model, s.device)
         analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
+        check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         cues = reel_cues(analysis, s.seed)
@@ -116,13 +233,13 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
                 run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs
             )
             write_provenance_task(stage, document)
-        publish_task(final_dir, base_uri)
+        publish_task(final_dir, folder_uri, version)
         record_results_task(db_url, run_id, scene_ids, document)
         key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, base_uri), outputs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "reel": reel,
+        "reel": reel_title(source_uri),
         "out_dir": store.location(base_uri),
         "run_id": run_id,
         "flow_run_id": flow_run.get_id(),

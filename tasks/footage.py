@@ -7,8 +7,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.errors import InputError
 from audiox_core.media.probe import is_footage
 from audiox_core.s3 import list_objects
+from audiox_core.settings import RunSettings
 from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
@@ -24,5 +26,26 @@ def list_footage(bucket: str, prefix: str) -> list[dict[str, str]]:
 @task(name="select-unprocessed", cache_policy=NO_CACHE)
 def unprocessed(footage: list[dict[str, str]], settings: dict[str, Any]) -> list[dict[str, str]]:
     """The footage whose current version has no succeeded run with these settings in the provenance database."""
-    url = database_url(studio_home())
-    return [f for f in footage if not repository.processed(url, f["uri"], f["version"], settings)]
+    return needing_soundtracks(database_url(studio_home()), footage, settings)
+
+
+def needing_soundtracks(url: str, footage: list[dict[str, str]], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """The footage whose version no run finished with the same effective settings, whichever
+    trigger started it and however it spelled them (both sides normalised by ``RunSettings``)."""
+    wanted = RunSettings.from_dict(settings)
+    return [
+        f
+        for f in footage
+        if not any(
+            same_settings(stored, wanted) for stored in repository.succeeded_settings(url, f["uri"], f["version"])
+        )
+    ]
+
+
+def same_settings(stored: dict[str, Any], wanted: RunSettings) -> bool:
+    """Whether a run's stored settings are ``wanted`` once normalised; settings this version cannot
+    read (a key of an older release) are not the same."""
+    try:
+        return RunSettings.from_dict(stored) == wanted
+    except InputError:
+        return False

@@ -81,25 +81,34 @@ def plan_generation(
 
 @task(name="find-reusable", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def reusable_task(db_url: str, keys: dict[CueId, str]) -> dict[CueId, Path]:
-    """Cues an earlier finished run generated with the same key, whose recorded file (local or S3) is
-    still there, unchanged."""
+    """Cues an earlier finished run generated with the same key, whose bytes (sha256) are still in
+    the file it recorded or, once that version was removed, in a later output that reused them."""
     found = repository.find_generations(db_url, keys.values())
     reuse = {}
     for where, key in keys.items():
         g = found.get(key)
         if g is None:
             continue
-        try:
-            path = store_for(g["output_uri"]).fetch(g["output_uri"], studio_home() / "cache" / "sources").path
-        except InputError:
-            continue  # the recorded file is gone: generate again
-        if sha256_file(path) == g["output_sha256"]:
+        if path := _recorded_copy(db_url, g["output_uri"], g["output_sha256"]):
             reuse[where] = path
     if reuse:
         get_run_logger().info(
             "reusing %d of %d cues generated before with the same inputs and settings", len(reuse), len(keys)
         )
     return reuse
+
+
+def _recorded_copy(db_url: str, output_uri: str, sha256: str) -> Path | None:
+    """A local file with exactly these bytes: the recorded URI first, then other recorded outputs
+    with the same sha256; None when none is left (the cue is generated again)."""
+    for uri in dict.fromkeys([output_uri, *repository.output_uris(db_url, sha256)]):
+        try:
+            path = store_for(uri).fetch(uri, studio_home() / "cache" / "sources").path
+        except InputError:
+            continue  # this copy is gone (removed with an old version, or deleted)
+        if sha256_file(path) == sha256:
+            return path
+    return None
 
 
 def generate_cues(

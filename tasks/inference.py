@@ -1,31 +1,42 @@
 """Where inference runs. Model loading and generation batches are Prefect tasks that run in the flow's
 own process (``AUDIOX_INFERENCE=in-process``, the default) or on long-lived inference workers
 (``task-worker``: ``audiox-studio inference-worker``, one per GPU), Prefect task workers that load
-the model once and keep it for every batch of every run. A batch's result is persisted under
-$AUDIOX_HOME and cached on its cues' generation keys, so a rerun skips the batches that finished;
-only the sampling itself holds the card's concurrency slot."""
+the model once and keep it for every batch of every run.
+
+Nothing crosses between them as a pickle: the flow stages each scene's frames in the tensor cache
+(audiox_core/cache.py, same $AUDIOX_HOME), the batch task writes each cue's audio there under its
+generation key and returns the keys, and the model's facts travel as JSON. Prefect records each
+finished batch (its keys, as JSON) under the cues' keys, so a rerun skips the batches that
+finished; a cue whose cached audio is gone or damaged is generated again. Only the sampling itself
+holds the card's concurrency slot."""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import socket
 import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+import numpy as np
 import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
+from prefect.futures import PrefectDistributedFuture
 
+from audiox_core.cache import TensorCache, cache_root
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
-from audiox_core.workspace import studio_home
 
 InferenceMode = Literal["in-process", "task-worker"]
 INFERENCE_MODES: tuple[InferenceMode, ...] = get_args(InferenceMode)
@@ -69,10 +80,9 @@ def inference_mode() -> InferenceMode:
 
 
 def results_storage() -> Path:
-    """Where generation batches persist their results (cue audio at the model's rate), under
-    $AUDIOX_HOME (Prefect keeps them in a local file system at this path); inference workers on the
-    same machine share it."""
-    return studio_home() / "cache" / "results"
+    """Where Prefect keeps the tasks' JSON results (a batch's cue keys, a model's facts), under
+    $AUDIOX_HOME beside the tensor cache; inference workers on the same machine share it."""
+    return cache_root() / "results"
 
 
 def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
@@ -93,9 +103,10 @@ def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
     )
 
 
-@task(name="load-model", cache_policy=NO_CACHE, persist_result=True)
-def load_model_task(spec: str, device: str) -> ModelFacts:
-    """Load (or reuse) the model in this process; returns its facts (the process that holds it included)."""
+@task(name="load-model", cache_policy=NO_CACHE, persist_result=True, result_serializer="json")
+def load_model_task(spec: str, device: str) -> dict[str, Any]:
+    """Load (or reuse) the model in this process; returns its facts (the process that holds it
+    included) as a JSON-safe dict (``ModelFacts.from_dict`` rebuilds them)."""
     facts = facts_of(*MODELS.get(spec, device))
     get_run_logger().info(
         "model: %s on %s (%s), checkpoint sha256 %s",
@@ -104,7 +115,7 @@ def load_model_task(spec: str, device: str) -> ModelFacts:
         facts.precision,
         facts.checkpoint_sha256[:16],
     )
-    return facts
+    return asdict(facts)
 
 
 def model_facts(spec: str, device: str) -> ModelFacts:
@@ -115,17 +126,16 @@ def model_facts(spec: str, device: str) -> ModelFacts:
             "waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec
         )
         try:
-            return (
-                load_model_task.with_options(result_storage=results_storage())
-                .delay(spec, device)
-                .result(timeout=wait_s)
-            )
+            task = load_model_task.with_options(result_storage=results_storage())
+            values = outside_the_flow(task.delay, spec, device).result(timeout=wait_s)
         except TimeoutError:
             raise ModelError(
                 f"{spec}: no inference worker loaded the model within {wait_s:g} s; start `audiox-studio inference-worker` "
                 "with this PREFECT_API_URL and AUDIOX_HOME, or unset AUDIOX_INFERENCE"
             ) from None
-    return load_model_task(spec, device)
+    else:
+        values = load_model_task(spec, device)
+    return ModelFacts.from_dict(values)
 
 
 def batch_cache_key(context: object, parameters: dict) -> str:
@@ -134,24 +144,88 @@ def batch_cache_key(context: object, parameters: dict) -> str:
     return "cues-" + hashlib.sha256("\n".join(parameters["keys"]).encode()).hexdigest()
 
 
-@task(name="generate-cues", cache_key_fn=batch_cache_key, persist_result=True, result_serializer="pickle")
+@task(name="generate-cues", cache_key_fn=batch_cache_key, persist_result=True, result_serializer="json")
 def generate_batch_task(
-    spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]
-) -> list[torch.Tensor]:
-    """One batch through the model; only inference holds the GPU slot."""
-    model, _ = MODELS.get(spec, device)
-    with concurrency(gpu_slot(model.device), occupy=1, strict=False):
-        return [audio.cpu() for audio in generate_scenes(model, requests, sampling)]
+    spec: str, device: str, requests: list[dict[str, Any]], sampling: dict[str, Any], keys: list[str]
+) -> list[str]:
+    """One batch through the model, each cue's audio stored in the tensor cache under its key;
+    returns the keys. The whole batch runs again when any cue of it is missing: batched and single
+    matmuls round differently, and a key must always give the same bytes. Only inference holds the
+    GPU slot."""
+    cues = TensorCache()
+    if not all(cues.has(key) for key in keys):
+        model, _ = MODELS.get(spec, device)
+        scenes = [scene_request(cues, r) for r in requests]
+        with concurrency(gpu_slot(model.device), occupy=1, strict=False):
+            audio = generate_scenes(model, scenes, SamplingSettings(**sampling))
+        for key, cue in zip(keys, audio):
+            cues.put(key, {"audio": cue})
+    return keys
+
+
+def stage_request(cues: TensorCache, request: SceneRequest) -> dict[str, Any]:
+    """A scene request as JSON-safe values, its frames staged in the tensor cache under a key of
+    their own (never shared: the batch discards them when it ends, whoever else stages equal frames)."""
+    key = f"frames-{uuid.uuid4().hex}"
+    cues.put(key, {"frames": torch.from_numpy(np.array(request.frames))})  # a copy: the frames may be read-only
+    return {"frames": key, "text": request.text, "seed": request.seed, "seconds": request.seconds}
+
+
+def scene_request(cues: TensorCache, staged: dict[str, Any]) -> SceneRequest:
+    """The scene request ``stage_request`` staged, its frames read back (and verified) from the cache."""
+    frames = cues.get(staged["frames"])
+    if frames is None:
+        raise ModelError(f"{staged['frames']}: the scene's frames are missing from the cache at {cues.folder}")
+    return SceneRequest(frames["frames"].numpy(), staged["text"], staged["seed"], staged["seconds"])
 
 
 def run_batch(
     spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]
 ) -> list[torch.Tensor]:
-    """One generation batch wherever inference runs, its result cached on ``keys``."""
-    batch = generate_batch_task.with_options(result_storage=results_storage())
+    """One generation batch wherever inference runs, each cue's audio read from the tensor cache
+    (verified); cues missing there or damaged are generated again."""
+    cues = TensorCache()
+    staged = [stage_request(cues, r) for r in requests]
+    try:
+        audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, refresh=False))
+        if any(a is None for a in audio):
+            get_run_logger().warning("cached cues of this batch are missing or damaged; generating them again")
+            audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, refresh=True))
+        if any(a is None for a in audio):
+            raise ModelError(f"the generated cues did not reach the cache at {cues.folder}")
+    finally:
+        for s in staged:
+            cues.discard(s["frames"])
+    return audio  # type: ignore[return-value]
+
+
+def _submit(
+    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str], *, refresh: bool
+) -> list[str]:
+    batch = generate_batch_task.with_options(result_storage=results_storage(), refresh_cache=refresh or None)
     if inference_mode() == "task-worker":
-        return batch.delay(spec, device, requests, sampling, keys).result()
-    return batch(spec, device, requests, sampling, keys)
+        return outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys).result()
+    return batch(spec, device, staged, asdict(sampling), keys)
+
+
+def _cached_audio(cues: TensorCache, keys: list[str]) -> list[torch.Tensor | None]:
+    found = [cues.get(k) for k in keys]
+    return [f["audio"] if f is not None else None for f in found]
+
+
+def outside_the_flow(send: Callable[..., PrefectDistributedFuture], *args: Any) -> PrefectDistributedFuture:
+    """Send a task to the inference workers without the flow run's context: Prefect stores that
+    context (the Flow object itself) with the task's parameters, which only pickle could encode;
+    without it the parameters record is JSON like everything else (the task run then stands on its
+    own in the UI instead of under the flow run)."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    def send_detached() -> PrefectDistributedFuture:
+        FlowRunContext.__var__.set(None)
+        TaskRunContext.__var__.set(None)
+        return send(*args)
+
+    return contextvars.copy_context().run(send_detached)
 
 
 def serve_inference() -> None:

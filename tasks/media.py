@@ -34,9 +34,10 @@ def fetch_source(source_uri: str) -> SourceFile:
 
 
 @task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def publish_task(folder: Path, folder_uri: str) -> None:
-    """Make a finished reel folder available at its destination (S3: uploaded, provenance.json last)."""
-    store_for(folder_uri).publish(folder, folder_uri)
+def publish_task(folder: Path, folder_uri: str, version: str) -> None:
+    """Make a finished reel folder the current ``version`` at its destination, all or nothing (S3:
+    uploaded under the version's prefix, then current.json). Idempotent: a transient failure is retried."""
+    store_for(folder_uri).publish(folder, folder_uri, version)
 
 
 @task(name="scenes", cache_policy=NO_CACHE)

@@ -13,8 +13,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
+from audiox_core.lifecycle import process_tag
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.provenance import public_uri, sha256_text
+from audiox_core.provenance import public_uri, scrub, sha256_text
 from audiox_core.records import (
     CueGeneration,
     CueId,
@@ -38,7 +39,8 @@ from db import repository
 
 @task(name="start-run", cache_policy=NO_CACHE)
 def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], trigger: str) -> int:
-    """The run row, with the flow run, deployment and trigger that started it (URIs without secrets)."""
+    """The run row, with the flow run, deployment and trigger that started it (URIs without secrets)
+    and the process running it (for the sweep that closes the runs of killed processes)."""
     return repository.start_run(
         db_url,
         source_uri=public_uri(source_uri),
@@ -48,12 +50,30 @@ def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[st
         flow_run_id=flow_run.get_id(),
         deployment=deployment.get_name(),
         trigger=trigger,
+        process=process_tag(),
     )
 
 
+def close_run(db_url: str, run_id: int, *, error: str | None = None, status: str | None = None) -> bool:
+    """``repository.finish_run`` with the reason cleaned of credentials and signatures. A plain call:
+    on an interrupt or a Prefect cancellation the API may refuse to start a task."""
+    return repository.finish_run(db_url, run_id, error=None if error is None else scrub(error), status=status)
+
+
+def close_flow_run(db_url: str, flow_run_id: str, *, error: str, status: str) -> list[int]:
+    """Close the runs of a flow run still open (from its Prefect state hooks), the reason cleaned."""
+    return repository.finish_flow_run(db_url, flow_run_id, error=scrub(error), status=status)
+
+
+def close_process_runs(db_url: str, *, error: str, status: str) -> list[int]:
+    """Close the runs this process still has open (a batch interrupted with reels in flight)."""
+    return repository.finish_process_runs(db_url, process_tag(), error=scrub(error), status=status)
+
+
 @task(name="finish-run", cache_policy=NO_CACHE)
-def finish_run_task(db_url: str, run_id: int, error: str | None = None) -> None:
-    repository.finish_run(db_url, run_id, error=error)
+def finish_run_task(db_url: str, run_id: int, error: str | None = None, status: str | None = None) -> None:
+    """The run's end (status and reason), as one task in the flow run's graph."""
+    close_run(db_url, run_id, error=error, status=status)
 
 
 @task(name="run-facts", cache_policy=NO_CACHE)

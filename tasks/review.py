@@ -17,9 +17,11 @@ from audiox_core.reel import Analysis
 from audiox_core.storage import store_for
 
 
-def artifact_slug(reel: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes; stable per reel so runs version it."""
-    return re.sub(r"[^a-z0-9]+", "-", reel.lower()).strip("-") or "reel"
+def artifact_slug(folder: str) -> str:
+    """A reel's part of its artifact keys, from its output folder name (``audiox_core/naming.py``:
+    unique per source, so two reels named alike never share a review): Prefect keys allow only
+    lowercase letters, digits and dashes. Stable per source, so each run adds a version."""
+    return re.sub(r"[^a-z0-9]+", "-", folder.lower()).strip("-") or "reel"
 
 
 def review_markdown(

@@ -151,6 +151,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 
+def wait_until_serving(url: str, proc, timeout_s: float, name: str) -> None:
+    """Return once ``url`` answers over HTTP; RuntimeError (and the server killed) when ``proc`` exits
+    or ``timeout_s`` passes first."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError as e:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"{name} did not start within {timeout_s:g} s") from e
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto_server as an S3/SQS endpoint on a free 127.0.0.1 port, with dummy credentials."""
@@ -158,8 +176,6 @@ def s3_endpoint():
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     if not Path(server).exists():
@@ -171,16 +187,7 @@ def s3_endpoint():
         [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError as e:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto_server did not start") from e
-            time.sleep(0.2)
+    wait_until_serving(url, proc, 30, "moto_server")
     env = {
         "AWS_ENDPOINT_URL": url,
         "AWS_ACCESS_KEY_ID": "testing",

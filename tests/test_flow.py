@@ -13,6 +13,7 @@ import pytest
 from audiox_core.media.audio import read_wav
 from audiox_core.media.mux import packet_md5s
 from audiox_core.media.probe import probe
+from audiox_core.naming import reel_folder
 from audiox_core.storage import sha256_file
 from audiox_core.workspace import studio_home
 from db import repository
@@ -33,7 +34,7 @@ def finished(prefect_api, reel, tmp_path_factory):
     mp.delenv("AUDIOX_DB_URL", raising=False)
     try:
         result = soundtrack(str(reel.path), str(out), {"steps": 3, "seed": 5})
-        yield result, out / "short_reel", database_url(studio_home())
+        yield result, out / reel_folder(str(reel.path)), database_url(studio_home())
     finally:
         mp.undo()
 
@@ -263,13 +264,13 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
     finally:
         proc.kill()
         proc.wait()
-    assert not (out / "short_reel").exists()  # the crashed run published nothing
+    assert not (out / reel_folder(str(reel.path))).exists()  # the crashed run published nothing
 
     result = soundtrack(str(reel.path), str(out), settings)
     states = list(finished_batches([result["flow_run_id"]]).values())
     assert len(states) == 3, states  # three scenes, two cues each, a batch of two
     assert 1 <= states.count("Cached") < 3 and "Completed" in states, states
-    assert len(list((out / "short_reel" / "cues").iterdir())) == 6
+    assert len(list((out / reel_folder(str(reel.path)) / "cues").iterdir())) == 6
 
 
 def test_an_inference_worker_loads_the_model_once_for_several_runs(
@@ -319,4 +320,4 @@ def test_without_an_inference_worker_the_run_fails_with_one_clear_line(
         match=r"^tiny: no inference worker loaded the model within 3 s; start `audiox-studio inference-worker`",
     ):
         soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2})
-    assert not (tmp_path / "out" / "short_reel").exists()
+    assert not (tmp_path / "out" / reel_folder(str(reel.path))).exists()

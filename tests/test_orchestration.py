@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audiox_core.s3 import list_objects, s3_client
+from audiox_core.naming import reel_folder
+from audiox_core.s3 import read_current, s3_client
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,12 +128,11 @@ def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None
     assert worker(env).wait(timeout=400) == 0
     (run,) = flow_runs(api, "s3-drop")
     assert run["state_type"] == "COMPLETED" and run["parameters"]["source_uri"] == "s3://footage/incoming/dropped.mp4"
-    keys = {o.key for o in list_objects("s3://footage/soundtracks/dropped/")}
-    assert {
-        "soundtracks/dropped/soundtrack.mp4",
-        "soundtracks/dropped/mix.wav",
-        "soundtracks/dropped/provenance.json",
-    } <= keys
+    current = read_current(f"s3://footage/soundtracks/{reel_folder('s3://footage/incoming/dropped.mp4')}")
+    assert current is not None
+    assert {"soundtrack.mp4", "mix.wav", "provenance.json"} <= {
+        f.key.removeprefix(current.prefix) for f in current.files
+    }
 
 
 def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
@@ -174,8 +174,9 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
     for r in runs:
         states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r["id"]}).json()
         assert sum(s["type"] == "RUNNING" for s in states) == 1, r["name"]  # claimed and run by one worker only
-    keys = {o.key for o in list_objects("s3://footage/batch-out/")}
-    assert {f"batch-out/reel{i}/mix.wav" for i in range(4)} <= keys
+    for i in range(4):
+        current = read_current(f"s3://footage/batch-out/{reel_folder(f's3://footage/batch/reel{i}.mp4')}")
+        assert current is not None and current.prefix + "mix.wav" in {f.key for f in current.files}
 
 
 def _browser():

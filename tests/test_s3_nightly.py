@@ -9,7 +9,9 @@ import pytest
 
 from audiox_core.errors import InputError
 from audiox_core.media.synthetic import make_reel
-from audiox_core.s3 import S3Store, download, list_objects, parse_s3, s3_client, upload_folder
+from audiox_core.naming import reel_folder
+from audiox_core.s3 import S3Store, download, list_objects, parse_s3, read_current, s3_client, upload_folder
+from tasks.review import artifact_slug
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +37,9 @@ def test_download_caches_by_etag_and_size(bucket, tmp_path: Path, reel) -> None:
     s3_client().upload_file(str(reel.path), bucket, "in/reel.mp4")
     first, obj = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
     assert first.read_bytes() == reel.path.read_bytes() and obj.size == reel.path.stat().st_size
-    mtime = first.stat().st_mtime_ns
+    inode = first.stat().st_ino
     again, _ = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
-    assert again == first and again.stat().st_mtime_ns == mtime  # served from the cache
+    assert again == first and again.stat().st_ino == inode  # served from the cache (a download renames a new file in)
     s3_client().put_object(Bucket=bucket, Key="in/reel.mp4", Body=b"changed content")
     changed, _ = download(f"s3://{bucket}/in/reel.mp4", tmp_path)
     assert changed != first and changed.read_bytes() == b"changed content"
@@ -54,14 +56,20 @@ def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
     (tmp_path / "stems").mkdir()
     (tmp_path / "stems" / "music.wav").write_bytes(b"m" * 10)
     (tmp_path / "provenance.json").write_text("{}")
-    uris = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
-    assert sorted(uris.values()) == [
-        f"s3://{bucket}/out/reel/provenance.json",
-        f"s3://{bucket}/out/reel/stems/music.wav",
-    ]
-    assert list(uris.values())[-1].endswith("provenance.json")  # uploaded last: marks the set complete
+    published = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
+    assert [(f.key, f.size) for f in published] == [("out/reel/stems/music.wav", 10), ("out/reel/provenance.json", 2)]
+    assert {o.key for o in list_objects(f"s3://{bucket}/out/reel/")} == {f.key for f in published}
     url = S3Store().link(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
     assert "X-Amz-Signature" in url or "Signature" in url
+
+
+def _published(out_uri: str, source_uri: str) -> set[str]:
+    """The files of a source's current version (relative to its prefix), each of them in S3."""
+    current = read_current(f"{out_uri}/{reel_folder(source_uri)}")
+    assert current is not None, source_uri
+    bucket = parse_s3(out_uri)[0]
+    assert {f.key for f in current.files} <= {o.key for o in list_objects(f"s3://{bucket}/{current.prefix}")}
+    return {f.key.removeprefix(current.prefix) for f in current.files}
 
 
 @pytest.fixture
@@ -87,25 +95,21 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     assert (first["listed"], first["succeeded"], first["failed"]) == (3, 2, 1)
     bad = next(r for r in first["runs"] if r["status"] == "failed")
     assert "notes.mp4" in bad["error"] and "cannot be read as media" in bad["error"]
-    keys = {o.key for o in list_objects(f"s3://{footage}/soundtracks/")}
     for name in ("alpha", "beta"):
-        assert {
-            f"soundtracks/{name}/soundtrack.mp4",
-            f"soundtracks/{name}/mix.wav",
-            f"soundtracks/{name}/stems/music.wav",
-            f"soundtracks/{name}/provenance.json",
-        } <= keys
+        assert {"soundtrack.mp4", "mix.wav", "stems/music.wav", "provenance.json"} <= _published(
+            f"s3://{footage}/soundtracks", f"s3://{footage}/reels/{name}.mp4"
+        )
     url = database_url(home)
     run = repository.get_run(url, next(r for r in first["runs"] if r["status"] == "succeeded")["run_id"])
     assert (
         run.status == "succeeded" and run.trigger == "nightly" and run.source_uri.startswith(f"s3://{footage}/reels/")
     )
     assert all(o.uri.startswith(f"s3://{footage}/soundtracks/") for o in run.outputs)
+    alpha = artifact_slug(reel_folder(f"s3://{footage}/reels/alpha.mp4"))
+    expected = {f"review-{alpha}", f"mix-{alpha}", f"waveform-{alpha}"}
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-alpha", "mix-alpha", "waveform-alpha"]))
-        )
-    assert {a.key for a in found} == {"review-alpha", "mix-alpha", "waveform-alpha"}
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(expected))))
+    assert {a.key for a in found} == expected
     second = nightly(footage, "reels/", settings={"steps": 2})
     assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
 
@@ -170,8 +174,6 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(
     with sessions(database_url(home))() as session:
         run = session.scalars(select(Run).where(Run.source_uri == f"s3://{bucket}/reels/locked.mp4")).one()
     assert run.status == "failed" and run.error.startswith(f"s3://{bucket}/reels/locked.mp4: access denied (")
-    assert {o.key for o in list_objects(f"s3://{bucket}/soundtracks/")} >= {
-        "soundtracks/open/soundtrack.mp4",
-        "soundtracks/open/mix.wav",
-    }
-    assert not [o for o in list_objects(f"s3://{bucket}/soundtracks/") if o.key.startswith("soundtracks/locked/")]
+    assert {"soundtrack.mp4", "mix.wav"} <= _published(f"s3://{bucket}/soundtracks", f"s3://{bucket}/reels/open.mp4")
+    locked = reel_folder(f"s3://{bucket}/reels/locked.mp4")
+    assert not list_objects(f"s3://{bucket}/soundtracks/{locked}/")

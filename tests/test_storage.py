@@ -77,3 +77,21 @@ def test_s3_store_assembles_under_the_work_folder_and_refuses_escaping_keys(tmp_
     assert store.assembly_folder(folder_uri, tmp_path).name == "reel1"
     with pytest.raises(InputError, match="'..' segment"):
         store.child("s3://bucket/../x", "reel1")
+
+
+def test_staging_folder_names_carry_the_process_tag_a_sweep_reads(tmp_path: Path) -> None:
+    """Expected: `.{folder}.{process_tag()}.<random>.partial`, whose owner a sweep can tell."""
+    from audiox_core.lifecycle import owner_tag, process_tag
+
+    with staged_directory(tmp_path / "reel1-0123456789") as stage:
+        assert stage.name.startswith(f".reel1-0123456789.{process_tag()}.") and stage.name.endswith(".partial")
+        assert owner_tag(stage.name) == process_tag()
+
+
+def test_write_probe_of_check_writable_leaves_nothing(tmp_path: Path) -> None:
+    """Expected: a missing root is probed at its nearest existing ancestor and not created (a run
+    refused later leaves no empty folder); the probe file is removed; room enough passes."""
+    from audiox_core.storage import LocalStore
+
+    LocalStore().check_writable(str(tmp_path / "new" / "out"), 1)
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,8 @@ ffmpeg decodes in its own process (multithreaded, scaling straight from YUV) whi
 the thumbnails, so decoding and scoring overlap and memory stays flat however long the reel.
 Timestamps come from the container's PTS through ffmpeg's showinfo filter, as exact fractions of
 a second; frames are delivered in decode output order with no frame dropped or duplicated.
+A watchdog stops an ffmpeg that delivers nothing for ``AUDIOX_FFMPEG_STALL_S`` seconds (a hung
+network mount, a decoder stuck on a damaged file), so a stalled pass is an error, not a hang.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import queue
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,10 +26,12 @@ import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
-from audiox_core.media.tools import binary
+from audiox_core.media.tools import binary, stall_timeout_s
 
 log = logging.getLogger(__name__)
 
+# Seconds ffmpeg may go without delivering a frame before the pass is stopped: generous, since a
+# long GOP of 4K footage on a busy machine takes a while to decode to its next frame.
 THUMB_SIZE = (192, 108)  # width, height: enough to score content change, cheap to move and convert
 _TIME_BASE = re.compile(r"Parsed_showinfo.*config in time_base: (\d+)/(\d+)")
 _FRAME = re.compile(r"Parsed_showinfo.* n:\s*(\d+) pts:\s*(-?\d+) ")
@@ -77,6 +82,26 @@ class _Stderr(threading.Thread):
         self.pts.put(None)
 
 
+class _Watchdog(threading.Thread):
+    """Kills ``proc`` when a wait for its next frame lasts longer than ``timeout_s``; time the consumer
+    spends between frames does not count."""
+
+    def __init__(self, proc: subprocess.Popen, timeout_s: float) -> None:
+        super().__init__(daemon=True)
+        self.proc, self.timeout_s = proc, timeout_s
+        self.waiting_since: float | None = None
+        self.stalled = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(min(1.0, self.timeout_s / 4)):
+            since = self.waiting_since
+            if since is not None and time.monotonic() - since > self.timeout_s:
+                self.stalled = True
+                self.proc.kill()
+                return
+
+
 def decode_thumbnails(
     path: Path, report: DecodeReport, model_frames: ModelFrames | None = None
 ) -> Iterator[tuple[Fraction, np.ndarray]]:
@@ -109,13 +134,26 @@ def decode_thumbnails(
         graph,
         *outputs,
     ]
+    timeout_s = stall_timeout_s()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=w * h * 3 * 16)
     reader = _Stderr(proc.stderr, report)
     reader.start()
+    watchdog = _Watchdog(proc, timeout_s)
+    watchdog.start()
     size = w * h * 3
+    stalled = InputError(
+        f"{path}: ffmpeg stalled: no frame for {timeout_s:g} s (set AUDIOX_FFMPEG_STALL_S to wait longer)"
+    )
     try:
-        while len(buf := proc.stdout.read(size)) == size:
-            pts = reader.pts.get(timeout=60)
+        while True:
+            watchdog.waiting_since = time.monotonic()
+            if len(buf := proc.stdout.read(size)) != size:
+                break
+            try:
+                pts = reader.pts.get(timeout=timeout_s)
+            except queue.Empty:
+                raise stalled from None
+            watchdog.waiting_since = None
             if pts is None:
                 raise InputError(f"{path}: ffmpeg reported fewer timestamps than frames")
             if report.first_pts is None:
@@ -127,10 +165,13 @@ def decode_thumbnails(
                 cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR),
             )
     finally:
+        watchdog.done.set()
         proc.stdout.close()
         code = proc.wait()
         reader.join(timeout=10)
         proc.stderr.close()
+    if watchdog.stalled:
+        raise stalled
     if code != 0:
         reason = report.messages[-1].split("] ", 1)[-1] if report.messages else f"ffmpeg exited with {code}"
         raise InputError(f"{path}: video decoding failed ({reason})")

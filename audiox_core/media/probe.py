@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from audiox_core.errors import InputError
-from audiox_core.media.tools import run
+from audiox_core.media.tools import run, stall_timeout_s
 from audiox_core.storage import check_readable_file
 
 
@@ -80,6 +80,10 @@ def _video(stream: dict[str, Any], fallback_duration: float, path: Path) -> Vide
     fps = _fraction(stream.get("avg_frame_rate")) or _fraction(stream.get("r_frame_rate"))
     if fps is None:
         raise InputError(f"{path}: video stream has no frame rate")
+    if round(fps) < 1:  # SMPTE timecode counts whole frames per second (timecode.py)
+        raise InputError(
+            f"{path}: frame rate {float(fps):.3g} fps ({fps}) is too low: timecode needs more than 0.5 fps"
+        )
     # The header's count when the container has one, else an estimate from duration and rate (no
     # extra pass over the file: the decoding pass counts the real frames).
     duration = float(stream.get("duration", fallback_duration))
@@ -115,6 +119,7 @@ def probe(path: Path) -> MediaInfo:
         ["-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
         subject=path,
         what="cannot be read as media by ffprobe",
+        timeout_s=stall_timeout_s(),
     ).stdout
     info = json.loads(out)
     fmt = info.get("format", {})

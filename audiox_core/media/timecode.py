@@ -19,6 +19,8 @@ def timecode(frame: int, fps: Fraction) -> str:
     if frame < 0:
         raise ValueError(f"frame must be ≥ 0, got {frame}")
     nominal = round(fps)
+    if nominal < 1:
+        raise ValueError(f"timecode counts whole frames per second: {fps} fps rounds to none (probe refuses it)")
     drop = is_drop_frame(fps)
     if drop:
         skipped = nominal // 15  # frame numbers dropped per minute: 2 at 29.97, 4 at 59.94

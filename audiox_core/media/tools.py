@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -10,6 +11,19 @@ from pathlib import Path
 from audiox_core.errors import InputError, PipelineError
 
 INSTALL_HINT = "install it with: apt-get install -y ffmpeg"
+DEFAULT_STALL_S = 120.0
+
+
+def stall_timeout_s() -> float:
+    """``$AUDIOX_FFMPEG_STALL_S`` (seconds, > 0), else ``DEFAULT_STALL_S``."""
+    raw = os.environ.get("AUDIOX_FFMPEG_STALL_S", "")
+    try:
+        value = float(raw) if raw else DEFAULT_STALL_S
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise InputError(f"AUDIOX_FFMPEG_STALL_S={raw!r}: must be a number of seconds above 0")
+    return value
 
 
 def binary(name: str) -> str:
@@ -34,13 +48,23 @@ def _reason(stderr: str, subject: Path) -> str:
 
 
 def run(
-    tool: str, args: Sequence[str], *, subject: Path, what: str, binary_output: bool = False
+    tool: str,
+    args: Sequence[str],
+    *,
+    subject: Path,
+    what: str,
+    binary_output: bool = False,
+    timeout_s: float | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ffmpeg/ffprobe; a failure is an InputError naming ``subject`` and ffmpeg's last line."""
+    """Run ffmpeg/ffprobe; a failure is an InputError naming ``subject`` and ffmpeg's last line, and
+    so is a run past ``timeout_s`` (for quick calls such as ffprobe that must never hang a batch)."""
     cmd = (
         [binary(tool), "-hide_banner", "-nostdin", *args] if tool == "ffmpeg" else [binary(tool), "-hide_banner", *args]
     )
-    proc = subprocess.run(cmd, capture_output=True, text=not binary_output, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=not binary_output, check=False, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{subject}: {what} ({tool} gave no answer within {timeout_s:g} s)") from None
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace") if binary_output else proc.stderr
         raise InputError(f"{subject}: {what} ({_reason(stderr, subject)})")

@@ -1,0 +1,275 @@
+"""Every way a run can end closes its provenance row, and nothing stays behind: real `audiox-studio run`
+processes signalled mid-generation (SIGTERM, SIGINT, SIGKILL) or cancelled in a real Prefect server;
+the sweep that closes what a killed process left, and never touches what a live one or another host owns."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until_serving
+
+from audiox_core.lifecycle import host_id, process_tag
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """`prefect server start` on a free loopback port with its own database; yields its API URL."""
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")), "DO_NOT_TRACK": "1"}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    server = Path(sys.executable).parent / "prefect"
+    proc = subprocess.Popen(
+        [str(server), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    wait_until_serving(f"{api}/health", proc, 60, "prefect server")
+    try:
+        yield api
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def long_reel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six 1.6 s shots: long enough for a signal to land while its cues are being generated."""
+    from audiox_core.media.synthetic import make_reel
+
+    path = tmp_path_factory.mktemp("reel") / "interrupted_reel.mp4"
+    return make_reel(path, shot_frames=(40,) * 6, fps=Fraction(25), size=(320, 180)).path
+
+
+def _env(home: Path, api: str) -> dict[str, str]:
+    env = {**os.environ, "AUDIOX_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("AUDIOX_DB_URL", None)
+    return env
+
+
+def _start_run(reel: Path, home: Path, out: Path, api: str) -> subprocess.Popen[str]:
+    """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "2", "--out", str(out)],
+        cwd=ROOT,
+        env=_env(home, api),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run ended or stalled before staging its outputs:\n{proc.communicate()[0]}")
+        time.sleep(0.1)
+    return proc
+
+
+def _runs(home: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(home / "studio.db") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT id, status, error, process, flow_run_id FROM runs")]
+
+
+def _leftovers(home: Path, out: Path) -> list[str]:
+    """Hidden staging entries in the out folder and work folders: what an ended run must not leave."""
+    hidden = [e.name for e in out.iterdir() if e.name.startswith(".")] if out.is_dir() else []
+    work = home / "work"
+    return hidden + ([e.name for e in work.iterdir()] if work.is_dir() else [])
+
+
+def _flow_run_state(api: str, flow_run_id: str):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "status", "reason"),
+    [
+        pytest.param(signal.SIGTERM, 143, "cancelled", "interrupted by SIGTERM", id="SIGTERM-cancelled-exit-143"),
+        pytest.param(signal.SIGINT, 130, "cancelled", "interrupted by SIGINT (Ctrl-C)", id="SIGINT-cancelled-exit-130"),
+    ],
+)
+def test_signal_closes_the_run_and_leaves_nothing(
+    long_reel: Path, prefect_server: str, tmp_path: Path, signum: int, exit_code: int, status: str, reason: str
+) -> None:
+    """Expected: the command exits with 128 + the signal's number after one line saying how the run was
+    recorded; the row is closed with the signal as its reason; no staging or work folder is left."""
+    home, out = tmp_path / "home", tmp_path / "out"
+    proc = _start_run(long_reel, home, out, prefect_server)
+    proc.send_signal(signum)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == exit_code, output
+    [run] = _runs(home)
+    assert (run["status"], run["error"]) == (status, reason)
+    assert (
+        output.strip().splitlines()[-1]
+        == f"interrupted ({signal.Signals(signum).name}): run {run['id']} recorded as {status}"
+    )
+    assert _leftovers(home, out) == []
+    assert not _flow_run_state(prefect_server, run["flow_run_id"]).is_running()
+
+
+@pytest.mark.integration
+def test_sigkill_leaves_a_run_that_doctor_repair_closes(long_reel: Path, prefect_server: str, tmp_path: Path) -> None:
+    """Expected: SIGKILL runs no clean-up (row running, flow run Running, staging and work folders left);
+    `doctor --repair` then closes the row as crashed naming the dead process, sets the flow run to
+    Crashed, removes both folders and prints one line for each and a summary."""
+    home, out = tmp_path / "home", tmp_path / "out"
+    proc = _start_run(long_reel, home, out, prefect_server)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    [run] = _runs(home)
+    assert run["status"] == "running"
+    assert len(_leftovers(home, out)) == 2  # the .partial staging folder and the work folder
+    assert _flow_run_state(prefect_server, run["flow_run_id"]).is_running()
+
+    repair = subprocess.run(
+        [sys.executable, "-m", "cli", "doctor", "--repair"],
+        cwd=ROOT,
+        env=_env(home, prefect_server),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert repair.returncode == 0, repair.stderr
+    reason = f"process {run['process']} on this host ended without closing the run (killed?)"
+    [run] = _runs(home)
+    assert (run["status"], run["error"]) == ("crashed", reason)
+    assert _leftovers(home, out) == []
+    state = _flow_run_state(prefect_server, run["flow_run_id"])
+    assert (state.is_crashed(), state.message) == (True, reason)
+    lines = repair.stdout.strip().splitlines()
+    assert lines[0] == f"closed run {run['id']} as crashed: {reason}"
+    assert lines[-1].startswith("repaired: 1 run, 1 flow run, 1 staging folder, 1 work folder")
+
+
+@pytest.mark.integration
+def test_cancellation_in_prefect_stops_the_run(long_reel: Path, prefect_server: str, tmp_path: Path) -> None:
+    """Expected: cancelling the flow run in Prefect (what the UI's Cancel does) while the CLI's run
+    generates stops it as SIGTERM would: exit 143, row cancelled "cancelled in Prefect", the flow run
+    Cancelled (not Crashed), nothing left behind."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelling
+
+    home, out = tmp_path / "home", tmp_path / "out"
+    proc = _start_run(long_reel, home, out, prefect_server)
+    [run] = _runs(home)
+    with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
+        client.set_flow_run_state(run["flow_run_id"], Cancelling(), force=True)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, output
+    [run] = _runs(home)
+    assert (run["status"], run["error"]) == ("cancelled", "cancelled in Prefect")
+    assert _leftovers(home, out) == []
+    assert _flow_run_state(prefect_server, run["flow_run_id"]).is_cancelled()
+
+
+def _dead_tag() -> str:
+    """The tag of a process that has ended."""
+    code = "from audiox_core.lifecycle import process_tag; print(process_tag())"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_sweep_closes_only_what_dead_processes_on_this_host_left(home: Path, tmp_path: Path) -> None:
+    """Expected: the dead process's run is closed as crashed and its staging folder, write probe and work
+    folder removed, its `.previous` put back where its reel folder is missing; the runs and folders of
+    this (live) process, of another host, and untagged rows are left exactly as they were."""
+    from db import repository
+    from db.session import database_url
+    from tasks.sweep import sweep
+
+    url = database_url(home)
+    out = tmp_path / "out"
+    dead, live = _dead_tag(), process_tag()
+    other_host = ("0" * 8 if host_id() != "0" * 8 else "1" * 8) + "-1-1"
+
+    def run(process: str | None) -> int:
+        return repository.start_run(
+            url, source_uri="/r.mp4", out_uri=str(out), settings={}, code_version="t", flow_run_id=None, process=process
+        )
+
+    ids = {name: run(tag) for name, tag in [("dead", dead), ("live", live), ("other", other_host), ("untagged", None)]}
+    entries = {
+        f".reel-a.{dead}.x1y2z3.partial": "removed",
+        f".write-probe.{dead}.abc123": "removed",
+        f".reel-b.{dead}.previous": "restored as reel-b",
+        f".reel-c.{live}.q1w2e3.partial": "kept",
+        f".reel-d.{other_host}.q1w2e3.partial": "kept",
+        ".reel-e.cafebabe-1-2.r4t5.partial.note": "kept",  # not one of our names
+    }
+    for name in entries:
+        (out / name).mkdir(parents=True) if "probe" not in name else (out / name).touch()
+    work = home / "work"
+    for name in (f"reel-a.{dead}.w1", f"reel-c.{live}.w2", f"reel-d.{other_host}.w3"):
+        (work / name).mkdir(parents=True)
+
+    repairs = sweep(url)
+    assert sorted(r.kind for r in repairs) == [
+        "run",
+        "staging folder",
+        "staging folder",
+        "staging folder",
+        "work folder",
+    ]
+    statuses = {name: repository.run_values(url, i)["status"] for name, i in ids.items()}
+    assert statuses == {"dead": "crashed", "live": "running", "other": "running", "untagged": "running"}
+    assert sorted(e.name for e in out.iterdir()) == sorted(
+        [
+            f".reel-c.{live}.q1w2e3.partial",
+            f".reel-d.{other_host}.q1w2e3.partial",
+            ".reel-e.cafebabe-1-2.r4t5.partial.note",
+            "reel-b",
+        ]
+    )
+    assert sorted(e.name for e in work.iterdir()) == [f"reel-c.{live}.w2", f"reel-d.{other_host}.w3"]
+    assert sweep(url) == []  # a second sweep finds nothing more
+
+
+def test_a_run_is_closed_once(home: Path) -> None:
+    """Expected: the first way a run ends wins (a hook or sweep arriving later changes nothing), and a
+    status without its reason, or a success with one, is refused."""
+    from db import repository
+    from db.session import database_url
+
+    url = database_url(home)
+    run_id = repository.start_run(
+        url, source_uri="/r.mp4", out_uri=None, settings={}, code_version="t", flow_run_id="f"
+    )
+    assert repository.finish_run(url, run_id, error="interrupted by SIGTERM", status="cancelled")
+    assert not repository.finish_run(url, run_id, error="cancelled in Prefect", status="cancelled")
+    assert repository.finish_flow_run(url, "f", error="crashed in Prefect: x", status="crashed") == []
+    values = repository.run_values(url, run_id)
+    assert (values["status"], values["error"]) == ("cancelled", "interrupted by SIGTERM")
+    with pytest.raises(ValueError):
+        repository.finish_run(url, run_id, status="crashed")
+    with pytest.raises(ValueError):
+        repository.finish_run(url, run_id, error="x", status="succeeded")
+    with pytest.raises(ValueError):
+        repository.finish_run(url, run_id, error="x", status="stopped")
