@@ -1,13 +1,22 @@
 """Which process owns a run, a staging folder or a work folder, and whether that process still lives.
 
-A process tag is ``<host>-<pid>-<start>``: a short hash of the host name, the pid and the process's
-start time in clock ticks since boot (from /proc), so a pid reused by a later process is not mistaken
-for the one that made the folder. Folders are named with the tag of the process that writes them;
-a sweep removes those whose process on this host is gone.
+A process tag is ``<host>-<pid>-<start>``: a short hash naming the pid space the process lives in
+(host name and PID namespace), the pid, and the process's start time in clock ticks since boot (from
+/proc), so a pid reused by a later process is not mistaken for the one that made the folder. Folders
+are named with the tag of the process that writes them; a sweep removes those whose process is gone.
+
+"This host" is the pid space, not the name: containers sharing a host name (``--hostname``, host
+networking) but not a PID namespace cannot see each other's processes, so each counts the other's
+tags as another host's and leaves them alone. The host's own PID namespace has a fixed inode
+(0xEFFFFFFC, the kernel's PROC_PID_INIT_INO), so across a reboot of the host its tags stay "this
+host", and the reboot's dead processes read as dead: their pid is gone or started at another tick.
+A container restarted into a new PID namespace cannot prove its earlier processes dead and leaves
+their rows and folders (a sweep never removes what it cannot prove abandoned).
 
 SIGTERM and SIGINT become ``Interrupted`` (a ``KeyboardInterrupt``) in the main thread, so a run
 interrupted either way closes its provenance row and removes its folders on the way out; only
-SIGKILL leaves them, for the sweep.
+SIGKILL leaves them, for the sweep. A signal reaches the main thread only: ``request_stop`` makes
+every other thread (the reels a batch runs in worker threads) stop at its next ``stop_point``.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import re
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -29,8 +39,10 @@ _TAG = re.compile(r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)")
 
 
 def host_id() -> str:
-    """8 hex characters naming this machine (a hash of its host name)."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    """8 hex characters naming the pid space this process sees: a hash of the host name and the inode
+    of its PID namespace (two containers with one host name are two hosts)."""
+    pid_namespace = os.stat("/proc/self/ns/pid").st_ino
+    return hashlib.sha256(f"{socket.gethostname()}\0{pid_namespace}".encode()).hexdigest()[:8]
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -47,12 +59,6 @@ def _start_ticks(pid: int) -> int | None:
 def process_tag() -> str:
     """This process's tag: host, pid and start time."""
     return f"{host_id()}-{os.getpid()}-{_start_ticks(os.getpid()) or 0}"
-
-
-def find_tag(name: str) -> str | None:
-    """The process tag inside a folder or file name, if it holds one."""
-    match = _TAG.search(name)
-    return match.group(0) if match else None
 
 
 def tag_alive(tag: str) -> bool | None:
@@ -109,24 +115,61 @@ class Interrupted(KeyboardInterrupt):
         """``SIGTERM`` or ``SIGINT (Ctrl-C)``, as run records and messages name it."""
         return self.args[0]
 
+
+class StopRequested(KeyboardInterrupt):
+    """Raised by ``stop_point`` in any thread once ``request_stop`` was called; carries the stop's
+    reason (``interrupted by SIGTERM``, ``cancelled in Prefect``) for the run rows it closes."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+
     @property
-    def exit_code(self) -> int:
-        """The shell's convention for a process ended by a signal: 128 + its number (130, 143)."""
-        return 128 + self.signum
+    def reason(self) -> str:
+        """Why the process is stopping, as run records state it."""
+        return self.args[0]
+
+
+_stop_lock = threading.Lock()
+_stop_reason: str | None = None
+
+
+def request_stop(reason: str) -> None:
+    """Ask every thread of this process to stop at its next ``stop_point``; the first reason given wins."""
+    global _stop_reason
+    with _stop_lock:
+        _stop_reason = _stop_reason or reason
+
+
+def clear_stop() -> None:
+    """Forget the stop request once what it stopped has ended, for a process that goes on (tests, a worker)."""
+    global _stop_reason
+    with _stop_lock:
+        _stop_reason = None
+
+
+def stop_point() -> None:
+    """``StopRequested`` if a stop was requested: called between stages, so a run in a worker thread,
+    which no signal reaches, ends at a stage boundary, closing its row and removing its folders."""
+    if _stop_reason is not None:
+        raise StopRequested(_stop_reason)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
+    error = Interrupted(signum)
+    request_stop(f"interrupted by {error.signal_name}")
+    raise error
 
 
 @contextmanager
 def interrupts_raised() -> Iterator[None]:
-    """While active, SIGTERM and SIGINT raise ``Interrupted`` in the main thread. Prefect's flow engine
-    swaps in its own SIGTERM handler while a flow runs and, after its clean-up, re-sends the signal to
-    the handler it found: this one, so the command still ends as interrupted."""
+    """While active, SIGTERM and SIGINT raise ``Interrupted`` in the main thread and request a stop of
+    every other thread (``request_stop``), forgotten on the way out. Prefect's flow engine swaps in
+    its own SIGTERM handler while a flow runs and, after its clean-up, re-sends the signal to the
+    handler it found: this one, so the command still ends as interrupted."""
     previous = {s: signal.signal(s, _raise_interrupted) for s in SIGNAL_NAMES}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        clear_stop()

@@ -74,6 +74,25 @@ def output_bytes(info: MediaInfo, rate: int, source_bytes: int) -> int:
     return _MIX_SIZED_OUTPUTS * mix_bytes(info, rate) + source_bytes
 
 
+def work_bytes(info: MediaInfo, rate: int, frame_fps: int, frame_size: int) -> int:
+    """The run's work files: the model's frames (RGB at ``frame_fps``, ``frame_size`` square: about
+    2.7 GB per hour at 5 fps and 224 px) and the dialogue as 32-bit float stereo at ``rate``."""
+    frames = info.duration_s * frame_fps * frame_size * frame_size * 3
+    return round(frames + info.duration_s * rate * MIX_CHANNELS * 4)
+
+
+def check_work_space(work: Path, need_bytes: int) -> None:
+    """The work folder's file system (under $AUDIOX_HOME) has ``need_bytes`` free; one line naming it."""
+    import shutil
+
+    free = shutil.disk_usage(work).free
+    if free < need_bytes:
+        raise InputError(
+            f"{work.parent}: not enough free space for the run's work files ({free / 2**20:.1f} MiB free, "
+            f"about {need_bytes / 2**20:.1f} MiB needed); free some or set AUDIOX_HOME to a larger disk"
+        )
+
+
 def check_footage(path: Path, shown: str, rate: int) -> MediaInfo:
     """ffprobe ``path`` (the fetched source) and check its facts with ``check_media``; errors name
     the source as ``shown``, not the local or cached file it was read from."""
@@ -88,7 +107,8 @@ def check_footage(path: Path, shown: str, rate: int) -> MediaInfo:
 def check_media(info: MediaInfo, shown: str, rate: int) -> None:
     """Facts from ffprobe that would fail a run late: too few frames for a scene, a mix past the WAV
     size limit. Errors name the source as ``shown`` (the URI the user gave)."""
-    check_frames(shown, info.video.frames or 0)
+    if info.video.frames is not None:  # unknown before decoding: the scene pass counts them
+        check_frames(shown, info.video.frames)
     if (size := mix_bytes(info, rate)) > WAV_LIMIT_BYTES:
         limit_h = WAV_LIMIT_BYTES / (rate * MIX_CHANNELS * MIX_SAMPLE_BYTES) / 3600
         raise InputError(

@@ -8,8 +8,12 @@ own version prefix, ``<folder>/versions/<version>/``; then ``<folder>/current.js
 manifest of exactly that version's files (key, sha256, size), is written last: one PUT, which S3
 applies whole. A reader follows current.json; a publish that fails part-way leaves it on the
 previous complete version, and the half-uploaded prefix is never listed in any manifest. Once the
-pointer has moved, versions older than the previous one are removed: a reader that read the old
-pointer a moment ago still finds its files.
+pointer has moved, only versions whose names sort before both the new version and the one the
+pointer named before are removed: neither is ever deleted, so a reader that read the old pointer a
+moment ago still finds its files, and a run that started earlier but published later (an older
+version name) never deletes the version it replaced nor has its own deleted. The last publish wins
+the pointer. A current.json that cannot be parsed is treated as absent (with a warning) and
+replaced by the next publish.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -75,9 +81,9 @@ def parse_s3(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     key = uri[len("s3://") + len(parsed.netloc) + 1 :] if uri.count("/") > 2 else ""
     if not parsed.netloc:
-        raise InputError(f"{uri}: no bucket in the S3 URI")
+        raise InputError(f"{public_uri(uri)}: no bucket in the S3 URI")
     if key.startswith("/") or ".." in key.split("/"):
-        raise InputError(f"{uri}: S3 key with a leading '/' or a '..' segment is refused")
+        raise InputError(f"{public_uri(uri)}: S3 key with a leading '/' or a '..' segment is refused")
     return parsed.netloc, key
 
 
@@ -100,18 +106,23 @@ def _transfer_config():
 
 def s3_error(uri: str, e: Exception) -> Exception:
     """Our exception for a boto3/botocore/s3transfer failure on ``uri``, one line naming it:
-    InputError (4xx, no credentials) or TransientError (5xx, throttling, connection, a transfer
-    that failed without a service answer). boto3's ``S3UploadFailedError`` wraps the service's
+    InputError (4xx, no credentials, a request botocore refused before sending it: an invalid
+    bucket name, say) or TransientError (5xx, throttling, connection, a transfer that failed
+    without a service answer). boto3's ``S3UploadFailedError`` wraps the service's
     answer in its text; the answer itself is the exception it was raised while handling."""
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
         NoCredentialsError,
+        ParamValidationError,
         PartialCredentialsError,
+        UnsupportedS3ArnError,
+        ValidationError,
     )
     from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
 
+    userinfo = "@" in urlparse(uri).netloc
     uri = public_uri(uri)
     cause = _service_answer(e)
     if isinstance(cause, ClientError):
@@ -125,6 +136,11 @@ def s3_error(uri: str, e: Exception) -> Exception:
         return TransientError(f"{uri}: S3 is busy or failing: {message} ({code or status})")
     if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
         return InputError(f"{uri}: no usable AWS credentials ({type(cause).__name__}); set AWS_PROFILE or AWS_* keys")
+    if isinstance(cause, (ParamValidationError, ValidationError, UnsupportedS3ArnError)):
+        # botocore's text quotes the raw bucket (it may hold credentials): named by the cleaned URI only
+        if userinfo:
+            return InputError(f"{uri}: credentials in an S3 URI are refused; set AWS_PROFILE or AWS_* keys")
+        return InputError(f"{uri}: not a valid S3 bucket name or key ({type(cause).__name__}, refused before sending)")
     if isinstance(cause, BotoCoreError):  # connection refused or reset, timeouts, truncated bodies, checksums
         return TransientError(f"{uri}: cannot reach S3 or the transfer broke off ({type(cause).__name__})")
     if isinstance(cause, (Boto3Error, RetriesExceededError, S3UploadFailedError)):
@@ -143,6 +159,14 @@ def _service_answer(e: BaseException) -> BaseException:
             return e
         seen = inner
     return seen
+
+
+def _error_code(e: BaseException) -> str:
+    """The S3 error code of the service's answer behind ``e`` (``NoSuchBucket``, ``404``...), else ""."""
+    from botocore.exceptions import ClientError
+
+    cause = _service_answer(e)
+    return str(cause.response.get("Error", {}).get("Code", "")) if isinstance(cause, ClientError) else ""
 
 
 def head(uri: str) -> S3Object:
@@ -170,26 +194,34 @@ def list_objects(prefix_uri: str) -> list[S3Object]:
 def download(uri: str, cache_dir: Path) -> tuple[Path, S3Object]:
     """The object downloaded (multipart, checksum verified) into ``cache_dir`` under a name made from
     bucket, key, ETag and size; a cached copy of the same version is used once its content still
-    matches the sha256 recorded at download (audiox_core/cache.py: LRU, bounded, verified)."""
+    matches the sha256 recorded at download (audiox_core/cache.py: LRU, bounded, verified). Each
+    download writes its own hidden ``.<name>.<process tag>.<random>.partial`` (concurrent downloads
+    of one object never share it), removed on any exception or interrupt; one a killed process left
+    is removed by the sweep (``lifecycle.abandoned``)."""
     from audiox_core.cache import record_file, verified_file
 
     obj = head(uri)
     if obj.size == 0:
-        raise InputError(f"{uri}: object is empty (0 bytes)")
+        raise InputError(f"{public_uri(uri)}: object is empty (0 bytes)")
     name = hashlib.sha256(f"{obj.bucket}/{obj.key}\0{obj.etag}\0{obj.size}".encode()).hexdigest()
     cached = cache_dir / name
     if verified_file(cached):
         return cached, obj
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{name}.partial"
+    fd, partial = tempfile.mkstemp(prefix=f".{name}.{process_tag()}.", suffix=".partial", dir=cache_dir)
+    tmp = Path(partial)
     try:
-        s3_client().download_file(
-            obj.bucket, obj.key, str(tmp), ExtraArgs={"ChecksumMode": "ENABLED"}, Config=_transfer_config()
-        )
-    except Exception as e:
+        try:
+            with os.fdopen(fd, "wb") as f:  # into our own file: s3transfer's download_file adds a temp name of its own
+                s3_client().download_fileobj(
+                    obj.bucket, obj.key, f, ExtraArgs={"ChecksumMode": "ENABLED"}, Config=_transfer_config()
+                )
+        except Exception as e:
+            raise s3_error(uri, e) from e
+        record_file(tmp, cached)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        raise s3_error(uri, e) from e
-    record_file(tmp, cached)
+        raise
     return cached, obj
 
 
@@ -249,7 +281,8 @@ def upload_folder(folder: Path, out_uri: str, last: str = "provenance.json") -> 
 
 
 def read_current(folder_uri: str) -> Manifest | None:
-    """The folder's current.json, or None when no version was published yet."""
+    """The folder's current.json, or None when no version was published yet or it cannot be parsed
+    (said in a warning): a damaged pointer must not block every later publish, which replaces it."""
     from botocore.exceptions import ClientError
 
     bucket, key = parse_s3(f"{folder_uri.rstrip('/')}/{CURRENT}")
@@ -261,13 +294,21 @@ def read_current(folder_uri: str) -> Manifest | None:
         raise s3_error(f"s3://{bucket}/{key}", e) from e
     except Exception as e:
         raise s3_error(f"s3://{bucket}/{key}", e) from e
-    return Manifest.from_json(body)
+    try:
+        return Manifest.from_json(body)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, not an object, fields missing
+        shown = public_uri(f"s3://{bucket}/{key}")
+        log.warning("%s: cannot be parsed (%s: %s); treated as absent", shown, type(e).__name__, e)
+        return None
 
 
 def publish_version(folder: Path, folder_uri: str, version: str) -> Manifest:
     """Upload ``folder`` as ``version`` of ``folder_uri``, then point current.json at it (last), then
-    remove versions older than the one it replaced. A retry of the same version (after a transient
-    failure, even after current.json moved) uploads the same keys and keeps the same ``previous``."""
+    remove the versions whose names sort before both ``version`` and the one current.json named
+    before (``previous``): neither is deleted. The last publish wins the pointer, even when its
+    version name is older (a run started earlier that finished later). A retry of the same version
+    (after a transient failure, even after current.json moved) uploads the same keys and keeps the
+    same ``previous``."""
     prefix_uri = version_uri(folder_uri, version)
     files = upload_folder(folder, prefix_uri)
     current = read_current(folder_uri)
@@ -288,7 +329,7 @@ def publish_version(folder: Path, folder_uri: str, version: str) -> Manifest:
     except Exception as e:
         raise s3_error(f"s3://{bucket}/{key}", e) from e
     if previous:
-        _remove_versions_before(folder_uri, previous)
+        _remove_versions_before(folder_uri, min(version, previous))
     return manifest
 
 
@@ -303,7 +344,7 @@ def _remove_versions_before(folder_uri: str, oldest_kept: str) -> None:
             batch = [{"Key": k} for k in stale[start : start + 1000]]
             s3_client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     except Exception as e:
-        log.warning("%s: old versions not removed yet: %s", root, s3_error(root, e))
+        log.warning("%s: old versions not removed yet: %s", public_uri(root), s3_error(root, e))
 
 
 def check_writable(root_uri: str) -> None:
@@ -316,16 +357,15 @@ def check_writable(root_uri: str) -> None:
     try:
         s3_client().head_bucket(Bucket=bucket)
     except Exception as e:
-        error = s3_error(shown, e)
-        if isinstance(error, InputError) and "access denied" not in str(error):
-            raise InputError(f"{shown}: no such bucket {bucket!r}") from e
-        raise error from e
+        if _error_code(e) in {"NoSuchBucket", "404"}:
+            raise InputError(f"{shown}: no such bucket {urlparse(shown).netloc!r}") from e
+        raise s3_error(root_uri, e) from e
     probe = f"{prefix}.write-probe.{process_tag()}.{uuid.uuid4().hex[:8]}"
     try:
         s3_client().put_object(Bucket=bucket, Key=probe, Body=b"probe")
         s3_client().delete_object(Bucket=bucket, Key=probe)
     except Exception as e:
-        raise s3_error(shown, e) from e
+        raise s3_error(root_uri, e) from e
 
 
 class S3Store:

@@ -4,20 +4,25 @@ protocol, ``Store``, chosen once from the URI by ``store_for``; content hashes a
 A store reads a URI to a local file, checks that a root can take outputs, names a reel's folder
 under a root, says where that folder is assembled and where a version of it lives, and publishes
 it when complete, all or nothing. Local folders are assembled in a hidden sibling, flushed to disk
-(fsync of every file and folder) and renamed into place; S3 folders are assembled under the run's
+(fsync of every file and folder) and swapped into place (Linux ``renameat2(RENAME_EXCHANGE)``: the
+folder's name never points at nothing); S3 folders are assembled under the run's
 work folder and uploaded under a version prefix, made current by one small manifest written last
 (``audiox_core/s3.py``, the only module that talks to boto3).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -26,7 +31,13 @@ from audiox_core.errors import InputError
 from audiox_core.lifecycle import process_tag
 from audiox_core.provenance import public_uri
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1 << 20
+
+# <linux/fcntl.h> and <linux/fs.h>: paths relative to the working folder; swap two existing names.
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def sha256_file(path: str | Path) -> str:
@@ -179,29 +190,77 @@ def store_for(uri: str) -> Store:
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
     """Yield a hidden sibling of ``final`` (named with this process's tag, so a sweep can tell a live
-    one from an abandoned one); on success it is flushed to disk and replaces ``final``, on any error
-    it is removed and ``final`` is left as it was."""
+    one from an abandoned one); on success it is flushed to disk and put in place of ``final``, on
+    any error it is removed and ``final`` is left as it was. An existing ``final`` is swapped with the
+    stage in one atomic exchange, so its name always holds a whole version, and the old one (now at
+    the stage's name) is removed; a concurrent publish that landed first is swapped out the same way."""
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.{process_tag()}.", suffix=".partial", dir=final.parent))
-    previous = final.with_name(f".{final.name}.{process_tag()}.previous")
     try:
         yield stage
         os.chmod(stage, 0o777 & ~_umask())
         fsync_tree(stage)
-        if final.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(final, previous)
-        try:
-            os.replace(stage, final)
-        except BaseException:
-            if previous.exists():
-                os.replace(previous, final)
-            raise
-        _fsync_folder(final.parent)
+        old = _put_in_place(stage, final)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    try:
+        _fsync_folder(final.parent)
+    except OSError as e:  # the new version is already live: not a failed run, only a less durable rename
+        log.warning("%s: in place, but its folder could not be flushed to disk (%s)", final, e.strerror or e)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _put_in_place(stage: Path, final: Path) -> Path | None:
+    """Move the flushed ``stage`` to ``final``; the path now holding the version it replaced (to be
+    removed), or None. A plain rename when ``final`` is absent; an atomic exchange when it exists;
+    two renames (``final`` briefly moved to a ``.previous`` name, put back on failure, restored by
+    the sweep if this process dies in between) where the file system cannot exchange."""
+    if not final.exists():
+        try:
+            os.replace(stage, final)
+            return None
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise  # else another publish landed first: exchange with it
+    if _exchange(stage, final):
+        return stage
+    previous = final.with_name(f".{final.name}.{process_tag()}.previous")
     shutil.rmtree(previous, ignore_errors=True)
+    os.replace(final, previous)
+    try:
+        os.replace(stage, final)
+    except BaseException:
+        os.replace(previous, final)
+        raise
+    return previous
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names ``a`` and ``b`` in one step (``renameat2(RENAME_EXCHANGE)``); False where libc,
+    the kernel or the file system has no exchange (ENOSYS, EINVAL), OSError for any other failure."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+@cache
+def _renameat2():
+    """libc's ``renameat2`` (glibc 2.28+), or None where this libc has none."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def fsync_tree(folder: Path) -> None:

@@ -115,15 +115,18 @@ def run_checks(model: str) -> list[Check]:
 
 def repair() -> list[str]:
     """``doctor --repair``: the sweep over every output root the database knows; one line per thing
-    closed or removed, then a summary line."""
+    closed or removed, then a summary line. An unreachable database is an InputError (one line)
+    before anything is touched."""
     from collections import Counter
 
+    from audiox_core.preflight import check_database
     from audiox_core.workspace import studio_home
     from db import repository
-    from db.session import database_url
+    from db.session import connection_problem, database_url
     from tasks.sweep import sweep
 
     url = database_url(studio_home())
+    check_database(url, connection_problem)
     repairs = sweep(url, repository.out_uris(url))
     counts = Counter(r.kind for r in repairs)
     summary = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in counts.items()) or "nothing"

@@ -27,8 +27,20 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_outputs(result: dict[str, Any]) -> None:
-    out = Path(result["out_dir"])
     print(f"Soundtrack for {result['reel']} — model: {result['model']}")
+    if result["out_dir"].startswith("s3://"):
+        print(f"  {result['out_dir']}/ (this version's files; current.json beside versions/ names the current one)")
+    else:
+        _print_local_outputs(Path(result["out_dir"]))
+    api = os.environ.get("PREFECT_API_URL")
+    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200"
+    print(f"Review artifact '{result['review_artifact']}' and the run's tasks are in the Prefect UI:")
+    if not api:
+        print("  start it with: .venv/bin/prefect server start   (it reads the same local database)")
+    print(f"  then open {ui}/runs/flow-run/{result['flow_run_id']}")
+
+
+def _print_local_outputs(out: Path) -> None:
     for name in (
         "soundtrack.mp4",
         "soundtrack.mov",
@@ -45,12 +57,6 @@ def _print_outputs(result: dict[str, Any]) -> None:
         if (out / name).exists():
             print(f"  {out / name}")
     print(f"  {out / 'cues'}/ (one WAV per generated cue)")
-    api = os.environ.get("PREFECT_API_URL")
-    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200"
-    print(f"Review artifact '{result['review_artifact']}' and the run's tasks are in the Prefect UI:")
-    if not api:
-        print("  start it with: .venv/bin/prefect server start   (it reads the same local database)")
-    print(f"  then open {ui}/runs/flow-run/{result['flow_run_id']}")
 
 
 def _checked_database() -> str:
@@ -64,48 +70,68 @@ def _checked_database() -> str:
     return url
 
 
-def _refuse_secrets(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any]) -> None:
-    """Refuse credential-bearing URIs before the flow is called, so Prefect never stores them; the
-    refusal is recorded as a failed run under the cleaned URIs."""
-    from audiox_core.errors import InputError
-    from audiox_core.preflight import refuse_secret
+def _record_failed_run(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], error: str) -> None:
+    """A failed run row, under the cleaned URIs, for a run refused before its flow could start."""
+    from audiox_core.lifecycle import process_tag
     from audiox_core.provenance import public_uri
     from audiox_core.workspace import code_version
     from db import repository
+
+    run_id = repository.start_run(
+        db_url,
+        source_uri=public_uri(source_uri),
+        out_uri=public_uri(out_uri),
+        settings=settings,
+        code_version=code_version(),
+        flow_run_id=None,
+        trigger="manual",
+        process=process_tag(),
+    )
+    repository.finish_run(db_url, run_id, error=error)
+
+
+def _soundtrack(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The soundtrack flow, after refusing credential-bearing URIs (so Prefect never stores them).
+    A refusal, or a temporary local Prefect API that does not start, is one line, recorded as a failed run."""
+    from audiox_core.errors import InputError, PipelineError
+    from audiox_core.preflight import refuse_secret
 
     try:
         refuse_secret(source_uri, "source")
         refuse_secret(out_uri, "destination")
     except InputError as e:
-        run_id = repository.start_run(
-            db_url,
-            source_uri=public_uri(source_uri),
-            out_uri=public_uri(out_uri),
-            settings=settings,
-            code_version=code_version(),
-            flow_run_id=None,
-            trigger="manual",
-        )
-        repository.finish_run(db_url, run_id, error=str(e))
+        _record_failed_run(db_url, source_uri, out_uri, settings, str(e))
         raise
+    from flows.soundtrack import soundtrack
+
+    try:
+        return soundtrack(source_uri, out_uri, settings)
+    except RuntimeError as e:
+        if "ephemeral Prefect API server" not in str(e):
+            raise
+        error = (
+            f"the temporary local Prefect API did not start within {os.environ[_STARTUP]} s (a busy machine?): "
+            f"set {_STARTUP} higher, or run `prefect server start` and set PREFECT_API_URL"
+        )
+        _record_failed_run(db_url, source_uri, out_uri, settings, error)
+        raise PipelineError(error) from e
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     db_url = _checked_database()  # first: it needs no torch import, so a bad URL fails in a second
-    settings = _settings_from(args)
-    _refuse_secrets(db_url, args.source, args.out, settings)
-    from flows.soundtrack import soundtrack
-
-    result = soundtrack(args.source, args.out, settings)
-    _print_outputs(result)
+    _print_outputs(_soundtrack(db_url, args.source, args.out, _settings_from(args)))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from audiox_core.errors import InputError
     from audiox_core.media.synthetic import make_reel
-    from flows.soundtrack import soundtrack
+    from audiox_core.preflight import check_destination
 
-    _checked_database()
+    db_url = _checked_database()
+    if args.out.startswith("s3://"):
+        raise InputError(f"{args.out}: demo writes its synthetic reel and outputs to a local folder; give a path")
+    check_destination(args.out, 0)  # before the synthetic reel is written into it
     out = Path(args.out)
     source_dir = out / "demo-source"
     source_dir.mkdir(parents=True, exist_ok=True)
@@ -113,18 +139,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"Synthetic test reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})"
     )
-    result = soundtrack(str(reel.path), str(out), _settings_from(args))
-    _print_outputs(result)
+    _print_outputs(_soundtrack(db_url, str(reel.path), str(out), _settings_from(args)))
     return 0
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
+    from audiox_core.errors import InputError
     from audiox_core.media.edl import scenes_csv, scenes_edl
     from audiox_core.media.scenes import DetectorSettings, detect_scenes
     from audiox_core.preflight import check_source_uri
+    from audiox_core.provenance import public_uri
     from audiox_core.storage import local_path, write_atomic
 
     check_source_uri(args.source)
+    if args.source.startswith("s3://"):
+        raise InputError(f"{public_uri(args.source)}: `scenes` reads a local file; download it, or use `run` for S3")
     path = local_path(args.source)
     given = {"threshold": args.threshold, "min_scene_s": args.min_scene_s}
     _, scenes = detect_scenes(path, DetectorSettings(**{k: v for k, v in given.items() if v is not None}))
@@ -291,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="make the soundtrack of one reel")
-    run.add_argument("source", help="video file (local path)")
+    run.add_argument("source", help="video file: a local path or s3://bucket/key")
     _add_generation_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -403,12 +432,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug or an unforeseen failure: one line, the traceback with --debug
         if args.debug:
             raise
-        if "ephemeral Prefect API server" in str(e):
-            _print_error(
-                f"the temporary local Prefect API did not start within {os.environ[_STARTUP]} s (a busy machine?): "
-                f"set {_STARTUP} higher, or run `prefect server start` and set PREFECT_API_URL"
-            )
-            return 1
         _print_error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
         return 1
     finally:
@@ -425,11 +448,17 @@ def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
     signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
     line = f"interrupted ({signal.Signals(signum).name})"
     if args.command in ("run", "demo"):
+        from sqlalchemy.exc import SQLAlchemyError
+
         from audiox_core.workspace import studio_home
         from db.repository import process_runs
         from db.session import database_url
 
-        runs = process_runs(database_url(studio_home()), process_tag())
+        try:
+            runs = process_runs(database_url(studio_home()), process_tag())
+        except (SQLAlchemyError, OSError):  # the database down: the signal is still the line's news
+            print(f"{line}: its run could not be read from the database", file=sys.stderr)
+            return 128 + signum
         if not runs:
             line += " before its run started"
         else:

@@ -1,15 +1,19 @@
 """``audiox-studio watch``: S3 uploads become Prefect events that start the s3-drop deployment.
 
 Queue mode reads S3 ObjectCreated notifications from SQS (also wrapped in SNS); polling mode lists a
-prefix and compares ETags with what it saw before. Each object version gives one event,
-``audiox.footage.uploaded``, whose id is derived from bucket, key and version. Before sending, the
-watcher asks the Prefect API which of those ids it already holds (a duplicate delivery, a
-byte-identical re-upload: the stored event keeps its first occurrence time, so the lookup spans
-years, not the new message's minute) and skips them: the same object version never starts two
-runs. An SQS message is deleted once its new events are confirmed stored, or at once when it is no
+prefix and compares ETags with what it saw before. Each object content gives one event,
+``audiox.footage.uploaded``, whose id is derived from bucket, key and version, the version being
+the object's ETag (its content) where known, else its version id, else the notification's
+sequencer: both modes give one id per content, and a byte-identical re-upload (a new version id in
+a versioned bucket) has the id of the first. Before sending, the watcher asks the Prefect API which
+of those ids it already holds (the stored event keeps its first occurrence time, so the lookup
+covers every stored event, not the new message's minute) and skips them. The horizon is Prefect's
+event retention (PREFECT_EVENTS_RETENTION_PERIOD, 7 days by default): a re-upload after its event
+was pruned starts a second run. An SQS message is deleted once its new events are confirmed stored, or at once when it is no
 S3 notification (a redelivery would fail the same way). Transient failures of the Prefect API or
 SQS (refused connections, timeouts, 5xx) are logged and retried with a growing pause, never a crash;
 anything else is one line. Every event sent and every duplicate skipped is one INFO line.
+URIs with credentials or signatures are refused before anything; logs show URIs cleaned.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from urllib.parse import unquote_plus
 
 from audiox_core.errors import InputError, PipelineError, TransientError
 from audiox_core.media.probe import is_footage
+from audiox_core.preflight import refuse_secret
+from audiox_core.provenance import public_uri
 from audiox_core.s3 import list_objects, s3_error
+from audiox_core.storage import write_atomic
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -48,7 +55,7 @@ PAGE = 50  # event ids per lookup
 class Upload:
     bucket: str
     key: str
-    version: str  # the S3 version id, else the ETag, else the notification's sequencer
+    version: str  # the ETag (content), else the S3 version id, else the notification's sequencer
     size: int = 0
     occurred: datetime | None = None
 
@@ -75,7 +82,7 @@ def uploads_in_notification(body: str) -> list[Upload]:
             continue
         s3 = record["s3"]
         obj = s3["object"]
-        version = obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or ""
+        version = str(obj.get("eTag") or "").strip('"') or obj.get("versionId") or obj.get("sequencer") or ""
         occurred = (
             datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")) if record.get("eventTime") else None
         )
@@ -234,12 +241,13 @@ def send_events(uploads: list[Upload]) -> list[Upload]:
 
 def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20, backoff: Backoff | None = None) -> int:
     """Turn SQS notifications into events until stopped (or one receive with ``once``); returns events sent."""
+    refuse_secret(queue_url, "queue")
     sqs = _sqs_client()
     backoff = backoff or Backoff()
     sent = 0
     while True:
         reply = backoff.call(
-            f"receiving from {queue_url}",
+            f"receiving from {public_uri(queue_url)}",
             _sqs,
             queue_url,
             sqs.receive_message,
@@ -255,7 +263,7 @@ def watch_queue(queue_url: str, *, once: bool = False, wait_s: int = 20, backoff
                 uploads = []
             sent += len(backoff.call("sending footage events to Prefect", send_events, uploads))
             backoff.call(
-                f"deleting a message from {queue_url}",
+                f"deleting a message from {public_uri(queue_url)}",
                 _sqs,
                 queue_url,
                 sqs.delete_message,
@@ -300,17 +308,31 @@ def events_on_console(debug: bool) -> Iterator[None]:
 def poll_prefix(prefix_uri: str, state_file: Path, *, once: bool = False, interval_s: float = 60.0) -> int:
     """For buckets without notifications: list the prefix, emit events for objects new or changed
     since the last listing (ETags remembered in ``state_file``); returns events sent."""
-    seen: dict[str, Any] = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    refuse_secret(prefix_uri, "watched prefix")
+    seen = load_poll_state(state_file)
     backoff = Backoff()
     sent = 0
     while True:
-        listing = backoff.call(f"listing {prefix_uri}", list_objects, prefix_uri)
+        listing = backoff.call(f"listing {public_uri(prefix_uri)}", list_objects, prefix_uri)
         current = {o.uri: o for o in listing if is_footage(o.key)}
         fresh = [Upload(o.bucket, o.key, o.etag, o.size) for uri, o in current.items() if seen.get(uri) != o.etag]
         sent += len(backoff.call("sending footage events to Prefect", send_events, fresh))
         seen.update({u.uri: u.version for u in fresh})
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(seen, indent=1))
+        write_atomic(state_file, json.dumps(seen, indent=1).encode())  # a crash mid-write leaves the old state
         if once:
             return sent
         time.sleep(interval_s)
+
+
+def load_poll_state(state_file: Path) -> dict[str, str]:
+    """The ETag last seen of each polled object; a missing file is an empty state, and so is an
+    unreadable one, with a warning: the events it would re-emit have ids the API holds already,
+    so they are skipped as duplicates instead of the watcher failing on every restart."""
+    try:
+        seen = _json_object(state_file.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("poll state %s is unreadable (%s); starting from an empty state", state_file, one_line(e))
+        return {}
+    return {uri: etag for uri, etag in seen.items() if isinstance(uri, str) and isinstance(etag, str)}

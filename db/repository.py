@@ -183,14 +183,21 @@ def record_model(url: str, run_id: int, model: dict[str, Any]) -> None:
         s.get_one(Run, run_id).model = model
 
 
-def succeeded_settings(url: str, source_uri: str, version: str | None) -> list[dict[str, Any]]:
-    """The settings of this object version's succeeded runs, as each run stored them (the caller
+def succeeded_settings(url: str, source_uri: str, version: str | None, out_uri: str) -> list[dict[str, Any]]:
+    """The settings of this object version's succeeded runs that delivered to ``out_uri`` (as runs
+    store it; an s3:// prefix with or without its trailing '/'), as each run stored them (the caller
     normalises them before comparing: ``{}`` and every default spelled out are the same settings)."""
+    outs = [out_uri]
+    if out_uri.startswith("s3://"):
+        outs = [out_uri.rstrip("/"), out_uri.rstrip("/") + "/"]
     with sessions(url)() as s:
         return list(
             s.scalars(
                 select(Run.settings).where(
-                    Run.source_uri == source_uri, Run.source_version == version, Run.status == SUCCEEDED
+                    Run.source_uri == source_uri,
+                    Run.source_version == version,
+                    Run.out_uri.in_(outs),
+                    Run.status == SUCCEEDED,
                 )
             )
         )

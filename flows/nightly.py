@@ -1,6 +1,8 @@
 """The ``nightly`` flow: every reel under a bucket prefix that has no finished soundtrack yet for
 its current content (ETag) and these settings, processed with bounded concurrency; one bad reel
-never stops the others."""
+never stops the others. Interrupted (a signal or a cancellation reaches this flow's main thread
+only), it asks the reels in flight to stop (``request_stop``): each ends at its next stage boundary,
+closing its own row as cancelled and removing its folders, before the batch itself ends."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture, as_completed, wait
 
+from audiox_core.lifecycle import clear_stop, request_stop
 from audiox_core.settings import RunSettings
 from audiox_core.workspace import studio_home
 from db.repository import CANCELLED
@@ -40,7 +43,7 @@ def nightly(
     settings = RunSettings.from_dict(settings).to_dict()
     out_prefix = out_prefix or f"s3://{bucket}/soundtracks"
     footage = list_footage(bucket, prefix)
-    todo = unprocessed(footage, settings)
+    todo = unprocessed(footage, settings, out_prefix)
     log.info("%d reels under s3://%s/%s, %d to do", len(footage), bucket, prefix, len(todo))
     results: list[dict[str, Any]] = []
     running: list[PrefectFuture[dict[str, Any]]] = []
@@ -53,8 +56,14 @@ def nightly(
             running.append(reel_task.submit(f["uri"], out_prefix, settings))
         results += [done.result() for done in as_completed(running)]
     except (KeyboardInterrupt, TerminationSignal) as e:  # signals reach this (main) thread only
-        close_process_runs(database_url(studio_home()), error=interruption_reason(e), status=CANCELLED)
-        raise  # the reels in flight end with the process: their runs are closed first
+        reason = interruption_reason(e)
+        request_stop(reason)
+        try:
+            wait(running)  # each reel in flight stops at its next stage and closes its own row
+            close_process_runs(database_url(studio_home()), error=reason, status=CANCELLED)  # any a reel left open
+        finally:
+            clear_stop()
+        raise
     failed = [r for r in results if r["status"] == "failed"]
     for r in failed:
         log.warning("%s", r["error"])

@@ -27,7 +27,7 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled
 
 from audiox_core.errors import InputError, PipelineError
-from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, work_folder
+from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
 from audiox_core.media.timeline import plan_timeline
 from audiox_core.naming import reel_folder, reel_title, version_name
 from audiox_core.preflight import (
@@ -36,7 +36,9 @@ from audiox_core.preflight import (
     check_footage,
     check_frames,
     check_source_uri,
+    check_work_space,
     output_bytes,
+    work_bytes,
 )
 from audiox_core.provenance import public_uri, secret_in_uri
 from audiox_core.reel import reel_cues
@@ -161,6 +163,8 @@ def _failure(e: Exception) -> str:
 def interruption_reason(e: BaseException) -> str:
     """Why a run stopped on a BaseException: cancelled in Prefect (its flow run is Cancelling, as a
     runner sets it before it sends SIGTERM), interrupted by a signal, or ended by the exception."""
+    if isinstance(e, StopRequested):  # a reel in a worker thread, stopped with its batch
+        return e.reason
     if _cancelling_in_prefect():
         return CANCELLED_IN_PREFECT
     if isinstance(e, TerminationSignal):
@@ -205,10 +209,16 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         version = version_name(run_id)
         base_uri = store.version_uri(folder_uri, version)  # this version's files, as provenance records them
         final_dir = store.assembly_folder(folder_uri, work)
-        source = fetch_source(source_uri)
+        stop_point()
+        source = fetch_source(source_uri, work)
         info = check_footage(source.path, source_uri, s.mix.rate)  # ffprobe only: before the decoding pass
-        check_destination(out_uri, output_bytes(info, s.mix.rate, source.bytes))
+        outputs_size = output_bytes(info, s.mix.rate, source.bytes)
+        check_destination(out_uri, outputs_size)
+        stop_point()
         model = model_facts(s.model, s.device)
+        assembled_here = outputs_size if out_uri.startswith("s3://") else 0  # S3 outputs are assembled in work/
+        check_work_space(work, work_bytes(info, s.mix.rate, model.frame_fps, model.frame_size) + assembled_here)
+        stop_point()
         analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
         check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
@@ -217,13 +227,16 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         placements = plan_timeline(analysis.scenes.scenes, s.timeline)
         plan = plan_generation(s, model, cues, placements, source.sha256)
         reuse = reusable_task(db_url, plan.keys)
+        stop_point()
         with staged_directory(final_dir) as stage:
             publish_scenes(analysis, stage, reel)
             rendered = generate_cues(plan, analysis, reuse, stage / "cues", reel)
+            stop_point()
             mix = mix_task(analysis, rendered, work, stage, s.mix)
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
+            stop_point()  # the last: once publishing starts, the run ends as it would have
             generations = generation_records_task(
                 db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling
             )

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from audiox_core.cues import Cue
 from audiox_core.errors import InputError
+from audiox_core.lifecycle import stop_point
 from audiox_core.media.timeline import Placement
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest
@@ -122,6 +123,7 @@ def generate_cues(
     )
 
     def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
+        stop_point()  # a stopped batch's reel ends before its next batch
         keys = [plan.keys[(c.scene_index, c.kind)] for c in batch]
         return run_batch(plan.model_spec, plan.device, requests, plan.sampling, keys)
 

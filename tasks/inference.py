@@ -5,17 +5,20 @@ the model once and keep it for every batch of every run.
 
 Nothing crosses between them as a pickle: the flow stages each scene's frames in the tensor cache
 (audiox_core/cache.py, same $AUDIOX_HOME), the batch task writes each cue's audio there under its
-generation key and returns the keys, and the model's facts travel as JSON. Prefect records each
-finished batch (its keys, as JSON) under the cues' keys, so a rerun skips the batches that
-finished; a cue whose cached audio is gone or damaged is generated again. Only the sampling itself
-holds the card's concurrency slot."""
+generation key and returns the keys, and the model's facts travel as JSON. The tensor cache alone
+decides reuse: a batch whose cues are all there is not generated again (a rerun after a crash
+skips the batches that finished), a cue whose cached audio is gone or damaged is. Prefect keeps no
+cache of its own here, because it reads a stored record with whatever serializer the record names
+(a planted pickle record would be unpickled): in-process runs persist no results at all, and with
+task workers, which must pass parameters and results through storage, that folder is this user's
+alone (``results_storage``). Only the sampling itself holds the card's concurrency slot."""
 
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import os
 import socket
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -80,9 +83,19 @@ def inference_mode() -> InferenceMode:
 
 
 def results_storage() -> Path:
-    """Where Prefect keeps the tasks' JSON results (a batch's cue keys, a model's facts), under
-    $AUDIOX_HOME beside the tensor cache; inference workers on the same machine share it."""
-    return cache_root() / "results"
+    """Where Prefect passes task workers' parameters and JSON results (a batch's cue keys, a model's
+    facts), under $AUDIOX_HOME beside the tensor cache; inference workers of this user share it.
+    Created 0700 and refused when another account could write into it: Prefect would read a record
+    planted there with the serializer it names, pickle included."""
+    folder = cache_root() / "results"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise InputError(
+            f"{folder}: Prefect's results folder is writable by others or owned by another user "
+            f"(mode {stat.filemode(st.st_mode)}, uid {st.st_uid}); make it yours alone: chmod 700 (and chown) it"
+        )
+    return folder
 
 
 def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
@@ -134,22 +147,18 @@ def model_facts(spec: str, device: str) -> ModelFacts:
                 "with this PREFECT_API_URL and AUDIOX_HOME, or unset AUDIOX_INFERENCE"
             ) from None
     else:
-        values = load_model_task(spec, device)
+        values = load_model_task.with_options(persist_result=False)(spec, device)
     return ModelFacts.from_dict(values)
 
 
-def batch_cache_key(context: object, parameters: dict) -> str:
-    """A batch's cache key: its cues' generation keys, which hold the footage's sha256, the model and
-    checkpoint, prompts, seeds, sampling settings and the code version."""
-    return "cues-" + hashlib.sha256("\n".join(parameters["keys"]).encode()).hexdigest()
-
-
-@task(name="generate-cues", cache_key_fn=batch_cache_key, persist_result=True, result_serializer="json")
+@task(name="generate-cues", cache_policy=NO_CACHE, persist_result=True, result_serializer="json")
 def generate_batch_task(
     spec: str, device: str, requests: list[dict[str, Any]], sampling: dict[str, Any], keys: list[str]
 ) -> list[str]:
     """One batch through the model, each cue's audio stored in the tensor cache under its key;
-    returns the keys. The whole batch runs again when any cue of it is missing: batched and single
+    returns the keys. A batch whose cues are all cached is not generated again; the whole batch
+    runs again when any cue of it is missing (the keys hold the footage's sha256, the model and
+    checkpoint, prompts, seeds, sampling settings and the code version): batched and single
     matmuls round differently, and a key must always give the same bytes. Only inference holds the
     GPU slot."""
     cues = TensorCache()
@@ -187,10 +196,10 @@ def run_batch(
     cues = TensorCache()
     staged = [stage_request(cues, r) for r in requests]
     try:
-        audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, refresh=False))
-        if any(a is None for a in audio):
+        audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
+        if any(a is None for a in audio):  # reading them discarded the damaged ones: the batch now runs
             get_run_logger().warning("cached cues of this batch are missing or damaged; generating them again")
-            audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, refresh=True))
+            audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
         if any(a is None for a in audio):
             raise ModelError(f"the generated cues did not reach the cache at {cues.folder}")
     finally:
@@ -200,12 +209,12 @@ def run_batch(
 
 
 def _submit(
-    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str], *, refresh: bool
+    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str]
 ) -> list[str]:
-    batch = generate_batch_task.with_options(result_storage=results_storage(), refresh_cache=refresh or None)
     if inference_mode() == "task-worker":
+        batch = generate_batch_task.with_options(result_storage=results_storage())
         return outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys).result()
-    return batch(spec, device, staged, asdict(sampling), keys)
+    return generate_batch_task.with_options(persist_result=False)(spec, device, staged, asdict(sampling), keys)
 
 
 def _cached_audio(cues: TensorCache, keys: list[str]) -> list[torch.Tensor | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import task
@@ -27,10 +28,21 @@ from tasks.retry import TRANSIENT_RETRIES
 
 
 @task(name="fetch", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def fetch_source(source_uri: str) -> SourceFile:
-    """The local path (S3 objects downloaded into the source cache), sha256, size and object version."""
-    fetched = store_for(source_uri).fetch(source_uri, studio_home() / "cache" / "sources")
-    return SourceFile(fetched.path, sha256_file(fetched.path), fetched.path.stat().st_size, fetched.version)
+def fetch_source(source_uri: str, work: Path) -> SourceFile:
+    """The local path, sha256, size and object version of the source. An S3 object is downloaded into
+    the source cache and hard-linked into the run's ``work`` folder, so the cache's eviction (another
+    run's download) cannot take it away before this run's mux reads it at the very end."""
+    cache = studio_home() / "cache" / "sources"
+    fetched = store_for(source_uri).fetch(source_uri, cache)
+    path = fetched.path
+    if path.is_relative_to(cache):
+        pinned = work / "source"
+        try:
+            os.link(path, pinned)
+            path = pinned
+        except OSError:  # another file system: the cache's one-hour in-use rule still protects it
+            pass
+    return SourceFile(path, sha256_file(path), path.stat().st_size, fetched.version)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

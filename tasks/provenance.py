@@ -32,19 +32,20 @@ from audiox_core.records import (
     SourceFile,
 )
 from audiox_core.reel import Analysis
-from audiox_core.storage import sha256_file, write_atomic
+from audiox_core.storage import local_path, sha256_file, write_atomic
 from audiox_core.workspace import code_version
 from db import repository
 
 
 @task(name="start-run", cache_policy=NO_CACHE)
 def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], trigger: str) -> int:
-    """The run row, with the flow run, deployment and trigger that started it (URIs without secrets)
-    and the process running it (for the sweep that closes the runs of killed processes)."""
+    """The run row, with the flow run, deployment and trigger that started it (URIs without secrets),
+    the output root (a local one as its absolute path, so ``doctor --repair`` run from any folder
+    finds its staging folders) and the process running it (for the sweep of killed processes' runs)."""
     return repository.start_run(
         db_url,
         source_uri=public_uri(source_uri),
-        out_uri=public_uri(out_uri),
+        out_uri=_stored_out_uri(out_uri),
         settings=settings,
         code_version=code_version(),
         flow_run_id=flow_run.get_id(),
@@ -52,6 +53,14 @@ def start_run_task(db_url: str, source_uri: str, out_uri: str, settings: dict[st
         trigger=trigger,
         process=process_tag(),
     )
+
+
+def _stored_out_uri(out_uri: str) -> str:
+    """The output root as a run row keeps it: a local path or file URI as its absolute resolved path,
+    any other URI without secrets (an unsupported one is the run's own check to refuse)."""
+    if "://" in out_uri and not out_uri.startswith("file://"):
+        return public_uri(out_uri)
+    return str(local_path(out_uri))
 
 
 def close_run(db_url: str, run_id: int, *, error: str | None = None, status: str | None = None) -> bool:

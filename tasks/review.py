@@ -12,6 +12,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.provenance import public_uri
 from audiox_core.records import LoudnessReport, ModelFacts, OutputRecord, RenderedCue
 from audiox_core.reel import Analysis
 from audiox_core.storage import store_for
@@ -67,9 +68,10 @@ PICTURES = ("waveform", "spectrogram")
 
 @task(name="review", cache_policy=NO_CACHE)
 def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
-    """The review page in the Prefect UI: the markdown scene table, links to the deliverables
-    (presigned, expiring URLs for S3), and the waveform and spectrogram pictures. Keys are stable per
-    reel, so each nightly run adds a version."""
+    """The review page in the Prefect UI: the markdown scene table, links to the deliverables and the
+    waveform and spectrogram pictures. Keys are stable per reel, so each nightly run adds a version.
+    S3 links are the objects' plain URLs: a presigned URL is a bearer credential, and Prefect keeps
+    artifacts for good, so none is stored (they open where the browser may read the bucket)."""
     slug = artifact_slug(reel)
     create_markdown_artifact(key=f"review-{slug}", markdown=markdown, description=f"Soundtrack review for {reel}")
     by_kind = {o.kind: o.uri for o in outputs}
@@ -78,14 +80,14 @@ def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
             name = kind.replace("stems/", "stem-").replace("_", "-")
             create_link_artifact(
                 key=f"{name}-{slug}",
-                link=store_for(by_kind[kind]).link(by_kind[kind]),
+                link=public_uri(store_for(by_kind[kind]).link(by_kind[kind])),
                 link_text=f"{reel}: {kind}",
                 description=f"{kind} of {reel}",
             )
     for kind in PICTURES:
         if kind in by_kind:
             create_image_artifact(
-                image_url=store_for(by_kind[kind]).link(by_kind[kind]),
+                image_url=public_uri(store_for(by_kind[kind]).link(by_kind[kind])),
                 key=f"{kind}-{slug}",
                 description=f"{kind} of the {reel} mix",
             )

@@ -28,6 +28,7 @@ from prefect.states import Crashed
 
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import abandoned, ended_reason, tag_alive
+from audiox_core.provenance import scrub
 from audiox_core.storage import local_path
 from audiox_core.workspace import studio_home
 from db import repository
@@ -59,15 +60,26 @@ def sweep(db_url: str, out_uris: Iterable[str] = ()) -> list[Repair]:
         if abandoned(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
             repairs.append(Repair("work folder", f"removed work folder {folder}"))
+    sources = studio_home() / "cache" / "sources"  # s3.download's .<name>.<tag>.<random>.partial
+    for partial in sorted(sources.iterdir()) if sources.is_dir() else ():
+        if partial.name.startswith(".") and partial.is_file() and abandoned(partial.name):
+            partial.unlink(missing_ok=True)
     return repairs
 
 
 @task(name="sweep-abandoned", cache_policy=NO_CACHE)
 def sweep_task(db_url: str, out_uri: str) -> int:
-    """``sweep`` before a run starts, with this run's output root; logs one line per repair."""
-    repairs = sweep(db_url, [out_uri])
+    """``sweep`` before a run starts, with this run's output root; logs one line per repair. Clean-up
+    of other runs' leftovers never fails this run (it runs before this run's row exists, so a failure
+    would go unrecorded): whatever goes wrong is one warning line, and ``doctor --repair`` can retry."""
+    logger = get_run_logger()
+    try:
+        repairs = sweep(db_url, [out_uri])
+    except Exception as e:  # any failure of the clean-up is reported, and the run goes on
+        logger.warning("sweep of abandoned runs and folders skipped: %s: %s", type(e).__name__, scrub(str(e)))
+        return 0
     for r in repairs:
-        get_run_logger().warning("%s", r.line)
+        logger.warning("%s", r.line)
     return len(repairs)
 
 

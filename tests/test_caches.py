@@ -4,7 +4,6 @@ flow's test of equal settings, whoever spelled them out."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -16,6 +15,8 @@ import torch
 
 from audiox_core.cache import IN_USE_S, SIDECAR, TensorCache, cache_budget, cache_root, evict
 from audiox_core.errors import InputError
+
+OUT = "s3://deliveries/soundtracks"  # the destination the runs of the settings test delivered to
 
 
 def age(path: Path, seconds: float) -> None:
@@ -147,9 +148,10 @@ def test_the_source_cache_evicts_the_least_recently_used_download(home, bucket, 
 
 @pytest.mark.integration
 def test_batches_are_kept_as_safetensors_and_json_never_pickles(prefect_api, home) -> None:
-    """Expected: a generation batch leaves its cues as verified safetensors and Prefect's record of
-    the batch as JSON (no pickle anywhere under the cache); the staged frames are gone; a rerun of
-    the batch is served from the cache, and a damaged cue in it is regenerated, equal to the first."""
+    """Expected: a generation batch leaves its cues as verified safetensors and nothing else under
+    the cache (no Prefect result record in-process, so none to plant a pickle beside); the staged
+    frames are gone; a rerun of the batch is served from the cache, and a damaged cue in it is
+    regenerated, equal to the first."""
     from prefect import flow
 
     from audiox_core.model.generate import SamplingSettings
@@ -168,8 +170,7 @@ def test_batches_are_kept_as_safetensors_and_json_never_pickles(prefect_api, hom
     files = [p for p in cache_root().rglob("*") if p.is_file()]
     cues = TensorCache()
     assert sorted(p for p in files if p.suffix == ".safetensors") == sorted(cues.path(k) for k in keys)
-    records = [json.loads(p.read_text()) for p in files if p.parent == cache_root() / "results"]
-    assert records and {r["metadata"]["serializer"]["type"] for r in records} == {"json"}
+    assert not (cache_root() / "results").exists()
     path = cues.path(keys[0])
     damaged = path.read_bytes()[:-4] + b"\0\0\0\0"
     path.write_bytes(damaged)
@@ -192,7 +193,7 @@ def test_equal_effective_settings_count_as_processed(db_url) -> None:
     for n, (stored, error) in enumerate([({}, None), (full, None), ({"seed": 4}, "failed")]):
         uri = f"s3://footage/reel{n}.mp4"
         run_id = repository.start_run(
-            db_url, source_uri=uri, out_uri="out", settings=stored, code_version="test", flow_run_id=None
+            db_url, source_uri=uri, out_uri=OUT, settings=stored, code_version="test", flow_run_id=None
         )
         repository.record_asset(
             db_url, run_id, uri=uri, sha256=f"{n}" * 64, size=1, duration_s=1.0, fps=25, streams={}, version="e1"
@@ -201,6 +202,37 @@ def test_equal_effective_settings_count_as_processed(db_url) -> None:
     footage = [{"uri": f"s3://footage/reel{n}.mp4", "version": "e1"} for n in range(3)]
     done = {"s3://footage/reel0.mp4", "s3://footage/reel1.mp4"}
     for asked in ({}, full, {"steps": full["steps"]}):
-        assert {f["uri"] for f in needing_soundtracks(db_url, footage, asked)} == {f["uri"] for f in footage} - done
-    assert len(needing_soundtracks(db_url, footage, {"seed": 4})) == 3  # a different value; reel2's run failed
-    assert len(needing_soundtracks(db_url, [{**f, "version": "e2"} for f in footage], {})) == 3
+        for out in (OUT, OUT + "/"):  # an S3 prefix with or without its trailing '/'
+            needed = needing_soundtracks(db_url, footage, asked, out)
+            assert {f["uri"] for f in needed} == {f["uri"] for f in footage} - done
+    assert len(needing_soundtracks(db_url, footage, {"seed": 4}, OUT)) == 3  # a different value; reel2's run failed
+    assert len(needing_soundtracks(db_url, [{**f, "version": "e2"} for f in footage], {}, OUT)) == 3
+    assert len(needing_soundtracks(db_url, footage, {}, "s3://deliveries/elsewhere")) == 3  # another destination
+
+
+def test_a_model_path_compares_by_the_folder_it_names(tmp_path, monkeypatch) -> None:
+    """Expected: a release folder given relative, with a trailing '/', or absolute is one model;
+    another folder is not, and ``tiny`` stays the name ``tiny``."""
+    from audiox_core.settings import RunSettings
+    from tasks.footage import comparable, same_settings
+
+    (tmp_path / "models" / "audiox").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    absolute = RunSettings(model=str(tmp_path / "models" / "audiox"))
+    for spelled in ("models/audiox/", "./models/audiox", str(tmp_path / "models" / "audiox") + "/"):
+        assert same_settings({"model": spelled}, absolute), spelled
+    assert not same_settings({"model": "models/other"}, absolute)
+    assert comparable(RunSettings()).model == "tiny"
+
+
+def test_the_task_workers_results_folder_is_this_users_alone(home) -> None:
+    """Expected: Prefect's results folder is created 0700; once another account could write into it
+    (a planted pickle record would be read), task-worker mode refuses it in one line naming it."""
+    from tasks.inference import results_storage
+
+    folder = results_storage()
+    assert folder == cache_root() / "results" and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o777)
+    with pytest.raises(InputError, match=r"results: Prefect's results folder is writable by others") as e:
+        results_storage()
+    assert "\n" not in str(e.value)

@@ -232,8 +232,8 @@ def test_lineage_json_is_the_reels_provenance_json(finished, same_home, capsys) 
 
 def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, reel, tmp_path) -> None:
     """Kill a run as soon as its first generation batch (one scene here) has finished: the rerun
-    takes that batch from Prefect's cache (persisted result, keyed on the cues' generation keys)
-    and generates only the others."""
+    finds that batch's cues in the tensor cache (keyed on their generation keys) and generates only
+    the others: the cues the crashed run left are the very same files afterwards, not rewritten."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL
@@ -265,11 +265,14 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
         proc.kill()
         proc.wait()
     assert not (out / reel_folder(str(reel.path))).exists()  # the crashed run published nothing
+    cached = {p: p.stat().st_ino for p in (home / "cache" / "cues").rglob("*.safetensors")}
+    assert cached, "the finished batch left no cues in the tensor cache"
 
     result = soundtrack(str(reel.path), str(out), settings)
     states = list(finished_batches([result["flow_run_id"]]).values())
-    assert len(states) == 3, states  # three scenes, two cues each, a batch of two
-    assert 1 <= states.count("Cached") < 3 and "Completed" in states, states
+    assert states == ["Completed"] * 3, states  # three scenes, two cues each, a batch of two
+    assert {p: p.stat().st_ino for p in cached} == cached  # a regenerated cue would be a new file
+    assert len(list((home / "cache" / "cues").rglob("*.safetensors"))) > len(cached)  # the others were generated
     assert len(list((out / reel_folder(str(reel.path)) / "cues").iterdir())) == 6
 
 

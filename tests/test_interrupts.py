@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +19,16 @@ from typing import Any
 import pytest
 from conftest import wait_until_serving
 
-from audiox_core.lifecycle import host_id, process_tag
+from audiox_core.lifecycle import (
+    StopRequested,
+    abandoned,
+    clear_stop,
+    host_id,
+    process_tag,
+    request_stop,
+    stop_point,
+    tag_alive,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -273,3 +283,79 @@ def test_a_run_is_closed_once(home: Path) -> None:
         repository.finish_run(url, run_id, error="x", status="succeeded")
     with pytest.raises(ValueError):
         repository.finish_run(url, run_id, error="x", status="stopped")
+
+
+def test_a_process_in_another_pid_namespace_is_another_host(tmp_path: Path) -> None:
+    """Expected: a process with this host name in its own PID namespace (a container sharing the host
+    name) has another host id, so this process's sweep leaves its folders however its pid reads here."""
+    code = "from audiox_core.lifecycle import host_id; print(host_id())"
+    try:
+        other = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot make a PID namespace here: {e}")
+    assert len(other) == 8
+    assert other != host_id()
+    assert tag_alive(f"{other}-{os.getpid()}-1") is None
+    assert not abandoned(f".reel.{other}-{os.getpid()}-1.x1y2.partial")
+
+
+def test_stop_request_ends_worker_threads_at_their_next_stop_point() -> None:
+    """Expected: worker threads running stage after stage raise StopRequested with the first reason given
+    at their next stop_point once a stop is requested (no signal reaches them); after clear_stop, a
+    stop_point lets a thread go on."""
+    stages_before_stop = threading.Barrier(3)
+    ended: dict[str, str] = {}
+
+    def reel(name: str) -> None:
+        stages_before_stop.wait(timeout=10)
+        try:
+            for _ in range(1000):
+                stop_point()
+                time.sleep(0.01)  # a stage
+            ended[name] = "finished"
+        except StopRequested as e:
+            ended[name] = e.reason
+
+    threads = [threading.Thread(target=reel, args=(f"reel{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        stages_before_stop.wait(timeout=10)
+        request_stop("interrupted by SIGTERM")
+        request_stop("cancelled in Prefect")  # the first reason stays
+        for t in threads:
+            t.join(timeout=10)
+        assert ended == {"reel0": "interrupted by SIGTERM", "reel1": "interrupted by SIGTERM"}
+    finally:
+        clear_stop()
+    stop_point()  # no stop requested any more: returns
+
+
+def test_a_local_out_root_is_stored_absolute(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expected: a relative `--out` is stored as its absolute path (so `doctor --repair` from any folder
+    sweeps it), an S3 root without its credentials."""
+    from tasks.provenance import _stored_out_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert _stored_out_uri("out") == str(tmp_path.resolve() / "out")
+    assert _stored_out_uri(f"file://{tmp_path}/out") == str(tmp_path.resolve() / "out")
+    assert _stored_out_uri("s3://KEY:SECRET@bucket/p?X-Amz-Signature=s") == "s3://bucket/p"
+
+
+def test_doctor_repair_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    """Expected: `doctor --repair` with an unreachable database exits 1 after one `error:` line naming
+    the database, and touches nothing."""
+    env = {**os.environ, "AUDIOX_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env["AUDIOX_DB_URL"] = "postgresql+psycopg://studio@127.0.0.1:1/studio"
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "doctor", "--repair"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "127.0.0.1:1" in line, line

@@ -340,6 +340,42 @@ def test_each_version_lists_exactly_its_own_files_and_old_versions_go(bucket: st
     assert versions == {"20250102T000000000000Z-run2", "20250103T000000000000Z-run3"}
 
 
+def test_an_older_version_published_last_wins_the_pointer_and_deletes_neither(bucket: str, tmp_path: Path) -> None:
+    """Run A started before run B (older version name) but publishes after it. Expected: current.json
+    names A (the last publish wins), previous B; A's and B's objects all exist, every file current.json
+    lists exists; only a version older than both (v0) is removed."""
+    store, folder_uri = S3Store(), f"s3://{bucket}/out/reel1-0123456789"
+    v0, a, b = "20250101T000000000000Z-run0", "20250102T000000000000Z-runA", "20250103T000000000000Z-runB"
+    store.publish(_reel_folder(tmp_path, "v0", {"mix.wav": b"0"}), folder_uri, v0)
+    store.publish(_reel_folder(tmp_path, "b", {"mix.wav": b"B"}), folder_uri, b)
+    store.publish(_reel_folder(tmp_path, "a", {"mix.wav": b"A"}), folder_uri, a)
+    current = read_current(folder_uri)
+    assert current is not None and current.version == a and current.previous == b
+    keys = _keys(bucket, "out/")
+    assert {f.key for f in current.files} <= keys
+    versions = {k.split("/")[3] for k in _keys(bucket, "out/reel1-0123456789/versions/")}
+    assert versions == {a, b}
+    assert (
+        s3_client().get_object(Bucket=bucket, Key=f"out/reel1-0123456789/versions/{b}/mix.wav")["Body"].read() == b"B"
+    )
+
+
+@pytest.mark.parametrize("body", [b"not json {", b"[]", b'{"version": "v1"}'], ids=["not-json", "list", "fields"])
+def test_a_damaged_current_json_is_treated_as_absent_and_replaced_by_the_next_publish(
+    bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    """Expected: read_current → None with a warning naming current.json (not an internal error);
+    the next publish succeeds, with no previous, and writes a whole current.json."""
+    folder_uri = f"s3://{bucket}/out/reel1-0123456789"
+    s3_client().put_object(Bucket=bucket, Key="out/reel1-0123456789/current.json", Body=body)
+    assert read_current(folder_uri) is None
+    assert any("current.json: cannot be parsed" in r.getMessage() for r in caplog.records)
+    S3Store().publish(_reel_folder(tmp_path, "v2", {"mix.wav": b"2"}), folder_uri, "v2")
+    current = read_current(folder_uri)
+    assert current is not None and current.version == "v2" and current.previous is None
+    assert {f.key for f in current.files} <= _keys(bucket, "out/")
+
+
 def test_two_reels_with_one_stem_publish_two_complete_folders(bucket: str, tmp_path: Path) -> None:
     """Expected: dayA/reel1 and dayB/reel1 each current under their own folder, nothing shared."""
     store = S3Store()
@@ -454,6 +490,31 @@ def test_s3_root_checks(bucket: str) -> None:
         S3Store().check_writable(f"s3://{bucket}/out/../../elsewhere", 0)
     with pytest.raises(InputError, match=r"^s3:///out: no bucket in the S3 URI"):
         S3Store().check_writable("s3:///out", 0)
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "s3://KEY:SECRET@footage/out",
+            r"^s3://footage/out(/x\.mp4)?: credentials in an S3 URI are refused; set AWS_PROFILE",
+        ),
+        (
+            "s3://bad!bucket/out",
+            r"^s3://bad!bucket/out(/x\.mp4)?: not a valid S3 bucket name or key \(ParamValidationError",
+        ),
+    ],
+    ids=["userinfo", "invalid-name"],
+)
+def test_a_request_botocore_refuses_before_sending_is_one_input_error(
+    s3_endpoint: str, uri: str, expected: str
+) -> None:
+    """Expected: botocore's ParamValidationError is an InputError (never retried as transient), one line
+    naming the cleaned URI, the secret nowhere, for the root check and a download alike."""
+    for check in (lambda: S3Store().check_writable(uri, 0), lambda: s3.download(f"{uri}/x.mp4", Path("/nonexistent"))):
+        with pytest.raises(InputError, match=expected) as refused:
+            check()
+        assert "\n" not in str(refused.value) and "SECRET" not in str(refused.value)
 
 
 def test_s3_root_where_writing_is_denied_is_refused(proxy: FaultyProxy, bucket: str) -> None:

@@ -45,6 +45,30 @@ def test_download_caches_by_etag_and_size(bucket, tmp_path: Path, reel) -> None:
     assert changed != first and changed.read_bytes() == b"changed content"
 
 
+def test_each_download_has_its_own_partial_removed_on_an_interrupt(bucket, tmp_path: Path, monkeypatch) -> None:
+    """Two downloads of one object, each interrupted (KeyboardInterrupt, a BaseException) just before
+    the file is put in the cache. Expected: two distinct `.<name>.<process tag>.<random>.partial` files
+    (concurrent downloads never share one, a sweep can read the owner), both removed, nothing cached."""
+    from audiox_core import cache
+    from audiox_core.lifecycle import owner_tag, process_tag
+
+    s3_client().put_object(Bucket=bucket, Key="in/reel.mp4", Body=b"reel bytes")
+    partials: list[Path] = []
+
+    def interrupted(tmp: Path, path: Path) -> None:
+        assert tmp.read_bytes() == b"reel bytes"
+        partials.append(tmp)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "record_file", interrupted)
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            download(f"s3://{bucket}/in/reel.mp4", tmp_path)
+    assert len(set(partials)) == 2
+    assert all(p.name.endswith(".partial") and owner_tag(p.name) == process_tag() for p in partials)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_bucket_and_key_are_clear_input_errors(bucket, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="s3://no-such-bucket-here/x.mp4"):
         download("s3://no-such-bucket-here/x.mp4", tmp_path)

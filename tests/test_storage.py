@@ -95,3 +95,67 @@ def test_write_probe_of_check_writable_leaves_nothing(tmp_path: Path) -> None:
 
     LocalStore().check_writable(str(tmp_path / "new" / "out"), 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_swapped_with_the_stage_in_one_exchange(tmp_path: Path, monkeypatch) -> None:
+    """Expected: publishing over an existing folder never renames it away (no os.replace at all: the
+    name always holds a whole version); the stage's inode becomes the folder, the old one is removed."""
+    import os
+
+    final = tmp_path / "reel"
+    with staged_directory(final) as stage:
+        (stage / "v.txt").write_text("old")
+    renames: list[tuple[str, str]] = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((str(a), str(b))), real(a, b)))
+    with staged_directory(final) as stage:
+        (stage / "v.txt").write_text("new")
+        staged_inode = stage.stat().st_ino
+    assert renames == []
+    assert final.stat().st_ino == staged_inode and (final / "v.txt").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]
+
+
+def test_without_exchange_the_two_renames_still_replace_the_folder(tmp_path: Path, monkeypatch) -> None:
+    """Expected: on a file system without RENAME_EXCHANGE (EINVAL), the old folder is moved aside,
+    the stage renamed in, the old one removed: the new version in place, nothing hidden left."""
+    import ctypes
+    import errno
+
+    from audiox_core import storage
+
+    def no_exchange(*args) -> int:
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    final = tmp_path / "reel"
+    for text in ("old", "new"):
+        with staged_directory(final) as stage:
+            (stage / "v.txt").write_text(text)
+        monkeypatch.setattr(storage, "_renameat2", lambda: no_exchange)
+    assert (final / "v.txt").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]
+
+
+def test_a_failed_flush_of_the_parent_after_the_swap_is_a_warning_not_a_failure(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Expected: the new version is live when the parent's fsync fails, so no exception, a warning
+    naming the folder, and no hidden folder left."""
+    from audiox_core import storage
+
+    final = tmp_path / "reel"
+    real = storage._fsync_folder
+
+    def failing_parent(folder: Path) -> None:
+        if folder == tmp_path:
+            raise OSError(5, "Input/output error")
+        real(folder)
+
+    monkeypatch.setattr(storage, "_fsync_folder", failing_parent)
+    for text in ("old", "new"):
+        with staged_directory(final) as stage:
+            (stage / "v.txt").write_text(text)
+    assert (final / "v.txt").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["reel"]
+    assert any("could not be flushed" in r.getMessage() and str(final) in r.getMessage() for r in caplog.records)

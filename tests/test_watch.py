@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cli.watch import Backoff, uploads_in_notification, watch_queue
+from audiox_core.errors import InputError
+from cli.watch import Backoff, Upload, load_poll_state, poll_prefix, uploads_in_notification, watch_queue
 
 FAST = Backoff(first_s=0.2, max_s=1.0)
 
@@ -52,6 +53,76 @@ def test_footage_uploads_are_read_from_raw_and_sns_wrapped_notifications() -> No
 def test_a_body_that_is_no_notification_object_is_a_value_error(body: str) -> None:
     with pytest.raises(ValueError):
         uploads_in_notification(body)
+
+
+def stored_as(**obj: str) -> dict:
+    """An ObjectCreated record of footage/reels/reel1.mp4 whose object has exactly these fields."""
+    record = created("reels/reel1.mp4")
+    record["s3"]["object"] = {"key": "reels/reel1.mp4", "size": 10, **obj}
+    return record
+
+
+def test_one_content_is_one_event_id_whichever_version_id_and_mode() -> None:
+    """Expected: the ETag is the version (quotes stripped), so a byte-identical re-upload with a new
+    version id has the first upload's event id, which is also the id polling gives that object; a
+    record without an ETag falls back to the version id, then the sequencer."""
+    (a,), (b,), (c,) = (
+        uploads_in_notification(notification(stored_as(versionId=version, eTag=etag)))
+        for version, etag in (("v-a", '"e1"'), ("v-b", "e1"), ("v-c", "e2"))
+    )
+    assert a.version == b.version == "e1" and a.event_id == b.event_id != c.event_id
+    assert a.event_id == Upload("footage", "reels/reel1.mp4", "e1").event_id  # poll mode: key and ETag
+    (d,), (e,) = (
+        uploads_in_notification(notification(stored_as(**o))) for o in ({"versionId": "v-a"}, {"sequencer": "0A1B"})
+    )
+    assert (d.version, e.version) == ("v-a", "0A1B")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["s3://AKIAEXAMPLE:SECRETKEY@footage/incoming/", "https://footage.s3.amazonaws.com/in/?X-Amz-Signature=SECRETKEY"],
+)
+def test_a_secret_bearing_uri_is_refused_before_anything(uri: str, tmp_path, caplog) -> None:
+    """Expected: polling or reading a queue at a URI with credentials or a signature is one InputError
+    naming the URI cleaned; nothing is listed, received, logged or written first."""
+    state = tmp_path / "poll-state.json"
+    for watch in (lambda: poll_prefix(uri, state, once=True), lambda: watch_queue(uri, once=True, backoff=FAST)):
+        with pytest.raises(InputError, match="with credentials or a signature is refused") as e:
+            watch()
+        assert "SECRETKEY" not in str(e.value) and "\n" not in str(e.value)
+    assert not state.exists() and "SECRETKEY" not in caplog.text
+
+
+@pytest.mark.parametrize("text", ['{"s3://footage/a.mp4": "e1", "s3://foo', "[1]", ""])
+def test_an_unreadable_poll_state_is_a_warning_and_an_empty_state(text: str, tmp_path, caplog) -> None:
+    """Expected: a state file cut short by a crash, or not an object, is logged and read as empty
+    (the watcher starts instead of failing on every restart under its supervisor)."""
+    state = tmp_path / "poll-state.json"
+    state.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="cli.watch"):
+        assert load_poll_state(state) == {}
+    assert f"poll state {state} is unreadable" in caplog.text and "starting from an empty state" in caplog.text
+    assert load_poll_state(tmp_path / "missing.json") == {}
+
+
+@pytest.mark.integration
+def test_polling_after_a_corrupt_state_sends_no_second_event(prefect_api, s3_endpoint, tmp_path, caplog) -> None:
+    """Expected: the first listing sends one event and leaves a complete JSON state; with that state
+    corrupted, the next listing starts empty, sends the event again under the same id and the API's
+    copy makes it a logged duplicate: 0 sent, one stored event."""
+    import boto3
+
+    bucket = f"drops-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    boto3.client("s3").put_object(Bucket=bucket, Key="incoming/reel1.mp4", Body=b"footage")
+    state = tmp_path / "poll-state.json"
+    assert poll_prefix(f"s3://{bucket}/incoming/", state, once=True) == 1
+    (etag,) = json.loads(state.read_text()).values()
+    state.write_text(state.read_text()[:5])
+    with caplog.at_level(logging.INFO, logger="cli.watch"):
+        assert poll_prefix(f"s3://{bucket}/incoming/", state, once=True) == 0
+    assert "starting from an empty state" in caplog.text and "duplicate: " in caplog.text
+    assert len(stored_events(Upload(bucket, "incoming/reel1.mp4", etag).event_id)) == 1
 
 
 def test_records_that_are_not_objects_are_ignored() -> None:

@@ -30,8 +30,6 @@ from audiox_core.media.tools import binary, stall_timeout_s
 
 log = logging.getLogger(__name__)
 
-# Seconds ffmpeg may go without delivering a frame before the pass is stopped: generous, since a
-# long GOP of 4K footage on a busy machine takes a while to decode to its next frame.
 THUMB_SIZE = (192, 108)  # width, height: enough to score content change, cheap to move and convert
 _TIME_BASE = re.compile(r"Parsed_showinfo.*config in time_base: (\d+)/(\d+)")
 _FRAME = re.compile(r"Parsed_showinfo.* n:\s*(\d+) pts:\s*(-?\d+) ")

@@ -11,6 +11,8 @@ from pathlib import Path
 from audiox_core.errors import InputError, PipelineError
 
 INSTALL_HINT = "install it with: apt-get install -y ffmpeg"
+# Seconds ffmpeg may go without delivering a frame (ffprobe: without answering) before it is stopped:
+# generous, since a long GOP of 4K footage on a busy machine takes a while to decode to its next frame.
 DEFAULT_STALL_S = 120.0
 
 
