@@ -359,3 +359,55 @@ def test_doctor_repair_with_the_database_down_is_one_line(tmp_path: Path) -> Non
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and "127.0.0.1:1" in line, line
+
+
+NIGHTLY_SCRIPT = """
+import sys
+from flows.nightly import nightly
+nightly(sys.argv[1], "reels/", out_prefix=f"s3://{sys.argv[1]}/out", settings={"model": "tiny", "steps": 2})
+"""
+
+
+@pytest.mark.integration
+def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
+    long_reel: Path, prefect_server: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """Expected: SIGTERM to a process running the nightly flow (as a runner sends on cancel or shutdown)
+    while two reels generate in worker threads: each reel stops at its next stage or batch and closes
+    its own row as cancelled; no row is left running, none succeeded after the signal, the third reel
+    never starts; no work folder and no published version is left; the process exits non-zero."""
+    from audiox_core.s3 import s3_client
+
+    bucket = "nightly-sigterm"
+    s3_client().create_bucket(Bucket=bucket)
+    for i in range(3):
+        s3_client().upload_file(str(long_reel), bucket, f"reels/day{i}/reel.mp4")
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", NIGHTLY_SCRIPT, bucket],
+        cwd=ROOT,
+        env=_env(home, prefect_server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while not ((home / "studio.db").exists() and len(_generating(home)) == 2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the nightly flow ended or stalled before two reels generated:\n{proc.communicate()[0]}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode != 0, output
+    runs = _runs(home)
+    assert len(runs) == 2, runs  # the third reel never started
+    assert {(r["status"], r["error"]) for r in runs} == {("cancelled", "interrupted by SIGTERM")}, runs
+    assert _leftovers(home, tmp_path / "no-local-out") == []
+    assert [o["Key"] for o in s3_client().list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])] == []
+
+
+def _generating(home: Path) -> list[Path]:
+    """Work folders of reels whose model frames are written (the scene pass done: generation is next)."""
+    work = home / "work"
+    return [f for f in work.iterdir() if (f / "frames.rgb").exists()] if work.is_dir() else []
