@@ -22,6 +22,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,7 +166,8 @@ def generate_batch_task(
     if not all(cues.has(key) for key in keys):
         model, _ = MODELS.get(spec, device)
         scenes = [scene_request(cues, r) for r in requests]
-        with concurrency(gpu_slot(model.device), occupy=1, strict=False):
+        on_card = model.device.type == "cuda"  # the CPU is no card to share: no slot, no missing-limit warning
+        with concurrency(gpu_slot(model.device), occupy=1, strict=False) if on_card else nullcontext():
             audio = generate_scenes(model, scenes, SamplingSettings(**sampling))
         for key, cue in zip(keys, audio):
             cues.put(key, {"audio": cue})

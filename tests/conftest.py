@@ -129,6 +129,9 @@ def postgres_url():
         )
         yield f"postgresql+psycopg://audiox@127.0.0.1:{port}/studio"
     finally:
+        from db.session import close_all
+
+        close_all()
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
