@@ -76,19 +76,22 @@ def _env(home: Path, api: str) -> dict[str, str]:
 
 def _start_run(reel: Path, home: Path, out: Path, api: str) -> subprocess.Popen[str]:
     """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way)."""
+    command = ["-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "2", "--out", str(out)]
+    staged = lambda: out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())  # noqa: E731
+    return _start_until(command, _env(home, api), staged, 120, "staging its outputs")
+
+
+def _start_until(args: list[str], env: dict[str, str], ready, timeout_s: float, what: str) -> subprocess.Popen[str]:
+    """``python ARGS`` in the repository; returns once ``ready()`` holds, fails the test if the process
+    ends or ``timeout_s`` passes first."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "2", "--out", str(out)],
-        cwd=ROOT,
-        env=_env(home, api),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + 120
-    while not (out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())):
+    deadline = time.monotonic() + timeout_s
+    while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"the run ended or stalled before staging its outputs:\n{proc.communicate()[0]}")
+            pytest.fail(f"the process ended or stalled before {what}:\n{proc.communicate()[0]}")
         time.sleep(0.1)
     return proc
 
@@ -383,20 +386,10 @@ def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
     for i in range(3):
         s3_client().upload_file(str(long_reel), bucket, f"reels/day{i}/reel.mp4")
     home = tmp_path / "home"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", NIGHTLY_SCRIPT, bucket],
-        cwd=ROOT,
-        env=_env(home, prefect_server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    two_generating = lambda: (home / "studio.db").exists() and len(_generating(home)) == 2  # noqa: E731
+    proc = _start_until(
+        ["-c", NIGHTLY_SCRIPT, bucket], _env(home, prefect_server), two_generating, 180, "two reels generated"
     )
-    deadline = time.monotonic() + 180
-    while not ((home / "studio.db").exists() and len(_generating(home)) == 2):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the nightly flow ended or stalled before two reels generated:\n{proc.communicate()[0]}")
-        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=180)[0]
     assert proc.returncode != 0, output
