@@ -71,7 +71,10 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_doctor_refuses_what_the_loader_refuses_in_the_same_words(tmp_path: Path, case: str) -> None:
+def test_doctor_refuses_what_the_loader_refuses_in_the_same_words(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("audiox_core.model.spec.DEMO_FOLDER", tmp_path / "no-demo")  # a checkout without the weights
     value = "demo" if case == "demo" else broken(tmp_path, case)
     with pytest.raises(ModelError, match=BROKEN[case]) as refused:
         resolve_model_spec(value)

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from audiox_core.model.config import DiTConfig
 
@@ -141,6 +142,7 @@ class TransformerBlock(nn.Module):
 class ContinuousTransformer(nn.Module):
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()
+        self.gradient_checkpointing = False  # training only: recompute each block in backward to save memory
         self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.depth))
         self.project_in = nn.Linear(cfg.io_channels, cfg.embed_dim, bias=False)
         self.project_out = nn.Linear(cfg.embed_dim, cfg.io_channels, bias=False)
@@ -149,8 +151,9 @@ class ContinuousTransformer(nn.Module):
     def forward(self, x: torch.Tensor, prepend: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
         x = torch.cat((prepend, self.project_in(x)), dim=1)  # (B, 1 + T, E)
         freqs = self.rotary_pos_emb(x.shape[1])
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer, kv in zip(self.layers, kvs):
-            x = layer(x, kv, freqs)
+            x = checkpoint(layer, x, kv, freqs, use_reentrant=False) if recompute else layer(x, kv, freqs)
         return self.project_out(x)  # (B, 1 + T, io)
 
 

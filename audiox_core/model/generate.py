@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from audiox_core.errors import InputError
+from audiox_core.model.config import AudioXConfig
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
     SAMPLERS,
@@ -55,9 +56,10 @@ class SamplingSettings:
         check_fields(self)
 
 
-def _video_tensor(model: LoadedModel, frames: np.ndarray) -> torch.Tensor:
-    """(n_frames, 3, S, S) float 0…255: resized to the CLIP input, padded by repeating the last frame."""
-    vcfg = model.config.video
+def video_tensor(config: AudioXConfig, frames: np.ndarray) -> torch.Tensor:
+    """(n_frames, 3, S, S) float 0…255: resized to the CLIP input, padded by repeating the last frame.
+    Training builds its inputs with this too, so the model learns on exactly what it is given here."""
+    vcfg = config.video
     size, n = vcfg.clip.image_size, vcfg.n_frames
     if len(frames) == 0:
         return torch.zeros(n, 3, size, size)
@@ -70,10 +72,10 @@ def _video_tensor(model: LoadedModel, frames: np.ndarray) -> torch.Tensor:
     return video
 
 
-def _audio_prompt_tensor(model: LoadedModel, prompt: np.ndarray | None) -> torch.Tensor:
+def audio_prompt_tensor(config: AudioXConfig, prompt: np.ndarray | None) -> torch.Tensor:
     """(2, prompt_samples): left-padded with silence, keeping the last samples if longer."""
-    n = model.config.audio_prompt_samples
-    out = torch.zeros(model.config.audio_channels, n)
+    n = config.audio_prompt_samples
+    out = torch.zeros(config.audio_channels, n)
     if prompt is not None and prompt.size:
         tail = torch.from_numpy(np.ascontiguousarray(prompt[:, -n:], dtype=np.float32))
         out[:, n - tail.shape[1] :] = tail
@@ -98,8 +100,8 @@ def generate(
             )
     generators = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
     noise = NoiseSource(generators)
-    video = torch.stack([_video_tensor(model, r.frames) for r in requests]).to(dev)
-    prompts = torch.stack([_audio_prompt_tensor(model, r.audio_prompt) for r in requests]).to(dev)
+    video = torch.stack([video_tensor(cfg, r.frames) for r in requests]).to(dev)
+    prompts = torch.stack([audio_prompt_tensor(cfg, r.audio_prompt) for r in requests]).to(dev)
     text = model.text_encoder([r.text for r in requests])
     # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.
     prompt_noise = noise.draw((cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens), dev)

@@ -1,5 +1,8 @@
 """What a ``--model`` value names, resolved once: ``tiny``, ``demo`` or PATH to an AudioX release.
 
+``demo`` is the model trained here by ``audiox-studio train`` and shipped in ``audiox_core/model/demo/``
+(config.json + model.safetensors + MODEL_CARD.md, the release layout); ``tiny`` has random weights.
+
 The one reader of the official release layout (a folder holding ``config.json`` beside
 ``model.safetensors`` or ``model.ckpt``), used by the loader, by flows that only need the config and
 by ``doctor``, so a folder that one of them accepts is accepted by all and refused with the same
@@ -17,12 +20,12 @@ from audiox_core.model.config import AudioXConfig
 
 PRESETS = Path(__file__).parent / "presets"
 TINY_CONFIG = PRESETS / "tiny.json"
+DEMO_FOLDER = Path(__file__).parent / "demo"
 # Weights file names of a release folder, in order of preference (safetensors needs no unpickling).
 WEIGHTS_NAMES = ("model.safetensors", "model.ckpt")
 WEIGHTS_SUFFIXES = (".safetensors", ".ckpt")
-DEMO_MISSING = "demo: no trained demo model is shipped yet; use --model tiny (random test weights) or --model PATH (an AudioX release)"
 
-ModelKind = Literal["tiny", "release"]
+ModelKind = Literal["tiny", "demo", "release"]
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,23 @@ class ModelSpec:
         """What the model is, in words, for logs and provenance."""
         if self.kind == "tiny":
             return "tiny AudioX-architecture model, RANDOM weights (test model: its audio is noise, not a soundtrack)"
+        if self.kind == "demo":
+            return "demo model (AudioX architecture trained by audiox-studio train on synthetic clips; MODEL_CARD.md)"
         return f"AudioX from {self.name}"
 
 
 def resolve_model_spec(value: str) -> ModelSpec:
-    """``tiny``, ``demo`` (not shipped: a ModelError) or PATH to a release folder or to a weights file
-    inside one; ModelError says which part of the layout is missing or wrong."""
+    """``tiny``, ``demo`` or PATH to a release folder or to a weights file inside one; ModelError says
+    which part of the layout is missing or wrong."""
     if value == "demo":
-        raise ModelError(DEMO_MISSING)
+        weights = DEMO_FOLDER / WEIGHTS_NAMES[0]
+        if not weights.is_file():
+            raise ModelError(
+                f"demo: no trained demo model in {DEMO_FOLDER} (train one with audiox-studio train --config demo); "
+                "use --model tiny (random test weights) or --model PATH (an AudioX release)"
+            )
+        config_path = DEMO_FOLDER / "config.json"
+        return ModelSpec(value, "demo", config_path, weights, AudioXConfig.from_json(config_path))
     if value == "tiny":
         return ModelSpec(value, "tiny", TINY_CONFIG, None, AudioXConfig.from_json(TINY_CONFIG))
     path = Path(value)

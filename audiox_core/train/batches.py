@@ -1,0 +1,192 @@
+"""From examples to training batches: clips decoded once, the VAE's latents cached, samples drawn.
+
+A DiT training sample is one model window cut from a clip at a latent-aligned start, with the
+inputs ``generate()`` would give for it: the frames of that window through ``video_tensor``, the
+caption (or the pipeline's own cue prompt for the picture, or nothing), and as audio prompt the
+clip's audio just before the window, placed as ``generate_scenes`` places the previous window's
+audio (continuation). Every draw comes from the sample's own generator (``objective.sample_generator``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiox_core.cues import measure, prompts
+from audiox_core.model.audiox import AudioX
+from audiox_core.model.conditioners import TextEncoder
+from audiox_core.model.config import AudioXConfig
+from audiox_core.model.generate import audio_prompt_tensor, video_tensor
+from audiox_core.train.examples import Example, decode_example
+from audiox_core.train.objective import Dropped, draw_dropout, sample_generator
+from audiox_core.train.recipe import DitStage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Clip:
+    id: str
+    audio: torch.Tensor  # (2, N) at the model rate, N ≥ one window
+    frames: np.ndarray  # (F, S, S, 3) uint8 at the model fps and CLIP size
+    caption: str
+    cue_prompt: str  # what the pipeline's cue planner would prompt for this picture
+
+
+def fingerprint(examples: list[Example]) -> str:
+    """sha256 over every example's id, caption and the bytes of its files: the data a run trained on."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(f"{ex.id}\0{ex.caption}\0".encode())
+        for path in (ex.audio, ex.video):
+            if path is not None:
+                h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def decode_clips(
+    examples: list[Example], cfg: AudioXConfig, progress: Callable[[int, int], None] | None = None
+) -> list[Clip]:
+    """Each example at the model's rate, fps and frame size; sound shorter than a window is padded."""
+    clips = []
+    for i, ex in enumerate(examples):
+        d = decode_example(ex, sample_rate=cfg.sample_rate, fps=cfg.video.video_fps, size=cfg.video.clip.image_size)
+        audio = torch.from_numpy(d.audio)
+        if audio.shape[1] < cfg.window_samples:
+            audio = torch.nn.functional.pad(audio, (0, cfg.window_samples - audio.shape[1]))
+        kind = "music" if ex.sound_class == "music" else "foley"
+        clips.append(Clip(ex.id, audio, d.frames, d.caption, prompts(measure(d.frames))[kind]))
+        if progress:
+            progress(i + 1, len(examples))
+    return clips
+
+
+@torch.no_grad()
+def encode_latents(
+    net: AudioX, clips: list[Clip], cache: Path, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The frozen VAE's posterior (mean, std), (latent, L) per clip, computed once and kept in ``cache``."""
+    if cache.is_file():
+        from safetensors.torch import load_file
+
+        stored = load_file(str(cache))
+        return [(stored[f"{c.id}.mean"], stored[f"{c.id}.std"]) for c in clips]
+    vae = net.pretransform
+    out = []
+    for c in clips:
+        mean, std = vae.encode_posterior(c.audio[None].to(device))
+        out.append((mean[0].cpu(), std[0].cpu()))
+    from safetensors.torch import save_file
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.partial")
+    save_file(
+        {f"{c.id}.{k}": t.contiguous() for c, (m, s) in zip(clips, out) for k, t in (("mean", m), ("std", s))}, str(tmp)
+    )
+    tmp.replace(cache)
+    return out
+
+
+@dataclass
+class DitBatch:
+    x0: torch.Tensor  # (B, latent, T)
+    video: torch.Tensor  # (B, F, 3, S, S)
+    text: torch.Tensor  # (B, max_length, cond_dim)
+    prompt: torch.Tensor  # (B, 2, prompt_samples)
+    prompt_noise: torch.Tensor  # (B, latent, n_tokens)
+    t: torch.Tensor  # (B,)
+    noise: torch.Tensor  # (B, latent, T)
+    keep: torch.Tensor  # (B,) 0 where the whole condition is dropped (the CFG null condition)
+
+
+class DitSampler:
+    """Draws DiT samples for global batch positions from the clips and their cached latents."""
+
+    def __init__(
+        self,
+        cfg: AudioXConfig,
+        stage: DitStage,
+        clips: list[Clip],
+        latents: list[tuple[torch.Tensor, torch.Tensor]],
+        text_encoder: TextEncoder,
+        seed: int,
+    ) -> None:
+        self.cfg, self.stage, self.clips, self.latents, self.seed = cfg, stage, clips, latents, seed
+        self.text_encoder = text_encoder
+        self._text: dict[str, torch.Tensor] = {}
+        self.hop_samples = int(round((cfg.video.window_s - stage.overlap_s) * cfg.sample_rate))
+
+    def text(self, caption: str) -> torch.Tensor:
+        if caption not in self._text:
+            self._text[caption] = self.text_encoder([caption])[0].clone()
+        return self._text[caption]
+
+    def sample(self, step: int, position: int, clip_index: int) -> tuple[DitBatch, Dropped]:
+        cfg, st = self.cfg, self.stage
+        g = sample_generator(self.seed, "dit", step, position)
+        clip = self.clips[clip_index]
+        mean, std = self.latents[clip_index]
+        frames_t = cfg.latent_frames
+        last = mean.shape[1] - frames_t
+        start = int(torch.randint(0, last + 1, (1,), generator=g))
+        continuation = float(torch.rand(1, generator=g)) < st.continuation_prob
+        if continuation and start == 0 and last > 0:
+            start = int(torch.randint(1, last + 1, (1,), generator=g))
+        dropped = draw_dropout(
+            g, cfg=st.cfg_dropout, video=st.video_dropout, text=st.text_dropout, audio=st.audio_dropout
+        )
+        use_cue_prompt = float(torch.rand(1, generator=g)) < st.pipeline_prompt_prob
+        t = torch.rand(1, generator=g)
+        noise = torch.randn(mean.shape[0], frames_t, generator=g)
+        posterior = torch.randn(mean.shape[0], frames_t, generator=g)
+        prompt_noise = torch.randn(cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g)
+        x0 = mean[:, start : start + frames_t] + std[:, start : start + frames_t] * posterior
+        sample = start * cfg.autoencoder.hop
+        first = int(sample * cfg.video.video_fps // cfg.sample_rate)
+        frames = clip.frames[first : first + cfg.video.n_frames]
+        if dropped.video or len(frames) == 0:
+            frames = clip.frames[:0]
+        video = video_tensor(cfg, frames)
+        caption = "" if dropped.text else clip.cue_prompt if use_cue_prompt else clip.caption
+        prompt = None
+        if continuation and sample > 0 and not dropped.audio:
+            prompt = clip.audio[:, max(0, sample - self.hop_samples) : sample].numpy()
+        return (
+            DitBatch(
+                x0[None],
+                video[None],
+                self.text(caption)[None],
+                audio_prompt_tensor(cfg, prompt)[None],
+                prompt_noise[None],
+                t,
+                noise[None],
+                torch.tensor([0.0 if dropped.everything else 1.0]),
+            ),
+            dropped,
+        )
+
+    def batch(self, step: int, positions: list[int], clip_indices: list[int]) -> DitBatch:
+        parts = [self.sample(step, p, c)[0] for p, c in zip(positions, clip_indices)]
+        return DitBatch(*(torch.cat([getattr(b, f) for b in parts]) for f in DitBatch.__dataclass_fields__))
+
+
+def vae_crops(
+    clips: list[Clip], seed: int, step: int, positions: list[int], clip_indices: list[int], crop: int, cfg: AudioXConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2, crop) random crops of the clips' audio at a random gain (−6…0 dB), for the autoencoder
+    stage, and (B, latent, crop / hop) noise for sampling its posterior."""
+    audio, noise = [], []
+    for p, c in zip(positions, clip_indices):
+        g = sample_generator(seed, "vae", step, p)
+        source = clips[c].audio
+        start = int(torch.randint(0, source.shape[1] - crop + 1, (1,), generator=g))
+        gain = 10 ** (float(torch.empty(1).uniform_(-6, 0, generator=g)) / 20)
+        audio.append(source[:, start : start + crop] * gain)
+        noise.append(torch.randn(cfg.autoencoder.latent_dim, crop // cfg.autoencoder.hop, generator=g))
+    return torch.stack(audio), torch.stack(noise)

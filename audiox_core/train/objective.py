@@ -1,0 +1,68 @@
+"""The diffusion objective the sampler expects, and the condition dropout that makes one model serve
+video→audio, text→audio and continuation.
+
+v objective on the cosine schedule (stable-audio-tools' ``diffusion_objective="v"``): t ~ U(0, 1),
+α = cos(πt/2), σ = sin(πt/2), x_t = α·x₀ + σ·ε, the network predicts v = α·ε − σ·x₀. The sampler's
+``AudioX.denoise`` inverts exactly this with σ_k = tan(πt/2). The CFG null condition is all-zero raw
+condition tokens (what ``DiffusionTransformer.guided`` feeds its unconditional half), so classifier-
+free-guidance dropout zeroes a sample's whole condition. Each modality is also dropped on its own:
+an all-zero video or audio prompt selects the learned empty feature, an empty caption the text
+encoder's empty sequence.
+
+Every draw for sample i of step n comes from its own generator seeded by (seed, stage, n, i), so the
+result does not depend on how a global batch is split across processes, and a resumed run repeats
+the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from audiox_core.model.dit import DiffusionTransformer
+
+
+def sample_generator(seed: int, stage: str, step: int, index: int) -> torch.Generator:
+    """The generator of sample ``index`` of ``step``: independent of batch layout and process count."""
+    key = zlib.crc32(f"{stage}:{step}:{index}".encode())
+    return torch.Generator().manual_seed((seed * 1_000_003 + key) % 2**63)
+
+
+def step_generator(seed: int, stage: str, step: int) -> torch.Generator:
+    """The generator that draws which examples make up ``step``'s global batch (identical on every rank)."""
+    return sample_generator(seed, f"{stage}/batch", step, 0)
+
+
+def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosine schedule: α = cos(πt/2), σ = sin(πt/2)."""
+    return torch.cos(t * math.pi / 2), torch.sin(t * math.pi / 2)
+
+
+def v_loss(
+    dit: DiffusionTransformer, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error of the v prediction; x0, noise (B, C, T), cond (B, S, D) raw tokens, t (B,)."""
+    alpha, sigma = (a[:, None, None] for a in alpha_sigma(t))
+    x_t = alpha * x0 + sigma * noise
+    target = alpha * noise - sigma * x0
+    v = dit(x_t, t, cond)  # (B, C, T)
+    return ((v.float() - target) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Which conditions one training sample loses."""
+
+    everything: bool  # the CFG null condition
+    video: bool
+    text: bool
+    audio: bool
+
+
+def draw_dropout(g: torch.Generator, *, cfg: float, video: float, text: float, audio: float) -> Dropped:
+    """Independent Bernoulli draws, in a fixed order, from the sample's generator."""
+    u = torch.rand(4, generator=g).tolist()
+    return Dropped(u[0] < cfg, u[1] < video, u[2] < text, u[3] < audio)
