@@ -386,6 +386,10 @@ def parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db)
+
+    from cli.train import add_train_parser
+
+    add_train_parser(sub)
     return p
 
 
