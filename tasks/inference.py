@@ -20,6 +20,7 @@ import os
 import socket
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -236,7 +237,24 @@ def outside_the_flow(send: Callable[..., PrefectDistributedFuture], *args: Any) 
         TaskRunContext.__var__.set(None)
         return send(*args)
 
-    return contextvars.copy_context().run(send_detached)
+    return until_recorded(contextvars.copy_context().run(send_detached))
+
+
+def until_recorded(future: PrefectDistributedFuture, wait_s: float = 60.0) -> PrefectDistributedFuture:
+    """The future once the API shows its task run's first state: the server records a deferred
+    run's Scheduled state a moment after the run itself, and Prefect's wait refuses (RuntimeError
+    "has no state") a run read in between, which a busy machine hits."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + wait_s
+    with get_client(sync_client=True) as client:
+        while client.read_task_run(future.task_run_id).state is None:
+            if time.monotonic() > deadline:
+                raise ModelError(
+                    f"task run {future.task_run_id}: the Prefect API recorded no state within {wait_s:g} s"
+                )
+            time.sleep(0.05)
+    return future
 
 
 def serve_inference() -> None:
