@@ -1,0 +1,126 @@
+"""Measures of a generated soundtrack against the picture it was made for.
+
+- ``audio_onsets``: onset times of a sound (spectral flux of the log-magnitude STFT, peaks above
+  an adaptive threshold, at least ``min_gap_s`` apart).
+- ``match_events``: one-to-one matching of visual events to onsets within a tolerance (±80 ms),
+  giving hits (events with an onset) and matched onsets (for precision).
+- ``LogMelCentroids``: a nearest-centroid classifier on log-mel statistics (per-band mean and
+  standard deviation over time), fitted on real examples of each sound class; text control is
+  measured by how often it recovers the prompted class from the generated sound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchaudio
+
+SHARP_KINDS = frozenset({"impact", "door", "footstep"})  # events whose sound starts at the visual event
+TOLERANCE_S = 0.08
+
+
+def _mono(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    return x.mean(dim=0) if x.ndim == 2 else x
+
+
+def onset_strength(audio: np.ndarray | torch.Tensor, rate: int, hop_s: float = 0.01) -> tuple[np.ndarray, float]:
+    """Half-wave rectified spectral flux of the log-magnitude STFT, one value per hop; the hop in s."""
+    x = _mono(audio)
+    hop = max(1, int(round(hop_s * rate)))
+    n_fft = 4 * hop if 4 * hop % 2 == 0 else 4 * hop + 1
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True).abs()
+    log = torch.log1p(100.0 * spec)  # (freq, frames)
+    flux = torch.relu(log[:, 1:] - log[:, :-1]).mean(dim=0).numpy()
+    flux[:2] = 0.0  # the first frames compare against the reflected padding, not earlier sound
+    return np.concatenate([[0.0], flux]), hop / rate
+
+
+def audio_onsets(
+    audio: np.ndarray | torch.Tensor, rate: int, *, min_gap_s: float = 0.1, sensitivity: float = 1.5
+) -> list[float]:
+    """Onset times in seconds: local maxima of the onset strength above median + ``sensitivity`` ×
+    the median absolute deviation of a 1 s neighbourhood, and above a floor tied to the loudest onset
+    (so the quiet bed's texture gives none), at least ``min_gap_s`` apart (the stronger wins)."""
+    flux, hop_s = onset_strength(audio, rate)
+    if flux.size < 3 or flux.max() <= 0:
+        return []
+    half = max(1, int(round(0.5 / hop_s)))
+    floor = 0.1 * flux.max()
+    peaks: list[tuple[float, int]] = []
+    for i in range(1, flux.size - 1):
+        if flux[i] < flux[i - 1] or flux[i] < flux[i + 1] or flux[i] < floor:
+            continue
+        local = flux[max(0, i - half) : i + half + 1]
+        median = float(np.median(local))
+        mad = float(np.median(np.abs(local - median)))
+        if flux[i] > median + sensitivity * max(mad, 1e-6) * 3:
+            peaks.append((float(flux[i]), i))
+    gap = int(round(min_gap_s / hop_s))
+    chosen: list[int] = []
+    for _, i in sorted(peaks, reverse=True):
+        if all(abs(i - j) >= gap for j in chosen):
+            chosen.append(i)
+    return sorted(i * hop_s for i in chosen)
+
+
+@dataclass(frozen=True)
+class Match:
+    events: int
+    onsets: int
+    hits: int  # events with an onset within the tolerance (each onset serves one event)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.events if self.events else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.hits / self.onsets if self.onsets else 0.0
+
+
+def match_events(events: Sequence[float], onsets: Sequence[float], tolerance_s: float = TOLERANCE_S) -> Match:
+    """Greedy one-to-one matching, closest pairs first."""
+    pairs = sorted(
+        (abs(e - o), i, j) for i, e in enumerate(events) for j, o in enumerate(onsets) if abs(e - o) <= tolerance_s
+    )
+    used_e: set[int] = set()
+    used_o: set[int] = set()
+    for _, i, j in pairs:
+        if i not in used_e and j not in used_o:
+            used_e.add(i)
+            used_o.add(j)
+    return Match(len(events), len(onsets), len(used_e))
+
+
+def combine(matches: Sequence[Match]) -> Match:
+    return Match(sum(m.events for m in matches), sum(m.onsets for m in matches), sum(m.hits for m in matches))
+
+
+class LogMelCentroids:
+    """Nearest centroid (standardised features) on the per-band mean and std of a log-mel spectrogram."""
+
+    def __init__(self, rate: int, n_mels: int = 40) -> None:
+        self.rate = rate
+        self.mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=1024, hop_length=256, n_mels=n_mels)
+        self.centroids: dict[str, np.ndarray] = {}
+        self.scale = np.ones(2 * n_mels)
+        self.offset = np.zeros(2 * n_mels)
+
+    def features(self, audio: np.ndarray | torch.Tensor) -> np.ndarray:
+        log = torch.log(self.mel(_mono(audio)) + 1e-6)  # (mels, frames)
+        return torch.cat([log.mean(dim=1), log.std(dim=1)]).numpy()
+
+    def fit(self, examples: Mapping[str, Sequence[np.ndarray | torch.Tensor]]) -> LogMelCentroids:
+        feats = {c: np.stack([self.features(a) for a in sounds]) for c, sounds in examples.items() if sounds}
+        everything = np.concatenate(list(feats.values()))
+        self.offset, self.scale = everything.mean(axis=0), everything.std(axis=0) + 1e-6
+        self.centroids = {c: ((f - self.offset) / self.scale).mean(axis=0) for c, f in feats.items()}
+        return self
+
+    def predict(self, audio: np.ndarray | torch.Tensor) -> str:
+        f = (self.features(audio) - self.offset) / self.scale
+        return min(self.centroids, key=lambda c: float(np.sum((f - self.centroids[c]) ** 2)))
