@@ -10,6 +10,7 @@ finds the reels already made with these settings by comparing them).
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -39,11 +40,20 @@ SETTING_PATHS: dict[str, str] = {
 }
 
 
+DEFAULT_MODEL = "demo"
+
+
+def default_model() -> str:
+    """The model a run uses when its settings name none: ``AUDIOX_MODEL`` (a studio's workers point
+    it at their own release folder; the test suite at ``tiny``), else the shipped demo model."""
+    return os.environ.get("AUDIOX_MODEL") or DEFAULT_MODEL
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that determines a run's outputs: each stage's settings and the run's own."""
 
-    model: str = "tiny"  # a model spec: tiny, demo or the PATH of an AudioX release folder
+    model: str = field(default_factory=lambda: default_model())  # tiny, demo or the PATH of an AudioX release
     seed: int = 0
     device: str = field(default="auto", metadata=matching(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda, cuda:N"))
     review_proxy: bool = False

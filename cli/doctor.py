@@ -52,7 +52,10 @@ def check_model(spec: str) -> Check:
         model = resolve_model_spec(spec)
     except ModelError as e:
         return Check(
-            "model", False, str(e), "use --model tiny, or PATH: an AudioX release folder (config.json + model.ckpt)"
+            "model",
+            False,
+            str(e),
+            "use --model demo (shipped), tiny (random test model), or PATH: an AudioX release folder",
         )
     if model.weights_path is None:
         return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
@@ -62,7 +65,10 @@ def check_model(spec: str) -> Check:
             require_t5_dir(model.config.text, Path(t5) if t5 else None)
         except ModelError as e:
             return Check("model", False, f"{model.weights_path} found, but {e}")
-    return Check("model", True, f"{model.weights_path} ({model.weights_path.stat().st_size / 1e9:.2f} GB)")
+    size = model.weights_path.stat().st_size
+    if model.kind == "demo":
+        return Check("model", True, f"demo: {model.label}, {model.weights_path} ({size / 1e6:.1f} MB)")
+    return Check("model", True, f"{model.weights_path} ({size / 1e9:.2f} GB)")
 
 
 def check_database() -> Check:

@@ -125,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from audiox_core.errors import InputError
-    from audiox_core.media.synthetic import make_reel
     from audiox_core.preflight import check_destination
+    from audiox_core.train.synthetic import make_demo_reel
 
     db_url = _checked_database()
     if args.out.startswith("s3://"):
@@ -135,10 +135,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     source_dir = out / "demo-source"
     source_dir.mkdir(parents=True, exist_ok=True)
-    reel = make_reel(source_dir / "demo_reel.mp4")
+    reel = make_demo_reel(source_dir / "demo_reel.mp4")
     print(
-        f"Synthetic test reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})"
+        f"Synthetic demo reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})"
     )
+    print("  visible events (s): " + ", ".join(f"{e.t:.2f} {e.visual}" for e in reel.events))
     _print_outputs(_soundtrack(db_url, str(reel.path), str(out), _settings_from(args)))
     return 0
 
@@ -285,7 +286,8 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: ./out)")
     p.add_argument(
         "--model",
-        help="tiny (random test model) or PATH to an AudioX release folder (config.json + model.ckpt); default {model}",
+        help="demo (the shipped demo model), tiny (random test model) or PATH to an AudioX release folder "
+        "(config.json + model.ckpt or model.safetensors); default {model} (AUDIOX_MODEL sets it)",
     )
     p.add_argument("--seed", type=int, help="base seed (default {seed})")
     p.add_argument("--steps", type=int, help="sampling steps (default {steps})")
@@ -359,8 +361,12 @@ def parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_inference_worker)
 
+    from audiox_core.settings import default_model
+
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
-    doctor.add_argument("--model", default="tiny", help="model to check (tiny or PATH)")
+    doctor.add_argument(
+        "--model", default=default_model(), help="model to check: demo, tiny or PATH (default %(default)s)"
+    )
     doctor.add_argument(
         "--repair",
         action="store_true",

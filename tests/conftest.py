@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The suite runs on the random-weight test model unless a test names another (the default run
+# model is the shipped demo model; tests/test_demo_model.py checks that default itself).
+os.environ.setdefault("AUDIOX_MODEL", "tiny")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOX_SHARED", ROOT.parent / "shared"))

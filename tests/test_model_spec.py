@@ -79,7 +79,7 @@ def test_doctor_refuses_what_the_loader_refuses_in_the_same_words(
     with pytest.raises(ModelError, match=BROKEN[case]) as refused:
         resolve_model_spec(value)
     check = check_model(value)
-    assert not check.ok and check.detail == str(refused.value) and "--model tiny" in check.fix
+    assert not check.ok and check.detail == str(refused.value) and "tiny (random test model)" in check.fix
 
 
 def test_doctor_accepts_tiny_and_a_release_and_asks_for_t5_only_when_needed(

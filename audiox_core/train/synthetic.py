@@ -19,6 +19,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -608,3 +609,35 @@ def build_dataset(
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, out / "manifest.json")
     return BuildReport(out, clips, heldout, per_class)
+
+
+# -- the demo reel ------------------------------------------------------------------------------
+
+DEMO_SHOTS: tuple[ClipSpec, ...] = (
+    ClipSpec("bounce", "heldout", seed=101, shape="circle", colour="red", seconds=6.0, width=320, height=180),
+    ClipSpec("door", "heldout", seed=102, shape="square", colour="yellow", seconds=5.0, width=320, height=180),
+    ClipSpec("walk", "heldout", seed=103, shape="circle", colour="blue", seconds=6.0, width=320, height=180),
+)
+
+
+@dataclass(frozen=True)
+class DemoReel:
+    path: Path
+    fps: Fraction
+    cuts: tuple[int, ...]  # the first frame of every shot after the first
+    frames: int
+    events: tuple[Event, ...]  # in reel time
+
+
+def make_demo_reel(path: Path, shots: tuple[ClipSpec, ...] = DEMO_SHOTS) -> DemoReel:
+    """A short silent reel of shots drawn by the training data's renderer (a ball bouncing, a door
+    closing, someone walking), so the demo's soundtrack can be checked against visible events."""
+    rendered = [render_clip(s) for s in shots]
+    fps = shots[0].fps
+    starts = np.cumsum([0] + [s.frames for s in shots])
+    events = tuple(
+        Event(float(e.t + starts[i] / fps), e.kind, e.visual) for i, r in enumerate(rendered) for e in r.events
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_video(path, np.concatenate([r.frames for r in rendered]), fps)
+    return DemoReel(path, Fraction(fps), tuple(int(s) for s in starts[1:-1]), int(starts[-1]), events)
