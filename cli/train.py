@@ -5,25 +5,60 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@contextmanager
+def _train_progress() -> Iterator[Callable[[str, int, int, float, float], None]]:
+    """One bar per stage with its loss and steps/s; where stdout is no terminal (a log file, CI), a
+    plain line every 2 % of the stage instead."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if not sys.stdout.isatty():
+        every: dict[str, int] = {}
+
+        def line(stage: str, step: int, total: int, loss: float, rate: float) -> None:
+            if step % every.setdefault(stage, max(1, total // 50)) == 0 or step == total:
+                print(f"train {stage} {step}/{total} loss {loss:.4f} {rate:.2f} steps/s", flush=True)
+
+        yield line
+        return
+    columns = (TextColumn("train {task.description}"), BarColumn(), MofNCompleteColumn())
+    columns += (TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.2f} steps/s"),)
+    bar = Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn())
+    tasks: dict[str, TaskID] = {}
+
+    def show(stage: str, step: int, total: int, loss: float, rate: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total, completed=step, loss=loss, rate=rate)
+        bar.update(tasks[stage], completed=step, loss=loss, rate=rate)
+
+    with bar:
+        yield show
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from audiox_core.errors import InputError
     from audiox_core.train.loop import train
     from audiox_core.train.recipe import TrainConfig
-    from tasks.progress import progress_bar
 
     if not (args.config and args.data and args.out):
         raise InputError("train: --config, --data and --out are all needed (or: train data build --out DIR)")
     recipe = TrainConfig.from_file(args.config)
-    with progress_bar("train") as update:
-
-        def show(stage: str, step: int, total: int, loss: float, rate: float) -> None:
-            update(step, total)
-
+    with _train_progress() as show:
         result = train(
             recipe,
             Path(args.data),
