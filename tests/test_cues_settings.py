@@ -199,7 +199,8 @@ def test_a_flow_run_with_an_unknown_loudness_preset_fails_before_any_work(prefec
     assert not list((home / "work").glob("*")) if (home / "work").exists() else True
 
 
-def test_demo_and_missing_model_are_clear_errors(tmp_path) -> None:
+def test_demo_and_missing_model_are_clear_errors(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("audiox_core.model.spec.DEMO_FOLDER", tmp_path / "no-demo")  # a checkout without the weights
     with pytest.raises(ModelError, match="no trained demo model"):
         load_model("demo", device="cpu")
     with pytest.raises(ModelError, match="model folder not found"):
