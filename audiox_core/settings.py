@@ -53,7 +53,7 @@ def default_model() -> str:
 class RunSettings:
     """Everything that determines a run's outputs: each stage's settings and the run's own."""
 
-    model: str = field(default_factory=lambda: default_model())  # tiny, demo or the PATH of an AudioX release
+    model: str = field(default_factory=default_model)  # tiny, demo or the PATH of an AudioX release
     seed: int = 0
     device: str = field(default="auto", metadata=matching(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda, cuda:N"))
     review_proxy: bool = False

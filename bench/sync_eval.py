@@ -111,7 +111,8 @@ def main() -> None:
     for e in held:
         if e.sound_class:
             by_class[e.sound_class].append(e)
-    classifier = LogMelCentroids(rate).fit({c: [decode_audio(e.audio, rate) for e in v] for c, v in by_class.items()})
+    real = {e.id: decode_audio(e.audio, rate) for v in by_class.values() for e in v}
+    classifier = LogMelCentroids(rate).fit({c: [real[e.id] for e in v] for c, v in by_class.items()})
     per_class = max(1, (args.clips or 60) // max(1, len(by_class)))
     text_clips = [e for v in by_class.values() for e in v[:per_class]]
     blank = np.zeros((round(fps * 8), size, size, 3), np.uint8)
@@ -120,7 +121,7 @@ def main() -> None:
     ]
     text_sounds = _generate(model, text_scenes, sampling, args.batch)
     right = sum(classifier.predict(s) == e.sound_class for e, s in zip(text_clips, text_sounds))
-    real_right = sum(classifier.predict(decode_audio(e.audio, rate)) == e.sound_class for e in text_clips)
+    real_right = sum(classifier.predict(real[e.id]) == e.sound_class for e in text_clips)
     text_accuracy = right / len(text_clips)
     print(
         f"text control: {right}/{len(text_clips)} prompted classes recovered (the real sounds: {real_right}/{len(text_clips)})"

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
+from audiox_core.media.synthetic import SyntheticReel
 from audiox_core.media.tools import binary, run
 from audiox_core.train.examples import Event
 
@@ -621,11 +622,7 @@ DEMO_SHOTS: tuple[ClipSpec, ...] = (
 
 
 @dataclass(frozen=True)
-class DemoReel:
-    path: Path
-    fps: Fraction
-    cuts: tuple[int, ...]  # the first frame of every shot after the first
-    frames: int
+class DemoReel(SyntheticReel):
     events: tuple[Event, ...]  # in reel time
 
 
