@@ -3,7 +3,8 @@ training data folder (``audiox-studio train data build``), generated through the
 (``generate_scenes``: windows with continuation, CFG, the sampler):
 
 - hit rate: visual impact events (impacts, door closes, footsteps) with an audio onset within ±80 ms;
-- precision: onsets of those clips that match an event;
+- precision: onsets of those clips that match an event (a matched sound's later transients, within
+  0.3 s, are its tail, not onsets of their own);
 - the same with each clip given another clip's frames (a derangement): the hit rate must fall;
 - text control: sound made from captions alone (no picture), classified by nearest centroid on
   log-mel statistics of the real held-out sounds of each class.

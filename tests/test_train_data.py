@@ -93,9 +93,16 @@ def test_onsets_are_found_where_the_clicks_are() -> None:
 
 
 def test_match_is_one_to_one_within_the_tolerance() -> None:
-    m = match_events([1.0, 2.0, 3.0], [1.05, 1.07, 2.2, 3.0])
+    m = match_events([1.0, 2.0, 3.0], [1.05, 1.07, 2.2, 3.0], tail_s=0.0)
     assert (m.hits, m.events, m.onsets) == (2, 3, 4)
     assert m.hit_rate == pytest.approx(2 / 3) and m.precision == pytest.approx(0.5)
+
+
+def test_a_matched_sounds_later_transients_are_its_tail_not_false_onsets() -> None:
+    """Expected: 1.2 (0.15 s after the onset matched to 1.0) is that sound's tail and not counted;
+    0.8 (before it) and 1.5 (0.45 s after) count as onsets without an event."""
+    m = match_events([1.0, 3.0], [0.8, 1.05, 1.2, 1.5, 3.0])
+    assert (m.hits, m.onsets) == (2, 4) and m.precision == pytest.approx(0.5)
 
 
 def test_log_mel_centroids_tell_a_low_tone_from_noise() -> None:
