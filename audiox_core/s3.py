@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from audiox_core.errors import InputError, TransientError
 from audiox_core.lifecycle import process_tag
+from audiox_core.media.types import media_type
 from audiox_core.provenance import public_uri
 from audiox_core.storage import CHUNK, Fetched, sha256_file
 
@@ -263,7 +264,7 @@ def version_uri(folder_uri: str, version: str) -> str:
 
 def upload_folder(folder: Path, out_uri: str, last: str = "provenance.json") -> list[PublishedFile]:
     """Upload every file of a finished folder under ``out_uri`` (``last`` goes last), each with its
-    SHA-256 checksum checked by S3. Uploading again puts the same bytes under the same keys, so a
+    media type (so a link plays in the browser) and its SHA-256 checksum checked by S3. Uploading again puts the same bytes under the same keys, so a
     retry after a transient failure is safe."""
     bucket, prefix = parse_s3(out_uri.rstrip("/") + "/")
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == last, str(p)))
@@ -272,7 +273,11 @@ def upload_folder(folder: Path, out_uri: str, last: str = "provenance.json") -> 
         key = prefix + path.relative_to(folder).as_posix()
         try:
             s3_client().upload_file(
-                str(path), bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=_transfer_config()
+                str(path),
+                bucket,
+                key,
+                ExtraArgs={"ChecksumAlgorithm": "SHA256", "ContentType": media_type(path)},
+                Config=_transfer_config(),
             )
         except Exception as e:
             raise s3_error(f"s3://{bucket}/{key}", e) from e

@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.runtime import flow_run
 
 from audiox_core.lifecycle import clear_stop, request_stop
 from audiox_core.settings import RunSettings
@@ -33,7 +34,13 @@ def reel_task(source_uri: str, out_prefix: str, settings: dict[str, Any]) -> dic
     return {"source": source_uri, "status": "failed", "error": str(error)}
 
 
-@flow(name="nightly", log_prints=False)
+def run_name() -> str:
+    """A nightly flow run's name: the footage it lists (``nightly · s3://footage/incoming/``)."""
+    p = flow_run.parameters
+    return f"nightly · s3://{p.get('bucket', '')}/{p.get('prefix', '')}"
+
+
+@flow(name="nightly", flow_run_name=run_name, log_prints=False)
 def nightly(
     bucket: str, prefix: str = "", out_prefix: str = "", settings: dict[str, Any] | None = None, max_parallel: int = 2
 ) -> dict[str, Any]:

@@ -123,7 +123,20 @@ def _cancellation_delivered() -> Iterator[None]:
         done.set()
 
 
-@flow(name="soundtrack", log_prints=False, on_cancellation=[_close_cancelled], on_crashed=[_close_crashed])
+def run_name() -> str:
+    """A soundtrack flow run's name in the UI: the reel's title and its source, without secrets
+    (``bikes · s3://footage/incoming/bikes.mp4``), so a producer finds a reel by name."""
+    source = public_uri(str(flow_run.parameters.get("source_uri", "")))
+    return f"{reel_title(source)} · {source}"
+
+
+@flow(
+    name="soundtrack",
+    flow_run_name=run_name,
+    log_prints=False,
+    on_cancellation=[_close_cancelled],
+    on_crashed=[_close_crashed],
+)
 def soundtrack(
     source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual"
 ) -> dict[str, Any]:

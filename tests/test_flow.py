@@ -117,6 +117,15 @@ def test_review_artifact_in_prefect(finished) -> None:
     assert "| 2 | 00:00:01:10 |" in artifacts[0].data  # scene 2 starts at frame 35 at 25 fps
 
 
+def test_the_flow_run_is_named_after_the_reel_and_its_source(finished, reel) -> None:
+    from prefect.client.orchestration import get_client
+
+    result, _, _ = finished
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(result["flow_run_id"])
+    assert run.name == f"{reel.path.stem} · {reel.path.resolve()}"
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [

@@ -597,3 +597,27 @@ def test_a_cue_whose_first_version_was_removed_is_found_in_a_later_output(
     assert found is not None and found.read_bytes() == b"RIFF cue bytes"
     s3_client().delete_object(Bucket=bucket, Key=later.split("/", 3)[3])
     assert _recorded_copy(url, gone, sha) is None
+
+
+def test_published_objects_carry_their_media_type_and_a_presigned_link_serves_it(bucket: str, tmp_path: Path) -> None:
+    """Expected: each object is stored with the type of its extension (not binary/octet-stream), and a
+    presigned GET answers with that Content-Type, so the browser plays or shows it."""
+    import httpx
+
+    store, folder_uri = S3Store(), f"s3://{bucket}/soundtracks/typed-0123456789"
+    files = {"soundtrack.mp4": b"v", "mix.wav": b"a", "waveform.png": b"p", "scenes.csv": b"c", "scenes.edl": b"e"}
+    store.publish(_reel_folder(tmp_path, "v1", files), folder_uri, "20250101T000000000000Z-run1")
+    prefix = "soundtracks/typed-0123456789/versions/20250101T000000000000Z-run1/"
+    expected = {
+        "soundtrack.mp4": "video/mp4",
+        "mix.wav": "audio/wav",
+        "waveform.png": "image/png",
+        "scenes.csv": "text/csv; charset=utf-8",
+        "scenes.edl": "text/plain; charset=utf-8",
+        "provenance.json": "application/json",
+    }
+    for name, kind in expected.items():
+        assert s3_client().head_object(Bucket=bucket, Key=prefix + name)["ContentType"] == kind, name
+    link = store.link(f"s3://{bucket}/{prefix}soundtrack.mp4")
+    response = httpx.get(link)
+    assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"

@@ -1,0 +1,32 @@
+"""The media type (Content-Type) of every file a reel's output folder holds, so a link to it plays or
+shows in the browser instead of downloading (S3 serves an object with the type it was stored with,
+``binary/octet-stream`` when none was given). One table, not the platform's ``mimetypes`` registry,
+whose answers differ between machines (``.edl``, ``.yaml`` and ``.wav`` have no or different entries)."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".wav": "audio/wav",  # RFC 2361's audio/vnd.wave is what few browsers play; audio/wav is what they do
+    ".mp3": "audio/mpeg",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".json": "application/json",
+    ".csv": "text/csv; charset=utf-8",
+    ".edl": "text/plain; charset=utf-8",  # CMX 3600 is plain text; shown, not downloaded
+    ".yaml": "application/yaml",  # RFC 9512
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".vtt": "text/vtt; charset=utf-8",
+}
+DEFAULT_TYPE = "application/octet-stream"
+
+
+def media_type(path: str | PurePath) -> str:
+    """The Content-Type to store or serve ``path`` with, by its extension (case-insensitive)."""
+    return MEDIA_TYPES.get(PurePath(path).suffix.lower(), DEFAULT_TYPE)
