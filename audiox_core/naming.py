@@ -47,6 +47,12 @@ def reel_title(source_uri: str) -> str:
     return cut or "reel"
 
 
+def source_name(source_uri: str) -> str:
+    """The source's own file name (``bikes.mp4`` for ``s3://footage/in/bikes.mp4``), as the editors
+    know it: the EDL's clip name and the pictures' titles use it, never the fetch cache's name."""
+    return PurePosixPath(public_uri(source_uri).rstrip("/")).name or "reel"
+
+
 def reel_folder(source_uri: str) -> str:
     """The output folder (or prefix) name of a source: readable stem, '-', 10 hex of its identity's hash."""
     digest = hashlib.sha256(source_identity(source_uri).encode()).hexdigest()[:HASH_HEX]

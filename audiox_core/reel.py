@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiox_core.cues import Cue, measure, plan_cues
+from audiox_core.cues import Cue, SceneLook, measure, plan_cues
+from audiox_core.cuesheet import CueSheet, SpannedCue, draft_sheet, is_draft, music_cue_csv, resolve
+from audiox_core.errors import InputError
 from audiox_core.media.audio import extract_audio, resample, write_wav24
 from audiox_core.media.decode import ModelFrames
 from audiox_core.media.edl import scenes_csv, scenes_edl
@@ -26,7 +29,7 @@ from audiox_core.media.mix import MixSettings, level_cue, master
 from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
-from audiox_core.media.timeline import Placement, to_sample
+from audiox_core.media.timeline import Placement, TimelineSettings, place_cues, to_sample
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
@@ -35,6 +38,7 @@ from audiox_core.records import LoudnessReport, RenderedCue
 from audiox_core.storage import sha256_file, write_atomic
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,71 @@ def write_scene_exports(scenes: SceneList, folder: Path, title: str, clip_name: 
     return [folder / name for name in files]
 
 
+def reel_looks(analysis: Analysis) -> list[SceneLook]:
+    return [measure(analysis.frames.between(s.start_s, s.end_s)) for s in analysis.scenes.scenes]
+
+
 def reel_cues(analysis: Analysis, run_seed: int) -> list[Cue]:
-    looks = [measure(analysis.frames.between(s.start_s, s.end_s)) for s in analysis.scenes.scenes]
-    return plan_cues(analysis.scenes.scenes, looks, run_seed)
+    """One Foley and one music cue per scene (the benchmarks' plan; the pipeline follows the cue sheet)."""
+    return plan_cues(analysis.scenes.scenes, reel_looks(analysis), run_seed)
+
+
+@dataclass(frozen=True)
+class SheetPlan:
+    """What a cue sheet asks of the generate and mix stages: the cues to render, where each sits, and
+    the sheet's cues resolved on the reel (muted ones too, for the review and the exports)."""
+
+    sheet: CueSheet
+    origin: str  # "given", "edited" (the reel's stored sheet) or "draft"
+    spanned: tuple[SpannedCue, ...]
+    cues: tuple[Cue, ...]
+    placements: tuple[Placement, ...]
+
+
+def choose_sheet(
+    analysis: Analysis, title: str, run_seed: int, given: CueSheet | None, stored: CueSheet | None
+) -> tuple[CueSheet, str]:
+    """The sheet a run follows: the one given, else the reel's stored sheet when a producer edited it
+    and it still fits the reel's scenes, else a fresh draft (so a changed run seed redrafts a sheet
+    nobody edited)."""
+    if given is not None:
+        return given, "given"
+    scenes, fps = analysis.scenes.scenes, analysis.scenes.fps
+    looks = reel_looks(analysis)
+    if stored is not None and not is_draft(stored, scenes, fps, looks) and _fits(stored, analysis):
+        return stored, "edited"
+    return draft_sheet(title, scenes, fps, looks, run_seed), "draft"
+
+
+def _fits(sheet: CueSheet, analysis: Analysis) -> bool:
+    try:
+        resolve(sheet, analysis.scenes.scenes, analysis.scenes.fps, "stored cue sheet")
+    except InputError as e:
+        log.warning("the reel's stored cue sheet no longer fits its scenes (%s): drafting a new one", e)
+        return False
+    return True
+
+
+def plan_sheet(analysis: Analysis, sheet: CueSheet, origin: str, name: str, timeline: TimelineSettings) -> SheetPlan:
+    """Resolve the sheet on the reel and place its cues; muted cues keep their place (their neighbours'
+    crossfades do not move) but are neither generated nor mixed."""
+    spanned = resolve(sheet, analysis.scenes.scenes, analysis.scenes.fps, name)
+    placed = place_cues([s.as_span() for s in spanned], timeline)
+    muted = {(s.scene_index, s.cue.kind) for s in spanned if s.cue.mute}
+    cues = tuple(s.as_cue() for s in spanned if not s.cue.mute)
+    placements = tuple(p for p in placed if (p.scene_index, p.kind) not in muted)
+    return SheetPlan(sheet, origin, tuple(spanned), cues, placements)
+
+
+def write_cue_exports(plan: SheetPlan, analysis: Analysis, folder: Path) -> list[Path]:
+    """cues.yaml (the sheet this version followed) and music_cues.csv (the distributor's music cue sheet)."""
+    files = {
+        "cues.yaml": plan.sheet.to_yaml(),
+        "music_cues.csv": music_cue_csv(plan.spanned, analysis.scenes.fps, analysis.scenes.scenes),
+    }
+    for name, text in files.items():
+        write_atomic(folder / name, text.encode())
+    return [folder / name for name in files]
 
 
 BatchGenerator = Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]]
@@ -173,8 +239,10 @@ def mix_reel(
     out_dir: Path,
     settings: MixSettings = MixSettings(),
     progress: Progress | None = None,
+    name: str = "",
 ) -> LoudnessReport:
-    """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``."""
+    """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``; the
+    pictures are titled with ``name`` (the source's own file name; the local file's by default)."""
     rate = settings.rate
     total = picture_samples(analysis, rate)
     dialogue = None
@@ -191,7 +259,7 @@ def mix_reel(
         pictures=pictures,
     )
     mix = report.mix
-    title = f"{analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"
+    title = f"{name or analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"
     cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]
     pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title)
     write_atomic(out_dir / "loudness.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())

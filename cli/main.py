@@ -52,6 +52,9 @@ def _print_local_outputs(out: Path) -> None:
         "stems/foley.wav",
         "stems/music.wav",
         "scenes.json",
+        "scenes.edl",
+        "cues.yaml",
+        "music_cues.csv",
         "provenance.json",
     ):
         if (out / name).exists():
@@ -90,7 +93,9 @@ def _record_failed_run(db_url: str, source_uri: str, out_uri: str, settings: dic
     repository.finish_run(db_url, run_id, error=error)
 
 
-def _soundtrack(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any]) -> dict[str, Any]:
+def _soundtrack(
+    db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], cues: str | None = None
+) -> dict[str, Any]:
     """The soundtrack flow, after refusing credential-bearing URIs (so Prefect never stores them).
     A refusal, or a temporary local Prefect API that does not start, is one line, recorded as a failed run."""
     from audiox_core.errors import InputError, PipelineError
@@ -105,7 +110,7 @@ def _soundtrack(db_url: str, source_uri: str, out_uri: str, settings: dict[str, 
     from flows.soundtrack import soundtrack
 
     try:
-        return soundtrack(source_uri, out_uri, settings)
+        return soundtrack(source_uri, out_uri, settings, cues=cues)
     except RuntimeError as e:
         if "ephemeral Prefect API server" not in str(e):
             raise
@@ -119,7 +124,7 @@ def _soundtrack(db_url: str, source_uri: str, out_uri: str, settings: dict[str, 
 
 def cmd_run(args: argparse.Namespace) -> int:
     db_url = _checked_database()  # first: it needs no torch import, so a bad URL fails in a second
-    _print_outputs(_soundtrack(db_url, args.source, args.out, _settings_from(args)))
+    _print_outputs(_soundtrack(db_url, args.source, args.out, _settings_from(args), args.cues))
     return 0
 
 
@@ -323,6 +328,11 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="make the soundtrack of one reel")
     run.add_argument("source", help="video file: a local path or s3://bucket/key")
+    run.add_argument(
+        "--cues",
+        metavar="FILE",
+        help="cue sheet (YAML, path or s3:// URI) to follow; default: the reel's own (edited) sheet, or a draft",
+    )
     _add_generation_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -74,6 +74,7 @@ class Run(Base):
     process: Mapped[str | None] = mapped_column(String(64))  # tag of the process running it (host, pid, start)
     status: Mapped[str] = mapped_column(String(16), index=True)  # running, succeeded, failed, cancelled, crashed
     error: Mapped[str | None] = mapped_column(Text)  # why it did not succeed, one line
+    cue_sheet: Mapped[str | None] = mapped_column(Text)  # the cue sheet (YAML) it followed
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -183,6 +183,23 @@ def record_model(url: str, run_id: int, model: dict[str, Any]) -> None:
         s.get_one(Run, run_id).model = model
 
 
+def record_cue_sheet(url: str, run_id: int, sheet_yaml: str) -> None:
+    """The cue sheet (YAML) the run follows."""
+    with sessions(url).begin() as s:
+        s.get_one(Run, run_id).cue_sheet = sheet_yaml
+
+
+def latest_cue_sheet(url: str, source_uri: str) -> str | None:
+    """The cue sheet of this source's latest succeeded run that has one (None: never spotted)."""
+    with sessions(url)() as s:
+        return s.scalars(
+            select(Run.cue_sheet)
+            .where(Run.source_uri == source_uri, Run.status == SUCCEEDED, Run.cue_sheet.is_not(None))
+            .order_by(Run.id.desc())
+            .limit(1)
+        ).first()
+
+
 def succeeded_settings(url: str, source_uri: str, version: str | None, out_uri: str) -> list[dict[str, Any]]:
     """The settings of this object version's succeeded runs that delivered to ``out_uri`` (as runs
     store it; an s3:// prefix with or without its trailing '/'), as each run stored them (the caller

@@ -28,8 +28,7 @@ from prefect.states import Cancelled
 
 from audiox_core.errors import InputError, PipelineError
 from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
-from audiox_core.media.timeline import plan_timeline
-from audiox_core.naming import reel_folder, reel_title, version_name
+from audiox_core.naming import reel_folder, reel_title, source_name, version_name
 from audiox_core.preflight import (
     check_database,
     check_destination,
@@ -41,7 +40,7 @@ from audiox_core.preflight import (
     work_bytes,
 )
 from audiox_core.provenance import public_uri, secret_in_uri
-from audiox_core.reel import reel_cues
+from audiox_core.reel import write_cue_exports
 from audiox_core.settings import RunSettings
 from audiox_core.storage import staged_directory, store_for
 from audiox_core.workspace import studio_home
@@ -73,6 +72,7 @@ from tasks.provenance import (
     write_provenance_task,
 )
 from tasks.review import review_markdown, review_task
+from tasks.spotting import read_sheet, spot_task
 from tasks.sweep import sweep_task
 
 CANCELLED_IN_PREFECT = "cancelled in Prefect"
@@ -138,10 +138,15 @@ def run_name() -> str:
     on_crashed=[_close_crashed],
 )
 def soundtrack(
-    source_uri: str, out_uri: str = "out", settings: dict[str, Any] | None = None, trigger: str = "manual"
+    source_uri: str,
+    out_uri: str = "out",
+    settings: dict[str, Any] | None = None,
+    trigger: str = "manual",
+    cues: str | None = None,
 ) -> dict[str, Any]:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
-    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record. However
+    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record; ``cues``
+    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/cuesheet.py). However
     the run ends, its row is closed with a status and reason (``_failure``, ``interruption_reason``); only a killed
     process leaves it open, for the sweep that starts every run."""
     db_url = database_url(studio_home())
@@ -157,7 +162,7 @@ def soundtrack(
     run_id = start_run_task(db_url, source_uri, out_uri, s.to_dict(), trigger)
     try:
         with _cancellation_delivered():
-            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s)
+            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues)
     except Exception as e:
         finish_run_task(db_url, run_id, error=_failure(e))
         raise
@@ -210,13 +215,16 @@ def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
         client.update_flow_run(flow_run.get_id(), parameters=cleaned)
 
 
-def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings) -> dict[str, Any]:
+def _make_soundtrack(
+    db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings, cues_uri: str | None
+) -> dict[str, Any]:
     log = get_run_logger()
     check_source_uri(source_uri)  # before any work: refused URIs, missing files, unwritable outputs
     check_destination(out_uri, 0)
     reel = reel_folder(source_uri)  # unique per source: names the output folder and the review artifacts
     work = work_folder(reel)  # removed below on every exit path; a killed process's is swept
     try:
+        given = read_sheet(cues_uri, work) if cues_uri else None  # parsed before the footage is fetched
         store = store_for(out_uri)
         folder_uri = store.child(out_uri, reel)
         version = version_name(run_id)
@@ -236,16 +244,19 @@ def _make_soundtrack(db_url: str, run_id: int, source_uri: str, out_uri: str, s:
         check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
         scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
-        cues = reel_cues(analysis, s.seed)
-        placements = plan_timeline(analysis.scenes.scenes, s.timeline)
-        plan = plan_generation(s, model, cues, placements, source.sha256)
+        title = reel_title(source_uri)
+        spotted = spot_task(
+            db_url, run_id, source_uri, analysis, title, s.seed, given, public_uri(cues_uri or ""), s.timeline
+        )
+        plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
         reuse = reusable_task(db_url, plan.keys)
         stop_point()
         with staged_directory(final_dir) as stage:
-            publish_scenes(analysis, stage, reel)
+            publish_scenes(analysis, stage, reel, source_name(source_uri))
+            write_cue_exports(spotted, analysis, stage)
             rendered = generate_cues(plan, analysis, reuse, stage / "cues", reel)
             stop_point()
-            mix = mix_task(analysis, rendered, work, stage, s.mix)
+            mix = mix_task(analysis, rendered, work, stage, s.mix, source_name(source_uri))
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)

@@ -66,18 +66,19 @@ def analyse_source(
 
 
 @task(name="write-scenes", cache_policy=NO_CACHE)
-def publish_scenes(analysis: Analysis, stage: Path, reel: str) -> list[Path]:
-    """scenes.json, scenes.csv and scenes.edl for the editors."""
-    return write_scene_exports(analysis.scenes, stage, reel, analysis.info.path.name)
+def publish_scenes(analysis: Analysis, stage: Path, reel: str, clip_name: str) -> list[Path]:
+    """scenes.json, scenes.csv and scenes.edl for the editors (the EDL's clip is the source's own name)."""
+    return write_scene_exports(analysis.scenes, stage, reel, clip_name)
 
 
 @task(name="mix", cache_policy=NO_CACHE)
 def mix_task(
-    analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings
+    analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings, name: str
 ) -> LoudnessReport:
-    """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures."""
+    """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures
+    (titled with the source's own name)."""
     with progress_bar("mix") as update:
-        return mix_reel(analysis, rendered, work, stage, settings, progress=update)
+        return mix_reel(analysis, rendered, work, stage, settings, progress=update, name=name)
 
 
 @task(name="mux", cache_policy=NO_CACHE)

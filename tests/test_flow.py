@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from audiox_core.media.audio import read_wav
 from audiox_core.media.mux import packet_md5s
@@ -37,6 +38,11 @@ def finished(prefect_api, reel, tmp_path_factory):
         yield result, out / reel_folder(str(reel.path)), database_url(studio_home())
     finally:
         mp.undo()
+
+
+def _sheet_cues(folder: Path) -> int:
+    """The cues of the sheet a version followed (cues.yaml): one generation each, none muted here."""
+    return len(yaml.safe_load((folder / "cues.yaml").read_text())["cues"])
 
 
 @pytest.fixture
@@ -90,7 +96,11 @@ def test_scenes_json_and_provenance_match_the_reel_and_the_outputs(finished, ree
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["source"]["sha256"] == sha256_file(reel.path)
     assert prov["model"]["random_weights"] is True and "RANDOM" in prov["model"]["label"]
-    assert len(prov["generations"]) == 2 * len(scenes["scenes"])
+    sheet = yaml.safe_load((folder / "cues.yaml").read_text())  # the drafted sheet this version followed
+    foley = [c for c in sheet["cues"] if c["kind"] == "foley"]
+    assert [c["scenes"] for c in foley] == [[s["index"], s["index"]] for s in scenes["scenes"]]
+    assert len(prov["generations"]) == len(sheet["cues"])
+    assert (folder / "music_cues.csv").read_text().startswith("cue,title,in,out,duration,usage\n1,")
     by_uri = {o["uri"]: o["sha256"] for o in prov["outputs"]}
     assert by_uri[(folder / "mix.wav").as_uri()] == sha256_file(folder / "mix.wav")
 
@@ -99,7 +109,7 @@ def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> 
     result, folder, url = finished
     run = repository.get_run(url, result["run_id"])
     assert run.status == "succeeded" and run.error is None and run.flow_run_id == result["flow_run_id"]
-    assert len(run.scenes) == 3 and sum(len(s.generations) for s in run.scenes) == 6
+    assert len(run.scenes) == 3 and sum(len(s.generations) for s in run.scenes) == _sheet_cues(folder)
     outputs = {o.uri: o.sha256 for o in run.outputs}
     assert outputs[(folder / "soundtrack.mp4").as_uri()] == sha256_file(folder / "soundtrack.mp4")
 
@@ -195,10 +205,10 @@ def test_rerun_reuses_generations_and_rows(finished, same_home, reel) -> None:
     first = counts()
     again = soundtrack(str(reel.path), str(folder.parent), {"steps": 3, "seed": 5})
     assert again["run_id"] != result["run_id"]
-    assert counts()[:2] == first[:2]  # same asset, same six generations: nothing regenerated or duplicated
+    assert counts()[:2] == first[:2]  # same asset, same generations: nothing regenerated or duplicated
     assert {p.name: sha256_file(p) for p in (folder / "cues").iterdir()} == before
     run = repository.get_run(url, again["run_id"])
-    assert sum(len(s.generations) for s in run.scenes) == 6 and run.mix is not None
+    assert sum(len(s.generations) for s in run.scenes) == _sheet_cues(folder) and run.mix is not None
 
 
 def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
@@ -216,11 +226,11 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
         found.role == "output"
         and found.provenance.source.sha256 == json.loads((folder / "provenance.json").read_text())["source"]["sha256"]
     )
-    assert len(found.provenance.generations) == 6 and found.provenance.mix.preset == "ebu-r128"
+    assert len(found.provenance.generations) == _sheet_cues(folder) and found.provenance.mix.preset == "ebu-r128"
     (tmp_path / "prov.json").write_text(render(found, "prov"))
     document = ProvDocument.deserialize(source=str(tmp_path / "prov.json"), format="json")
     assert len(list(document.get_records())) > 20
-    cue = lookup(str(folder / "cues" / "scene0001_music.wav"))
+    cue = lookup(str(next((folder / "cues").glob("*_music.wav"))))
     assert cue.role in ("output", "generated cue")
 
 
@@ -279,10 +289,11 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
 
     result = soundtrack(str(reel.path), str(out), settings)
     states = list(finished_batches([result["flow_run_id"]]).values())
-    assert states == ["Completed"] * 3, states  # three scenes, two cues each, a batch of two
+    assert states == ["Completed"] * 3, states  # five cues (three Foley, two music), a batch of two
     assert {p: p.stat().st_ino for p in cached} == cached  # a regenerated cue would be a new file
     assert len(list((home / "cache" / "cues").rglob("*.safetensors"))) > len(cached)  # the others were generated
-    assert len(list((out / reel_folder(str(reel.path)) / "cues").iterdir())) == 6
+    folder = out / reel_folder(str(reel.path))
+    assert len(list((folder / "cues").iterdir())) == _sheet_cues(folder)
 
 
 def test_an_inference_worker_loads_the_model_once_for_several_runs(
@@ -316,7 +327,7 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(
     assert processes[0]["pid"] == worker.pid, (processes, log.read_text()[-2000:])
     assert len(MODELS) == 0  # the flows' own process never loaded the model
     for r in results:
-        assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == 6
+        assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == _sheet_cues(Path(r["out_dir"]))
 
 
 def test_without_an_inference_worker_the_run_fails_with_one_clear_line(

@@ -77,6 +77,48 @@ def plan_timeline(scenes: Sequence[Scene], settings: TimelineSettings = Timeline
     return placements
 
 
+@dataclass(frozen=True)
+class CueSpan:
+    """A cue's span on the reel (seconds, the container's timeline) and its gain, as the cue sheet says."""
+
+    scene_index: int  # the scene it starts in
+    kind: CueKind
+    start_s: float
+    end_s: float
+    gain_db: float = 0.0
+
+
+def place_cues(spans: Sequence[CueSpan], settings: TimelineSettings = TimelineSettings()) -> list[Placement]:
+    """Placements for cue sheet spans: Foley covers its span with short linear fades; a music cue that
+    meets the next one reaches half a crossfade across their boundary (equal power, centred on it, as
+    ``plan_timeline`` does at every cut), and fades in or out over the edge fade where no music cue
+    meets it. One music cue per scene gives ``plan_timeline``'s placements."""
+    rate = settings.rate
+    half = to_sample(settings.music_crossfade_s / 2, rate)
+    foley_fade = to_sample(settings.foley_fade_ms / 1000, rate)
+    edge = to_sample(settings.edge_fade_ms / 1000, rate)
+    music = sorted((s for s in spans if s.kind == MUSIC), key=lambda s: s.start_s)
+    bounds = {id(s): (to_sample(s.start_s, rate), to_sample(s.end_s, rate)) for s in spans}
+    placements = []
+    for s in spans:
+        a, b = bounds[id(s)]
+        if s.kind != MUSIC:
+            fade = min(foley_fade, (b - a) // 2)
+            placements.append(Placement(s.scene_index, s.kind, a, b - a, fade, fade, False, s.gain_db))
+            continue
+        i = music.index(s)
+        before = bounds[id(music[i - 1])] if i > 0 and bounds[id(music[i - 1])][1] == a else None
+        after = bounds[id(music[i + 1])] if i + 1 < len(music) and bounds[id(music[i + 1])][0] == b else None
+        left = min(half, (b - a) // 2, (a - before[0]) // 2) if before else 0
+        right = min(half, (b - a) // 2, (after[1] - b) // 2) if after else 0
+        fade_in = 2 * left if before else min(edge, (b - a) // 2)
+        fade_out = 2 * right if after else min(edge, (b - a) // 2)
+        placements.append(
+            Placement(s.scene_index, MUSIC, a - left, (b + right) - (a - left), fade_in, fade_out, True, s.gain_db)
+        )
+    return sorted(placements, key=lambda p: (p.scene_index, p.kind))
+
+
 @lru_cache(maxsize=64)
 def _ramp(n: int, equal_power: bool) -> np.ndarray:
     u = (np.arange(n, dtype=np.float64) + 0.5) / n

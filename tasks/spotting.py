@@ -1,0 +1,60 @@
+"""The spotting stage of one reel: which cue sheet the run follows (given, the producer's edited
+sheet from an earlier run, or a draft), resolved on the reel's scenes and recorded on the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from audiox_core.cuesheet import CueSheet, parse_sheet
+from audiox_core.errors import InputError
+from audiox_core.media.timeline import TimelineSettings
+from audiox_core.provenance import public_uri
+from audiox_core.reel import Analysis, SheetPlan, choose_sheet, plan_sheet
+from audiox_core.storage import store_for
+from db import repository
+from tasks.retry import TRANSIENT_RETRIES
+
+STORED = "the reel's stored cue sheet"
+
+
+def read_sheet(cues_uri: str, cache_dir: Path) -> CueSheet:
+    """The cue sheet at a path or URI, parsed (one line naming it when it cannot be read or parsed)."""
+    path = store_for(cues_uri).fetch(cues_uri, cache_dir).path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{public_uri(cues_uri)}: cannot read the cue sheet: {e}") from e
+    return parse_sheet(text, public_uri(cues_uri))
+
+
+@task(name="cue-sheet", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def spot_task(
+    db_url: str,
+    run_id: int,
+    source_uri: str,
+    analysis: Analysis,
+    title: str,
+    run_seed: int,
+    given: CueSheet | None,
+    given_name: str,
+    timeline: TimelineSettings,
+) -> SheetPlan:
+    """The sheet this run follows, resolved on the reel (an invalid given sheet fails the run with one
+    line naming the entry) and stored on the run row, so the next run starts from it."""
+    log = get_run_logger()
+    stored = None
+    if given is None and (text := repository.latest_cue_sheet(db_url, public_uri(source_uri))):
+        try:
+            stored = parse_sheet(text, STORED)
+        except InputError as e:
+            log.warning("%s: drafting a new one", e)
+    sheet, origin = choose_sheet(analysis, title, run_seed, given, stored)
+    plan = plan_sheet(analysis, sheet, origin, given_name if origin == "given" else STORED, timeline)
+    repository.record_cue_sheet(db_url, run_id, sheet.to_yaml())
+    music = sum(1 for s in plan.spanned if s.cue.kind == "music")
+    muted = sum(1 for s in plan.spanned if s.cue.mute)
+    log.info("cue sheet (%s): %d cues, %d music, %d muted", origin, len(plan.spanned), music, muted)
+    return plan

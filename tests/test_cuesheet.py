@@ -1,0 +1,201 @@
+"""The cue sheet: drafting, YAML round trip, validation (one line naming the entry), placement of
+cues that span several scenes, and the distributor's music cue sheet."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from audiox_core.cues import SceneLook
+from audiox_core.cuesheet import (
+    CueSheet,
+    SheetCue,
+    draft_sheet,
+    is_draft,
+    music_cue_csv,
+    parse_sheet,
+    resolve,
+)
+from audiox_core.errors import InputError
+from audiox_core.media.scenes import Scene
+from audiox_core.media.timecode import timecode
+from audiox_core.media.timeline import FOLEY, MUSIC, place_cues, plan_timeline
+
+FPS = Fraction(25)
+CALM, BUSY = SceneLook(1.0, 120.0, 20.0), SceneLook(20.0, 120.0, 20.0)
+
+
+def scenes_at(cut_frames: list[int], end_frame: int, fps: Fraction = FPS) -> list[Scene]:
+    bounds = [0, *cut_frames, end_frame]
+    return [
+        Scene(i + 1, a, b, float(a / fps), float(b / fps), timecode(a, fps), timecode(b, fps))
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+    ]
+
+
+SCENES = scenes_at([50, 100, 175, 250], 300)  # five scenes: 2, 2, 3, 3 and 2 s
+LOOKS = [CALM, CALM, BUSY, BUSY, CALM]
+
+
+def test_the_draft_has_a_foley_cue_per_scene_and_music_over_runs_of_scenes() -> None:
+    """Expected: five Foley cues; music grouped where the music prompt stays the same: 1–2, 3–4, 5."""
+    sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
+    foley = [c for c in sheet.cues if c.kind == FOLEY]
+    music = [c for c in sheet.cues if c.kind == MUSIC]
+    assert [c.scenes for c in foley] == [(i, i) for i in range(1, 6)]
+    assert [c.scenes for c in music] == [(1, 2), (3, 4), (5, 5)]
+    assert len({c.seed for c in sheet.cues}) == len(sheet.cues)
+    assert is_draft(sheet, SCENES, FPS, LOOKS)
+
+
+def test_yaml_round_trip_keeps_every_field() -> None:
+    sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
+    edited = sheet.with_cue(
+        SheetCue("F002", "foley", "a door slams", 42, None, "00:00:02:00", "00:00:03:10", -3.0, True)
+    )
+    again = parse_sheet(edited.to_yaml(), "cues.yaml")
+    assert again == edited
+    assert not is_draft(again, SCENES, FPS, LOOKS)  # an edited sheet is no draft: it wins on reruns
+
+
+def test_one_music_cue_per_scene_places_exactly_as_the_per_scene_timeline() -> None:
+    """Expected: place_cues over per-scene spans equals plan_timeline (the property that keeps
+    the content keys of unchanged reels)."""
+    sheet = CueSheet(
+        "r",
+        FPS,
+        tuple(
+            SheetCue(f"{k[0]}{s.index}", k, "p", s.index, (s.index, s.index)) for s in SCENES for k in (FOLEY, MUSIC)
+        ),
+    )
+    spans = [s.as_span() for s in resolve(sheet, SCENES, FPS, "cues.yaml")]
+    assert place_cues(spans) == plan_timeline(SCENES)
+
+
+def test_a_music_cue_across_cuts_is_one_placement_crossfading_into_the_next() -> None:
+    """Expected: M01 over scenes 1–3 runs from 0 to scene 3's end plus half a crossfade; M02 starts half a
+    crossfade before that boundary; they overlap by one crossfade (1 s at 48 kHz)."""
+    sheet = CueSheet(
+        "r",
+        FPS,
+        (SheetCue("M01", "music", "score", 1, (1, 3)), SheetCue("M02", "music", "score two", 2, (4, 5))),
+    )
+    m1, m2 = place_cues([s.as_span() for s in resolve(sheet, SCENES, FPS, "cues.yaml")])
+    boundary = 7 * 48_000  # scene 4 starts at frame 175 = 7 s
+    assert (m1.scene_index, m1.start, m1.start + m1.length) == (1, 0, boundary + 24_000)
+    assert (m2.scene_index, m2.start) == (4, boundary - 24_000)
+    assert m1.fade_out == m2.fade_in == 48_000
+
+
+def test_a_muted_cue_does_not_move_its_neighbours_fades(tmp_path) -> None:
+    """Expected: muting M02 leaves M01's placement as it was (so M01's content key stays)."""
+    cues = (SheetCue("M01", "music", "a", 1, (1, 2)), SheetCue("M02", "music", "b", 2, (3, 5)))
+    plain = place_cues([s.as_span() for s in resolve(CueSheet("r", FPS, cues), SCENES, FPS, "x")])
+    muted = CueSheet("r", FPS, cues).with_cue(SheetCue("M02", "music", "b", 2, (3, 5), mute=True))
+    again = place_cues([s.as_span() for s in resolve(muted, SCENES, FPS, "x")])
+    assert again[0] == plain[0]
+
+
+def _sheet_yaml(*cue_lines: str) -> str:
+    return "format: 1\nreel: r\nfps: 25/1\ncues:\n" + "".join(f"  - {line}\n" for line in cue_lines)
+
+
+@pytest.mark.parametrize(
+    ("cues", "expected"),
+    [
+        (["{id: F001, kind: foley, scenes: [9, 9], prompt: x, seed: 1}"], "cue F001: scene 9 is not in the reel"),
+        (
+            [
+                "{id: M01, kind: music, scenes: [1, 3], prompt: x, seed: 1}",
+                "{id: M02, kind: music, scenes: [3, 5], prompt: y, seed: 2}",
+            ],
+            "music cues M01 and M02 overlap",
+        ),
+        (
+            ["{id: M01, kind: music, in: '00:00:0x:00', out: '00:00:04:00', prompt: x, seed: 1}"],
+            "cue M01: in '00:00:0x:00' is not a timecode",
+        ),
+        (
+            ["{id: M01, kind: music, in: '00:00:04:00', out: '00:00:02:00', prompt: x, seed: 1}"],
+            "cue M01: in 00:00:04:00 is not before out",
+        ),
+        (
+            ["{id: M01, kind: music, in: '00:00:04:00', out: '00:01:00:00', prompt: x, seed: 1}"],
+            "cue M01: 00:00:04:00–00:01:00:00 is outside the reel",
+        ),
+        (
+            ["{id: F001, kind: foley, scenes: [1, 2], prompt: x, seed: 1}"],
+            "cue F001: a Foley cue stays within one scene",
+        ),
+        (
+            [
+                "{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: 1}",
+                "{id: F001, kind: foley, scenes: [2, 2], prompt: y, seed: 2}",
+            ],
+            "cue F001: the id is used twice",
+        ),
+        (
+            ["{id: X1, kind: dialogue, scenes: [1, 1], prompt: x, seed: 1}"],
+            "cue X1: kind 'dialogue' is not one of foley, music",
+        ),
+        (["{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: -4}"], "cue F001: seed -4 is not a whole number"),
+        (
+            ["{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: 1, gain_db: 40}"],
+            "cue F001: gain_db 40 is outside",
+        ),
+        (
+            ["{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: 1, colour: red}"],
+            "cue F001: unknown field 'colour'",
+        ),
+        (["{id: F001, kind: foley, prompt: x, seed: 1}"], "cue F001: give its span as scenes"),
+        (
+            [
+                "{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: 1}",
+                "{id: F009, kind: foley, in: '00:00:01:00', out: '00:00:01:10', prompt: y, seed: 2}",
+            ],
+            "cues F001 and F009 are both foley cues starting in scene 1",
+        ),
+    ],
+)
+def test_an_invalid_sheet_is_one_line_naming_the_entry(cues: list[str], expected: str) -> None:
+    with pytest.raises(InputError) as err:
+        resolve(parse_sheet(_sheet_yaml(*cues), "cues.yaml"), SCENES, FPS, "cues.yaml")
+    message = str(err.value)
+    assert message.startswith("cues.yaml: ") and expected in message and "\n" not in message, message
+
+
+def test_yaml_that_does_not_parse_names_the_file_and_line() -> None:
+    with pytest.raises(InputError) as err:
+        parse_sheet("cues:\n  - {id: F001, kind: [foley\n", "spot.yaml")
+    assert str(err.value).startswith("spot.yaml: not valid YAML at line") and "\n" not in str(err.value)
+
+
+def test_a_sheet_for_another_frame_rate_is_refused() -> None:
+    sheet = draft_sheet("r", SCENES, FPS, LOOKS, 0)
+    with pytest.raises(InputError, match="written for 25 fps; the reel runs at 24000/1001 fps"):
+        resolve(sheet, SCENES, Fraction(24000, 1001), "cues.yaml")
+
+
+def test_timecode_spans_land_on_the_frames_they_name() -> None:
+    """Expected: in 00:00:03:00 is 3 s (frame 75, inside scene 2 at 25 fps); the cue starts in scene 2."""
+    sheet = parse_sheet(
+        _sheet_yaml("{id: M05, kind: music, in: '00:00:03:00', out: '00:00:09:05', prompt: x, seed: 1}"), "c"
+    )
+    [s] = resolve(sheet, SCENES, FPS, "c")
+    assert (s.scene_index, s.start_s, s.end_s) == (2, 3.0, 9.2)
+
+
+def test_the_music_cue_sheet_lists_each_unmuted_music_cue_with_timecodes_and_duration() -> None:
+    cues = (
+        SheetCue("M01", "music", "a", 1, (1, 2), title="Opening"),
+        SheetCue("M02", "music", "b", 2, (3, 4), mute=True),
+        SheetCue("M03", "music", "c", 3, (5, 5)),
+        SheetCue("F001", "foley", "d", 4, (1, 1)),
+    )
+    csv = music_cue_csv(resolve(CueSheet("r", FPS, cues), SCENES, FPS, "x"), FPS, SCENES)
+    assert csv.splitlines() == [
+        "cue,title,in,out,duration,usage",
+        '1,"Opening",00:00:00:00,00:00:04:00,0:04,BI',
+        '2,"M03",00:00:10:00,00:00:12:00,0:02,BI',
+    ]
