@@ -261,6 +261,7 @@ def mix_reel(
     mix = report.mix
     title = f"{name or analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"
     cuts = [to_sample(s.start_s, rate) for s in analysis.scenes.scenes[1:]]
-    pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title)
+    numbers = [s.index for s in analysis.scenes.scenes]
+    pictures.write(out_dir / "waveform.png", out_dir / "spectrogram.png", cuts, title, numbers)
     write_atomic(out_dir / "loudness.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return report

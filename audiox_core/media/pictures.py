@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-WIDTH, WAVE_HEIGHT, SPEC_HEIGHT, TITLE = 1600, 300, 300, 34
+WIDTH, WAVE_HEIGHT, SPEC_HEIGHT, TITLE, AXIS = 1600, 300, 300, 34, 22
+TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800)  # the first giving at most 16 ticks
 FFT = 2048
 BANDS = 160
 
@@ -33,11 +34,19 @@ class ReviewPictures:
             self.low[col] = min(self.low[col], float(part.min()))
             self.high[col] = max(self.high[col], float(part.max()))
             centre = (int(col) * self.total) // self.width + self.total // (2 * self.width) - start
-            if 0 <= centre - FFT // 2 and centre + FFT // 2 <= len(mono):
-                window = mono[centre - FFT // 2 : centre + FFT // 2] * np.hanning(FFT)
-                power = np.abs(np.fft.rfft(window)) ** 2
-                bands = np.bincount(self.band_of_bin, weights=power, minlength=BANDS)
-                self.spectrum[:, col] = 10 * np.log10(bands + 1e-12)
+            if 0 <= centre < len(mono):  # the block holding a column's centre draws its spectrum
+                self.spectrum[:, col] = self._bands(mono, centre)
+
+    def _bands(self, mono: np.ndarray, centre: int) -> np.ndarray:
+        """Band powers (dB) of the FFT window around ``centre``, moved inside the block where the
+        centre is near its edge (by at most half a window, 21 ms at 48 kHz): a window cut off at a
+        block boundary would leave the column blank, a dark stripe every block."""
+        lo = min(max(centre - FFT // 2, 0), max(len(mono) - FFT, 0))
+        part = mono[lo : lo + FFT]
+        if len(part) < FFT:  # a block shorter than one window (the reel's very end)
+            part = np.pad(part, (0, FFT - len(part)))
+        power = np.abs(np.fft.rfft(part * np.hanning(FFT))) ** 2
+        return 10 * np.log10(np.bincount(self.band_of_bin, weights=power, minlength=BANDS) + 1e-12)
 
     def merge(self, part: ReviewPictures) -> None:
         """Take in the columns drawn from another stretch of the same mix (a column's spectrum is
@@ -46,10 +55,19 @@ class ReviewPictures:
         np.maximum(self.high, part.high, out=self.high)
         np.maximum(self.spectrum, part.spectrum, out=self.spectrum)
 
-    def write(self, waveform: Path, spectrogram: Path, boundaries: Sequence[int], title: str) -> None:
+    def write(
+        self,
+        waveform: Path,
+        spectrogram: Path,
+        boundaries: Sequence[int],
+        title: str,
+        scene_numbers: Sequence[int] = (),
+    ) -> None:
+        """Both PNGs: the title, the picture with a line at every cut (``boundaries``, in samples) and
+        the scene numbers between them, and a time axis (M:SS) below."""
         marks = [b * self.width // max(self.total, 1) for b in boundaries]
-        cv2.imwrite(str(waveform), self._framed(self._waveform(), marks, title))
-        cv2.imwrite(str(spectrogram), self._framed(self._spectrogram(), marks, title))
+        for path, body in ((waveform, self._waveform()), (spectrogram, self._spectrogram())):
+            cv2.imwrite(str(path), self._framed(body, marks, title, scene_numbers))
 
     def _waveform(self) -> np.ndarray:
         img = np.full((WAVE_HEIGHT, self.width, 3), 24, np.uint8)
@@ -69,9 +87,34 @@ class ReviewPictures:
         img = cv2.resize((scaled * 255).astype(np.uint8), (self.width, SPEC_HEIGHT), interpolation=cv2.INTER_NEAREST)
         return cv2.applyColorMap(img, cv2.COLORMAP_MAGMA)
 
-    def _framed(self, body: np.ndarray, marks: Sequence[int], title: str) -> np.ndarray:
+    def _framed(self, body: np.ndarray, marks: Sequence[int], title: str, numbers: Sequence[int]) -> np.ndarray:
         for x in marks:
             cv2.line(body, (int(x), 0), (int(x), body.shape[0] - 1), (255, 255, 255), 1)
+        edges = [0, *marks, self.width]
+        for n, a, b in zip(numbers, edges, edges[1:]):
+            if b - a >= 9 * len(str(n)) + 4:  # only where the number fits inside its scene
+                cv2.putText(body, str(n), (a + 3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         header = np.full((TITLE, self.width, 3), 12, np.uint8)
         cv2.putText(header, title, (8, 23), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (235, 235, 235), 1, cv2.LINE_AA)
-        return np.vstack((header, body))
+        return np.vstack((header, body, self._axis()))
+
+    def _axis(self) -> np.ndarray:
+        """The time axis: a tick and an M:SS label every few seconds (at most 16 ticks)."""
+        axis = np.full((AXIS, self.width, 3), 12, np.uint8)
+        seconds = self.total / self.rate
+        step = next((t for t in TICK_STEPS_S if seconds / t <= 16), TICK_STEPS_S[-1])
+        for t in range(0, int(seconds) + 1, step):
+            x = min(int(t * self.rate * self.width // max(self.total, 1)), self.width - 1)
+            cv2.line(axis, (x, 0), (x, 4), (200, 200, 200), 1)
+            label = f"{t // 60}:{t % 60:02d}"
+            cv2.putText(
+                axis,
+                label,
+                (min(x + 2, self.width - 34), 16),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.38,
+                (200, 200, 200),
+                1,
+                cv2.LINE_AA,
+            )
+        return axis
