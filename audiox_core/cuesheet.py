@@ -81,7 +81,7 @@ class CueSheet:
             doc["draft_seed"] = self.draft_seed
         doc["cues"] = [_cue_dict(c) for c in self.cues]
         return "# AudioX Studio cue sheet: edit prompts, seeds, gains, mutes and spans; edits win on reruns\n" + (
-            yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
+            yaml.dump(doc, Dumper=_SheetDumper, sort_keys=False, allow_unicode=True, width=120)
         )
 
     def cue(self, cue_id: str) -> SheetCue:
@@ -98,10 +98,21 @@ class CueSheet:
         return replace(self, cues=tuple(changed if c.id == changed.id else c for c in self.cues))
 
 
+class _FlowList(list):
+    """A list written inline (``scenes: [3, 5]``), as a person writes a span."""
+
+
+class _SheetDumper(yaml.SafeDumper):
+    pass
+
+
+_SheetDumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
 def _cue_dict(c: SheetCue) -> dict[str, Any]:
     d: dict[str, Any] = {"id": c.id, "kind": c.kind}
     if c.scenes is not None:
-        d["scenes"] = list(c.scenes)
+        d["scenes"] = _FlowList(c.scenes)
     else:
         d["in"], d["out"] = c.tc_in, c.tc_out
     d["prompt"], d["seed"] = c.prompt, c.seed

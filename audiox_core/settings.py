@@ -90,3 +90,8 @@ class RunSettings:
     def to_dict(self) -> dict[str, Any]:
         """Every key of ``SETTING_PATHS`` with its value: the flow parameter, run row and provenance shape."""
         return {key: attrgetter(path)(self) for key, path in SETTING_PATHS.items()}
+
+    def changed(self) -> dict[str, Any]:
+        """The settings that differ from the defaults (what a review says about a version)."""
+        defaults = RunSettings().to_dict()
+        return {k: v for k, v in self.to_dict().items() if defaults[k] != v}

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlparse
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import process_tag
 from audiox_core.provenance import public_uri
+from audiox_core.serving import local_link
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ class LocalStore:
         return str(local_path(folder_uri))
 
     def link(self, uri: str) -> str:
-        return as_uri(local_path(uri))
+        """Its URL through ``audiox-studio serve`` (a browser page cannot open ``file://``)."""
+        return local_link(local_path(uri))
 
 
 def store_for(uri: str) -> Store:

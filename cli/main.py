@@ -42,6 +42,7 @@ def _print_outputs(result: dict[str, Any]) -> None:
 
 def _print_local_outputs(out: Path) -> None:
     for name in (
+        "review.html",
         "soundtrack.mp4",
         "soundtrack.mov",
         "soundtrack.mkv",
@@ -403,9 +404,11 @@ def parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db)
 
+    from cli.serve import add_parser as add_serve_parser
     from cli.train import add_train_parser
 
     add_train_parser(sub)
+    add_serve_parser(sub)
     return p
 
 

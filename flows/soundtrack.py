@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,6 +42,7 @@ from audiox_core.preflight import (
 )
 from audiox_core.provenance import public_uri, secret_in_uri
 from audiox_core.reel import write_cue_exports
+from audiox_core.review import ReviewFacts
 from audiox_core.settings import RunSettings
 from audiox_core.storage import staged_directory, store_for
 from audiox_core.workspace import studio_home
@@ -71,7 +73,7 @@ from tasks.provenance import (
     start_run_task,
     write_provenance_task,
 )
-from tasks.review import review_markdown, review_task
+from tasks.review import REVIEW_PAGE, review_page_task, review_task
 from tasks.spotting import read_sheet, spot_task
 from tasks.sweep import sweep_task
 
@@ -162,7 +164,7 @@ def soundtrack(
     run_id = start_run_task(db_url, source_uri, out_uri, s.to_dict(), trigger)
     try:
         with _cancellation_delivered():
-            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues)
+            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues, trigger)
     except Exception as e:
         finish_run_task(db_url, run_id, error=_failure(e))
         raise
@@ -204,6 +206,12 @@ def _cancelling_in_prefect() -> bool:
     return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
 
 
+def _version_files(stage: Path) -> list[str]:
+    """The names of a staged version's files, with those still to come (the review page, provenance)."""
+    names = {p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()}
+    return sorted(names | {REVIEW_PAGE, "provenance.json"})
+
+
 def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
     """A deployment or API caller may pass a presigned or credential-bearing URI, which the checks
     below refuse; before that, this flow run's stored parameters are overwritten with cleaned URIs so
@@ -216,7 +224,7 @@ def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
 
 
 def _make_soundtrack(
-    db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings, cues_uri: str | None
+    db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings, cues_uri: str | None, trigger: str
 ) -> dict[str, Any]:
     log = get_run_logger()
     check_source_uri(source_uri)  # before any work: refused URIs, missing files, unwritable outputs
@@ -260,6 +268,22 @@ def _make_soundtrack(
             mux_task(analysis, stage)
             if s.review_proxy:
                 proxy_task(analysis, stage)
+            facts = ReviewFacts(
+                title,
+                public_uri(source_uri),
+                version,
+                trigger,
+                s.changed(),
+                model,
+                mix,
+                analysis.scenes.scenes,
+                spotted.spanned,
+                rendered,
+                _version_files(stage),
+                spotted.origin,
+                s.mix.rate,
+            )
+            review_page_task(stage, facts, base_uri)
             stop_point()  # the last: once publishing starts, the run ends as it would have
             generations = generation_records_task(
                 db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling
@@ -272,7 +296,7 @@ def _make_soundtrack(
             write_provenance_task(stage, document)
         publish_task(final_dir, folder_uri, version)
         record_results_task(db_url, run_id, scene_ids, document)
-        key = review_task(reel, review_markdown(reel, analysis, rendered, model, mix, base_uri), outputs)
+        key = review_task(reel, facts, outputs, base_uri)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {

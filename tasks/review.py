@@ -1,21 +1,42 @@
-"""The producer's review page: a markdown artifact per reel in the Prefect UI."""
+"""The producer's review of one reel version: ``review.html`` written into the version (the page that
+plays it: ``audiox_core/review.py``), and the Prefect UI's artifacts, in a fixed order: the link to the
+review page, the markdown summary (with the pictures), then the deliverables and the pictures.
+
+Links play in the browser: S3 outputs are presigned (7 days, the longest SigV4 allows; a bearer
+credential, so they go to the producer's UI and nowhere else), local outputs go through
+``audiox-studio serve`` (``audiox_core/serving.py``), never ``file://``."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import (
-    create_image_artifact,
-    create_link_artifact,
-    create_markdown_artifact,
-)
+from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.provenance import public_uri
-from audiox_core.records import LoudnessReport, ModelFacts, OutputRecord, RenderedCue
-from audiox_core.reel import Analysis
-from audiox_core.storage import store_for
+from audiox_core.records import OutputRecord
+from audiox_core.review import ReviewFacts, review_html
+from audiox_core.storage import store_for, write_atomic
+
+REVIEW_PAGE = "review.html"
+LINKED = (  # the deliverables' links, in this order
+    "soundtrack.mp4",
+    "soundtrack.mov",
+    "soundtrack.mkv",
+    "mix.wav",
+    "stems/dialogue.wav",
+    "stems/music.wav",
+    "stems/foley.wav",
+    "stems/m_and_e.wav",
+    "review_proxy.mp4",
+    "cues.yaml",
+    "music_cues.csv",
+    "scenes.edl",
+    "scenes.csv",
+)
+PICTURES = ("waveform", "spectrogram")
 
 
 def artifact_slug(folder: str) -> str:
@@ -25,70 +46,83 @@ def artifact_slug(folder: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", folder.lower()).strip("-") or "reel"
 
 
-def review_markdown(
-    reel: str,
-    analysis: Analysis,
-    rendered: list[RenderedCue],
-    model: ModelFacts,
-    mix: LoudnessReport,
-    base_uri: str,
-) -> str:
-    """The review page's text: model, picture and mix figures, then one table row per scene with its cues."""
-    by_scene: dict[int, dict[str, RenderedCue]] = {}
-    for c in rendered:
-        by_scene.setdefault(c.scene_index, {})[c.kind] = c
+def page_links(base_uri: str) -> Callable[[str], str]:
+    """How the review page links a file of its version: presigned on S3 (the page's own URL carries no
+    signature its relative links could reuse), relative for local outputs (served beside it)."""
+    if base_uri.startswith("s3://"):
+        store = store_for(base_uri)
+        return lambda name: store.link(f"{base_uri.rstrip('/')}/{name}")
+    return lambda name: name
+
+
+@task(name="review-page", cache_policy=NO_CACHE)
+def review_page_task(stage: Path, facts: ReviewFacts, base_uri: str) -> Path:
+    """review.html in the staged version folder (published with the rest)."""
+    path = stage / REVIEW_PAGE
+    write_atomic(path, review_html(facts, page_links(base_uri)).encode())
+    return path
+
+
+def review_markdown(facts: ReviewFacts, links: dict[str, str]) -> str:
+    """The summary in the Prefect UI: a link to the review page, the figures, the pictures, and one
+    short row per cue (wide tables are cut off there; the page has the rest)."""
+    mix = facts.mix.mix
+    new = sum(1 for r in facts.rendered if not r.reused)
+    changed = ", ".join(f"`{k}={v}`" for k, v in facts.settings_changed.items()) or "defaults"
     lines = [
-        f"# Soundtrack review: {reel}",
+        f"# {facts.reel}",
         "",
-        f"**Model:** {model.label}  ",
-        f"**Checkpoint sha256:** `{model.checkpoint_sha256}`  ",
-        f"**Picture:** {analysis.info.video.width}×{analysis.info.video.height} at {analysis.scenes.fps} fps, "
-        f"{analysis.scenes.frames} frames  ",
-        f"**Mix ({mix.preset}):** {mix.mix.integrated_lufs:.1f} LUFS, LRA {mix.mix.loudness_range_lu:.1f} LU, "
-        f"true peak {mix.mix.true_peak_dbtp:.1f} dBTP; limiter up to {mix.max_gain_reduction_db:.1f} dB  ",
-        f"**Stems:** {', '.join(mix.stems)}  ",
-        f"**Outputs:** `{base_uri}`",
+        f"**[Open the review page]({links[REVIEW_PAGE]})**: picture with the new mix, stems, seekable cues."
+        if REVIEW_PAGE in links
+        else "",
         "",
-        "| scene | start TC | end TC | seconds | Foley prompt | Foley seed | music prompt | music seed |",
-        "|---:|---|---|---:|---|---:|---|---:|",
+        f"Source `{facts.source}` · version `{facts.version}` · trigger **{facts.trigger}** · settings: {changed}  ",
+        f"Model **{facts.model.label}**, checkpoint `{facts.model.checkpoint_sha256[:16]}…`  ",
+        f"Mix ({facts.mix.preset}): **{mix.integrated_lufs:.1f} LUFS**, LRA {mix.loudness_range_lu:.1f} LU, "
+        f"true peak {mix.true_peak_dbtp:.1f} dBTP  ",
+        f"Cues: {new} new, {len(facts.rendered) - new} reused (cue sheet: {facts.cue_sheet_origin})",
+        "",
     ]
-    for scene in analysis.scenes.scenes:
-        cues = by_scene.get(scene.index, {})
-        foley, music = cues.get("foley"), cues.get("music")
-        lines.append(
-            f"| {scene.index} | {scene.start_tc} | {scene.end_tc} | {scene.duration_s:.3f} | "
-            f"{foley.prompt if foley else ''} | {foley.seed if foley else ''} | {music.prompt if music else ''} | {music.seed if music else ''} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-LINKED = ("soundtrack", "mix", "stems/dialogue", "stems/foley", "stems/music", "stems/m_and_e", "review_proxy")
-PICTURES = ("waveform", "spectrogram")
+    for name in PICTURES:
+        if f"{name}.png" in links:
+            lines += [f"![{name}]({links[f'{name}.png']})", ""]
+    lines += ["| cue | scenes | prompt | seed | status |", "|---|---|---|---:|---|"]
+    rendered = {(r.scene_index, r.kind): r for r in facts.rendered}
+    for c in facts.cues:
+        r = rendered.get((c.scene_index, c.cue.kind))
+        status = "muted" if c.cue.mute else ("reused" if r is not None and r.reused else "**new**")
+        span = f"{c.scene_index}" if c.cue.kind == "foley" else f"{c.scene_index}+"
+        lines.append(f"| {c.cue.id} | {span} | {c.cue.prompt.replace('|', '/')} | {c.cue.seed} | {status} |")
+    return "\n".join(line for line in lines) + "\n"
 
 
 @task(name="review", cache_policy=NO_CACHE)
-def review_task(reel: str, markdown: str, outputs: list[OutputRecord]) -> str:
-    """The review page in the Prefect UI: the markdown scene table, links to the deliverables and the
-    waveform and spectrogram pictures. Keys are stable per reel, so each nightly run adds a version.
-    S3 links are the objects' plain URLs: a presigned URL is a bearer credential, and Prefect keeps
-    artifacts for good, so none is stored (they open where the browser may read the bucket)."""
+def review_task(reel: str, facts: ReviewFacts, outputs: Sequence[OutputRecord], base_uri: str) -> str:
+    """The review in the Prefect UI; keys are stable per reel, so each run adds a version."""
     slug = artifact_slug(reel)
-    create_markdown_artifact(key=f"review-{slug}", markdown=markdown, description=f"Soundtrack review for {reel}")
-    by_kind = {o.kind: o.uri for o in outputs}
-    for kind in LINKED:
-        if kind in by_kind:
-            name = kind.replace("stems/", "stem-").replace("_", "-")
+    prefix = base_uri.rstrip("/") + "/"
+    links = {o.uri.removeprefix(prefix): store_for(o.uri).link(o.uri) for o in outputs}
+    if REVIEW_PAGE in links:
+        create_link_artifact(
+            key=f"review-page-{slug}",
+            link=links[REVIEW_PAGE],
+            link_text=f"{reel}: review page (play, solo stems, seek cues)",
+            description=f"Review page of {reel}",
+        )
+    create_markdown_artifact(
+        key=f"review-{slug}", markdown=review_markdown(facts, links), description=f"Soundtrack review for {reel}"
+    )
+    for name in LINKED:
+        if name in links:
             create_link_artifact(
-                key=f"{name}-{slug}",
-                link=public_uri(store_for(by_kind[kind]).link(by_kind[kind])),
-                link_text=f"{reel}: {kind}",
-                description=f"{kind} of {reel}",
+                key=f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}-{slug}",
+                link=links[name],
+                link_text=f"{reel}: {name}",
+                description=f"{name} of {reel}",
             )
-    for kind in PICTURES:
-        if kind in by_kind:
+    for name in PICTURES:
+        if f"{name}.png" in links:
             create_image_artifact(
-                image_url=public_uri(store_for(by_kind[kind]).link(by_kind[kind])),
-                key=f"{kind}-{slug}",
-                description=f"{kind} of the {reel} mix",
+                image_url=links[f"{name}.png"], key=f"{name}-{slug}", description=f"{name} of the {reel} mix"
             )
     return f"review-{slug}"

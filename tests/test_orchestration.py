@@ -18,6 +18,7 @@ import pytest
 
 from audiox_core.naming import reel_folder
 from audiox_core.s3 import read_current, s3_client
+from tasks.review import artifact_slug
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,18 +237,15 @@ def test_prefect_ui_shows_the_review_scene_table(server, reel) -> None:
             )
         )
         tab.click()
+        key = f"review-{artifact_slug(reel_folder('s3://footage/ui/ui_reel.mp4'))}"
         card = WebDriverWait(browser, 30).until(
-            lambda b: next(
-                iter(b.find_elements(By.XPATH, "//*[starts-with(normalize-space(), 'review-') and not(*)]")), None
-            )
+            lambda b: next(iter(b.find_elements(By.XPATH, f"//*[normalize-space()='{key}' and not(*)]")), None)
         )
         card.click()
-        WebDriverWait(browser, 30).until(
-            lambda b: any(e.text == "start TC" for e in b.find_elements(By.TAG_NAME, "th"))
-        )
+        WebDriverWait(browser, 30).until(lambda b: any(e.text == "prompt" for e in b.find_elements(By.TAG_NAME, "th")))
         headers = [e.text for e in browser.find_elements(By.TAG_NAME, "th")]
         cells = [e.text for e in browser.find_elements(By.TAG_NAME, "td")]
     finally:
         browser.quit()
-    assert headers[:3] == ["scene", "start TC", "end TC"]
-    assert cells[:2] == ["0", "00:00:00:00"]
+    assert headers == ["cue", "scenes", "prompt", "seed", "status"]
+    assert cells[:2] == ["F000", "0"]
