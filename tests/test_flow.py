@@ -114,17 +114,29 @@ def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> 
     assert outputs[(folder / "soundtrack.mp4").as_uri()] == sha256_file(folder / "soundtrack.mp4")
 
 
-def test_review_artifact_in_prefect(finished) -> None:
+def test_review_artifacts_in_prefect_come_in_order_and_link_through_serve(finished) -> None:
+    """Expected: the run's artifacts start with the review page's link (through `audiox-studio serve`,
+    never file://), then the markdown summary with the pictures and one row per cue; the page is in
+    the version folder."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    result, _, _ = finished
+    result, folder, _ = finished
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[result["review_artifact"]]))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[result["flow_run_id"]])),
+            sort=ArtifactSort.CREATED_DESC,
         )
-    assert artifacts and artifacts[0].type == "markdown"
-    assert "| 2 | 00:00:01:10 |" in artifacts[0].data  # scene 2 starts at frame 35 at 25 fps
+    reviewed = [a for a in reversed(artifacts) if a.type in ("markdown", "link", "image")]
+    assert reviewed[0].key.startswith("review-page-") and reviewed[1].key == result["review_artifact"]
+    page = str((folder / "review.html").resolve())
+    assert f"http://127.0.0.1:8765{page}" in reviewed[0].data
+    markdown = reviewed[1].data
+    assert (
+        "[Open the review page](http://127.0.0.1:8765" in markdown and "![waveform](http://127.0.0.1:8765" in markdown
+    )
+    assert "| F000 | 0 |" in markdown and "file://" not in "".join(str(a.data) for a in artifacts)
 
 
 def test_the_flow_run_is_named_after_the_reel_and_its_source(finished, reel) -> None:

@@ -1,0 +1,140 @@
+"""`audiox-studio serve` (range requests, media types, nothing outside the output roots) and the
+review page's contents."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import httpx
+import pytest
+
+from audiox_core.cuesheet import CueSheet, SheetCue, resolve
+from audiox_core.media.scenes import Scene
+from audiox_core.media.timeline import Placement
+from audiox_core.records import LoudnessReport, ModelFacts, ProcessFacts, RenderedCue, StemLoudness
+from audiox_core.review import ReviewFacts, review_html
+from audiox_core.serving import local_link, served_path
+from cli.serve import byte_range, make_server
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "out"
+    (root / "reel-1").mkdir(parents=True)
+    (root / "reel-1" / "soundtrack.mp4").write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    (root / "reel-1" / "mix.wav").write_bytes(b"RIFF" + b"\0" * 60)
+    (tmp_path / "secret.txt").write_text("not an output")
+    server = make_server([root], port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_serve_answers_ranges_as_a_player_asks_them(served: tuple[str, Path]) -> None:
+    base, root = served
+    url = base + str((root / "reel-1" / "soundtrack.mp4").resolve())
+    whole = httpx.get(url)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert whole.headers["accept-ranges"] == "bytes" and len(whole.content) == 10240
+    part = httpx.get(url, headers={"Range": "bytes=1000-1009"})
+    assert part.status_code == 206 and part.headers["content-range"] == "bytes 1000-1009/10240"
+    assert part.content == whole.content[1000:1010]
+    tail = httpx.get(url, headers={"Range": "bytes=-16"})
+    assert tail.status_code == 206 and tail.content == whole.content[-16:]
+    open_ended = httpx.get(url, headers={"Range": "bytes=10200-"})
+    assert open_ended.content == whole.content[10200:]
+    beyond = httpx.get(url, headers={"Range": "bytes=20000-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */10240"
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.headers["content-length"] == "10240" and head.content == b""
+    assert httpx.get(base + str((root / "reel-1" / "mix.wav").resolve())).headers["content-type"] == "audio/wav"
+
+
+def test_serve_shows_nothing_outside_the_output_roots(served: tuple[str, Path]) -> None:
+    base, root = served
+    for path in (str(root.parent / "secret.txt"), str(root) + "/../secret.txt", "/etc/passwd", str(root)):
+        assert httpx.get(base + path).status_code == 404, path
+
+
+def test_local_links_point_at_the_serve_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIOX_SERVE_URL", "http://review.studio:9000/")
+    f = tmp_path / "a b.wav"
+    f.write_bytes(b"x")
+    link = local_link(f)
+    assert link == "http://review.studio:9000" + str(f.resolve()).replace(" ", "%20")
+    assert served_path(link.removeprefix("http://review.studio:9000"), [tmp_path]) == f.resolve()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("bytes=0-9", (0, 9)), ("bytes=5-", (5, 99)), ("bytes=-10", (90, 99)), ("bytes=0-500", (0, 99))],
+)
+def test_byte_ranges(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert byte_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=9-3", "bytes=0-1,5-6", "items=0-1", "bytes=-0"])
+def test_unsatisfiable_byte_ranges(header: str) -> None:
+    assert byte_range(header, 100) is False
+
+
+def _facts() -> ReviewFacts:
+    fps = Fraction(25)
+    scenes = [
+        Scene(1, 0, 50, 0.0, 2.0, "00:00:00:00", "00:00:02:00"),
+        Scene(2, 50, 125, 2.0, 5.0, "00:00:02:00", "00:00:05:00"),
+    ]
+    sheet = CueSheet(
+        "reel1",
+        fps,
+        (
+            SheetCue("F001", "foley", "glass <breaks>", 11, (1, 1)),
+            SheetCue("F002", "foley", "steps", 12, (2, 2), mute=True),
+            SheetCue("M01", "music", "strings", 13, (1, 2), gain_db=-3.0),
+        ),
+    )
+    spanned = resolve(sheet, scenes, fps, "cues.yaml")
+
+    def rendered(scene: int, kind: str, reused: bool) -> RenderedCue:
+        p = Placement(scene, kind, 0, 10, 0, 0, False)
+        return RenderedCue(scene, kind, "p", 1, 1.0, Path("x.wav"), "0" * 64, p, "0" * 64, 1, 0.1, reused)
+
+    figures = StemLoudness(-23.0, 4.0, -2.0)
+    mix = LoudnessReport("ebu-r128", -23, -1, 0, 0, 0.5, 0, {"mix": figures, "music": figures}, 240_000)
+    model = ModelFacts(
+        "demo", "demo model", "ab" * 32, False, "cpu", 24, 32, "fp32", "2", None, ProcessFacts("h", 1, "t")
+    )
+    return ReviewFacts(
+        "reel1",
+        "s3://footage/reel1.mp4",
+        "v1",
+        "nightly",
+        {"steps": 25},
+        model,
+        mix,
+        scenes,
+        spanned,
+        [rendered(1, "foley", True), rendered(1, "music", False)],
+        ["soundtrack.mp4", "stems/music.wav", "stems/foley.wav", "waveform.png", "mix.wav"],
+        "edited",
+    )
+
+
+def test_the_review_page_plays_seeks_and_says_what_is_new() -> None:
+    page = review_html(_facts(), lambda name: f"https://signed.example/{name}?sig=1")
+    assert '<video id="picture" controls preload="metadata" src="https://signed.example/soundtrack.mp4?sig=1">' in page
+    assert 'data-stem="music"' in page and 'data-stem="foley"' in page and 'data-stem="dialogue"' not in page
+    assert '<a href="#" class="seek" data-t="2.000">00:00:02:00</a>' in page  # F002's in point seeks to 2 s
+    assert "glass &lt;breaks&gt;" in page and "<breaks>" not in page  # prompts are escaped
+    rows = {row.split("</td>")[0].split(">")[-1]: row for row in page.split("<tr class=")[1:]}
+    assert "'reused'" in rows["F001"] and "'muted'" in rows["F002"] and "'new'" in rows["M01"]
+    assert "<td>1–2</td>" in rows["M01"] and "-3.0 dB" in rows["M01"]
+    assert "trigger: nightly" in page and "steps = 25" in page and "1 of 2 cues generated" in page
+    assert "<script src" not in page and "<link " not in page  # self-contained
