@@ -178,3 +178,19 @@ class Output(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
 
     run: Mapped[Run] = relationship(back_populates="outputs")
+
+
+class Review(Base):
+    """A producer's decision on one version (a run): approved, or changes requested per cue; who, when,
+    the note, and where an approved version was delivered."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # approved, changes, timed-out
+    reviewer: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # per cue: what changed
+    delivered_uri: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

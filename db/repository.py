@@ -21,6 +21,7 @@ from db.models import (
     Generation,
     Mix,
     Output,
+    Review,
     Run,
     Scene,
     SceneGeneration,
@@ -198,6 +199,63 @@ def latest_cue_sheet(url: str, source_uri: str) -> str | None:
             .order_by(Run.id.desc())
             .limit(1)
         ).first()
+
+
+def flow_run_versions(url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    """The versions (succeeded runs) one flow run made, in order: id, cue sheet, and the URI of its
+    provenance.json (whose folder is the version's). A resumed review picks up from the last."""
+    with sessions(url)() as s:
+        runs = s.scalars(
+            select(Run).where(Run.flow_run_id == flow_run_id, Run.status == SUCCEEDED).order_by(Run.id)
+        ).all()
+        found = []
+        for r in runs:
+            provenance = next((o.uri for o in r.outputs if o.kind == "provenance"), "")
+            base = provenance.removesuffix("provenance.json")
+            found.append(
+                {
+                    "run_id": r.id,
+                    "cue_sheet": r.cue_sheet,
+                    "provenance_uri": provenance,
+                    "version": base.rstrip("/").rsplit("/", 1)[-1],
+                    "files": sorted(o.uri.removeprefix(base) for o in r.outputs),
+                    "model_label": (r.model or {}).get("label", ""),
+                }
+            )
+        return found
+
+
+def record_review(
+    url: str,
+    run_id: int,
+    flow_run_id: str | None,
+    decision: str,
+    reviewer: str,
+    note: str,
+    changes: list[dict[str, Any]],
+    delivered_uri: str | None = None,
+) -> int:
+    """A producer's decision on a version."""
+    with sessions(url).begin() as s:
+        row = Review(
+            run_id=run_id,
+            flow_run_id=flow_run_id,
+            decision=decision,
+            reviewer=reviewer,
+            note=note,
+            changes=changes,
+            delivered_uri=delivered_uri,
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def reviews(url: str, run_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The decisions on these versions, oldest first."""
+    with sessions(url)() as s:
+        rows = s.scalars(select(Review).where(Review.run_id.in_(list(run_ids))).order_by(Review.id)).all()
+        return [_values(r) for r in rows]
 
 
 def succeeded_settings(url: str, source_uri: str, version: str | None, out_uri: str) -> list[dict[str, Any]]:

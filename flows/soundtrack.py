@@ -27,6 +27,8 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled
 
+from audiox_core.cuesheet import CueSheet, parse_sheet
+from audiox_core.direction import APPROVE, apply_changes
 from audiox_core.errors import InputError, PipelineError
 from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
 from audiox_core.naming import reel_folder, reel_title, source_name, version_name
@@ -46,8 +48,10 @@ from audiox_core.review import ReviewFacts
 from audiox_core.settings import RunSettings
 from audiox_core.storage import staged_directory, store_for
 from audiox_core.workspace import studio_home
+from db import repository
 from db.repository import CANCELLED, CRASHED
 from db.session import connection_problem, database_url
+from tasks.direction import await_direction, deliver_task, record_direction_task
 from tasks.generation import generate_cues, plan_generation, reusable_task
 from tasks.inference import model_facts
 from tasks.media import (
@@ -73,11 +77,12 @@ from tasks.provenance import (
     start_run_task,
     write_provenance_task,
 )
-from tasks.review import REVIEW_PAGE, review_page_task, review_task
+from tasks.review import REVIEW_PAGE, artifact_slug, review_page_task, review_task
 from tasks.spotting import read_sheet, spot_task
 from tasks.sweep import sweep_task
 
 CANCELLED_IN_PREFECT = "cancelled in Prefect"
+DEFAULT_REVIEW_TIMEOUT_S = 7 * 24 * 3600  # a version waits a week for its producer, then stays unapproved
 CANCELLATION_POLL_S = 2.0  # how often a run started here asks Prefect whether it was cancelled
 _delivered: set[str] = set()  # flow runs whose cancellation this process delivered to itself
 
@@ -145,12 +150,18 @@ def soundtrack(
     settings: dict[str, Any] | None = None,
     trigger: str = "manual",
     cues: str | None = None,
+    review: bool = False,
+    review_timeout_s: int = DEFAULT_REVIEW_TIMEOUT_S,
+    delivery_uri: str | None = None,
 ) -> dict[str, Any]:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
     ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record; ``cues``
-    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/cuesheet.py). However
-    the run ends, its row is closed with a status and reason (``_failure``, ``interruption_reason``); only a killed
-    process leaves it open, for the sweep that starts every run."""
+    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/cuesheet.py).
+    With ``review``, each rendered version waits for the producer (``tasks/direction.py``): changes
+    make a new version with exactly those cues regenerated, approval delivers the version to
+    ``delivery_uri`` (default: ``<out_uri>/delivered``). However a version's run ends, its row is
+    closed with a status and reason (``_failure``, ``interruption_reason``); only a killed process
+    leaves it open, for the sweep that starts every run."""
     db_url = database_url(studio_home())
     _forget_secret_parameters(source_uri, out_uri)  # before anything can fail: Prefect keeps no secret
     check_database(db_url, connection_problem)
@@ -161,10 +172,30 @@ def soundtrack(
     except InputError as e:
         finish_run_task(db_url, start_run_task(db_url, source_uri, out_uri, given, trigger), error=str(e))
         raise
+    made = repository.flow_run_versions(db_url, flow_run.get_id()) if review else []
+    if made:  # a suspended run, resumed: its versions are made; the last one is on review
+        result = _resumed(made[-1], source_uri, s)
+    else:
+        result = _version(db_url, source_uri, out_uri, s, trigger, cues_uri=cues)
+    if not review:
+        return result
+    return _review(db_url, result, source_uri, out_uri, s, review_timeout_s, delivery_uri)
+
+
+def _version(
+    db_url: str,
+    source_uri: str,
+    out_uri: str,
+    s: RunSettings,
+    trigger: str,
+    cues_uri: str | None = None,
+    sheet: CueSheet | None = None,
+) -> dict[str, Any]:
+    """One version of the reel: its run row, opened and closed whatever happens."""
     run_id = start_run_task(db_url, source_uri, out_uri, s.to_dict(), trigger)
     try:
         with _cancellation_delivered():
-            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues, trigger)
+            result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues_uri, trigger, sheet)
     except Exception as e:
         finish_run_task(db_url, run_id, error=_failure(e))
         raise
@@ -173,6 +204,57 @@ def soundtrack(
         raise
     finish_run_task(db_url, run_id)
     return result
+
+
+def _review(
+    db_url: str,
+    result: dict[str, Any],
+    source_uri: str,
+    out_uri: str,
+    s: RunSettings,
+    timeout_s: int,
+    delivery_uri: str | None,
+) -> dict[str, Any]:
+    """The producer's loop: wait for direction on the current version; changes make the next version
+    (only the changed cues are generated: the others' content keys are unchanged), approval delivers."""
+    while True:
+        direction = await_direction(result["run_id"], timeout_s)
+        if direction is None:
+            return {**result, "approved": False}
+        if direction.decision == APPROVE:
+            target = delivery_uri or store_for(out_uri).child(out_uri, "delivered")
+            work = work_folder(f"deliver-{result['run_id']}")
+            try:
+                delivered = deliver_task(
+                    result["base_uri"], target, reel_folder(source_uri), result["version"], result["files"], work
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            record_direction_task(db_url, result["run_id"], direction, delivered)
+            return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
+        record_direction_task(db_url, result["run_id"], direction)
+        sheet = apply_changes(
+            parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}"), direction.changes
+        )
+        result = _version(db_url, source_uri, out_uri, s, "review changes", sheet=sheet)
+
+
+def _resumed(version: dict[str, Any], source_uri: str, s: RunSettings) -> dict[str, Any]:
+    """The result of a version an earlier execution of this flow run made (before it was suspended)."""
+    base_uri = version["provenance_uri"].removesuffix("/provenance.json")
+    reel = reel_folder(source_uri)
+    return {
+        "reel": reel_title(source_uri),
+        "out_dir": store_for(base_uri).location(base_uri),
+        "run_id": version["run_id"],
+        "flow_run_id": flow_run.get_id(),
+        "review_artifact": f"review-{artifact_slug(reel)}",
+        "model": version["model_label"],
+        "base_uri": base_uri,
+        "version": version["version"],
+        "files": version["files"],
+        "cue_sheet": version["cue_sheet"],
+    }
 
 
 def _failure(e: Exception) -> str:
@@ -224,7 +306,14 @@ def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
 
 
 def _make_soundtrack(
-    db_url: str, run_id: int, source_uri: str, out_uri: str, s: RunSettings, cues_uri: str | None, trigger: str
+    db_url: str,
+    run_id: int,
+    source_uri: str,
+    out_uri: str,
+    s: RunSettings,
+    cues_uri: str | None,
+    trigger: str,
+    sheet: CueSheet | None = None,
 ) -> dict[str, Any]:
     log = get_run_logger()
     check_source_uri(source_uri)  # before any work: refused URIs, missing files, unwritable outputs
@@ -232,7 +321,7 @@ def _make_soundtrack(
     reel = reel_folder(source_uri)  # unique per source: names the output folder and the review artifacts
     work = work_folder(reel)  # removed below on every exit path; a killed process's is swept
     try:
-        given = read_sheet(cues_uri, work) if cues_uri else None  # parsed before the footage is fetched
+        given = sheet or (read_sheet(cues_uri, work) if cues_uri else None)  # parsed before the footage is fetched
         store = store_for(out_uri)
         folder_uri = store.child(out_uri, reel)
         version = version_name(run_id)
@@ -254,7 +343,15 @@ def _make_soundtrack(
         log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
         title = reel_title(source_uri)
         spotted = spot_task(
-            db_url, run_id, source_uri, analysis, title, s.seed, given, public_uri(cues_uri or ""), s.timeline
+            db_url,
+            run_id,
+            source_uri,
+            analysis,
+            title,
+            s.seed,
+            given,
+            public_uri(cues_uri or "the review's changes"),
+            s.timeline,
         )
         plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
         reuse = reusable_task(db_url, plan.keys)
@@ -306,4 +403,8 @@ def _make_soundtrack(
         "flow_run_id": flow_run.get_id(),
         "review_artifact": key,
         "model": model.label,
+        "base_uri": base_uri,
+        "version": version,
+        "files": [o.uri.removeprefix(base_uri.rstrip("/") + "/") for o in outputs],
+        "cue_sheet": spotted.sheet.to_yaml(),
     }

@@ -1,0 +1,88 @@
+"""The producer's turn: a rendered version waits for direction (approve, or change cues), the decision
+is recorded, and an approved version's deliverables are published to the delivery location.
+
+Waiting uses Prefect's typed pause input, so the UI shows the form (``audiox_core/direction.py``): a
+run of a deployment is *suspended* (its process exits and no worker is held; on resume the worker
+runs the flow again, which finds its versions in the database and asks again with the same key, and
+Prefect hands back the input given); a run started in this process (the CLI, a test) is *paused*, its
+process polling. After ``timeout_s`` without an answer the version stays unapproved.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.runtime import deployment, flow_run
+
+from audiox_core.direction import Direction, described
+from audiox_core.storage import staged_directory, store_for
+from db import repository
+from tasks.retry import TRANSIENT_RETRIES
+
+DELIVERABLES = (
+    "soundtrack.mp4",
+    "soundtrack.mov",
+    "soundtrack.mkv",
+    "mix.wav",
+    "stems/dialogue.wav",
+    "stems/music.wav",
+    "stems/foley.wav",
+    "stems/m_and_e.wav",
+    "loudness.json",
+    "scenes.edl",
+    "scenes.csv",
+    "music_cues.csv",
+    "cues.yaml",
+    "provenance.json",
+)
+
+
+def await_direction(run_id: int, timeout_s: int) -> Direction | None:
+    """The producer's direction on version ``run_id``, or None when none came within ``timeout_s``.
+    The key names the version, so a resumed flow run asking again gets the answer it was given."""
+    key = f"review-run{run_id}"
+    log = get_run_logger()
+    log.info("version %d waits for the producer's direction (the run's page in the Prefect UI)", run_id)
+    try:
+        if deployment.get_id() is not None:
+            return suspend_flow_run(wait_for_input=Direction, timeout=timeout_s, key=key)
+        return pause_flow_run(wait_for_input=Direction, timeout=timeout_s, key=key, poll_interval=2)
+    except FlowPauseTimeout:
+        log.warning("no direction within %d s: version %d stays unapproved", timeout_s, run_id)
+        return None
+
+
+@task(name="record-direction", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def record_direction_task(db_url: str, run_id: int, direction: Direction, delivered_uri: str | None = None) -> int:
+    decision = "approved" if direction.decision == "approve" else "changes"
+    return repository.record_review(
+        db_url,
+        run_id,
+        flow_run.get_id(),
+        decision,
+        direction.reviewer,
+        direction.note,
+        described(direction.changes),
+        delivered_uri,
+    )
+
+
+@task(name="deliver", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def deliver_task(base_uri: str, delivery_root: str, reel: str, version: str, files: list[str], work: Path) -> str:
+    """Copy the approved version's deliverables (those of ``DELIVERABLES`` among its ``files``) to
+    ``<delivery_root>/<reel>/``, atomically as a version is published; returns where they are."""
+    source, target = store_for(base_uri), store_for(delivery_root)
+    folder_uri = target.child(delivery_root, reel)
+    final_dir = target.assembly_folder(folder_uri, work)
+    with staged_directory(final_dir) as stage:
+        for name in (n for n in DELIVERABLES if n in files):
+            fetched = source.fetch(f"{base_uri.rstrip('/')}/{name}", work / "delivery-cache")
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fetched.path, stage / name)
+    target.publish(final_dir, folder_uri, version)
+    get_run_logger().info("delivered %s to %s", reel, target.location(target.version_uri(folder_uri, version)))
+    return target.version_uri(folder_uri, version)

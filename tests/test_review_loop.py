@@ -1,0 +1,126 @@
+"""The producer's loop under Prefect's test harness: a rendered version waits (paused, with the typed
+form), changes to two cues resume it and make a new version where only those two are generated, and
+approval delivers the version and records who approved it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from audiox_core.naming import reel_folder
+from db import repository
+
+pytestmark = pytest.mark.integration
+
+
+def _paused(flow_run_id: str | None, timeout_s: float = 300) -> str:
+    """The id of the soundtrack flow run once it is paused (waiting for direction)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"])))
+            )
+            for r in runs:
+                if flow_run_id in (None, str(r.id)) and r.state and r.state.state_details.run_input_keyset:
+                    return str(r.id)
+            time.sleep(0.5)
+    raise AssertionError("the flow run did not pause for review")
+
+
+def _resume(flow_run_id: str, direction: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(flow_run_id, run_input=direction)
+
+
+def _cue_hashes(folder: Path) -> dict[str, str]:
+    from audiox_core.storage import sha256_file
+
+    return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
+
+
+def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, reel, tmp_path, monkeypatch) -> None:
+    from flows.soundtrack import soundtrack
+
+    monkeypatch.setenv("AUDIOX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
+    out = tmp_path / "out"
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["result"] = soundtrack(
+                str(reel.path), str(out), {"steps": 2, "seed": 3}, review=True, review_timeout_s=600
+            )
+        except BaseException as e:  # reported below
+            done["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        flow_run_id = _paused(None)
+        folder = out / reel_folder(str(reel.path))
+        first = _cue_hashes(folder)
+        sheet = yaml.safe_load((folder / "cues.yaml").read_text())
+        foley = [c["id"] for c in sheet["cues"] if c["kind"] == "foley"]
+        changed = {foley[0]: "a heavy door slams shut", foley[-1]: "glass shatters on stone"}
+        _resume(
+            flow_run_id,
+            {
+                "decision": "request changes",
+                "reviewer": "Ana (producer)",
+                "note": "doors, not hum",
+                "changes": [{"cue": cue, "prompt": prompt} for cue, prompt in changed.items()],
+            },
+        )
+        time.sleep(1.0)
+        _paused(flow_run_id)  # the second version waits
+        second = _cue_hashes(folder)
+        sheet2 = yaml.safe_load((folder / "cues.yaml").read_text())
+        assert {c["id"]: c["prompt"] for c in sheet2["cues"] if c["id"] in changed} == changed
+        differ = {name for name in first if first[name] != second.get(name)}
+        assert differ == {f"scene{int(cue[1:]):04d}_foley.wav" for cue in changed}, differ
+        assert "new" in (folder / "review.html").read_text()
+        _resume(flow_run_id, {"decision": "approve", "reviewer": "Ana (producer)", "note": "good"})
+        thread.join(timeout=300)
+    finally:
+        if thread.is_alive():
+            from prefect.flow_runs import resume_flow_run
+
+            resume_flow_run(flow_run_id, run_input={"decision": "approve", "reviewer": "test teardown"})
+            thread.join(timeout=120)
+    assert "error" not in done, done.get("error")
+    result = done["result"]
+    assert result["approved"] is True and result["reviewer"] == "Ana (producer)"
+    delivered = out / "delivered" / reel_folder(str(reel.path))
+    assert (delivered / "mix.wav").is_file() and (delivered / "cues.yaml").is_file()
+    assert (delivered / "soundtrack.mp4").read_bytes() == (folder / "soundtrack.mp4").read_bytes()
+    db_url = f"sqlite:///{tmp_path / 'home' / 'studio.db'}"
+    versions = repository.flow_run_versions(db_url, flow_run_id)
+    assert len(versions) == 2
+    decisions = repository.reviews(db_url, [v["run_id"] for v in versions])
+    assert [(d["decision"], d["reviewer"]) for d in decisions] == [
+        ("changes", "Ana (producer)"),
+        ("approved", "Ana (producer)"),
+    ]
+    assert decisions[0]["changes"] == [{"cue": c, "prompt": p} for c, p in changed.items()]
+    assert decisions[1]["delivered_uri"] and decisions[1]["decided_at"] is not None
+
+
+def test_without_an_answer_the_version_stays_unapproved(prefect_api, reel, tmp_path, monkeypatch) -> None:
+    from flows.soundtrack import soundtrack
+
+    monkeypatch.setenv("AUDIOX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
+    result = soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2}, review=True, review_timeout_s=3)
+    assert result["approved"] is False
+    assert not (tmp_path / "out" / "delivered").exists()
