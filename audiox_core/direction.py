@@ -14,16 +14,19 @@ from audiox_core.cuesheet import GAIN_RANGE_DB, CueSheet
 from audiox_core.errors import InputError
 
 APPROVE, CHANGES = "approve", "request changes"
+KEEP_SEED = -1
 
 
 class CueChange(BaseModel):
-    """What to change on one cue; fields left empty stay as they are."""
+    """What to change on one cue. Every field has a plain default that keeps the cue as it is, so the
+    UI's form shows plain inputs (no "None" type switches): an empty prompt, seed −1, mute "keep",
+    gain change 0 dB."""
 
-    cue: str = Field(description="the cue's id in the cue sheet (F001, M01, …)")
-    prompt: str | None = Field(default=None, description="new prompt")
-    seed: int | None = Field(default=None, ge=0, lt=2**31, description="new seed (another take)")
-    mute: bool | None = Field(default=None, description="mute or unmute the cue")
-    gain_db: float | None = Field(default=None, ge=GAIN_RANGE_DB[0], le=GAIN_RANGE_DB[1], description="gain in dB")
+    cue: str = Field(min_length=1, description="the cue's id in the cue sheet (F001, M01, …)")
+    prompt: str = Field(default="", description="new prompt (empty: keep it)")
+    seed: int = Field(default=KEEP_SEED, ge=KEEP_SEED, lt=2**31, description="new seed for another take (-1: keep it)")
+    mute: Literal["keep", "mute", "unmute"] = Field(default="keep", description="mute or unmute the cue")
+    gain_change_db: float = Field(default=0.0, ge=-24.0, le=24.0, description="change its gain by this many dB")
 
 
 class Direction(BaseModel):
@@ -36,21 +39,27 @@ class Direction(BaseModel):
 
 
 def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
-    """The sheet with the changes made (one line naming an unknown cue or an empty prompt)."""
+    """The sheet with the changes made (one line naming an unknown cue or a gain out of range)."""
     for change in changes:
-        cue = sheet.cue(change.cue)
-        if change.prompt is not None and not change.prompt.strip():
-            raise InputError(f"change to cue {change.cue}: the new prompt is empty")
-        given = {
-            "prompt": change.prompt.strip() if change.prompt is not None else None,
-            "seed": change.seed,
-            "gain_db": change.gain_db,
-            "mute": change.mute,
-        }
-        sheet = sheet.with_cue(replace(cue, **{k: v for k, v in given.items() if v is not None}))
+        cue = sheet.cue(change.cue.strip())
+        gain = round(cue.gain_db + change.gain_change_db, 2)
+        if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
+            raise InputError(
+                f"change to cue {cue.id}: its gain would be {gain:+g} dB, outside {GAIN_RANGE_DB[0]:g} … +{GAIN_RANGE_DB[1]:g}"
+            )
+        sheet = sheet.with_cue(
+            replace(
+                cue,
+                prompt=change.prompt.strip() or cue.prompt,
+                seed=cue.seed if change.seed == KEEP_SEED else change.seed,
+                mute={"keep": cue.mute, "mute": True, "unmute": False}[change.mute],
+                gain_db=gain,
+            )
+        )
     return sheet
 
 
 def described(changes: list[CueChange]) -> list[dict[str, object]]:
-    """The changes as recorded (only the fields given)."""
-    return [c.model_dump(exclude_none=True) for c in changes]
+    """The changes as recorded: the cue and only what was changed."""
+    defaults = CueChange(cue="-").model_dump()
+    return [{k: v for k, v in c.model_dump().items() if k == "cue" or v != defaults[k]} for c in changes]

@@ -202,23 +202,23 @@ def latest_cue_sheet(url: str, source_uri: str) -> str | None:
 
 
 def flow_run_versions(url: str, flow_run_id: str) -> list[dict[str, Any]]:
-    """The versions (succeeded runs) one flow run made, in order: id, cue sheet, and the URI of its
-    provenance.json (whose folder is the version's). A resumed review picks up from the last."""
+    """The versions (succeeded runs) one flow run made, in order: id, cue sheet, the version folder
+    (where its mix.wav is), its name and its files (provenance.json, written after the output rows,
+    included). A resumed review picks up from the last."""
     with sessions(url)() as s:
         runs = s.scalars(
             select(Run).where(Run.flow_run_id == flow_run_id, Run.status == SUCCEEDED).order_by(Run.id)
         ).all()
         found = []
         for r in runs:
-            provenance = next((o.uri for o in r.outputs if o.kind == "provenance"), "")
-            base = provenance.removesuffix("provenance.json")
+            base = next((o.uri for o in r.outputs if o.kind == "mix"), "").removesuffix("mix.wav")
             found.append(
                 {
                     "run_id": r.id,
                     "cue_sheet": r.cue_sheet,
-                    "provenance_uri": provenance,
+                    "base_uri": base.rstrip("/"),
                     "version": base.rstrip("/").rsplit("/", 1)[-1],
-                    "files": sorted(o.uri.removeprefix(base) for o in r.outputs),
+                    "files": sorted({o.uri.removeprefix(base) for o in r.outputs} | {"provenance.json"}),
                     "model_label": (r.model or {}).get("label", ""),
                 }
             )

@@ -241,7 +241,7 @@ def _review(
 
 def _resumed(version: dict[str, Any], source_uri: str, s: RunSettings) -> dict[str, Any]:
     """The result of a version an earlier execution of this flow run made (before it was suspended)."""
-    base_uri = version["provenance_uri"].removesuffix("/provenance.json")
+    base_uri = version["base_uri"]
     reel = reel_folder(source_uri)
     return {
         "reel": reel_title(source_uri),

@@ -199,3 +199,27 @@ def test_the_music_cue_sheet_lists_each_unmuted_music_cue_with_timecodes_and_dur
         '1,"Opening",00:00:00:00,00:00:04:00,0:04,BI',
         '2,"M03",00:00:10:00,00:00:12:00,0:02,BI',
     ]
+
+
+def test_a_directions_changes_make_the_next_sheet_and_record_only_what_changed() -> None:
+    from audiox_core.direction import CueChange, apply_changes, described
+
+    sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
+    changes = [
+        CueChange(cue="F002", prompt="  a door slams  "),
+        CueChange(cue="M01", seed=99, gain_change_db=-3.0),
+        CueChange(cue="F005", mute="mute"),
+    ]
+    after = apply_changes(sheet, changes)
+    assert after.cue("F002").prompt == "a door slams" and after.cue("F002").seed == sheet.cue("F002").seed
+    assert (after.cue("M01").seed, after.cue("M01").gain_db) == (99, -3.0)
+    assert after.cue("F005").mute and not is_draft(after, SCENES, FPS, LOOKS)
+    untouched = [c for c in after.cues if c.id not in ("F002", "M01", "F005")]
+    assert untouched == [c for c in sheet.cues if c.id not in ("F002", "M01", "F005")]
+    assert described(changes) == [
+        {"cue": "F002", "prompt": "  a door slams  "},
+        {"cue": "M01", "seed": 99, "gain_change_db": -3.0},
+        {"cue": "F005", "mute": "mute"},
+    ]
+    with pytest.raises(InputError, match=r"no cue 'F404' \(its cues: F001, F002"):
+        apply_changes(sheet, [CueChange(cue="F404", prompt="x")])

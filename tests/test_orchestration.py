@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from audiox_core.naming import reel_folder
 from audiox_core.s3 import read_current, s3_client
-from tasks.review import artifact_slug
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +146,7 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
                 "source_uri": f"s3://footage/batch/reel{i}.mp4",
                 "out_uri": "s3://footage/batch-out",
                 "settings": {"steps": 2},
+                "review": False,  # unattended: the batch is about workers, not producers
             }
         )
         out = subprocess.run(
@@ -208,44 +209,167 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
-def test_prefect_ui_shows_the_review_scene_table(server, reel) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+def _wait_state(api: str, flow_run_id: str, types: tuple[str, ...], timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = httpx.get(f"{api}/flow_runs/{flow_run_id}").json()
+        if run["state_type"] in types:
+            return run
+        assert time.monotonic() < deadline, (run["state_type"], run["state_name"], types)
+        time.sleep(0.5)
 
-    api, env = server
-    done = [r for name in ("s3-drop", "on-demand") for r in flow_runs(api, name) if r["state_type"] == "COMPLETED"]
-    if not done:
-        s3_client().upload_file(str(reel.path), "footage", "ui/ui_reel.mp4")
-        params = json.dumps(
-            {"source_uri": "s3://footage/ui/ui_reel.mp4", "out_uri": "s3://footage/ui-out", "settings": {"steps": 2}}
+
+def _cue_hashes(folder: Path) -> dict[str, str]:
+    from audiox_core.storage import sha256_file
+
+    return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
+
+
+class _Producer:
+    """The producer's browser: the run's page in the Prefect UI, the review page, the direction form."""
+
+    def __init__(self, ui: str, shots: Path) -> None:
+        self.browser, self.ui, self.shots = _browser(), ui, shots
+        shots.mkdir(parents=True, exist_ok=True)
+
+    def shot(self, name: str) -> None:
+        self.browser.save_screenshot(str(self.shots / name))
+
+    def open_run(self, flow_run_id: str, title: str, tab: str | None = None) -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.browser.get(f"{self.ui}/runs/flow-run/{flow_run_id}")
+        WebDriverWait(self.browser, 60).until(lambda b: title in b.find_element(By.TAG_NAME, "body").text)
+        if tab:
+            found = WebDriverWait(self.browser, 30).until(
+                lambda b: next(
+                    (e for e in b.find_elements(By.CSS_SELECTOR, "[role=tab], li") if e.text.strip() == tab), None
+                )
+            )
+            found.click()
+            time.sleep(2)
+
+    def play_review_page(self, url: str) -> dict:
+        self.browser.get(url)
+        self.browser.execute_script("const v = document.getElementById('picture'); v.muted = true; v.play();")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = self.browser.execute_script(
+                "const v = document.getElementById('picture');"
+                "return {ready: v.readyState, t: v.currentTime, duration: v.duration, error: v.error && v.error.code};"
+            )
+            if state["t"] > 0.5:
+                break
+            time.sleep(0.2)
+        self.browser.execute_script("document.getElementById('picture').pause()")
+        return state
+
+    def direct(self, decision: str, reviewer: str, note: str, prompts: dict[str, str], shot: str) -> None:
+        """Click Resume, fill the form (decision, reviewer, note, one item per changed cue), submit."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select, WebDriverWait
+
+        b = self.browser
+        WebDriverWait(b, 60).until(
+            lambda b: any(e.text.strip() == "Resume" for e in b.find_elements(By.TAG_NAME, "button"))
         )
-        subprocess.run(
-            [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        assert worker(env).wait(timeout=400) == 0
-        done = [r for r in flow_runs(api, "on-demand") if r["state_type"] == "COMPLETED"]
-    run = done[0]
-    browser = _browser()
-    try:
-        browser.get(f"{api.removesuffix('/api')}/runs/flow-run/{run['id']}")
-        tab = WebDriverWait(browser, 60).until(
-            lambda b: next(
-                (e for e in b.find_elements(By.CSS_SELECTOR, "[role=tab], li") if e.text.strip() == "Artifacts"), None
+        next(e for e in b.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Resume").click()
+        form = WebDriverWait(b, 30).until(
+            lambda b: b.find_element(
+                By.XPATH,
+                "//*[normalize-space()='Resume Flow Run']/ancestor::*[.//button[normalize-space()='Submit']][1]",
             )
         )
-        tab.click()
-        key = f"review-{artifact_slug(reel_folder('s3://footage/ui/ui_reel.mp4'))}"
-        card = WebDriverWait(browser, 30).until(
-            lambda b: next(iter(b.find_elements(By.XPATH, f"//*[normalize-space()='{key}' and not(*)]")), None)
-        )
-        card.click()
-        WebDriverWait(browser, 30).until(lambda b: any(e.text == "prompt" for e in b.find_elements(By.TAG_NAME, "th")))
-        headers = [e.text for e in browser.find_elements(By.TAG_NAME, "th")]
-        cells = [e.text for e in browser.find_elements(By.TAG_NAME, "td")]
+        Select(form.find_elements(By.TAG_NAME, "select")[0]).select_by_value(decision)
+        reviewer_box, note_box = form.find_elements(By.TAG_NAME, "textarea")[:2]
+        reviewer_box.send_keys(reviewer)
+        note_box.send_keys(note)
+        for _ in prompts:
+            next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Add item").click()
+            time.sleep(0.3)
+        boxes = form.find_elements(By.TAG_NAME, "textarea")[2:]  # per item: cue, prompt
+        for (cue, prompt), i in zip(prompts.items(), range(0, 2 * len(prompts), 2)):
+            boxes[i].send_keys(cue)
+            boxes[i + 1].send_keys(prompt)
+        self.shot(shot)
+        next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Submit").click()
+
+    def quit(self) -> None:
+        self.browser.quit()
+
+
+def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path) -> None:
+    """Expected, driven through headless Chromium as a producer would: the on-demand run renders and
+    waits (suspended: its worker exits); the review page plays the picture with its new mix; two cues'
+    prompts changed in the UI's form make a second version in which only those two cues differ; the
+    approval completes the run, delivers the version and records the reviewer. The screenshots of each
+    step are kept (and copied to $AUDIOX_SCREENSHOTS when set, as the README's are made)."""
+    import shutil
+    import threading
+
+    from cli.serve import make_server
+    from db import repository
+
+    api, env = server
+    out = tmp_path / "out"
+    params = json.dumps({"source_uri": str(reel.path), "out_uri": str(out), "settings": {"steps": 2}})
+    subprocess.run(
+        [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    run_id = next(r["id"] for r in flow_runs(api, "on-demand") if r["parameters"]["source_uri"] == str(reel.path))
+    assert worker(env).wait(timeout=400) == 0
+    waiting = _wait_state(api, run_id, ("PAUSED",))
+    assert waiting["state_name"] == "Suspended" and waiting["name"] == f"{reel.path.stem} · {reel.path}"
+    folder = out / reel_folder(str(reel.path))
+    first = _cue_hashes(folder)
+    foley = [c["id"] for c in yaml.safe_load((folder / "cues.yaml").read_text())["cues"] if c["kind"] == "foley"]
+    changed = {foley[0]: "a heavy wooden door slams shut", foley[-1]: "glass shatters on a stone floor"}
+
+    files = make_server([out], port=0)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    page = f"http://127.0.0.1:{files.server_port}{(folder / 'review.html').resolve()}"
+    shots = tmp_path / "screenshots"
+    producer = _Producer(api.removesuffix("/api"), shots)
+    try:
+        producer.open_run(run_id, reel.path.stem, tab="Artifacts")
+        producer.shot("1-run-waits-for-review.png")
+        played = producer.play_review_page(page)
+        assert played["error"] is None and played["t"] > 0.5 and played["duration"] > 2, played
+        producer.shot("2-review-page-plays.png")
+        producer.open_run(run_id, reel.path.stem)
+        producer.direct("request changes", "Ana (producer)", "doors, not hum", changed, "3-change-two-cues.png")
+        _wait_state(api, run_id, ("SCHEDULED",))
+        assert worker(env).wait(timeout=400) == 0
+        _wait_state(api, run_id, ("PAUSED",))
+        second = _cue_hashes(folder)
+        assert {n for n in first if first[n] != second.get(n)} == {f"scene{int(c[1:]):04d}_foley.wav" for c in changed}
+        producer.play_review_page(page)
+        producer.browser.execute_script("document.querySelector('table.cues').scrollIntoView()")
+        producer.shot("4-new-version-two-cues-new.png")
+        producer.open_run(run_id, reel.path.stem)
+        producer.direct("approve", "Ana (producer)", "ship it", {}, "5-approve.png")
+        _wait_state(api, run_id, ("SCHEDULED",))
+        assert worker(env).wait(timeout=400) == 0
+        done = _wait_state(api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
+        producer.open_run(run_id, reel.path.stem, tab="Artifacts")
+        producer.shot("6-approved.png")
     finally:
-        browser.quit()
-    assert headers == ["cue", "scenes", "prompt", "seed", "status"]
-    assert cells[:2] == ["F000", "0"]
+        producer.quit()
+        files.shutdown()
+        files.server_close()
+    assert done["state_type"] == "COMPLETED", done["state"]["message"]
+    db_url = f"sqlite:///{Path(env['AUDIOX_HOME']) / 'studio.db'}"
+    versions = repository.flow_run_versions(db_url, run_id)
+    decisions = repository.reviews(db_url, [v["run_id"] for v in versions])
+    assert [(d["decision"], d["reviewer"]) for d in decisions] == [
+        ("changes", "Ana (producer)"),
+        ("approved", "Ana (producer)"),
+    ]
+    assert [c["cue"] for c in decisions[0]["changes"]] == list(changed)
+    assert (out / "delivered" / reel_folder(str(reel.path)) / "mix.wav").is_file()
+    if target := os.environ.get("AUDIOX_SCREENSHOTS"):
+        shutil.copytree(shots, target, dirs_exist_ok=True)
