@@ -110,6 +110,8 @@ def _soundtrack(
         raise
     from flows.soundtrack import soundtrack
 
+    if not os.environ.get("PREFECT_API_URL") and sys.stderr.isatty():  # a terminal: say why it takes a while
+        print("starting a temporary local Prefect API (set PREFECT_API_URL to use a server) …", file=sys.stderr)
     try:
         return soundtrack(source_uri, out_uri, settings, cues=cues)
     except RuntimeError as e:

@@ -42,6 +42,7 @@ from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
+from tasks.progress import working
 
 InferenceMode = Literal["in-process", "task-worker"]
 INFERENCE_MODES: tuple[InferenceMode, ...] = get_args(InferenceMode)
@@ -149,7 +150,8 @@ def model_facts(spec: str, device: str) -> ModelFacts:
                 "with this PREFECT_API_URL and AUDIOX_HOME, or unset AUDIOX_INFERENCE"
             ) from None
     else:
-        values = load_model_task.with_options(persist_result=False)(spec, device)
+        with working(f"loading the model ({spec}) …"):
+            values = load_model_task.with_options(persist_result=False)(spec, device)
     return ModelFacts.from_dict(values)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,3 +43,15 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     finally:
         if task is not None:
             bar.stop()
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner saying what a step without a count is doing (loading the model, starting the API),
+    so the console is never silent; on a terminal only (logs get no spinner frames)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(what):
+        yield
