@@ -6,9 +6,11 @@ closing its own row as cancelled and removing its folders, before the batch itse
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, as_completed, wait
@@ -32,6 +34,29 @@ def reel_task(source_uri: str, out_prefix: str, settings: dict[str, Any]) -> dic
         return {"source": source_uri, "status": "succeeded", **state.result()}
     error = state.result(raise_on_failure=False)
     return {"source": source_uri, "status": "failed", "error": str(error)}
+
+
+@task(name="nightly-summary", cache_policy=NO_CACHE)
+def summary_task(bucket: str, prefix: str, results: list[dict[str, Any]]) -> str:
+    """One table for the night: per reel its status, scenes, cues generated and reused, loudness and
+    a link to its review page (or why it failed)."""
+    lines = [
+        f"# Nightly: s3://{bucket}/{prefix}",
+        "",
+        "| reel | status | scenes | cues new / reused | LUFS | review |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in sorted(results, key=lambda r: r["source"]):
+        if r["status"] == "succeeded":
+            lines.append(
+                f"| {r['reel']} | succeeded | {r['scenes']} | {r['cues_generated']} / {r['cues_reused']} | "
+                f"{r['lufs']:.1f} | [review page]({r['review_page']}) |"
+            )
+        else:
+            lines.append(f"| {r['source']} | failed | | | | {r['error'].replace('|', '/')} |")
+    key = "nightly-" + (re.sub(r"[^a-z0-9]+", "-", f"{bucket}-{prefix}".lower()).strip("-") or "batch")
+    create_markdown_artifact(key=key, markdown="\n".join(lines) + "\n", description="the night's reels")
+    return key
 
 
 def run_name() -> str:
@@ -74,6 +99,8 @@ def nightly(
     failed = [r for r in results if r["status"] == "failed"]
     for r in failed:
         log.warning("%s", r["error"])
+    if results:
+        summary_task(bucket, prefix, results)
     return {
         "listed": len(footage),
         "skipped": len(footage) - len(todo),

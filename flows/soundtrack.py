@@ -407,4 +407,9 @@ def _make_soundtrack(
         "version": version,
         "files": [o.uri.removeprefix(base_uri.rstrip("/") + "/") for o in outputs],
         "cue_sheet": spotted.sheet.to_yaml(),
+        "scenes": len(analysis.scenes.scenes),
+        "cues_generated": sum(1 for r in rendered if not r.reused),
+        "cues_reused": sum(1 for r in rendered if r.reused),
+        "lufs": round(mix.mix.integrated_lufs, 1),
+        "review_page": store.link(f"{base_uri.rstrip('/')}/{REVIEW_PAGE}"),
     }

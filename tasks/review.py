@@ -21,21 +21,21 @@ from audiox_core.review import ReviewFacts, review_html
 from audiox_core.storage import store_for, write_atomic
 
 REVIEW_PAGE = "review.html"
-LINKED = (  # the deliverables' links, in this order
-    "soundtrack.mp4",
-    "soundtrack.mov",
-    "soundtrack.mkv",
-    "mix.wav",
-    "stems/dialogue.wav",
-    "stems/music.wav",
-    "stems/foley.wav",
-    "stems/m_and_e.wav",
-    "review_proxy.mp4",
-    "cues.yaml",
-    "music_cues.csv",
-    "scenes.edl",
-    "scenes.csv",
-)
+LINKED = {  # the deliverables' links, in this order: file in the version → artifact key prefix
+    "soundtrack.mp4": "soundtrack",
+    "soundtrack.mov": "soundtrack",
+    "soundtrack.mkv": "soundtrack",
+    "mix.wav": "mix",
+    "stems/dialogue.wav": "stem-dialogue",
+    "stems/music.wav": "stem-music",
+    "stems/foley.wav": "stem-foley",
+    "stems/m_and_e.wav": "stem-m-and-e",
+    "review_proxy.mp4": "review-proxy",
+    "cues.yaml": "cue-sheet",
+    "music_cues.csv": "music-cue-sheet",
+    "scenes.edl": "edl",
+    "scenes.csv": "scenes-csv",
+}
 PICTURES = ("waveform", "spectrogram")
 
 
@@ -112,10 +112,10 @@ def review_task(reel: str, facts: ReviewFacts, outputs: Sequence[OutputRecord], 
     create_markdown_artifact(
         key=f"review-{slug}", markdown=review_markdown(facts, links), description=f"Soundtrack review for {reel}"
     )
-    for name in LINKED:
+    for name, prefix in LINKED.items():
         if name in links:
             create_link_artifact(
-                key=f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}-{slug}",
+                key=f"{prefix}-{slug}",
                 link=links[name],
                 link_text=f"{reel}: {name}",
                 description=f"{name} of {reel}",

@@ -134,6 +134,13 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(expected))))
     assert {a.key for a in found} == expected
+    with get_client(sync_client=True) as client:
+        [summary] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"nightly-{footage}-reels"]))
+        )
+    rows = [line for line in summary.data.splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[1] for r in rows] == ["succeeded", "succeeded", "failed"], rows
+    assert "[review page](" in rows[0] and "cannot be read as media" in rows[2]
     second = nightly(footage, "reels/", settings={"steps": 2})
     assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
 
