@@ -3,6 +3,7 @@ the same key, and the batches for the rest, sent to wherever inference runs (tas
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from audiox_core.settings import RunSettings
 from audiox_core.storage import sha256_file, store_for
 from audiox_core.workspace import code_version, studio_home
 from db import repository
-from tasks.inference import run_batch
+from tasks.inference import BATCH_PROGRESS, run_batch
 from tasks.progress import progress_bar
 from tasks.retry import TRANSIENT_RETRIES
 from tasks.review import artifact_slug
+
+ARTIFACT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,19 +124,32 @@ def generate_cues(
     artifact = create_progress_artifact(
         progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated"
     )
+    total = len(plan.cues)
+    done = float(len(reuse))  # cues finished (reused ones from the start), fractional while a batch samples
+    last_sent = 0.0
 
-    def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
-        stop_point()  # a stopped batch's reel ends before its next batch
-        keys = [plan.keys[(c.scene_index, c.kind)] for c in batch]
-        return run_batch(plan.model_spec, plan.device, requests, plan.sampling, keys)
+    with progress_bar(f"generate {total - len(reuse)} cues") as bar:
 
-    with progress_bar(f"generate {len(plan.cues) - len(reuse)} cues") as bar:
+        def update(finished: float, _: int = total) -> None:
+            nonlocal done, last_sent
+            done = finished
+            bar(finished, total)
+            now = time.monotonic()
+            if finished >= total or now - last_sent >= ARTIFACT_EVERY_S:  # the API gets a few updates a second at most
+                update_progress_artifact(artifact, progress=100.0 * finished / max(total, 1))
+                last_sent = now
 
-        def update(done: int, total: int) -> None:
-            bar(done, total)
-            update_progress_artifact(artifact, progress=100.0 * done / max(total, 1))
+        def generate(batch: list[Cue], requests: list[SceneRequest]) -> list[torch.Tensor]:
+            stop_point()  # a stopped batch's reel ends before its next batch
+            keys = [plan.keys[(c.scene_index, c.kind)] for c in batch]
+            before = done
+            token = BATCH_PROGRESS.set(lambda fraction: update(before + fraction * len(batch)))
+            try:
+                return run_batch(plan.model_spec, plan.device, requests, plan.sampling, keys)
+            finally:
+                BATCH_PROGRESS.reset(token)
 
-        return render_cues(
+        rendered = render_cues(
             load_config(plan.model_spec),
             plan.cues,
             analysis,
@@ -144,3 +160,5 @@ def generate_cues(
             batch_size=plan.batch_size,
             progress=update,
         )
+        update(total)  # 100 % also when every cue was reused (no batch ran)
+    return rendered

@@ -155,6 +155,13 @@ def model_facts(spec: str, device: str) -> ModelFacts:
     return ModelFacts.from_dict(values)
 
 
+# Where a batch generated in this process reports its sampling steps (the flow's progress bar and
+# artifact); a batch on an inference worker reports only when it ends.
+BATCH_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar(
+    "batch_progress", default=None
+)
+
+
 @task(name="generate-cues", cache_policy=NO_CACHE, persist_result=True, result_serializer="json")
 def generate_batch_task(
     spec: str, device: str, requests: list[dict[str, Any]], sampling: dict[str, Any], keys: list[str]
@@ -171,7 +178,7 @@ def generate_batch_task(
         scenes = [scene_request(cues, r) for r in requests]
         on_card = model.device.type == "cuda"  # the CPU is no card to share: no slot, no missing-limit warning
         with concurrency(gpu_slot(model.device), occupy=1, strict=False) if on_card else nullcontext():
-            audio = generate_scenes(model, scenes, SamplingSettings(**sampling))
+            audio = generate_scenes(model, scenes, SamplingSettings(**sampling), on_step=BATCH_PROGRESS.get())
         for key, cue in zip(keys, audio):
             cues.put(key, {"audio": cue})
     return keys

@@ -44,3 +44,15 @@ def test_scene_lengths_exact_in_windows(tiny_model, seconds: float) -> None:
     out = generate_scenes(tiny_model, [SceneRequest(frames, "rain", 1, seconds)], SamplingSettings(steps=2))[0]
     assert out.shape == (2, int(seconds * 44_100))
     assert torch.isfinite(out).all() and out.abs().max() > 0
+
+
+def test_progress_moves_with_every_sampling_step_of_every_window(tiny_model) -> None:
+    """Expected: a 1 s and a 25 s scene in one batch (three window passes at 3 steps each) report
+    nine fractions, rising, the last 1.0; the progress bar moves within a batch, not only at its end."""
+    frames = np.zeros((5 * 25, 224, 224, 3), np.uint8)
+    seen: list[float] = []
+    scenes = [SceneRequest(frames[:5], "rain", 1, 1.0), SceneRequest(frames, "wind", 2, 25.0)]
+    generate_scenes(tiny_model, scenes, SamplingSettings(steps=3), on_step=seen.append)
+    assert (
+        len(seen) == 9 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and seen[0] == pytest.approx(1 / 9)
+    )

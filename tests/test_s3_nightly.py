@@ -129,6 +129,9 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
         run.status == "succeeded" and run.trigger == "nightly" and run.source_uri.startswith(f"s3://{footage}/reels/")
     )
     assert all(o.uri.startswith(f"s3://{footage}/soundtracks/") for o in run.outputs)
+    current = read_current(f"s3://{footage}/soundtracks/{reel_folder(f's3://{footage}/reels/alpha.mp4')}")
+    edl = s3_client().get_object(Bucket=footage, Key=current.prefix + "scenes.edl")["Body"].read().decode()
+    assert "* FROM CLIP NAME: alpha.mp4" in edl  # the source's own name, not the download cache's
     alpha = artifact_slug(reel_folder(f"s3://{footage}/reels/alpha.mp4"))
     expected = {f"review-{alpha}", f"mix-{alpha}", f"waveform-{alpha}"}
     with get_client(sync_client=True) as client:

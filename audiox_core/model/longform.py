@@ -8,7 +8,7 @@ goes into one batch (wavefront batching).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +65,10 @@ def generate_scenes(
     sampling: SamplingSettings,
     *,
     overlap_s: float = 2.0,
+    on_step: Callable[[float], None] | None = None,
 ) -> list[torch.Tensor]:
-    """(2, round(seconds · rate)) for each scene, windows batched across scenes (wavefront)."""
+    """(2, round(seconds · rate)) for each scene, windows batched across scenes (wavefront);
+    ``on_step(fraction)`` after every sampling step of every window pass (progress within a batch)."""
     cfg = model.config
     rate, fps = cfg.sample_rate, cfg.video.video_fps
     window = cfg.video.window_s * rate
@@ -84,6 +86,9 @@ def generate_scenes(
             frames = scene.frames[first : first + cfg.video.n_frames]
             prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
             requests.append(GenerationRequest(frames, scene.text, scene.seed + k, w.length / rate, prompt))
-        for i, audio in zip(batch, generate(model, requests, sampling)):
+        callback = None
+        if on_step is not None:
+            callback = lambda i, n, k=k: on_step((k * n + i) / (depth * n))  # noqa: E731
+        for i, audio in zip(batch, generate(model, requests, sampling, callback=callback)):
             parts[i].append(audio)
     return [join_windows(parts[i], plans[i], totals[i]) for i in range(len(scenes))]
