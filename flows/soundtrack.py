@@ -216,9 +216,12 @@ def _review(
     delivery_uri: str | None,
 ) -> dict[str, Any]:
     """The producer's loop: wait for direction on the current version; changes make the next version
-    (only the changed cues are generated: the others' content keys are unchanged), approval delivers."""
+    (only the changed cues are generated: the others' content keys are unchanged), approval delivers.
+    A direction that cannot be applied (a cue the sheet does not have) is recorded as refused with its
+    one-line reason, and the version waits again."""
     while True:
-        direction = await_direction(result["run_id"], timeout_s)
+        asked = len(repository.reviews(db_url, [result["run_id"]]))  # the how-many-th question on it
+        direction = await_direction(result["run_id"], asked, timeout_s)
         if direction is None:
             return {**result, "approved": False}
         if direction.decision == APPROVE:
@@ -232,10 +235,15 @@ def _review(
                 shutil.rmtree(work, ignore_errors=True)
             record_direction_task(db_url, result["run_id"], direction, delivered)
             return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
+        try:
+            sheet = apply_changes(
+                parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}"), direction.changes
+            )
+        except InputError as e:
+            get_run_logger().error("direction refused: %s", e)
+            record_direction_task(db_url, result["run_id"], direction, refused=str(e))
+            continue
         record_direction_task(db_url, result["run_id"], direction)
-        sheet = apply_changes(
-            parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}"), direction.changes
-        )
         result = _version(db_url, source_uri, out_uri, s, "review changes", sheet=sheet)
 
 

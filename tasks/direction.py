@@ -41,10 +41,11 @@ DELIVERABLES = (
 )
 
 
-def await_direction(run_id: int, timeout_s: int) -> Direction | None:
-    """The producer's direction on version ``run_id``, or None when none came within ``timeout_s``.
-    The key names the version, so a resumed flow run asking again gets the answer it was given."""
-    key = f"review-run{run_id}"
+def await_direction(run_id: int, asked: int, timeout_s: int) -> Direction | None:
+    """The producer's direction on version ``run_id`` (``asked`` decisions on it recorded before), or
+    None when none came within ``timeout_s``. The key names the version and the question, so a
+    resumed flow run asking again gets the answer it was given."""
+    key = f"review-run{run_id}-{asked}"
     log = get_run_logger()
     log.info("version %d waits for the producer's direction (the run's page in the Prefect UI)", run_id)
     try:
@@ -57,15 +58,19 @@ def await_direction(run_id: int, timeout_s: int) -> Direction | None:
 
 
 @task(name="record-direction", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def record_direction_task(db_url: str, run_id: int, direction: Direction, delivered_uri: str | None = None) -> int:
-    decision = "approved" if direction.decision == "approve" else "changes"
+def record_direction_task(
+    db_url: str, run_id: int, direction: Direction, delivered_uri: str | None = None, refused: str | None = None
+) -> int:
+    """The decision on the record: approved (and where it went), changes, or refused (with why)."""
+    decision = "refused" if refused else "approved" if direction.decision == "approve" else "changes"
+    note = f"{direction.note} [refused: {refused}]".strip() if refused else direction.note
     return repository.record_review(
         db_url,
         run_id,
         flow_run.get_id(),
         decision,
         direction.reviewer,
-        direction.note,
+        note,
         described(direction.changes),
         delivered_uri,
     )

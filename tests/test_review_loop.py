@@ -18,8 +18,9 @@ from db import repository
 pytestmark = pytest.mark.integration
 
 
-def _paused(flow_run_id: str | None, timeout_s: float = 300) -> str:
-    """The id of the soundtrack flow run once it is paused (waiting for direction)."""
+def _paused(flow_run_id: str | None, timeout_s: float = 300, seen: set[str] | None = None) -> str:
+    """The id of the soundtrack flow run once it is paused (waiting for direction) under a pause key
+    not in ``seen`` (each question has its own key; the key is added to ``seen``)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 
@@ -30,7 +31,11 @@ def _paused(flow_run_id: str | None, timeout_s: float = 300) -> str:
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"])))
             )
             for r in runs:
-                if flow_run_id in (None, str(r.id)) and r.state and r.state.state_details.run_input_keyset:
+                details = r.state.state_details if r.state else None
+                fresh = details is not None and details.pause_key not in (seen or set())
+                if flow_run_id in (None, str(r.id)) and fresh and details.run_input_keyset:
+                    if seen is not None:
+                        seen.add(details.pause_key)
                     return str(r.id)
             time.sleep(0.5)
     raise AssertionError("the flow run did not pause for review")
@@ -67,12 +72,18 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        flow_run_id = _paused(None)
+        keys: set[str] = set()
+        flow_run_id = _paused(None, seen=keys)
         folder = out / reel_folder(str(reel.path))
         first = _cue_hashes(folder)
         sheet = yaml.safe_load((folder / "cues.yaml").read_text())
         foley = [c["id"] for c in sheet["cues"] if c["kind"] == "foley"]
         changed = {foley[0]: "a heavy door slams shut", foley[-1]: "glass shatters on stone"}
+        _resume(
+            flow_run_id, {"decision": "request changes", "reviewer": "Ana (producer)", "changes": [{"cue": "F404"}]}
+        )
+        _paused(flow_run_id, seen=keys)  # refused (no such cue): the same version waits again
+        assert _cue_hashes(folder) == first
         _resume(
             flow_run_id,
             {
@@ -82,8 +93,7 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
                 "changes": [{"cue": cue, "prompt": prompt} for cue, prompt in changed.items()],
             },
         )
-        time.sleep(1.0)
-        _paused(flow_run_id)  # the second version waits
+        _paused(flow_run_id, seen=keys)  # the second version waits
         second = _cue_hashes(folder)
         sheet2 = yaml.safe_load((folder / "cues.yaml").read_text())
         assert {c["id"]: c["prompt"] for c in sheet2["cues"] if c["id"] in changed} == changed
@@ -109,11 +119,13 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     assert len(versions) == 2
     decisions = repository.reviews(db_url, [v["run_id"] for v in versions])
     assert [(d["decision"], d["reviewer"]) for d in decisions] == [
+        ("refused", "Ana (producer)"),
         ("changes", "Ana (producer)"),
         ("approved", "Ana (producer)"),
     ]
-    assert decisions[0]["changes"] == [{"cue": c, "prompt": p} for c, p in changed.items()]
-    assert decisions[1]["delivered_uri"] and decisions[1]["decided_at"] is not None
+    assert "no cue 'F404'" in decisions[0]["note"]
+    assert decisions[1]["changes"] == [{"cue": c, "prompt": p} for c, p in changed.items()]
+    assert decisions[2]["delivered_uri"] and decisions[2]["decided_at"] is not None
 
 
 def test_without_an_answer_the_version_stays_unapproved(prefect_api, reel, tmp_path, monkeypatch) -> None:
