@@ -52,12 +52,16 @@ def _train_progress() -> Iterator[Callable[[str, int, int, float, float], None]]
 
 def cmd_train(args: argparse.Namespace) -> int:
     from audiox_core.errors import InputError
-    from audiox_core.train.loop import train
+    from audiox_core.train.loop import release, train
     from audiox_core.train.recipe import TrainConfig
 
     if not (args.config and args.data and args.out):
         raise InputError("train: --config, --data and --out are all needed (or: train data build --out DIR)")
     recipe = TrainConfig.from_file(args.config)
+    if args.release:
+        done = release(recipe, Path(args.data), Path(args.out), init=args.init)
+        print(f"model: {done.model} (the EMA weights of the DiT checkpoint)\nmetrics: {done.metrics}")
+        return 0
     with _train_progress() as show:
         result = train(
             recipe,
@@ -95,6 +99,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", help="output folder: checkpoints, model/, metrics.json, loss.png")
     train.add_argument("--init", help="start from this model (an AudioX release folder, or demo)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument(
+        "--release",
+        action="store_true",
+        help="write --out's model/ from its DiT checkpoint's EMA weights, without training (a run stopped early)",
+    )
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.set_defaults(func=cmd_train)
     nested = train.add_subparsers(dest="train_command")

@@ -309,6 +309,26 @@ def test_resume_repeats_the_uninterrupted_run_step_for_step(tmp_path: Path, trai
     assert "different recipe" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_run_stopped_early_releases_what_the_shorter_recipe_trains(tmp_path: Path, data: Path, arch: dict) -> None:
+    """Expected: `train --release` on a run stopped after DiT step 3 (of 4) writes the weights a run of
+    the recipe with dit.steps = 3 ends with, and its card says where it stopped."""
+    from audiox_core.train.loop import release
+
+    long = write_recipe(tmp_path / "long", arch)
+    short = write_recipe(tmp_path / "short", arch, dit={"steps": 3})
+    stopped = train(long, data, tmp_path / "stopped", device="cpu", stop_at=3)
+    assert stopped.model is None
+    released = release(long, data, tmp_path / "stopped")
+    whole = train(short, data, tmp_path / "short-run", device="cpu")
+    a = load_file(str(released.model / "model.safetensors"))
+    b = load_file(str(whole.model / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)
+    card = (released.model / "MODEL_CARD.md").read_text()
+    assert "Released at DiT step 3 of the recipe's 4" in card
+    with pytest.raises(InputError, match="no DiT checkpoint to release"):
+        release(long, data, tmp_path / "nothing-here")
+
+
 def test_lora_merged_forward_equals_unmerged(arch: dict) -> None:
     dit = tiny_network(arch).model.model
     official = list(dit.state_dict())

@@ -31,6 +31,16 @@ def model_card(summary: dict[str, Any], data: Path) -> str:
         f"Machine: {summary['machine']['cpu']} ({summary['machine']['cores']} cores), {summary['device']}, "
         f"{summary['processes']} process(es), torch {summary['machine']['torch']}; wall time {summary['wall_s'] / 60:.1f} min.",
         "",
+        *(
+            [
+                f"Released at DiT step {summary['released_at']['step']} of the recipe's {summary['released_at']['of']} "
+                "(`audiox-studio train --release`: the run was stopped there; a run of this recipe with "
+                f"`dit.steps` = {summary['released_at']['step']} gives the same weights).",
+                "",
+            ]
+            if summary.get("released_at")
+            else []
+        ),
         "| stage | steps | batch | final loss | mean of last 100 | steps/s |",
         "|---|---|---|---|---|---|",
     ]

@@ -413,6 +413,54 @@ def _train(
     return TrainResult(out, model_dir, metrics, png, logs)
 
 
+def release(recipe: TrainConfig, data: Path, out: Path, *, init: str | None = None) -> TrainResult:
+    """``OUT/model`` from a run stopped before its last step (Ctrl-C, a time limit): the EMA weights of
+    its DiT checkpoint, with metrics, loss curve and a card that says at which step it stopped. A
+    run of the same recipe with ``dit.steps`` set to that step gives the same weights (the learning
+    rate is constant after warm-up and every draw is keyed by the step)."""
+    ckpt = out / "dit" / "checkpoint.pt"
+    if "dit" not in recipe.stages or not ckpt.is_file():
+        raise InputError(f"{out}: no DiT checkpoint to release (the DiT stage has not started)")
+    examples = load_examples(data, split="train")
+    data_fp = fingerprint(examples.examples)
+    state = _resume_state(ckpt, recipe, data_fp)
+    net, _, raw = _network(recipe, init)
+    params = _trainable_dit(net, recipe.dit.lora_rank, recipe.dit.lora_alpha)  # LoRA modules before the weights
+    net.load_state_dict(state["model"])
+    ema = EMA(params, recipe.dit.ema_decay)
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(net)
+    merge_lora(net)
+    logs = {}
+    for name in recipe.stages:
+        stage = load_checkpoint(out / name / "checkpoint.pt") if (out / name / "checkpoint.pt").is_file() else None
+        if stage is not None:
+            steps = getattr(recipe, name).steps
+            logs[name] = StageLog(name, steps, list(stage["losses"][: stage["step"]]), float(stage["wall_s"]))
+    summary = {
+        "recipe": recipe.to_dict(),
+        "seed": recipe.seed,
+        "init": init,
+        "data": {
+            "folder": str(data),
+            "fingerprint": data_fp,
+            "examples": len(examples.examples),
+            "skipped": [{"id": s.id, "reason": s.reason} for s in examples.skipped],
+        },
+        "device": "cpu",
+        "processes": 1,
+        "machine": _machine(),
+        "wall_s": round(sum(v.wall_s for v in logs.values()), 1),
+        "stages": {k: v.summary() for k, v in logs.items()},
+        "released_at": {"stage": "dit", "step": int(state["step"]), "of": recipe.dit.steps},
+    }
+    metrics, png, model_dir = out / "metrics.json", out / "loss.png", out / "model"
+    metrics.write_text(json.dumps(summary, indent=1) + "\n")
+    draw_losses({k: v.losses for k, v in logs.items()}, png)
+    save_release(model_dir, raw, net.state_dict(), model_card(summary, data))
+    return TrainResult(out, model_dir, metrics, png, logs)
+
+
 def _stage_args(run: _Run, state: dict[str, Any] | None) -> dict[str, Any]:
     return dict(
         net=run.net, out=run.out, recipe=run.recipe, data_fp=run.data_fp, state=state, world=run.world,
