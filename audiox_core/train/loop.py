@@ -388,22 +388,8 @@ def _train(
     metrics, png = out / "metrics.json", out / "loss.png"
     model_dir = out / "model" if finished else None
     if world.main:
-        summary = {
-            "recipe": recipe.to_dict(),
-            "seed": recipe.seed,
-            "init": init,
-            "data": {
-                "folder": str(data),
-                "fingerprint": data_fp,
-                "examples": len(examples.examples),
-                "skipped": [{"id": s.id, "reason": s.reason} for s in examples.skipped],
-            },
-            "device": str(dev),
-            "processes": world.size,
-            "machine": _machine(),
-            "wall_s": round(time.perf_counter() - started, 1),
-            "stages": {k: v.summary() for k, v in logs.items()},
-        }
+        wall_s = time.perf_counter() - started
+        summary = _summary(recipe, init, data, data_fp, examples, str(dev), world.size, wall_s, logs)
         out.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(summary, indent=1) + "\n")
         draw_losses({k: v.losses for k, v in logs.items()}, png)
@@ -411,6 +397,36 @@ def _train(
             save_release(model_dir, raw, net.state_dict(), model_card(summary, data))
     world.barrier()
     return TrainResult(out, model_dir, metrics, png, logs)
+
+
+def _summary(
+    recipe: TrainConfig,
+    init: str | None,
+    data: Path,
+    data_fp: str,
+    examples: Any,
+    device: str,
+    processes: int,
+    wall_s: float,
+    logs: dict[str, StageLog],
+) -> dict[str, Any]:
+    """metrics.json's content (and the model card's facts) for a run's stages."""
+    return {
+        "recipe": recipe.to_dict(),
+        "seed": recipe.seed,
+        "init": init,
+        "data": {
+            "folder": str(data),
+            "fingerprint": data_fp,
+            "examples": len(examples.examples),
+            "skipped": [{"id": s.id, "reason": s.reason} for s in examples.skipped],
+        },
+        "device": device,
+        "processes": processes,
+        "machine": _machine(),
+        "wall_s": round(wall_s, 1),
+        "stages": {k: v.summary() for k, v in logs.items()},
+    }
 
 
 def release(recipe: TrainConfig, data: Path, out: Path, *, init: str | None = None) -> TrainResult:
@@ -437,23 +453,9 @@ def release(recipe: TrainConfig, data: Path, out: Path, *, init: str | None = No
         if stage is not None:
             steps = getattr(recipe, name).steps
             logs[name] = StageLog(name, steps, list(stage["losses"][: stage["step"]]), float(stage["wall_s"]))
-    summary = {
-        "recipe": recipe.to_dict(),
-        "seed": recipe.seed,
-        "init": init,
-        "data": {
-            "folder": str(data),
-            "fingerprint": data_fp,
-            "examples": len(examples.examples),
-            "skipped": [{"id": s.id, "reason": s.reason} for s in examples.skipped],
-        },
-        "device": "cpu",
-        "processes": 1,
-        "machine": _machine(),
-        "wall_s": round(sum(v.wall_s for v in logs.values()), 1),
-        "stages": {k: v.summary() for k, v in logs.items()},
-        "released_at": {"stage": "dit", "step": int(state["step"]), "of": recipe.dit.steps},
-    }
+    wall_s = sum(v.wall_s for v in logs.values())
+    summary = _summary(recipe, init, data, data_fp, examples, "cpu", 1, wall_s, logs)
+    summary["released_at"] = {"stage": "dit", "step": int(state["step"]), "of": recipe.dit.steps}
     metrics, png, model_dir = out / "metrics.json", out / "loss.png", out / "model"
     metrics.write_text(json.dumps(summary, indent=1) + "\n")
     draw_losses({k: v.losses for k, v in logs.items()}, png)
