@@ -257,7 +257,7 @@ def test_continuation_prompt_is_what_generate_scenes_passes(
     scene_audio = audio[:, found - hop :]
     passed = {}
 
-    def fake_generate(model, requests, sampling):
+    def fake_generate(model, requests, sampling, callback=None):
         for r in requests:
             passed.setdefault(r.seed, r.audio_prompt)
         return [scene_audio[:, (r.seed * hop) : (r.seed * hop) + int(round(r.seconds * RATE))] for r in requests]
