@@ -101,19 +101,23 @@ class _Watchdog(threading.Thread):
 
 
 def decode_thumbnails(
-    path: Path, report: DecodeReport, model_frames: ModelFrames | None = None
+    path: Path, report: DecodeReport, model_frames: ModelFrames | None = None, *, field: str = ""
 ) -> Iterator[tuple[Fraction, np.ndarray]]:
-    """Yield (seconds since the first frame, BGR thumbnail (108, 192, 3)) for every decoded frame of
-    the first video stream that is not a cover picture (ffmpeg's ``V`` stream specifier)."""
+    """Yield (seconds on the container's timeline, BGR thumbnail (108, 192, 3)) for every decoded
+    frame of the first video stream that is not a cover picture (ffmpeg's ``V`` stream specifier).
+    ``field`` ("top"/"bottom"): interlaced footage, of which only that field is kept (ffmpeg's
+    ``field`` filter: no combing, and a cut between two fields lands on one frame)."""
     w, h = THUMB_SIZE
     # Thumbnails leave ffmpeg as full-range planar YCbCr and OpenCV turns them into BGR with exact
     # rounding: grey stays grey and near-black frames get no false saturation (swscale's fast RGB
     # path adds ±1 colour casts that HSV magnifies), at no cost at this size.
-    graph = f"[0:V:0]split=2[a][b];[a]scale={w}:{h}:flags=fast_bilinear:out_range=full,format=yuv444p,showinfo[t]"
+    deinterlace = f"field={field}," if field else ""
+    graph = f"[0:V:0]{deinterlace}split=2[a][b];[a]scale={w}:{h}:flags=fast_bilinear:out_range=full,format=yuv444p,showinfo[t]"
     outputs = ["-map", "[t]", "-f", "rawvideo", "-fps_mode", "passthrough", "pipe:1"]
     if model_frames is not None:
         s = model_frames.size
-        graph += f";[b]fps={model_frames.fps},scale={s}:{s}:flags=area,format=rgb24[m]"
+        # start_time=0: grid point k is at k / fps on the container's timeline, wherever the picture starts
+        graph += f";[b]fps={model_frames.fps}:start_time=0,scale={s}:{s}:flags=area,format=rgb24[m]"
         outputs += ["-map", "[m]", "-f", "rawvideo", "-fps_mode", "passthrough", "-y", str(model_frames.path)]
     else:
         graph = graph.replace("split=2[a][b];[a]", "")
@@ -159,7 +163,7 @@ def decode_thumbnails(
             report.frames += 1
             planes = np.frombuffer(buf, np.uint8).reshape(3, h, w)  # Y, Cb, Cr
             yield (
-                pts - report.first_pts,
+                pts,
                 cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR),
             )
     finally:

@@ -24,6 +24,12 @@ class VideoStream:
     duration_s: float
     start_s: float
     rotation: int
+    field_order: str = "progressive"  # ffprobe's: progressive, tt, bb, tb, bt (or unknown)
+
+    @property
+    def first_field(self) -> str:
+        """The field shown first ("top"/"bottom") when the stream is interlaced, else ""."""
+        return {"tt": "top", "bt": "top", "bb": "bottom", "tb": "bottom"}.get(self.field_order, "")
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ def _video(stream: dict[str, Any], fallback_duration: float, path: Path) -> Vide
         duration_s=duration,
         start_s=float(stream.get("start_time", 0.0)),
         rotation=_rotation(stream),
+        field_order=stream.get("field_order", "unknown"),
     )
 
 

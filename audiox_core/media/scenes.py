@@ -1,33 +1,38 @@
 """Hard-cut scene detection with OpenCV, sampling the model's frames in the same decoding pass.
 
-Per frame, the content change from the previous frame: the mean absolute change of hue (circular),
-saturation and value between small HSV thumbnails (0–255 scale), plus an optional edge term. A cut
-needs the change to reach an absolute threshold AND to stand out from its neighbourhood (ratio to
-the rolling mean of the surrounding frames' changes, so fast motion does not cut), to come at least
-the minimum scene length after the previous cut, and not to be a flash (a few frames after which
-the picture returns to what it was). Fades to and from black are found from the brightness curve
-and reported as transitions; they do not cut. Times are the container's PTS relative to the first
-decoded frame; frames are 0-based in decode output order; a scene's end frame is exclusive.
+Per frame, the content change from the previous frame on the active picture (audiox_core.media.change:
+bars excluded, hue and saturation weighted by how defined they are). A cut needs the change to reach
+a threshold that adapts to the footage (``noise_factor`` times the clip's 90th-percentile change, kept between
+``min_threshold`` and ``threshold``, so monochrome, low-contrast and grainy material need no tuning)
+AND to stand out from its neighbourhood (ratio to the mean of the surrounding frames' changes, so
+fast motion does not cut), to change most of the picture visibly (``min_coverage``), and not to be a flash (a few frames after which the picture returns to
+what it was). Candidates closer together than the minimum scene length compete: the strongest wins,
+and the length counts from the last accepted cut. Fades to and from black are found from the
+brightness curve and reported as transitions; they do not cut. Interlaced footage is scored on its
+first field, so a cut between the two fields of a frame is one cut. Times are on the container's
+timeline (ffmpeg's, zero at the file's start: the picture's first frame is at ``start_pts_s`` when its
+stream starts later than the sound); frames are 0-based in decode output order; a scene's end frame
+is exclusive.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
+from audiox_core.media.change import Look, brightness, content_change, coverage, with_boxes
 from audiox_core.media.decode import DecodeReport, ModelFrames, decode_thumbnails
 from audiox_core.media.probe import MediaInfo, probe
 from audiox_core.media.timecode import timecode
-from audiox_core.storage import check_readable_file
 from audiox_core.validation import above, at_least, check_fields
 
 log = logging.getLogger(__name__)
@@ -41,23 +46,27 @@ TransitionKind = Literal["fade_out", "black", "fade_in"]  # in the order they oc
 class DetectorSettings:
     """Recorded with every result for provenance."""
 
-    detector: str = "audiox-hsv-adaptive-v1"
+    detector: str = "audiox-hsv-adaptive-v2"
     threshold: float = field(
         default=27.0, metadata=above(0)
-    )  # minimum content change for a cut (0–255, PySceneDetect's scale)
+    )  # a change this big always reaches the threshold (0–255, PySceneDetect's scale) …
+    min_threshold: float = field(default=10.0, metadata=above(0))  # … and one below this never does;
+    noise_factor: float = field(default=3.0, metadata=above(0))  # between: this × the clip's 90th-percentile change
     adaptive_ratio: float = 2.0  # the change must be this many times the neighbours' mean
     window: int = field(default=2, metadata=at_least(0))  # neighbours on each side for that mean
     min_scene_s: float = field(default=0.5, metadata=at_least(0))  # a scene lasts at least this long …
     min_scene_frames: int = field(default=15, metadata=at_least(0))  # … and this many frames (PySceneDetect's default)
+    min_coverage: float = field(default=0.3, metadata=at_least(0))  # share of the picture a cut changes visibly
     flash_frames: int = field(default=3, metadata=at_least(0))  # a flash lasts at most this many frames
-    edge_weight: float = field(
-        default=0.0, metadata=at_least(0)
-    )  # weight of the edge-map change against the three HSV channels (1 each)
     black_level: float = 16.0  # mean brightness (0–255) at or below which a frame is black
     fade_min_frames: int = field(default=3, metadata=at_least(0))
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.min_threshold > self.threshold:
+            raise InputError(
+                f"DetectorSettings: min_threshold {self.min_threshold:g} is above threshold {self.threshold:g}"
+            )
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,10 @@ class SceneList:
     scenes: tuple[Scene, ...]
     settings: DetectorSettings
     transitions: tuple[Transition, ...] = ()
-    start_pts_s: float = 0.0
+    start_pts_s: float = 0.0  # the video stream's own start time (ffprobe), for provenance
     damaged_frames: int = 0
+    threshold_used: float = 0.0  # the adaptive threshold this clip got
+    interlaced: str = ""  # the field scored ("top"/"bottom") when the picture is interlaced
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +113,8 @@ class SceneList:
             "frames": self.frames,
             "start_pts_s": self.start_pts_s,
             "damaged_frames": self.damaged_frames,
+            "threshold_used": self.threshold_used,
+            "interlaced": self.interlaced,
             "scenes": [asdict(s) for s in self.scenes],
             "transitions": [asdict(t) for t in self.transitions],
             "detector": asdict(self.settings),
@@ -112,42 +125,25 @@ class SceneList:
 class FrameCurves:
     """What the decoding pass measured per frame (plain lists: a few floats per frame)."""
 
-    times: list[Fraction] = field(default_factory=list)  # seconds since the first frame
+    times: list[Fraction] = field(default_factory=list)  # seconds on the container's timeline
     change: list[float] = field(default_factory=list)  # content change from the previous frame (0 for frame 0)
     brightness: list[float] = field(default_factory=list)
-    flashes: set[int] = field(default_factory=set)  # frames that start a flash
+    # frame → least change from the frame before it over the next flash_frames frames (only frames
+    # whose change reached min_threshold): small means the picture came back, a flash
+    returns: dict[int, float] = field(default_factory=dict)
+    # frame → least change from the picture before a big change a few frames earlier: small means
+    # this frame ends a flash (the picture is back), which is no cut either
+    comebacks: dict[int, float] = field(default_factory=dict)
+    coverage: dict[int, float] = field(default_factory=dict)  # frame → share of the picture that changed visibly
 
     @property
     def end_s(self) -> Fraction:
         """When the last frame ends: its start plus the previous frame interval."""
         t = self.times
-        return t[-1] + (t[-1] - t[-2]) if len(t) > 1 else Fraction(0)
+        return t[-1] + (t[-1] - t[-2]) if len(t) > 1 else (t[0] if t else Fraction(0))
 
     def time_at(self, k: int) -> Fraction:
         return self.times[k] if k < len(self.times) else self.end_s
-
-
-def _hsv(bgr: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
-
-
-def _edges(hsv: np.ndarray) -> np.ndarray:
-    v = hsv[..., 2]
-    median = float(np.median(v))
-    edges = cv2.Canny(v, int(max(0, 0.67 * median)), int(min(255, 1.33 * median)))
-    return cv2.dilate(edges, np.ones((3, 3), np.uint8))
-
-
-def content_change(a: np.ndarray, b: np.ndarray, edge_weight: float = 0.0) -> float:
-    """Mean absolute HSV change between two HSV thumbnails (OpenCV scales: hue 0–179, taken circularly)."""
-    diff = cv2.absdiff(a, b)
-    dh = np.minimum(diff[..., 0], 180 - diff[..., 0]).mean()
-    ds, dv = diff[..., 1].mean(), diff[..., 2].mean()
-    total, weight = dh + ds + dv, 3.0
-    if edge_weight:
-        total += edge_weight * cv2.absdiff(_edges(a), _edges(b)).mean()
-        weight += edge_weight
-    return float(total / weight)
 
 
 def measure(
@@ -155,28 +151,36 @@ def measure(
     settings: DetectorSettings,
     progress: Callable[[int], None] | None = None,
 ) -> FrameCurves:
-    """One streaming pass: change per frame, brightness, and which candidate cuts are flashes."""
+    """One streaming pass: change per frame, brightness, and how far each big change returns."""
     curves = FrameCurves()
-    previous: np.ndarray | None = None
-    watching: dict[int, np.ndarray] = {}  # candidate frame → the frame before it, for the flash check
-    for i, (t, bgr) in enumerate(frames):
-        hsv = _hsv(bgr)
+    previous: Look | None = None
+    watching: dict[int, Look] = {}  # candidate frame → the frame before it, for the flash check
+    for i, (t, current, box) in enumerate(with_boxes(frames)):
         curves.times.append(t)
-        curves.brightness.append(float(hsv[..., 2].mean()))
-        change = 0.0 if previous is None else content_change(previous, hsv, settings.edge_weight)
+        curves.brightness.append(brightness(current, box))
+        change = 0.0 if previous is None else content_change(previous, current, box)
         curves.change.append(change)
         for start, before in list(watching.items()):
-            if content_change(before, hsv, settings.edge_weight) < settings.threshold / 2:
-                curves.flashes.add(start)  # back to the pre-flash picture within flash_frames
+            back = content_change(before, current, box)
+            curves.returns[start] = min(curves.returns.get(start, math.inf), back)
+            curves.comebacks[i] = min(curves.comebacks.get(i, math.inf), back)
+            if i - start >= settings.flash_frames:
                 del watching[start]
-            elif i - start >= settings.flash_frames:
-                del watching[start]
-        if previous is not None and change >= settings.threshold:
-            watching[i] = previous
-        previous = hsv
+        if previous is not None and change >= settings.min_threshold:
+            curves.coverage[i] = coverage(previous, current, box)
+            if settings.flash_frames:
+                watching[i] = previous
+        previous = current
         if progress and i % 50 == 0:
             progress(i)
     return curves
+
+
+def adaptive_threshold(change: Sequence[float], settings: DetectorSettings) -> float:
+    """``noise_factor`` × the clip's 90th-percentile frame change (what its motion, grain and lighting
+    reach; cuts are rarer than one frame in ten), kept within [min_threshold, threshold]."""
+    typical = float(np.percentile(change[1:], 90)) if len(change) > 1 else 0.0
+    return min(settings.threshold, max(settings.min_threshold, settings.noise_factor * typical))
 
 
 def _fades_into_black(brightness: list[float], i: int, black_level: float) -> bool:
@@ -186,28 +190,46 @@ def _fades_into_black(brightness: list[float], i: int, black_level: float) -> bo
     return brightness[i] <= black_level and brightness[i] < brightness[i - 1] <= 2 * black_level
 
 
-def find_cuts(curves: FrameCurves, settings: DetectorSettings) -> list[int]:
+def find_cuts(
+    curves: FrameCurves,
+    settings: DetectorSettings,
+    threshold: float | None = None,
+    transitions: Sequence[Transition] = (),
+) -> list[int]:
     """Frames that start a new shot.
 
-    The minimum scene length counts from the previous candidate, accepted or not: a burst of big
-    changes (strobing, colour cycling, fast flicker) yields at most its first frame as a cut.
+    Candidates reach the threshold, stand out from their neighbours (above the clip's median change,
+    the floor that noise and grain add to every frame) and are neither flashes nor the
+    last step of a fade (inside a fade in or out, only a change of the full ``threshold`` cuts); then, strongest first, a candidate is kept unless a kept cut (or the first
+    frame) is closer than the minimum scene length.
     """
     change, times = curves.change, curves.times
+    threshold = adaptive_threshold(change, settings) if threshold is None else threshold
     n = len(change)
-    cuts: list[int] = []
-    last = 0  # the start, or the previous frame whose change reached the threshold
+    floor = statistics.median(change[1:]) if n > 1 else 0.0  # what every frame changes (noise, grain)
+    fading = {k for t in transitions if t.kind != "black" for k in range(t.start_frame, t.end_frame)}
+    candidates = []
     for i in range(1, n):
-        if change[i] < settings.threshold:
+        if change[i] < (settings.threshold if i in fading else threshold):
             continue
-        long_enough = i - last >= settings.min_scene_frames and times[i] - times[last] >= Fraction(settings.min_scene_s)
-        last = i
-        if not long_enough or i in curves.flashes or _fades_into_black(curves.brightness, i, settings.black_level):
+        if _fades_into_black(curves.brightness, i, settings.black_level):
             continue
+        if min(curves.returns.get(i, math.inf), curves.comebacks.get(i, math.inf)) < threshold / 2:
+            continue
+        if curves.coverage.get(i, 1.0) < settings.min_coverage:
+            continue  # most of the picture stayed as it was  # a flash starts or ends here: the pre-flash picture is back within flash_frames
         neighbours = [change[j] for j in range(max(1, i - settings.window), min(n, i + settings.window + 1)) if j != i]
         local = sum(neighbours) / len(neighbours) if neighbours else 0.0
-        if change[i] >= settings.adaptive_ratio * max(local, 1.0):
-            cuts.append(i)
-    return cuts
+        if change[i] - floor >= settings.adaptive_ratio * max(local - floor, 1.0):
+            candidates.append(i)
+    kept = [0]
+    for i in sorted(candidates, key=lambda i: (-change[i], i)):
+        if all(
+            abs(i - k) >= settings.min_scene_frames and abs(times[i] - times[k]) >= Fraction(settings.min_scene_s)
+            for k in kept
+        ):
+            kept.append(i)
+    return sorted(kept[1:])
 
 
 def find_fades(curves: FrameCurves, settings: DetectorSettings) -> list[Transition]:
@@ -260,27 +282,14 @@ def detect_scenes(
     progress: ProgressCallback | None = None,
 ) -> tuple[MediaInfo, SceneList]:
     """Decode once: scene cuts, transitions and (optionally) the model's frames. Given a path,
-    ffprobe runs beside the decoding pass instead of before it."""
-    path = source.path if isinstance(source, MediaInfo) else source
-    check_readable_file(path)
-    with ThreadPoolExecutor(1) as pool:
-        info_future = pool.submit(lambda: source) if isinstance(source, MediaInfo) else pool.submit(probe, path)
-        report = DecodeReport()
-        try:
-            tick = (lambda i: progress(i, _expected_frames(info_future, i))) if progress else None
-            curves = measure(decode_thumbnails(path, report, model_frames), settings, tick)
-        except InputError:
-            info_future.result()  # a file ffprobe cannot read: its reason is the clearer one
-            raise
-        info = info_future.result()
+    ffprobe runs first (the field order decides how the picture is decoded)."""
+    info = source if isinstance(source, MediaInfo) else probe(source)
+    report = DecodeReport()
+    expected = info.video.frames or 0
+    tick = (lambda i: progress(i, max(i, expected))) if progress else None
+    frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
+    curves = measure(frames, settings, tick)
     return info, _scene_list(info, curves, report, settings, progress)
-
-
-def _expected_frames(info_future: Future[MediaInfo], done: int) -> int:
-    """The header's frame count once ffprobe has answered (for progress bars)."""
-    if info_future.done() and not info_future.exception():
-        return max(done, info_future.result().video.frames or done)
-    return done
 
 
 def _scene_list(
@@ -293,7 +302,7 @@ def _scene_list(
     path, n = info.path, len(curves.times)
     if n == 0:
         raise InputError(f"{path}: no decodable video frames")
-    decoded_s, declared_s = float(curves.end_s), info.video.duration_s
+    decoded_s, declared_s = float(curves.end_s - curves.times[0]), info.video.duration_s
     if n > 1 and decoded_s < 0.9 * declared_s - 0.5:
         raise InputError(
             f"{path}: truncated or unreadable: the picture ends at {decoded_s:.2f} s of the {declared_s:.2f} s its header announces"
@@ -301,7 +310,8 @@ def _scene_list(
     if progress:
         progress(n, n)
     transitions = find_fades(curves, settings)
-    cuts = find_cuts(curves, settings)
+    threshold = adaptive_threshold(curves.change, settings)
+    cuts = find_cuts(curves, settings, threshold, transitions)
     log.info(
         "%s: %d frames, %d cuts, %d transitions, %d damaged", path.name, n, len(cuts), len(transitions), report.damaged
     )
@@ -313,4 +323,6 @@ def _scene_list(
         transitions=tuple(transitions),
         start_pts_s=info.video.start_s,
         damaged_frames=report.damaged,
+        threshold_used=threshold,
+        interlaced=info.video.first_field,
     )
