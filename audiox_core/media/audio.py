@@ -43,9 +43,12 @@ class RawAudio:
 
 def extract_audio(path: Path, stream_index: int, out: Path, rate: int = 48_000, channels: int = 2) -> RawAudio:
     """Decode stream ``stream_index`` of ``path`` to raw float32 at ``rate`` (5.1 and mono become stereo
-    through ffmpeg's standard downmix) and return it as a RawAudio."""
+    through ffmpeg's standard downmix) and return it as a RawAudio. Sample 0 is time 0 on the
+    container's timeline (where the scene times live): a stream that starts late is padded with
+    silence, samples before zero (encoder priming) are dropped."""
     source = ["-i", str(path), "-map", f"0:{stream_index}"]
-    raw = ["-ac", str(channels), "-ar", str(rate), "-f", "f32le", str(out)]
+    align = ["-af", f"aresample={rate}:async=1:first_pts=0"]
+    raw = [*align, "-ac", str(channels), "-ar", str(rate), "-f", "f32le", str(out)]
     run("ffmpeg", ["-v", "error", "-y", *source, *raw], subject=path, what="audio decoding failed")
     return RawAudio(out, channels)
 
