@@ -223,3 +223,15 @@ def test_every_shared_clip_exactly() -> None:
     manifest = json.loads((MEDIA / "MANIFEST.json").read_text())["videos"]
     for name, facts in manifest.items():
         assert cut_frames(MEDIA / name) == facts["cuts"], name
+
+
+@needs_media
+def test_the_skim_finds_what_decoding_every_frame_finds() -> None:
+    """Same cuts, frame numbers, times and frame count with and without the skim, on every shared clip
+    (the skim decodes only reference frames, and every frame only around candidate cuts)."""
+    manifest = json.loads((MEDIA / "MANIFEST.json").read_text())["videos"]
+    for name in manifest:
+        full = detect_scenes(MEDIA / name, DetectorSettings(skim=False))[1]
+        skimmed = detect_scenes(MEDIA / name)[1]
+        assert skimmed.frames == full.frames, name
+        assert skimmed.scenes == full.scenes, name

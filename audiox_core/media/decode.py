@@ -101,12 +101,21 @@ class _Watchdog(threading.Thread):
 
 
 def decode_thumbnails(
-    path: Path, report: DecodeReport, model_frames: ModelFrames | None = None, *, field: str = ""
+    path: Path,
+    report: DecodeReport,
+    model_frames: ModelFrames | None = None,
+    *,
+    field: str = "",
+    cheap: bool = False,
+    span: tuple[Fraction, Fraction] | None = None,
 ) -> Iterator[tuple[Fraction, np.ndarray]]:
     """Yield (seconds on the container's timeline, BGR thumbnail (108, 192, 3)) for every decoded
     frame of the first video stream that is not a cover picture (ffmpeg's ``V`` stream specifier).
     ``field`` ("top"/"bottom"): interlaced footage, of which only that field is kept (ffmpeg's
-    ``field`` filter: no combing, and a cut between two fields lands on one frame)."""
+    ``field`` filter: no combing, and a cut between two fields lands on one frame). ``cheap``: only
+    reference frames, without the loop filter (a skim: the frames come out approximate and fewer).
+    ``span`` (start, duration): only the frames shown from ``start`` for ``duration`` seconds, by an
+    accurate seek."""
     w, h = THUMB_SIZE
     # Thumbnails leave ffmpeg as full-range planar YCbCr and OpenCV turns them into BGR with exact
     # rounding: grey stays grey and near-black frames get no false saturation (swscale's fast RGB
@@ -122,6 +131,11 @@ def decode_thumbnails(
     else:
         graph = graph.replace("split=2[a][b];[a]", "")
     # Damaged frames are dropped by the decoder rather than passed on half-drawn.
+    decoding = ["-skip_loop_filter", "all", "-skip_frame", "noref"] if cheap else []
+    offset = Fraction(0)
+    if span is not None:
+        offset = Fraction(round(span[0] * 1_000_000), 1_000_000)  # ffmpeg keeps seek points in microseconds
+        decoding += ["-ss", f"{float(offset):.6f}", "-t", f"{float(span[1]):.6f}"]
     cmd = [
         binary("ffmpeg"),
         "-hide_banner",
@@ -130,6 +144,7 @@ def decode_thumbnails(
         "info",
         "-flags",
         "-output_corrupt",
+        *decoding,
         "-i",
         str(path),
         "-filter_complex",
@@ -163,7 +178,7 @@ def decode_thumbnails(
             report.frames += 1
             planes = np.frombuffer(buf, np.uint8).reshape(3, h, w)  # Y, Cb, Cr
             yield (
-                pts,
+                pts + offset,
                 cv2.cvtColor(cv2.merge((planes[0], planes[2], planes[1])), cv2.COLOR_YCrCb2BGR),
             )
     finally:

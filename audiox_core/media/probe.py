@@ -25,6 +25,7 @@ class VideoStream:
     start_s: float
     rotation: int
     field_order: str = "progressive"  # ffprobe's: progressive, tt, bb, tb, bt (or unknown)
+    has_b_frames: int = 0  # frames of reordering delay: 0 means no B-frames
 
     @property
     def first_field(self) -> str:
@@ -48,6 +49,7 @@ class MediaInfo:
     duration_s: float
     video: VideoStream
     audio: AudioStream | None
+    start_s: float = 0.0  # the container's start (its earliest stream): zero of the timeline
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -105,6 +107,7 @@ def _video(stream: dict[str, Any], fallback_duration: float, path: Path) -> Vide
         start_s=float(stream.get("start_time", 0.0)),
         rotation=_rotation(stream),
         field_order=stream.get("field_order", "unknown"),
+        has_b_frames=int(stream.get("has_b_frames", 0) or 0),
     )
 
 
@@ -145,4 +148,5 @@ def probe(path: Path) -> MediaInfo:
         duration_s=duration or video.duration_s,
         video=video,
         audio=_audio(audios[0], duration) if audios else None,
+        start_s=float(fmt.get("start_time", 0.0) or 0.0),
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -29,9 +29,11 @@ from typing import Any, Literal
 import numpy as np
 
 from audiox_core.errors import InputError
-from audiox_core.media.change import Look, brightness, content_change, coverage, with_boxes
+from audiox_core.media.change import with_boxes
+from audiox_core.media.curves import FrameCurves, measure
 from audiox_core.media.decode import DecodeReport, ModelFrames, decode_thumbnails
 from audiox_core.media.probe import MediaInfo, probe
+from audiox_core.media.skim import skim, skimmable
 from audiox_core.media.timecode import timecode
 from audiox_core.validation import above, at_least, check_fields
 
@@ -60,6 +62,7 @@ class DetectorSettings:
     flash_frames: int = field(default=3, metadata=at_least(0))  # a flash lasts at most this many frames
     black_level: float = 16.0  # mean brightness (0–255) at or below which a frame is black
     fade_min_frames: int = field(default=3, metadata=at_least(0))
+    skim: bool = True  # without model frames: skim the reference frames, decode only around candidates
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -119,61 +122,6 @@ class SceneList:
             "transitions": [asdict(t) for t in self.transitions],
             "detector": asdict(self.settings),
         }
-
-
-@dataclass
-class FrameCurves:
-    """What the decoding pass measured per frame (plain lists: a few floats per frame)."""
-
-    times: list[Fraction] = field(default_factory=list)  # seconds on the container's timeline
-    change: list[float] = field(default_factory=list)  # content change from the previous frame (0 for frame 0)
-    brightness: list[float] = field(default_factory=list)
-    # frame → least change from the frame before it over the next flash_frames frames (only frames
-    # whose change reached min_threshold): small means the picture came back, a flash
-    returns: dict[int, float] = field(default_factory=dict)
-    # frame → least change from the picture before a big change a few frames earlier: small means
-    # this frame ends a flash (the picture is back), which is no cut either
-    comebacks: dict[int, float] = field(default_factory=dict)
-    coverage: dict[int, float] = field(default_factory=dict)  # frame → share of the picture that changed visibly
-
-    @property
-    def end_s(self) -> Fraction:
-        """When the last frame ends: its start plus the previous frame interval."""
-        t = self.times
-        return t[-1] + (t[-1] - t[-2]) if len(t) > 1 else (t[0] if t else Fraction(0))
-
-    def time_at(self, k: int) -> Fraction:
-        return self.times[k] if k < len(self.times) else self.end_s
-
-
-def measure(
-    frames: Iterable[tuple[Fraction, np.ndarray]],
-    settings: DetectorSettings,
-    progress: Callable[[int], None] | None = None,
-) -> FrameCurves:
-    """One streaming pass: change per frame, brightness, and how far each big change returns."""
-    curves = FrameCurves()
-    previous: Look | None = None
-    watching: dict[int, Look] = {}  # candidate frame → the frame before it, for the flash check
-    for i, (t, current, box) in enumerate(with_boxes(frames)):
-        curves.times.append(t)
-        curves.brightness.append(brightness(current, box))
-        change = 0.0 if previous is None else content_change(previous, current, box)
-        curves.change.append(change)
-        for start, before in list(watching.items()):
-            back = content_change(before, current, box)
-            curves.returns[start] = min(curves.returns.get(start, math.inf), back)
-            curves.comebacks[i] = min(curves.comebacks.get(i, math.inf), back)
-            if i - start >= settings.flash_frames:
-                del watching[start]
-        if previous is not None and change >= settings.min_threshold:
-            curves.coverage[i] = coverage(previous, current, box)
-            if settings.flash_frames:
-                watching[i] = previous
-        previous = current
-        if progress and i % 50 == 0:
-            progress(i)
-    return curves
 
 
 def adaptive_threshold(change: Sequence[float], settings: DetectorSettings) -> float:
@@ -287,8 +235,22 @@ def detect_scenes(
     report = DecodeReport()
     expected = info.video.frames or 0
     tick = (lambda i: progress(i, max(i, expected))) if progress else None
-    frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
-    curves = measure(frames, settings, tick)
+    curves = None
+    if model_frames is None and settings.skim and skimmable(info):
+        pad = max(settings.window, settings.flash_frames) + 1
+        threshold_of = lambda change: adaptive_threshold(change, settings)  # noqa: E731
+        curves = skim(
+            info,
+            report,
+            min_threshold=settings.min_threshold,
+            flash_frames=settings.flash_frames,
+            pad=pad,
+            threshold_of=threshold_of,
+            progress=tick,
+        )
+    if curves is None:
+        frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
+        curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
     return info, _scene_list(info, curves, report, settings, progress)
 
 
