@@ -346,7 +346,10 @@ def parser() -> argparse.ArgumentParser:
     scenes.add_argument("--edl", help="also write the cuts as a CMX 3600 EDL to this file")
     scenes.formatter_class = _SettingsHelp
     scenes.add_argument(
-        "--threshold", type=float, help="cut threshold, mean HSV change 0–255 (default {scene_threshold:g})"
+        "--threshold",
+        type=float,
+        help="highest cut threshold, weighted HSV change 0–255: calm footage gets an adaptive one below it "
+        "(default {scene_threshold:g})",
     )
     scenes.add_argument("--min-scene-s", type=float, help="minimum scene length in seconds (default {min_scene_s:g})")
     scenes.set_defaults(func=cmd_scenes)

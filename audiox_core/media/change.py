@@ -1,17 +1,17 @@
 """How much the picture changed between two frames, measured on the active picture only.
 
 A frame becomes a ``Look``: its HSV thumbnail as floats, how defined its hue and saturation are at
-each pixel, and its active box (the picture inside letterbox or pillarbox bars). The change between
-two looks is the mean absolute change of hue (circular), saturation and value inside the union of
-their active boxes, on PySceneDetect's 0–255 scale, where hue counts only as far as both pixels have
-a hue (chroma: near-black, near-white and grey pixels have none) and saturation only as far as both
-are bright enough to have one. The weighted sum is divided by the weight actually present, so a
-saturated picture scores as the plain HSV mean and a monochrome one as its value change alone;
-chroma noise in near-black bars or shadows ((0, 0, 0) → (0, 1, 0) is hue 60, saturation 255)
-cannot make a cut.
+each pixel, and the brightest value of each row and column (for the bars). The change between two
+looks is the mean absolute change of hue (circular), saturation and value inside the active box
+(the picture inside letterbox or pillarbox bars), on PySceneDetect's 0–255 scale, where hue counts only as far as both pixels have
+a hue (chroma: near-black, near-white and grey pixels have none) and saturation only as far as one
+of them is bright enough to have one. The weighted sum is divided by the weight actually present, so a
+saturated picture scores as the plain HSV mean and a monochrome one as its value change alone.
+Chroma noise in near-black shadows ((0, 0, 0) → (0, 1, 0) is hue 60, saturation 255) counts none
+of its hue swing and 1/32 of its saturation swing; in the bars it does not count at all.
 
 Bars are the rows (columns) from each edge whose brightest pixel stays at most ``BAR_LEVEL`` over
-a stretch of frames (``BarTracker``: a second either side), so a bar stays a bar when re-encoding
+a stretch of frames (``with_boxes``: about a second either side), so a bar stays a bar when re-encoding
 makes its values drift by a few code values, and a dark or fading frame keeps the picture's box.
 """
 

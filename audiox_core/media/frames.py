@@ -1,8 +1,9 @@
 """The model's view of the picture: frames on a fixed time grid (5 fps), squashed to 224×224 RGB.
 
 The decoding pass (audiox_core.media.decode) writes them to a raw file; they are read back through
-a memory map, so a two-hour reel does not sit in memory. Grid point k (k / fps seconds after the
-first frame) holds the frame on screen at that moment.
+a memory map, so a two-hour reel does not sit in memory. Grid point k (k / fps seconds on the
+container's timeline, the scenes' timeline) holds the frame on screen at that moment; grid points
+before the first frame hold the first frame.
 """
 
 from __future__ import annotations

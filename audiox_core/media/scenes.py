@@ -52,7 +52,7 @@ class DetectorSettings:
     threshold: float = field(
         default=27.0, metadata=above(0)
     )  # a change this big always reaches the threshold (0–255, PySceneDetect's scale) …
-    min_threshold: float = field(default=10.0, metadata=above(0))  # … and one below this never does;
+    min_threshold: float = field(default=10.0, metadata=above(0))  # … and one below this (or threshold) never does;
     noise_factor: float = field(default=3.0, metadata=above(0))  # between: this × the clip's 90th-percentile change
     adaptive_ratio: float = 2.0  # the change must be this many times the neighbours' mean
     window: int = field(default=2, metadata=at_least(0))  # neighbours on each side for that mean
@@ -66,10 +66,6 @@ class DetectorSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.min_threshold > self.threshold:
-            raise InputError(
-                f"DetectorSettings: min_threshold {self.min_threshold:g} is above threshold {self.threshold:g}"
-            )
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,8 @@ def adaptive_threshold(change: Sequence[float], settings: DetectorSettings) -> f
     """``noise_factor`` × the clip's 90th-percentile frame change (what its motion, grain and lighting
     reach; cuts are rarer than one frame in ten), kept within [min_threshold, threshold]."""
     typical = float(np.percentile(change[1:], 90)) if len(change) > 1 else 0.0
-    return min(settings.threshold, max(settings.min_threshold, settings.noise_factor * typical))
+    floor = min(settings.min_threshold, settings.threshold)  # a threshold set low lowers the floor too
+    return min(settings.threshold, max(floor, settings.noise_factor * typical))
 
 
 def _fades_into_black(brightness: list[float], i: int, black_level: float) -> bool:
