@@ -58,9 +58,10 @@ HD_HEIGHT = 720
 DECODE_TARGET = 1.0  # ours / ffmpeg decoding wall time
 TIMESCALE = 90000  # time base of the variable-frame-rate clip: every frame duration is exact in it
 SHOT_SECONDS = (3.0, 2.5, 2.0, 3.5, 2.0)
-SCORED = ("ours", "content", "adaptive")
+SCORED = ("ours", "skim", "content", "adaptive")
 LABELS = {
     "ours": "ours",
+    "skim": "ours with the skim",
     "content": "ContentDetector",
     "adaptive": "AdaptiveDetector",
     "ffmpeg": "ffmpeg decode",
@@ -324,9 +325,12 @@ def score(detected: Sequence[float], truth: Sequence[Cut]) -> Score:
     return Score(precision, recall, f1, tuple(missed), tuple(unused))
 
 
-def ours(path: Path) -> Detected:
-    scenes = detect_scenes(path, DetectorSettings())[1].scenes[1:]
-    return Detected(tuple(s.start_s for s in scenes), tuple(s.start_frame for s in scenes))
+def ours_with(settings: DetectorSettings) -> Callable[[Path], Detected]:
+    def detect(path: Path) -> Detected:
+        scenes = detect_scenes(path, settings)[1].scenes[1:]
+        return Detected(tuple(s.start_s for s in scenes), tuple(s.start_frame for s in scenes))
+
+    return detect
 
 
 def pyscenedetect(detector: Callable[[], Any]) -> Callable[[Path], Detected]:
@@ -359,7 +363,8 @@ def cv2_grab(path: Path) -> Detected:
 
 
 METHODS: dict[str, Callable[[Path], Detected]] = {
-    "ours": ours,
+    "ours": ours_with(DetectorSettings()),
+    "skim": ours_with(DetectorSettings(skim=True)),
     "content": pyscenedetect(ContentDetector),
     "adaptive": pyscenedetect(AdaptiveDetector),
     "ffmpeg": ffmpeg_decode,
@@ -406,6 +411,7 @@ def table_row(r: ClipResult) -> list[str]:
         f"{r.fps:.5g}",
         "–" if r.clip.truth is None else str(len(r.clip.truth)),
         _prf(runs["ours"], target=True),
+        _prf(runs["skim"], target=True),
         _prf(runs["content"]),
         _prf(runs["adaptive"]),
         *(f"{runs[m].seconds:.2f}" for m in METHODS),
@@ -413,6 +419,7 @@ def table_row(r: ClipResult) -> list[str]:
         f"{r.ratio('adaptive'):.2f}",
         f"{r.ratio('ffmpeg'):.2f}{_mark(r.ratio('ffmpeg') <= DECODE_TARGET)}",
         f"{r.ratio('cv2'):.2f}",
+        f"{r.runs['skim'].seconds / r.runs['ours'].seconds:.2f}",
     ]
 
 
@@ -430,9 +437,11 @@ HEADER = (
     "fps",
     "cuts",
     "ours P/R/F1",
+    "skim P/R/F1",
     "CD P/R/F1",
     "AD P/R/F1",
     "ours s",
+    "skim s",
     "CD s",
     "AD s",
     "ffmpeg s",
@@ -441,6 +450,7 @@ HEADER = (
     "ours/AD",
     "ours/ffmpeg",
     "ours/cv2",
+    "skim/ours",
 )
 
 
