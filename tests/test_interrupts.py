@@ -75,8 +75,9 @@ def _env(home: Path, api: str) -> dict[str, str]:
 
 
 def _start_run(reel: Path, home: Path, out: Path, api: str) -> subprocess.Popen[str]:
-    """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way)."""
-    command = ["-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "2", "--out", str(out)]
+    """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way;
+    24 steps, so the run cannot finish before the signal lands)."""
+    command = ["-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "24", "--out", str(out)]
     staged = lambda: out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())  # noqa: E731
     return _start_until(command, _env(home, api), staged, 120, "staging its outputs")
 
