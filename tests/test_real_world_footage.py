@@ -128,6 +128,12 @@ def frame_times(path: Path) -> list[float]:
     return sorted(float(x.strip(",")) for x in out.split())
 
 
+def join(out: Path, video: Path, sound: Path, *, video_offset: float = 0.0, sound_offset: float = 0.0) -> None:
+    """``video``'s picture and ``sound``'s audio, stream-copied into ``out``, each delayed as asked."""
+    inputs = ["-itsoffset", f"{video_offset}", "-i", str(video), "-itsoffset", f"{sound_offset}", "-i", str(sound)]
+    ffmpeg(*inputs, "-map", "0:v", "-map", "1:a", "-c", "copy", str(out))
+
+
 def test_picture_and_sound_share_the_container_timeline(tmp_path: Path) -> None:
     """Video starting 0.5 s after its audio: each cue starts at its scene's first frame to the sample,
     the reel's own audio keeps its place, and the muxed picture keeps its offset to the new sound."""
@@ -137,21 +143,7 @@ def test_picture_and_sound_share_the_container_timeline(tmp_path: Path) -> None:
         "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000,atrim=duration=3", "-ac", "2", "-c:a", "pcm_s16le", str(tone)
     )
     late = tmp_path / "late.mkv"
-    ffmpeg(
-        "-itsoffset",
-        "0.5",
-        "-i",
-        str(reel.path),
-        "-i",
-        str(tone),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-c",
-        "copy",
-        str(late),
-    )
+    join(late, reel.path, tone, video_offset=0.5)
     info, scenes = detect_scenes(late)
     starts = frame_times(late)  # ffprobe's frame times, absolute
     container_start = float(
@@ -176,21 +168,7 @@ def test_picture_and_sound_share_the_container_timeline(tmp_path: Path) -> None:
     wave = extract_audio(tone, 0, tmp_path / "t.f32").read(0, 96_000)
     assert np.allclose(extract_audio(late, info.audio.index, tmp_path / "a.f32").read(0, 96_000), wave, atol=1e-4)
     late_sound = tmp_path / "late_sound.mkv"
-    ffmpeg(
-        "-i",
-        str(reel.path),
-        "-itsoffset",
-        "0.25",
-        "-i",
-        str(tone),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-c",
-        "copy",
-        str(late_sound),
-    )
+    join(late_sound, reel.path, tone, sound_offset=0.25)
     padded = extract_audio(late_sound, probe(late_sound).audio.index, tmp_path / "p.f32").read(0, 96_000)
     assert np.abs(padded[:, :12_000]).max() == 0
     assert np.allclose(padded[:, 12_000:], wave[:, :84_000], atol=1e-4)
