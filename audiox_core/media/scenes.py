@@ -153,7 +153,7 @@ def find_cuts(
     threshold = adaptive_threshold(change, settings) if threshold is None else threshold
     n = len(change)
     floor = statistics.median(change[1:]) if n > 1 else 0.0  # what every frame changes (noise, grain)
-    fading = {k for t in transitions if t.kind != "black" for k in range(t.start_frame, t.end_frame)}
+    fading = _fading(transitions)
     candidates = []
     for i in range(1, n):
         if change[i] < (settings.threshold if i in fading else threshold):
@@ -176,6 +176,11 @@ def find_cuts(
         ):
             kept.append(i)
     return sorted(kept[1:])
+
+
+def _fading(transitions: Sequence[Transition]) -> set[int]:
+    """The frames inside a fade in or out."""
+    return {k for t in transitions if t.kind != "black" for k in range(t.start_frame, t.end_frame)}
 
 
 def find_fades(curves: FrameCurves, settings: DetectorSettings) -> list[Transition]:
@@ -244,6 +249,8 @@ def detect_scenes(
             flash_frames=settings.flash_frames,
             pad=pad,
             threshold_of=threshold_of,
+            fading_of=lambda c: _fading(find_fades(c, settings)),
+            ceiling=settings.threshold,
             progress=tick,
         )
     if curves is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 from audiox_core.media.change import look, with_boxes
@@ -88,17 +89,27 @@ def skim(
     flash_frames: int,
     pad: int,
     threshold_of: Callable[[Sequence[float]], float],
+    fading_of: Callable[[FrameCurves], set[int]],
+    ceiling: float,
     progress: Callable[[int], None] | None = None,
 ) -> FrameCurves | None:
     """Per-frame curves for every frame, decoding in full only around the skim's candidate cuts;
     None when the packets carry no presentation times (take the full pass)."""
     field = info.video.first_field
-    times = frame_times(info)
+    if "avi" in info.container.split(","):
+        return None  # AVI packets carry no presentation times
+    with ThreadPoolExecutor(1) as pool:  # the packet listing runs beside the skim's decoding
+        listing = pool.submit(frame_times, info)
+        # the flash check over the next flash_frames skimmed frames: they span at least as many frames
+        coarse = measure(
+            with_boxes(decode_thumbnails(info.path, report, field=field, cheap=True)),
+            min_threshold,
+            flash_frames,
+            progress,
+        )
+        times = listing.result()
     if not times:
         return None
-    coarse = measure(
-        with_boxes(decode_thumbnails(info.path, report, field=field, cheap=True)), min_threshold, 0, progress
-    )
     if not coarse.times:
         return coarse
     at = [_index(times, t) for t in coarse.times]
@@ -114,9 +125,24 @@ def skim(
             light[k] = coarse.brightness[j]
     last = max((k for k in at if k is not None), default=0)
     light[last + 1 :] = [light[last]] * (n - last - 1)
-    estimate = threshold_of(change)
-    wanted = [(a, b) for j, a, b in pairs if coarse.change[j] >= max(min_threshold, 0.8 * estimate)]
     curves = FrameCurves(times=list(times), change=change, brightness=light)
+    for mine, theirs in (
+        (curves.returns, coarse.returns),
+        (curves.comebacks, coarse.comebacks),
+        (curves.coverage, coarse.coverage),
+    ):
+        mine.update({at[j]: v for j, v in theirs.items() if at[j] is not None})
+    for j, a, b in pairs:  # a gap of one frame: both of its ends were decoded, its change is exact
+        if b == a + 1:
+            change[b] = coarse.change[j]
+    # A gap whose change could hide a cut, with frames the skim did not decode, is decoded in full;
+    # inside a fade only a change near the full ceiling can.
+    estimate, fading = threshold_of(change), fading_of(curves)
+    wanted = [
+        (a, b)
+        for j, a, b in pairs
+        if b > a + 1 and coarse.change[j] >= max(min_threshold, 0.8 * (ceiling if b in fading else estimate))
+    ]
     box_times = coarse.times
     for lo, hi in _windows(wanted, times, pad):
         span = (times[lo], times[hi] - times[lo] + (times[min(hi + 1, n - 1)] - times[hi]) / 2)
