@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from audiox_core.errors import InputError
+from audiox_core.model.compiled import padded_size
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
@@ -98,6 +99,9 @@ def generate(
             raise InputError(
                 f"generation request: {r.seconds:.3f} s is outside (0, {window / cfg.sample_rate:.2f}] s, one window"
             )
+    wanted = len(requests)
+    if model.compiled is not None and model.compiled.active:  # a few fixed batch shapes: one compile each
+        requests = [*requests, *[requests[-1]] * (padded_size(wanted) - wanted)]
     generators = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
     noise = NoiseSource(generators)
     video = torch.stack([video_tensor(cfg, r.frames) for r in requests]).to(dev)
@@ -113,4 +117,4 @@ def generate(
         lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback
     )
     audio = net.pretransform.decode(latents.to(torch.float32)).float().cpu()  # (B, 2, window)
-    return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests)]
+    return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests[:wanted])]

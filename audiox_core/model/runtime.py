@@ -18,6 +18,7 @@ from torch import nn
 
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.checkpoint import load_weights, read_state_dict, state_dict_sha256
+from audiox_core.model.compiled import CompiledForward, compile_dit, compile_wanted
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig, TextKind
 from audiox_core.model.spec import resolve_model_spec
@@ -90,6 +91,7 @@ class LoadedModel:
     checkpoint_sha256: str
     random_weights: bool
     device: torch.device
+    compiled: CompiledForward | None = None  # the DiT's pass under torch.compile (CUDA), else eager
 
     @property
     def part_dtypes(self) -> dict[str, torch.dtype]:
@@ -122,5 +124,6 @@ def load_model(value: str, *, device: str | torch.device = "auto", t5_dir: Path 
         sha = sha256_file(spec.weights_path)
     text = TextEncoder(spec.config.text, spec.config.cond_dim, t5_dir)
     place(network, text, dev, dtype_plan(dev, spec.config.text.kind))
+    compiled = compile_dit(network.model.model) if compile_wanted(dev) else None
     log.info("model %s loaded on %s (checkpoint sha256 %s)", value, dev, sha[:12])
-    return LoadedModel(spec.name, spec.label, spec.config, network, text, sha, spec.random_weights, dev)
+    return LoadedModel(spec.name, spec.label, spec.config, network, text, sha, spec.random_weights, dev, compiled)
