@@ -143,7 +143,7 @@ def model_facts(spec: str, device: str) -> ModelFacts:
         )
         try:
             task = load_model_task.with_options(result_storage=results_storage())
-            values = outside_the_flow(task.delay, spec, device).result(timeout=wait_s)
+            values = result_of(outside_the_flow(task.delay, spec, device), timeout=wait_s)
         except TimeoutError:
             raise ModelError(
                 f"{spec}: no inference worker loaded the model within {wait_s:g} s; start `audiox-studio inference-worker` "
@@ -225,8 +225,25 @@ def _submit(
 ) -> list[str]:
     if inference_mode() == "task-worker":
         batch = generate_batch_task.with_options(result_storage=results_storage())
-        return outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys).result()
+        return result_of(outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys))
     return generate_batch_task.with_options(persist_result=False)(spec, device, staged, asdict(sampling), keys)
+
+
+NO_STATE_WAIT_S = 60.0  # how long a just-sent task run may stay without a state
+
+
+def result_of(future: PrefectDistributedFuture, timeout: float | None = None) -> Any:
+    """The task run's result. A run just sent with ``delay`` can still have no state on a loaded
+    machine, and Prefect's future then raises at once ("has no state which means it hasn't started
+    yet"); that is retried for up to NO_STATE_WAIT_S, every other error is not."""
+    deadline = time.monotonic() + NO_STATE_WAIT_S
+    while True:
+        try:
+            return future.result(timeout=timeout)
+        except RuntimeError as exc:
+            if "has no state" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _cached_audio(cues: TensorCache, keys: list[str]) -> list[torch.Tensor | None]:

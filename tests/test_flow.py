@@ -356,3 +356,29 @@ def test_without_an_inference_worker_the_run_fails_with_one_clear_line(
     ):
         soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2})
     assert not (tmp_path / "out" / reel_folder(str(reel.path))).exists()
+
+
+def test_a_task_run_without_a_state_yet_is_waited_for_other_errors_are_not(monkeypatch) -> None:
+    """Prefect's distributed future raises at once while a just-sent run has no state (seen under
+    load in CI); ``result_of`` asks again, and passes every other error on."""
+    from tasks import inference
+
+    class Future:
+        def __init__(self, errors: list[Exception]) -> None:
+            self.errors, self.calls = errors, 0
+
+        def result(self, timeout=None):
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return ["key"]
+
+    monkeypatch.setattr(inference.time, "sleep", lambda s: None)
+    no_state = RuntimeError("Task run 1169 has no state which means it hasn't started yet.")
+    waiting = Future([no_state, no_state])
+    assert inference.result_of(waiting) == ["key"] and waiting.calls == 3
+    with pytest.raises(RuntimeError, match="boom"):
+        inference.result_of(Future([RuntimeError("boom")]))
+    monkeypatch.setattr(inference, "NO_STATE_WAIT_S", -1.0)
+    with pytest.raises(RuntimeError, match="has no state"):
+        inference.result_of(Future([no_state]))
