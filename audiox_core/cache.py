@@ -146,6 +146,40 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def pack_tensors(key: str, tensors: dict[str, torch.Tensor]) -> bytes:
+    """Named tensors as safetensors bytes whose metadata records ``key`` and their sha256."""
+    from safetensors.torch import save
+
+    cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    return save(cpu, metadata={"key": key, "sha256": tensors_sha256(cpu)})
+
+
+def unpack_tensors(key: str, data: bytes, where: str) -> dict[str, torch.Tensor] | None:
+    """The tensors ``pack_tensors`` wrote for ``key``, or None (with a warning naming ``where``) when
+    the bytes are unreadable, hold another key, or do not match their recorded sha256."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        n = int.from_bytes(data[:_HEADER_BYTES], "little")
+        meta = json.loads(data[_HEADER_BYTES : _HEADER_BYTES + n]).get("__metadata__") or {}
+        tensors = load(data)
+        ok = meta.get("key") == key and meta.get("sha256") == tensors_sha256(tensors)
+    except (SafetensorError, ValueError, AttributeError) as e:  # a bad header, bad JSON, not a dict
+        log.warning("cache entry %s is unreadable (%s: %s); discarding it", where, type(e).__name__, e)
+        return None
+    if not ok:
+        log.warning("cache entry %s does not match its recorded sha256; discarding it", where)
+        return None
+    return tensors
+
+
+def entry_name(key: str) -> str:
+    """A cache entry's relative name: the key's hash, so no key becomes a path of its own."""
+    name = hashlib.sha256(key.encode()).hexdigest()
+    return f"{name[:2]}/{name}.safetensors"
+
+
 class TensorCache:
     """Named tensors by content key (a cue's generation key, staged frames), one safetensors file per
     key, verified against the sha256 in its own metadata whenever it is read."""
@@ -154,44 +188,32 @@ class TensorCache:
         self.folder = folder or cache_root() / "cues"
 
     def path(self, key: str) -> Path:
-        """Where ``key``'s file lives: named by the key's hash, so no key becomes a path of its own."""
-        name = hashlib.sha256(key.encode()).hexdigest()
-        return self.folder / name[:2] / f"{name}.safetensors"
+        """Where ``key``'s file lives (``entry_name``)."""
+        return self.folder / entry_name(key)
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
 
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
     def put(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store the tensors under ``key`` (atomically), then evict to the budget."""
-        from safetensors.torch import save
-
-        cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
         path = self.path(key)
-        write_atomic(path, save(cpu, metadata={"key": key, "sha256": tensors_sha256(cpu)}))
+        write_atomic(path, pack_tensors(key, tensors))
         evict(keep=path, root=budget_scope(self.folder))
 
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
         """The tensors stored under ``key``, or None when absent; a damaged or altered file is
         discarded with a warning (its content will be made again)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load
-
         path = self.path(key)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            n = int.from_bytes(data[:_HEADER_BYTES], "little")
-            meta = json.loads(data[_HEADER_BYTES : _HEADER_BYTES + n]).get("__metadata__") or {}
-            tensors = load(data)
-            ok = meta.get("key") == key and meta.get("sha256") == tensors_sha256(tensors)
-        except (SafetensorError, ValueError, AttributeError) as e:  # a bad header, bad JSON, not a dict
-            log.warning("cache entry %s is unreadable (%s: %s); discarding it", path, type(e).__name__, e)
-            discard(path)
-            return None
-        if not ok:
-            log.warning("cache entry %s does not match its recorded sha256; discarding it", path)
+        tensors = unpack_tensors(key, data, str(path))
+        if tensors is None:
             discard(path)
             return None
         touch(path)

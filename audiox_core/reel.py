@@ -6,14 +6,17 @@ and writes its results to the folder it is given.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +41,8 @@ from audiox_core.records import LoudnessReport, RenderedCue
 from audiox_core.storage import sha256_file, write_atomic
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
@@ -164,12 +169,15 @@ def render_cues(
     cue_peak_dbfs: float = -6.0,
     overlap_s: float = 2.0,
     progress: Progress | None = None,
+    in_flight: int = 1,
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
     generation with the same key) are copied instead of generated. ``generate`` runs one batch of
     requests at the model's rate: ``direct_generator`` here, or the pipeline's cached Prefect task
-    (in this process or on an inference worker), so a rerun skips the batches that finished."""
+    (in this process or on an inference worker), so a rerun skips the batches that finished.
+    ``in_flight`` batches are sent at once (inference workers on several machines take them in
+    parallel); their results are written in the batches' order either way."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
     where = {(p.scene_index, p.kind): p for p in placements}
@@ -205,12 +213,15 @@ def render_cues(
             finish(cue, placement, frames, path, 0.0, True)
         else:
             todo.append((cue, placement, frames, path))
-    for first in range(0, len(todo), batch_size):
-        chunk = todo[first : first + batch_size]
+
+    def sample(chunk: list[tuple[Cue, Placement, np.ndarray, Path]]) -> tuple[list[torch.Tensor], float]:
         started = time.perf_counter()
         requests = [SceneRequest(frames, c.prompt, c.seed, p.length / rate) for c, p, frames, _ in chunk]
         audios = generate([c for c, _, _, _ in chunk], requests)
-        elapsed = (time.perf_counter() - started) / len(chunk)
+        return audios, (time.perf_counter() - started) / len(chunk)
+
+    chunks = [todo[first : first + batch_size] for first in range(0, len(todo), batch_size)]
+    for chunk, (audios, elapsed) in zip(chunks, _in_order(sample, chunks, in_flight)):
         for (cue, placement, frames, path), audio in zip(chunk, audios):
             pcm = _fit(resample(audio, config.sample_rate, rate), placement.length)
             write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
@@ -218,6 +229,23 @@ def render_cues(
         if progress:
             progress(len(rendered), len(cues))
     return sorted(rendered, key=lambda r: (r.scene_index, r.kind))
+
+
+def _in_order(work: Callable[[T], R], items: list[T], in_flight: int) -> Iterator[R]:
+    """``work`` of each item, yielded in the items' order, with up to ``in_flight`` running at once
+    (threads, each in a copy of the caller's context: Prefect's run context and loggers go along);
+    when one fails, those not started yet are cancelled and its error is raised."""
+    if in_flight <= 1 or len(items) <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="batch") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, work, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _fit(audio: np.ndarray, samples: int) -> np.ndarray:

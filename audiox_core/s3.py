@@ -162,7 +162,7 @@ def _service_answer(e: BaseException) -> BaseException:
     return seen
 
 
-def _error_code(e: BaseException) -> str:
+def error_code(e: BaseException) -> str:
     """The S3 error code of the service's answer behind ``e`` (``NoSuchBucket``, ``404``...), else ""."""
     from botocore.exceptions import ClientError
 
@@ -362,7 +362,7 @@ def check_writable(root_uri: str) -> None:
     try:
         s3_client().head_bucket(Bucket=bucket)
     except Exception as e:
-        if _error_code(e) in {"NoSuchBucket", "404"}:
+        if error_code(e) in {"NoSuchBucket", "404"}:
             raise InputError(f"{shown}: no such bucket {urlparse(shown).netloc!r}") from e
         raise s3_error(root_uri, e) from e
     probe = f"{prefix}.write-probe.{process_tag()}.{uuid.uuid4().hex[:8]}"

@@ -26,7 +26,7 @@ from audiox_core.settings import RunSettings
 from audiox_core.storage import sha256_file, store_for
 from audiox_core.workspace import code_version, studio_home
 from db import repository
-from tasks.inference import BATCH_PROGRESS, run_batch
+from tasks.inference import BATCH_PROGRESS, batches_in_flight, run_batch
 from tasks.progress import progress_bar
 from tasks.retry import TRANSIENT_RETRIES
 from tasks.review import artifact_slug
@@ -159,6 +159,7 @@ def generate_cues(
             reuse=reuse,
             batch_size=plan.batch_size,
             progress=update,
+            in_flight=batches_in_flight(),
         )
         update(total)  # 100 % also when every cue was reused (no batch ran)
     return rendered

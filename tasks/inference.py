@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextvars
 import os
 import socket
-import stat
 import threading
 import time
 import uuid
@@ -36,13 +35,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectDistributedFuture
 
-from audiox_core.cache import TensorCache, cache_root
+from audiox_core.cache import TensorCache
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
+from audiox_core.s3_cache import S3TensorCache
+from audiox_core.shared_store import tensor_cache
 from tasks.progress import working
+from tasks.result_storage import results_storage
 
 InferenceMode = Literal["in-process", "task-worker"]
 INFERENCE_MODES: tuple[InferenceMode, ...] = get_args(InferenceMode)
@@ -83,22 +85,6 @@ def inference_mode() -> InferenceMode:
     if mode not in INFERENCE_MODES:
         raise InputError(f"AUDIOX_INFERENCE={mode!r}: unknown inference mode (known: {', '.join(INFERENCE_MODES)})")
     return mode  # type: ignore[return-value]
-
-
-def results_storage() -> Path:
-    """Where Prefect passes task workers' parameters and JSON results (a batch's cue keys, a model's
-    facts), under $AUDIOX_HOME beside the tensor cache; inference workers of this user share it.
-    Created 0700 and refused when another account could write into it: Prefect would read a record
-    planted there with the serializer it names, pickle included."""
-    folder = cache_root() / "results"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise InputError(
-            f"{folder}: Prefect's results folder is writable by others or owned by another user "
-            f"(mode {stat.filemode(st.st_mode)}, uid {st.st_uid}); make it yours alone: chmod 700 (and chown) it"
-        )
-    return folder
 
 
 def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
@@ -172,9 +158,12 @@ def generate_batch_task(
     checkpoint, prompts, seeds, sampling settings and the code version): batched and single
     matmuls round differently, and a key must always give the same bytes. Only inference holds the
     GPU slot."""
-    cues = TensorCache()
-    if not all(cues.has(key) for key in keys):
-        model, _ = MODELS.get(spec, device)
+    cues = tensor_cache()
+    if all(cues.has(key) for key in keys):
+        get_run_logger().info("all %d cues of this batch are in the shared cache: nothing to generate", len(keys))
+    else:
+        model, process = MODELS.get(spec, device)
+        get_run_logger().info("generating %d cues on %s (pid %d)", len(keys), process.host, process.pid)
         scenes = [scene_request(cues, r) for r in requests]
         on_card = model.device.type == "cuda"  # the CPU is no card to share: no slot, no missing-limit warning
         with concurrency(gpu_slot(model.device), occupy=1, strict=False) if on_card else nullcontext():
@@ -184,7 +173,7 @@ def generate_batch_task(
     return keys
 
 
-def stage_request(cues: TensorCache, request: SceneRequest) -> dict[str, Any]:
+def stage_request(cues: TensorCache | S3TensorCache, request: SceneRequest) -> dict[str, Any]:
     """A scene request as JSON-safe values, its frames staged in the tensor cache under a key of
     their own (never shared: the batch discards them when it ends, whoever else stages equal frames)."""
     key = f"frames-{uuid.uuid4().hex}"
@@ -192,11 +181,11 @@ def stage_request(cues: TensorCache, request: SceneRequest) -> dict[str, Any]:
     return {"frames": key, "text": request.text, "seed": request.seed, "seconds": request.seconds}
 
 
-def scene_request(cues: TensorCache, staged: dict[str, Any]) -> SceneRequest:
+def scene_request(cues: TensorCache | S3TensorCache, staged: dict[str, Any]) -> SceneRequest:
     """The scene request ``stage_request`` staged, its frames read back (and verified) from the cache."""
     frames = cues.get(staged["frames"])
     if frames is None:
-        raise ModelError(f"{staged['frames']}: the scene's frames are missing from the cache at {cues.folder}")
+        raise ModelError(f"{staged['frames']}: the scene's frames are missing from the cache at {cues.location}")
     return SceneRequest(frames["frames"].numpy(), staged["text"], staged["seed"], staged["seconds"])
 
 
@@ -205,7 +194,7 @@ def run_batch(
 ) -> list[torch.Tensor]:
     """One generation batch wherever inference runs, each cue's audio read from the tensor cache
     (verified); cues missing there or damaged are generated again."""
-    cues = TensorCache()
+    cues = tensor_cache()
     staged = [stage_request(cues, r) for r in requests]
     try:
         audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
@@ -213,7 +202,7 @@ def run_batch(
             get_run_logger().warning("cached cues of this batch are missing or damaged; generating them again")
             audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
         if any(a is None for a in audio):
-            raise ModelError(f"the generated cues did not reach the cache at {cues.folder}")
+            raise ModelError(f"the generated cues did not reach the cache at {cues.location}")
     finally:
         for s in staged:
             cues.discard(s["frames"])
@@ -224,9 +213,75 @@ def _submit(
     spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str]
 ) -> list[str]:
     if inference_mode() == "task-worker":
-        batch = generate_batch_task.with_options(result_storage=results_storage())
-        return result_of(outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys))
+        return _on_a_worker(spec, device, staged, sampling, keys)
     return generate_batch_task.with_options(persist_result=False)(spec, device, staged, asdict(sampling), keys)
+
+
+DEFAULT_BATCH_WAIT_S = 1800.0
+BATCH_SENDS = 3  # a batch goes to the workers at most this many times
+
+
+def batch_wait_s() -> float:
+    """How long a batch may run on an inference worker before it counts as lost (the worker died
+    or was cut off) and is sent again: $AUDIOX_BATCH_WAIT_S, default 1800."""
+    raw = os.environ.get("AUDIOX_BATCH_WAIT_S", "")
+    try:
+        wait = float(raw) if raw else DEFAULT_BATCH_WAIT_S
+    except ValueError:
+        wait = 0.0
+    if not wait > 0:
+        raise InputError(f"AUDIOX_BATCH_WAIT_S={raw!r}: not a positive number of seconds")
+    return wait
+
+
+def batches_in_flight() -> int:
+    """How many of a reel's batches go to the inference workers at once: $AUDIOX_BATCHES_IN_FLIGHT,
+    default 4 with task workers (free workers on any machine take them), 1 in-process."""
+    raw = os.environ.get("AUDIOX_BATCHES_IN_FLIGHT", "")
+    if not raw:
+        return 4 if inference_mode() == "task-worker" else 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"AUDIOX_BATCHES_IN_FLIGHT={raw!r}: not a whole number of batches, 1 or more")
+    return int(raw)
+
+
+def _on_a_worker(
+    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str]
+) -> list[str]:
+    """The batch on whichever inference worker takes it. A batch with no result after
+    ``batch_wait_s`` is lost with its worker: its task run is marked Crashed and the batch is sent
+    again for another worker (cues it finished are in the shared cache and are not made again)."""
+    batch = generate_batch_task.with_options(result_storage=results_storage())
+    wait = batch_wait_s()
+    for send in range(1, BATCH_SENDS + 1):
+        future = outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys)
+        try:
+            return result_of(future, timeout=wait)
+        except TimeoutError:
+            _mark_lost(future.task_run_id, wait)
+            get_run_logger().warning(
+                "batch of %d cues: no result within %g s (task run %s; its worker may be gone)%s",
+                len(keys),
+                wait,
+                future.task_run_id,
+                "; sending it again" if send < BATCH_SENDS else "",
+            )
+    raise ModelError(
+        f"a batch of {len(keys)} cues got no result from the inference workers in {BATCH_SENDS} sends of {wait:g} s each; "
+        "check that `audiox-studio inference-worker` runs with this PREFECT_API_URL and AUDIOX_SHARED_STORE"
+    )
+
+
+def _mark_lost(task_run_id: uuid.UUID, wait: float) -> None:
+    """Mark a batch's task run Crashed (it is sent again), so the UI does not show it running forever."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        state = client.read_task_run(task_run_id).state
+        if state is None or not state.is_final():
+            message = f"no result within {wait:g} s: the batch was sent again"
+            client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
 
 
 NO_STATE_WAIT_S = 60.0  # how long a just-sent task run may stay without a state
@@ -246,7 +301,7 @@ def result_of(future: PrefectDistributedFuture, timeout: float | None = None) ->
             time.sleep(0.5)
 
 
-def _cached_audio(cues: TensorCache, keys: list[str]) -> list[torch.Tensor | None]:
+def _cached_audio(cues: TensorCache | S3TensorCache, keys: list[str]) -> list[torch.Tensor | None]:
     found = [cues.get(k) for k in keys]
     return [f["audio"] if f is not None else None for f in found]
 
@@ -285,12 +340,15 @@ def until_recorded(future: PrefectDistributedFuture, wait_s: float = 60.0) -> Pr
 
 def serve_inference() -> None:
     """Run this process as an inference worker: a Prefect task worker for model loading and
-    generation batches, keeping the model loaded between them."""
+    generation batches, keeping the model loaded between them. It takes one batch at a time (one
+    model, one card): the next batch of a reel goes to whichever worker is free, on any machine."""
     from prefect.task_worker import serve
 
     storage = results_storage()
     serve(
-        load_model_task.with_options(result_storage=storage), generate_batch_task.with_options(result_storage=storage)
+        load_model_task.with_options(result_storage=storage),
+        generate_batch_task.with_options(result_storage=storage),
+        limit=1,
     )
 
 

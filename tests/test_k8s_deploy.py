@@ -72,6 +72,7 @@ def test_the_job_template_renders_a_kubernetes_job_for_each_deployment(prefect_a
         assert container["args"] == ["prefect", "flow-run", "execute"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AUDIOX_HOME"] == "/data" and env["AUDIOX_INFERENCE"] == "task-worker"
+        assert env["AUDIOX_SHARED_STORE"].startswith("s3://")  # shared through S3, not a shared disk
         assert env["PREFECT__FLOW_RUN_ID"]  # the flow run this Job executes
         assert container["resources"]["requests"] == {"cpu": "2", "memory": "8Gi"}
         assert container["volumeMounts"] == [{"name": "audiox-home", "mountPath": "/data"}]
@@ -91,11 +92,13 @@ def test_each_inference_worker_asks_for_one_gpu_and_shares_the_flow_runs_home() 
     (container,) = deployment.spec.template.spec.containers
     assert container.command == ["audiox-studio", "inference-worker"]
     assert container.resources.limits["nvidia.com/gpu"] == "1"  # a quantity, as the API gives it
-    assert {e.name: e.value for e in container.env}["AUDIOX_HOME"] == "/data"
+    env = {e.name: e.value for e in container.env}
+    assert env["AUDIOX_HOME"] == "/data" and env["AUDIOX_SHARED_STORE"].startswith("s3://")
     mounts = {m.name: m.mount_path for m in container.volume_mounts}
     assert mounts["audiox-home"] == "/data"
-    claims = {v.name: v.persistent_volume_claim.claim_name for v in deployment.spec.template.spec.volumes}
-    assert claims["audiox-home"] == _template()["variables"]["properties"]["audiox_home_claim"]["default"]
+    volumes = {v.name: v for v in deployment.spec.template.spec.volumes}
+    assert volumes["audiox-home"].empty_dir is not None  # scratch: nothing is shared through the pod's disk
+    assert volumes["models"].persistent_volume_claim.claim_name == "audiox-models"
 
 
 def test_the_image_installs_the_pinned_constraints_for_both_variants() -> None:

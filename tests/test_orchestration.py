@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -373,3 +374,159 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
     assert (out / "delivered" / reel_folder(str(reel.path)) / "mix.wav").is_file()
     if target := os.environ.get("AUDIOX_SCREENSHOTS"):
         shutil.copytree(shots, target, dirs_exist_ok=True)
+
+
+def _generating_pids(api: str, task_run_ids: list[str]) -> dict[str, int]:
+    """Which inference worker process (pid from its log line) generated each batch task run."""
+    logs = httpx.post(f"{api}/logs/filter", json={"logs": {"task_run_id": {"any_": task_run_ids}}, "limit": 200}).json()
+    found = {}
+    for line in logs:
+        if line["message"].startswith("generating ") and "(pid " in line["message"]:
+            found[line["task_run_id"]] = int(line["message"].rsplit("(pid ", 1)[1].rstrip(")"))
+    return found
+
+
+def _batches(api: str, since: str) -> list[dict]:
+    return httpx.post(
+        f"{api}/task_runs/filter",
+        json={"task_runs": {"name": {"like_": "generate-cues"}, "start_time": {"after_": since}}, "limit": 200},
+    ).json()
+
+
+def _manifest_hashes(folder_uri: str) -> dict[str, str]:
+    current = read_current(folder_uri)
+    assert current is not None, folder_uri
+    return {
+        f.key.removeprefix(current.prefix): f.sha256
+        for f in current.files
+        if f.key.endswith(".wav") and "/stems/" not in f.key
+    }
+
+
+def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_url, tmp_path) -> None:
+    """Two "machines" on this box, each a process worker and an inference worker with its own
+    AUDIOX_HOME, sharing only the Prefect server, PostgreSQL and moto S3. Expected: the reel's
+    batches (one cue each, two in flight) run on both inference workers; the one holding a batch is
+    SIGKILLed mid-batch, its task run is marked Crashed and the batch is sent again, and the other
+    machine finishes the reel; a rerun on the other machine reuses every cue from S3 and generates
+    nothing; the cues and the mix equal a single-machine in-process run's; no row is duplicated."""
+    import sqlalchemy as sa
+
+    api, base = server
+    s3_client().upload_file(str(reel.path), "footage", "machines/reel.mp4")
+    source = "s3://footage/machines/reel.mp4"
+    try:
+        s3_client().create_bucket(Bucket="studio-shared")
+    except s3_client().exceptions.BucketAlreadyOwnedByYou:
+        pass
+    db = f"{postgres_url.rsplit('/', 1)[0]}/machines"
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sa.text("DROP DATABASE IF EXISTS machines"))
+        c.execute(sa.text("CREATE DATABASE machines"))
+    engine.dispose()
+    settings = {"steps": 100, "batch_size": 1, "seed": 7}
+
+    def machine(name: str) -> dict:
+        home = tmp_path / name
+        return {
+            **base,
+            "AUDIOX_HOME": str(home),
+            "AUDIOX_DB_URL": db,
+            "AUDIOX_INFERENCE": "task-worker",
+            "AUDIOX_SHARED_STORE": "s3://studio-shared/store",
+            "AUDIOX_BATCHES_IN_FLIGHT": "2",
+            "AUDIOX_BATCH_WAIT_S": "40",
+        }
+
+    envs = {name: machine(name) for name in ("a", "b")}
+    inference = {
+        name: subprocess.Popen(
+            [BIN / "audiox-studio", "inference-worker"],
+            env=env,
+            stdout=(tmp_path / f"inference-{name}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for name, env in envs.items()
+    }
+
+    def run_on(name: str) -> dict:
+        params = json.dumps(
+            {"source_uri": source, "out_uri": "s3://footage/machines-out", "settings": settings, "review": False}
+        )
+        out = subprocess.run(
+            [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
+            env=envs[name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+        return {"id": flow_run_id, "worker": worker(envs[name])}
+
+    try:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        first = run_on("a")
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None:  # wait for one batch finished and another running, then kill its worker
+            assert time.monotonic() < deadline, "no batch ran on the inference workers within 300 s"
+            assert first["worker"].poll() in (None, 0)
+            runs = _batches(api, since)
+            running = [r["id"] for r in runs if r["state_type"] == "RUNNING"]
+            if any(r["state_type"] == "COMPLETED" for r in runs) and running:
+                pids = _generating_pids(api, running)
+                holder = next((n for n, p in inference.items() if p.pid in pids.values()), None)
+                if holder is not None:
+                    inference[holder].send_signal(signal.SIGKILL)
+                    inference[holder].wait(timeout=10)
+                    killed = holder
+                    lost = next(run for run, pid in pids.items() if pid == inference[holder].pid)
+            time.sleep(0.3)
+        assert first["worker"].wait(timeout=600) == 0
+        state = _wait_state(api, first["id"], ("COMPLETED", "FAILED", "CRASHED"))
+        assert state["type"] == "COMPLETED", state
+        runs = _batches(api, since)
+        by_id = {r["id"]: r for r in runs}
+        assert by_id[lost]["state_type"] == "CRASHED" and "sent again" in by_id[lost]["state"]["message"]
+        pids = _generating_pids(api, [r["id"] for r in runs])
+        assert {inference["a"].pid, inference["b"].pid} <= set(pids.values()), pids  # both machines generated
+        two_machines = _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}")
+
+        # The rerun, on the other machine: every cue is already made, nothing is generated.
+        other = "b" if killed == "a" else "a"
+        before = {r["id"] for r in _batches(api, since)}
+        again = run_on(other)
+        assert again["worker"].wait(timeout=600) == 0
+        assert _wait_state(api, again["id"], ("COMPLETED", "FAILED", "CRASHED"))["type"] == "COMPLETED"
+        new = [r["id"] for r in _batches(api, since) if r["id"] not in before]
+        assert not _generating_pids(api, new)  # reused from S3 (or the database's record), none generated
+        assert _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}") == two_machines
+    finally:
+        for p in inference.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+
+    # The same reel on one machine, in-process, its own home, database and store.
+    alone = {k: v for k, v in base.items() if not k.startswith("AUDIOX_")} | {
+        "AUDIOX_HOME": str(tmp_path / "alone"),
+        "AUDIOX_MODEL": "tiny",
+    }
+    script = (
+        "import json,sys; from flows.soundtrack import soundtrack; "
+        f"soundtrack({source!r}, 's3://footage/machines-alone', json.loads(sys.argv[1]), review=False)"
+    )
+    subprocess.run([sys.executable, "-c", script, json.dumps(settings)], env=alone, cwd=ROOT, check=True, timeout=600)
+    assert _manifest_hashes(f"s3://footage/machines-alone/{reel_folder(source)}") == two_machines
+
+    engine = sa.create_engine(db)
+    with engine.connect() as c:
+        runs = c.execute(sa.text("SELECT count(*) FROM runs")).scalar()
+        keys = c.execute(sa.text("SELECT count(*), count(DISTINCT key) FROM generations")).one()
+        outputs = c.execute(sa.text("SELECT count(*), count(DISTINCT (uri, sha256)) FROM outputs")).one()
+        scenes = c.execute(sa.text("SELECT count(*), count(DISTINCT (run_id, index)) FROM scenes")).one()
+    engine.dispose()
+    assert runs == 2  # one per flow run: the lost batch made no run of its own
+    assert keys[0] == keys[1] == sum(name.startswith("cues/") for name in two_machines)  # one per cue
+    assert outputs[0] == outputs[1] and scenes[0] == scenes[1]
