@@ -150,9 +150,14 @@ def write_cue_exports(plan: SheetPlan, analysis: Analysis, folder: Path) -> list
 BatchGenerator = Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]]
 
 
-def direct_generator(model: LoadedModel, sampling: SamplingSettings, overlap_s: float = 2.0) -> BatchGenerator:
-    """Batches straight through a model loaded in this process."""
-    return lambda cues, requests: generate_scenes(model, requests, sampling, overlap_s=overlap_s)
+def direct_generator(
+    model: LoadedModel, sampling: SamplingSettings, overlap_s: float = 2.0, batch_size: int = 8
+) -> BatchGenerator:
+    """Batches straight through a model loaded in this process, ``batch_size`` windows per pass."""
+    return lambda cues, requests: generate_scenes(model, requests, sampling, overlap_s=overlap_s, batch_size=batch_size)
+
+
+PACK = 4  # a batch holds this many passes' worth of cues: its scenes' windows keep the passes full
 
 
 def render_cues(
@@ -174,7 +179,8 @@ def render_cues(
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
     generation with the same key) are copied instead of generated. ``generate`` runs one batch of
-    requests at the model's rate: ``direct_generator`` here, or the pipeline's cached Prefect task
+    requests at the model's rate (``PACK`` × ``batch_size`` cues; the generator packs their windows
+    into passes of ``batch_size``): ``direct_generator`` here, or the pipeline's cached Prefect task
     (in this process or on an inference worker), so a rerun skips the batches that finished.
     ``in_flight`` batches are sent at once (inference workers on several machines take them in
     parallel); their results are written in the batches' order either way."""
@@ -220,7 +226,8 @@ def render_cues(
         audios = generate([c for c, _, _, _ in chunk], requests)
         return audios, (time.perf_counter() - started) / len(chunk)
 
-    chunks = [todo[first : first + batch_size] for first in range(0, len(todo), batch_size)]
+    per_batch = batch_size * PACK
+    chunks = [todo[first : first + per_batch] for first in range(0, len(todo), per_batch)]
     for chunk, (audios, elapsed) in zip(chunks, _in_order(sample, chunks, in_flight)):
         for (cue, placement, frames, path), audio in zip(chunk, audios):
             pcm = _fit(resample(audio, config.sample_rate, rate), placement.length)

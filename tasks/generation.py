@@ -145,7 +145,7 @@ def generate_cues(
             before = done
             token = BATCH_PROGRESS.set(lambda fraction: update(before + fraction * len(batch)))
             try:
-                return run_batch(plan.model_spec, plan.device, requests, plan.sampling, keys)
+                return run_batch(plan.model_spec, plan.device, requests, plan.sampling, keys, plan.batch_size)
             finally:
                 BATCH_PROGRESS.reset(token)
 

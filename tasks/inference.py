@@ -150,7 +150,12 @@ BATCH_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = context
 
 @task(name="generate-cues", cache_policy=NO_CACHE, persist_result=True, result_serializer="json")
 def generate_batch_task(
-    spec: str, device: str, requests: list[dict[str, Any]], sampling: dict[str, Any], keys: list[str]
+    spec: str,
+    device: str,
+    requests: list[dict[str, Any]],
+    sampling: dict[str, Any],
+    keys: list[str],
+    batch_size: int | None = None,
 ) -> list[str]:
     """One batch through the model, each cue's audio stored in the tensor cache under its key;
     returns the keys. A batch whose cues are all cached is not generated again; the whole batch
@@ -167,7 +172,9 @@ def generate_batch_task(
         scenes = [scene_request(cues, r) for r in requests]
         on_card = model.device.type == "cuda"  # the CPU is no card to share: no slot, no missing-limit warning
         with concurrency(gpu_slot(model.device), occupy=1, strict=False) if on_card else nullcontext():
-            audio = generate_scenes(model, scenes, SamplingSettings(**sampling), on_step=BATCH_PROGRESS.get())
+            audio = generate_scenes(
+                model, scenes, SamplingSettings(**sampling), batch_size=batch_size, on_step=BATCH_PROGRESS.get()
+            )
         for key, cue in zip(keys, audio):
             cues.put(key, {"audio": cue})
     return keys
@@ -190,17 +197,22 @@ def scene_request(cues: TensorCache | S3TensorCache, staged: dict[str, Any]) -> 
 
 
 def run_batch(
-    spec: str, device: str, requests: list[SceneRequest], sampling: SamplingSettings, keys: list[str]
+    spec: str,
+    device: str,
+    requests: list[SceneRequest],
+    sampling: SamplingSettings,
+    keys: list[str],
+    batch_size: int | None = None,
 ) -> list[torch.Tensor]:
-    """One generation batch wherever inference runs, each cue's audio read from the tensor cache
-    (verified); cues missing there or damaged are generated again."""
+    """One generation batch wherever inference runs (its windows in passes of ``batch_size``), each
+    cue's audio read from the tensor cache (verified); cues missing there or damaged are generated again."""
     cues = tensor_cache()
     staged = [stage_request(cues, r) for r in requests]
     try:
-        audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
+        audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, batch_size))
         if any(a is None for a in audio):  # reading them discarded the damaged ones: the batch now runs
             get_run_logger().warning("cached cues of this batch are missing or damaged; generating them again")
-            audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys))
+            audio = _cached_audio(cues, _submit(spec, device, staged, sampling, keys, batch_size))
         if any(a is None for a in audio):
             raise ModelError(f"the generated cues did not reach the cache at {cues.location}")
     finally:
@@ -210,11 +222,17 @@ def run_batch(
 
 
 def _submit(
-    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str]
+    spec: str,
+    device: str,
+    staged: list[dict[str, Any]],
+    sampling: SamplingSettings,
+    keys: list[str],
+    batch_size: int | None,
 ) -> list[str]:
+    args = (spec, device, staged, asdict(sampling), keys, batch_size)
     if inference_mode() == "task-worker":
-        return _on_a_worker(spec, device, staged, sampling, keys)
-    return generate_batch_task.with_options(persist_result=False)(spec, device, staged, asdict(sampling), keys)
+        return _on_a_worker(args, len(keys))
+    return generate_batch_task.with_options(persist_result=False)(*args)
 
 
 DEFAULT_BATCH_WAIT_S = 1800.0
@@ -245,29 +263,27 @@ def batches_in_flight() -> int:
     return int(raw)
 
 
-def _on_a_worker(
-    spec: str, device: str, staged: list[dict[str, Any]], sampling: SamplingSettings, keys: list[str]
-) -> list[str]:
+def _on_a_worker(args: tuple[Any, ...], cues: int) -> list[str]:
     """The batch on whichever inference worker takes it. A batch with no result after
     ``batch_wait_s`` is lost with its worker: its task run is marked Crashed and the batch is sent
     again for another worker (cues it finished are in the shared cache and are not made again)."""
     batch = generate_batch_task.with_options(result_storage=results_storage())
     wait = batch_wait_s()
     for send in range(1, BATCH_SENDS + 1):
-        future = outside_the_flow(batch.delay, spec, device, staged, asdict(sampling), keys)
+        future = outside_the_flow(batch.delay, *args)
         try:
             return result_of(future, timeout=wait)
         except TimeoutError:
             _mark_lost(future.task_run_id, wait)
             get_run_logger().warning(
                 "batch of %d cues: no result within %g s (task run %s; its worker may be gone)%s",
-                len(keys),
+                cues,
                 wait,
                 future.task_run_id,
                 "; sending it again" if send < BATCH_SENDS else "",
             )
     raise ModelError(
-        f"a batch of {len(keys)} cues got no result from the inference workers in {BATCH_SENDS} sends of {wait:g} s each; "
+        f"a batch of {cues} cues got no result from the inference workers in {BATCH_SENDS} sends of {wait:g} s each; "
         "check that `audiox-studio inference-worker` runs with this PREFECT_API_URL and AUDIOX_SHARED_STORE"
     )
 

@@ -271,7 +271,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
 
     from flows.soundtrack import soundtrack
 
-    settings = {"steps": 60, "seed": 9, "batch_size": 2}
+    settings = {"steps": 60, "seed": 9, "batch_size": 1}  # batches of 4 cues (PACK x 1 window per pass)
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     code = f"from flows.soundtrack import soundtrack; soundtrack({str(reel.path)!r}, {str(out)!r}, {settings!r})"
@@ -301,7 +301,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
 
     result = soundtrack(str(reel.path), str(out), settings)
     states = list(finished_batches([result["flow_run_id"]]).values())
-    assert states == ["Completed"] * 3, states  # five cues (three Foley, two music), a batch of two
+    assert states == ["Completed"] * 2, states  # five cues (three Foley, two music): batches of four and one
     assert {p: p.stat().st_ino for p in cached} == cached  # a regenerated cue would be a new file
     assert len(list((home / "cache" / "cues").rglob("*.safetensors"))) > len(cached)  # the others were generated
     folder = out / reel_folder(str(reel.path))

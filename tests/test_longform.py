@@ -7,6 +7,7 @@ from audiox_core.model.longform import (
     SceneRequest,
     generate_scenes,
     join_windows,
+    pack_passes,
     plan_windows,
 )
 
@@ -56,3 +57,42 @@ def test_progress_moves_with_every_sampling_step_of_every_window(tiny_model) -> 
     assert (
         len(seen) == 9 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and seen[0] == pytest.approx(1 / 9)
     )
+
+
+def test_packed_passes_stay_full_and_keep_each_scenes_windows_in_order() -> None:
+    """Expected: scenes of 5, 1, 1, 1, 1 windows at 2 per pass take 5 passes (the long scene's
+    windows beside the short scenes' first ones), where window k of each pair of scenes per pass
+    would take 5 + 1 + 1 = 7; every window appears once, after the one before it; no pass is over 2."""
+    depths = [5, 1, 1, 1, 1]
+    passes = pack_passes(depths, 2)
+    assert len(passes) == 5 and all(len(p) <= 2 for p in passes)
+    assert sum(len(p) for p in passes) == sum(depths) == 9
+    seen: dict[int, int] = {}
+    for p in passes:
+        for scene, k in p:
+            assert seen.get(scene, -1) == k - 1  # the window before it came in an earlier pass
+        for scene, k in p:
+            seen[scene] = k
+    assert passes[0] == [(0, 0), (1, 0)] and passes[1] == [(0, 1), (2, 0)]
+    assert pack_passes(depths) == [[(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)], [(0, 1)], [(0, 2)], [(0, 3)], [(0, 4)]]
+    assert pack_passes([], 4) == []
+
+
+def test_packed_passes_give_the_same_bytes_every_time_and_the_scenes_own_sound(tiny_model) -> None:
+    """Expected: a 25 s scene (three windows) packed into passes of two beside four 1 s scenes comes
+    out bit for bit the same on a second call (a cue's key must always give the same bytes), every
+    scene at its exact length; its first window matches the scene generated alone up to batched
+    rounding (every draw is the request's own; the random-weight model amplifies rounding in later
+    windows, so only the first is compared)."""
+    frames = np.random.default_rng(3).integers(0, 255, (5 * 25, 224, 224, 3), dtype=np.uint8)
+    long = SceneRequest(frames, "wind", 2, 25.0)
+    shorts = [SceneRequest(frames[:5], "rain", 10 + i, 1.0) for i in range(4)]
+    sampling = SamplingSettings(steps=2)
+    packed = generate_scenes(tiny_model, [long, *shorts], sampling, batch_size=2)
+    again = generate_scenes(tiny_model, [long, *shorts], sampling, batch_size=2)
+    assert all(torch.equal(a, b) for a, b in zip(packed, again))
+    assert [p.shape[1] for p in packed] == [25 * 44_100] + [44_100] * 4
+    alone = generate_scenes(tiny_model, [long], sampling)[0]
+    first = 8 * 44_100  # before the second window's crossfade
+    scale = alone[:, :first].abs().max()
+    assert (packed[0][:, :first] - alone[:, :first]).abs().max() <= 1e-3 * scale

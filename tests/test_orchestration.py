@@ -440,15 +440,12 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
         }
 
     envs = {name: machine(name) for name in ("a", "b")}
-    inference = {
-        name: subprocess.Popen(
-            [BIN / "audiox-studio", "inference-worker"],
-            env=env,
-            stdout=(tmp_path / f"inference-{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        for name, env in envs.items()
-    }
+    inference = {}
+    for name, env in envs.items():
+        with (tmp_path / f"inference-{name}.log").open("w") as log:
+            inference[name] = subprocess.Popen(
+                [BIN / "audiox-studio", "inference-worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def run_on(name: str) -> dict:
         params = json.dumps(
@@ -485,7 +482,7 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
             time.sleep(0.3)
         assert first["worker"].wait(timeout=600) == 0
         state = _wait_state(api, first["id"], ("COMPLETED", "FAILED", "CRASHED"))
-        assert state["type"] == "COMPLETED", state
+        assert state["state_type"] == "COMPLETED", state["state"]
         runs = _batches(api, since)
         by_id = {r["id"]: r for r in runs}
         assert by_id[lost]["state_type"] == "CRASHED" and "sent again" in by_id[lost]["state"]["message"]
@@ -498,7 +495,7 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
         before = {r["id"] for r in _batches(api, since)}
         again = run_on(other)
         assert again["worker"].wait(timeout=600) == 0
-        assert _wait_state(api, again["id"], ("COMPLETED", "FAILED", "CRASHED"))["type"] == "COMPLETED"
+        assert _wait_state(api, again["id"], ("COMPLETED", "FAILED", "CRASHED"))["state_type"] == "COMPLETED"
         new = [r["id"] for r in _batches(api, since) if r["id"] not in before]
         assert not _generating_pids(api, new)  # reused from S3 (or the database's record), none generated
         assert _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}") == two_machines

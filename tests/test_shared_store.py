@@ -100,6 +100,7 @@ def test_prefect_results_on_s3_are_a_block_without_credentials(prefect_api, shar
     reads back in a fresh result store by the block's id (as another machine would); the saved block
     holds the bucket and prefix only, no key nor secret."""
     from prefect import flow, task
+    from prefect.blocks.core import Block
     from prefect.client.orchestration import get_client
     from prefect.results import ResultStore
 
@@ -120,13 +121,17 @@ def test_prefect_results_on_s3_are_a_block_without_credentials(prefect_api, shar
     state = run()
     metadata = state.data.metadata if hasattr(state.data, "metadata") else state.data
     assert metadata.storage_block_id is not None
-    record = __import__("asyncio").run(ResultStore._from_metadata(metadata))
-    assert record.result == ["cue-a", "cue-b"]
-    listed = s3_client().list_objects_v2(Bucket="studio-shared", Prefix=storage.prefix + "/")
-    assert listed.get("KeyCount", 0) >= 1
     with get_client(sync_client=True) as client:
         document = client.read_block_document(metadata.storage_block_id)
     assert set(document.data) == {"bucket", "prefix"} and "testing" not in str(document.data)
+    # What another machine does with the record: the block from its id, then the record from it.
+    # (Prefect's own ResultStore._from_metadata does the same but leaves its API client open.)
+    block = Block._from_block_document(document)
+    assert isinstance(block, S3Results) and block is not storage
+    record = ResultStore(result_storage=block, serializer=metadata.serializer).read(metadata.storage_key)
+    assert record.result == ["cue-a", "cue-b"]
+    listed = s3_client().list_objects_v2(Bucket="studio-shared", Prefix=storage.prefix + "/")
+    assert listed.get("KeyCount", 0) >= 1
 
 
 def test_batches_in_flight_run_together_and_come_back_in_order() -> None:

@@ -1,8 +1,10 @@
 """Sound for scenes of any length: overlapping windows joined by equal-power crossfades.
 
 Each window after the first is conditioned on the previous window's tail through the audio prompt,
-so window k of every scene depends on window k − 1 of the same scene only: window k of all scenes
-goes into one batch (wavefront batching).
+so window k of a scene depends on window k − 1 of the same scene only. Every model pass takes the
+windows that are ready, up to ``batch_size``: the next window of each scene in progress first (in
+scene order), then the first windows of scenes not started, so passes stay full while short scenes
+finish and long ones go on (``pack_passes`` is the schedule, computed before any sampling).
 """
 
 from __future__ import annotations
@@ -59,16 +61,40 @@ def join_windows(parts: Sequence[torch.Tensor], windows: Sequence[Window], total
     return out
 
 
+def pack_passes(depths: Sequence[int], batch_size: int | None = None) -> list[list[tuple[int, int]]]:
+    """The model passes for scenes of ``depths`` windows each: per pass, (scene, window) pairs, at
+    most ``batch_size`` (None: no limit), a window only after the pass that made the one before it."""
+    limit = batch_size or max(1, sum(depths))
+    done = [0] * len(depths)  # windows of each scene finished
+    started: list[int] = []  # scenes in progress, in the order they started
+    waiting = list(range(len(depths)))
+    passes = []
+    while started or waiting:
+        ready = [i for i in started if done[i] < depths[i]]
+        ready = ready[:limit]
+        while len(ready) < limit and waiting:
+            i = waiting.pop(0)
+            started.append(i)
+            ready.append(i)
+        passes.append([(i, done[i]) for i in ready])
+        for i in ready:
+            done[i] += 1
+        started = [i for i in started if done[i] < depths[i]]
+    return passes
+
+
 def generate_scenes(
     model: LoadedModel,
     scenes: Sequence[SceneRequest],
     sampling: SamplingSettings,
     *,
     overlap_s: float = 2.0,
+    batch_size: int | None = None,
     on_step: Callable[[float], None] | None = None,
 ) -> list[torch.Tensor]:
-    """(2, round(seconds · rate)) for each scene, windows batched across scenes (wavefront);
-    ``on_step(fraction)`` after every sampling step of every window pass (progress within a batch)."""
+    """(2, round(seconds · rate)) for each scene, its windows packed with other scenes' into passes
+    of at most ``batch_size`` windows (None: every ready window in one pass);
+    ``on_step(fraction)`` after every sampling step of every pass (progress within a batch)."""
     cfg = model.config
     rate, fps = cfg.sample_rate, cfg.video.video_fps
     window = cfg.video.window_s * rate
@@ -76,11 +102,10 @@ def generate_scenes(
     totals = [int(round(s.seconds * rate)) for s in scenes]
     plans = [plan_windows(t, window, overlap) for t in totals]
     parts: list[list[torch.Tensor]] = [[] for _ in scenes]
-    depth = max(len(p) for p in plans)
-    for k in range(depth):
-        batch = [i for i, p in enumerate(plans) if k < len(p)]
+    passes = pack_passes([len(p) for p in plans], batch_size)
+    for n_pass, batch in enumerate(passes):
         requests = []
-        for i in batch:
+        for i, k in batch:
             w, scene = plans[i][k], scenes[i]
             first = int(w.start * fps // rate)
             frames = scene.frames[first : first + cfg.video.n_frames]
@@ -88,7 +113,7 @@ def generate_scenes(
             requests.append(GenerationRequest(frames, scene.text, scene.seed + k, w.length / rate, prompt))
         callback = None
         if on_step is not None:
-            callback = lambda i, n, k=k: on_step((k * n + i) / (depth * n))  # noqa: E731
-        for i, audio in zip(batch, generate(model, requests, sampling, callback=callback)):
+            callback = lambda step, n, p=n_pass: on_step((p * n + step) / (len(passes) * n))  # noqa: E731
+        for (i, _), audio in zip(batch, generate(model, requests, sampling, callback=callback)):
             parts[i].append(audio)
     return [join_windows(parts[i], plans[i], totals[i]) for i in range(len(scenes))]
