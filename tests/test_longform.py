@@ -96,3 +96,14 @@ def test_packed_passes_give_the_same_bytes_every_time_and_the_scenes_own_sound(t
     first = 8 * 44_100  # before the second window's crossfade
     scale = alone[:, :first].abs().max()
     assert (packed[0][:, :first] - alone[:, :first]).abs().max() <= 1e-3 * scale
+
+
+def test_preparing_the_next_pass_ahead_changes_no_byte(tiny_model) -> None:
+    """Expected: with the next pass's video input made in the background thread (the CUDA default;
+    forced here on the CPU), every scene is bit for bit what the passes give made one after another."""
+    frames = np.random.default_rng(4).integers(0, 255, (5 * 25, 224, 224, 3), dtype=np.uint8)
+    scenes = [SceneRequest(frames, "wind", 2, 25.0), *[SceneRequest(frames[:5], "rain", i, 1.0) for i in range(3)]]
+    sampling = SamplingSettings(steps=2)
+    ahead = generate_scenes(tiny_model, scenes, sampling, batch_size=2, prefetch=True)
+    inline = generate_scenes(tiny_model, scenes, sampling, batch_size=2, prefetch=False)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, inline))

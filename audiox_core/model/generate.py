@@ -73,6 +73,11 @@ def video_tensor(config: AudioXConfig, frames: np.ndarray) -> torch.Tensor:
     return video
 
 
+def stack_video(config: AudioXConfig, frames: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, n_frames, 3, S, S): ``video_tensor`` of each request's frames, on the CPU."""
+    return torch.stack([video_tensor(config, f) for f in frames])
+
+
 def audio_prompt_tensor(config: AudioXConfig, prompt: np.ndarray | None) -> torch.Tensor:
     """(2, prompt_samples): left-padded with silence, keeping the last samples if longer."""
     n = config.audio_prompt_samples
@@ -90,8 +95,11 @@ def generate(
     sampling: SamplingSettings,
     *,
     callback: StepCallback | None = None,
+    video: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
-    """Stereo audio at the model rate for each request: a list of (2, round(seconds · rate)) CPU tensors."""
+    """Stereo audio at the model rate for each request: a list of (2, round(seconds · rate)) CPU tensors.
+    ``video``: the requests' frames already made into the model's input (``stack_video``, on the
+    model's device), as ``generate_scenes`` prepares them while the pass before samples."""
     cfg, net, dev = model.config, model.network, model.device
     window = cfg.window_samples
     for r in requests:
@@ -104,7 +112,10 @@ def generate(
         requests = [*requests, *[requests[-1]] * (padded_size(wanted) - wanted)]
     generators = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
     noise = NoiseSource(generators)
-    video = torch.stack([video_tensor(cfg, r.frames) for r in requests]).to(dev)
+    if video is None:
+        video = stack_video(cfg, [r.frames for r in requests]).to(dev)
+    elif len(video) < len(requests):  # padded to a compiled batch size: the last request repeated
+        video = torch.cat((video, video[-1:].expand(len(requests) - len(video), *video.shape[1:])))
     prompts = torch.stack([audio_prompt_tensor(cfg, r.audio_prompt) for r in requests]).to(dev)
     text = model.text_encoder([r.text for r in requests])
     # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.

@@ -4,19 +4,22 @@ Each window after the first is conditioned on the previous window's tail through
 so window k of a scene depends on window k − 1 of the same scene only. Every model pass takes the
 windows that are ready, up to ``batch_size``: the next window of each scene in progress first (in
 scene order), then the first windows of scenes not started, so passes stay full while short scenes
-finish and long ones go on (``pack_passes`` is the schedule, computed before any sampling).
+finish and long ones go on (``pack_passes`` is the schedule, computed before any sampling). The
+schedule being known, the next pass's video input (frames read, converted, copied to the card) is
+prepared in a thread while the current pass samples: on CUDA by default, on a side stream.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
+from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate, stack_video
 from audiox_core.model.runtime import LoadedModel
 
 
@@ -83,6 +86,41 @@ def pack_passes(depths: Sequence[int], batch_size: int | None = None) -> list[li
     return passes
 
 
+class VideoPrefetch:
+    """The model's video input for a pass, made in one background thread: the CPU work (frames to
+    floats, stacking) and, on CUDA, the copy on a side stream from pinned memory, so both overlap
+    the pass that samples meanwhile. ``take`` returns it ready for the current stream."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-prefetch")
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def start(self, make: Callable[[], torch.Tensor]) -> Future:
+        return self.pool.submit(self._made, make)
+
+    def _made(self, make: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, object]:
+        cpu = make()
+        if self.stream is None:
+            return cpu.to(self.device), None
+        with torch.cuda.stream(self.stream):
+            video = cpu.pin_memory().to(self.device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(self.stream)
+        return video, done
+
+    def take(self, future: Future) -> torch.Tensor:
+        video, done = future.result()
+        if done is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(done)
+            video.record_stream(current)
+        return video
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def generate_scenes(
     model: LoadedModel,
     scenes: Sequence[SceneRequest],
@@ -91,10 +129,12 @@ def generate_scenes(
     overlap_s: float = 2.0,
     batch_size: int | None = None,
     on_step: Callable[[float], None] | None = None,
+    prefetch: bool | None = None,
 ) -> list[torch.Tensor]:
     """(2, round(seconds · rate)) for each scene, its windows packed with other scenes' into passes
     of at most ``batch_size`` windows (None: every ready window in one pass);
-    ``on_step(fraction)`` after every sampling step of every pass (progress within a batch)."""
+    ``on_step(fraction)`` after every sampling step of every pass (progress within a batch).
+    ``prefetch`` (default: on CUDA) prepares each pass's video input while the one before samples."""
     cfg = model.config
     rate, fps = cfg.sample_rate, cfg.video.video_fps
     window = cfg.video.window_s * rate
@@ -103,17 +143,32 @@ def generate_scenes(
     plans = [plan_windows(t, window, overlap) for t in totals]
     parts: list[list[torch.Tensor]] = [[] for _ in scenes]
     passes = pack_passes([len(p) for p in plans], batch_size)
-    for n_pass, batch in enumerate(passes):
-        requests = []
-        for i, k in batch:
-            w, scene = plans[i][k], scenes[i]
-            first = int(w.start * fps // rate)
-            frames = scene.frames[first : first + cfg.video.n_frames]
-            prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
-            requests.append(GenerationRequest(frames, scene.text, scene.seed + k, w.length / rate, prompt))
-        callback = None
-        if on_step is not None:
-            callback = lambda step, n, p=n_pass: on_step((p * n + step) / (len(passes) * n))  # noqa: E731
-        for (i, _), audio in zip(batch, generate(model, requests, sampling, callback=callback)):
-            parts[i].append(audio)
+
+    def frames_of(i: int, k: int) -> np.ndarray:
+        first = int(plans[i][k].start * fps // rate)
+        return scenes[i].frames[first : first + cfg.video.n_frames]
+
+    def video_of(batch: list[tuple[int, int]]) -> Callable[[], torch.Tensor]:
+        return lambda: stack_video(cfg, [frames_of(i, k) for i, k in batch])
+
+    ahead = VideoPrefetch(model.device) if (model.device.type == "cuda" if prefetch is None else prefetch) else None
+    try:
+        coming = ahead.start(video_of(passes[0])) if ahead and passes else None
+        for n_pass, batch in enumerate(passes):
+            video = ahead.take(coming) if ahead and coming else None
+            if ahead and n_pass + 1 < len(passes):
+                coming = ahead.start(video_of(passes[n_pass + 1]))
+            requests = []
+            for i, k in batch:
+                w, scene = plans[i][k], scenes[i]
+                prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
+                requests.append(GenerationRequest(frames_of(i, k), scene.text, scene.seed + k, w.length / rate, prompt))
+            callback = None
+            if on_step is not None:
+                callback = lambda step, n, p=n_pass: on_step((p * n + step) / (len(passes) * n))  # noqa: E731
+            for (i, _), audio in zip(batch, generate(model, requests, sampling, callback=callback, video=video)):
+                parts[i].append(audio)
+    finally:
+        if ahead:
+            ahead.close()
     return [join_windows(parts[i], plans[i], totals[i]) for i in range(len(scenes))]
