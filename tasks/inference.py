@@ -42,7 +42,7 @@ from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
 from audiox_core.s3_cache import S3TensorCache
-from audiox_core.shared_store import tensor_cache
+from audiox_core.shared_store import shared_store, tensor_cache
 from tasks.progress import working
 from tasks.result_storage import results_storage
 
@@ -121,8 +121,12 @@ def load_model_task(spec: str, device: str) -> dict[str, Any]:
 
 
 def model_facts(spec: str, device: str) -> ModelFacts:
-    """The model's facts from wherever inference runs (an inference worker loads it there)."""
+    """The model's facts from wherever inference runs (an inference worker loads it there). The
+    inference settings are checked here, before any footage is decoded."""
+    batches_in_flight()
+    shared_store()
     if inference_mode() == "task-worker":
+        batch_wait_s()
         wait_s = float(os.environ.get("AUDIOX_INFERENCE_WAIT_S", DEFAULT_WAIT_S))
         get_run_logger().info(
             "waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec
