@@ -257,13 +257,13 @@ def test_continuation_prompt_is_what_generate_scenes_passes(
     scene_audio = audio[:, found - hop :]
     passed = {}
 
-    def fake_generate(model, requests, sampling, callback=None):
+    def fake_generate(model, requests, sampling, callback=None, video=None):
         for r in requests:
             passed.setdefault(r.seed, r.audio_prompt)
         return [scene_audio[:, (r.seed * hop) : (r.seed * hop) + int(round(r.seconds * RATE))] for r in requests]
 
     monkeypatch.setattr(longform, "generate", fake_generate)
-    model = SimpleNamespace(config=cfg)
+    model = SimpleNamespace(config=cfg, device=torch.device("cpu"))
     frames = np.zeros((16, 16, 16, 3), np.uint8)
     longform.generate_scenes(model, [SceneRequest(frames, "", 0, 1.5)], SamplingSettings(), overlap_s=overlap_s)
     torch.testing.assert_close(audio_prompt_tensor(cfg, passed[1]), prompt, rtol=0, atol=0)
