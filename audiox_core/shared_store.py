@@ -32,10 +32,6 @@ def shared_store() -> str:
     return str(Path(raw).expanduser().resolve())
 
 
-def is_shared_on_s3() -> bool:
-    return shared_store().startswith("s3://")
-
-
 def tensor_cache() -> TensorCache | S3TensorCache:
     """The cue and frame cache every inference worker of this studio reads: on S3 or in a folder."""
     store = shared_store()

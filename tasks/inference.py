@@ -43,6 +43,7 @@ from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
 from audiox_core.s3_cache import S3TensorCache
 from audiox_core.shared_store import shared_store, tensor_cache
+from audiox_core.validation import env_seconds
 from tasks.progress import working
 from tasks.result_storage import results_storage
 
@@ -246,14 +247,7 @@ BATCH_SENDS = 3  # a batch goes to the workers at most this many times
 def batch_wait_s() -> float:
     """How long a batch may run on an inference worker before it counts as lost (the worker died
     or was cut off) and is sent again: $AUDIOX_BATCH_WAIT_S, default 1800."""
-    raw = os.environ.get("AUDIOX_BATCH_WAIT_S", "")
-    try:
-        wait = float(raw) if raw else DEFAULT_BATCH_WAIT_S
-    except ValueError:
-        wait = 0.0
-    if not wait > 0:
-        raise InputError(f"AUDIOX_BATCH_WAIT_S={raw!r}: not a positive number of seconds")
-    return wait
+    return env_seconds("AUDIOX_BATCH_WAIT_S", DEFAULT_BATCH_WAIT_S)
 
 
 def batches_in_flight() -> int:

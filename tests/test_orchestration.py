@@ -520,10 +520,11 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
     engine = sa.create_engine(db)
     with engine.connect() as c:
         runs = c.execute(sa.text("SELECT count(*) FROM runs")).scalar()
-        keys = c.execute(sa.text("SELECT count(*), count(DISTINCT key) FROM generations")).one()
-        outputs = c.execute(sa.text("SELECT count(*), count(DISTINCT (uri, sha256)) FROM outputs")).one()
-        scenes = c.execute(sa.text("SELECT count(*), count(DISTINCT (run_id, index)) FROM scenes")).one()
+        generations = c.execute(sa.text("SELECT count(*) FROM generations")).scalar()
+        outputs = c.execute(sa.text("SELECT count(*), count(DISTINCT (run_id, uri)) FROM outputs")).one()
+        scenes = dict(c.execute(sa.text("SELECT run_id, count(*) FROM scenes GROUP BY run_id")).all())
     engine.dispose()
     assert runs == 2  # one per flow run: the lost batch made no run of its own
-    assert keys[0] == keys[1] == sum(name.startswith("cues/") for name in two_machines)  # one per cue
-    assert outputs[0] == outputs[1] and scenes[0] == scenes[1]
+    assert generations == sum(name.startswith("cues/") for name in two_machines)  # one per cue, resent or not
+    assert outputs[0] == outputs[1] > 0  # no output recorded twice for a run
+    assert sorted(scenes.values()) == [3, 3]  # the reel's three shots, once per run

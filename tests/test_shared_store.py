@@ -83,7 +83,6 @@ def test_an_unreachable_shared_store_is_one_line_naming_it(home, monkeypatch) ->
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AUDIOX_SHARED_STORE", "s3://nowhere/store")
     s3_client.cache_clear()
     try:

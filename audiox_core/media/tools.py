@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from audiox_core.errors import InputError, PipelineError
+from audiox_core.validation import env_seconds
 
 INSTALL_HINT = "install it with: apt-get install -y ffmpeg"
 # Seconds ffmpeg may go without delivering a frame (ffprobe: without answering) before it is stopped:
@@ -18,14 +18,7 @@ DEFAULT_STALL_S = 120.0
 
 def stall_timeout_s() -> float:
     """``$AUDIOX_FFMPEG_STALL_S`` (seconds, > 0), else ``DEFAULT_STALL_S``."""
-    raw = os.environ.get("AUDIOX_FFMPEG_STALL_S", "")
-    try:
-        value = float(raw) if raw else DEFAULT_STALL_S
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise InputError(f"AUDIOX_FFMPEG_STALL_S={raw!r}: must be a number of seconds above 0")
-    return value
+    return env_seconds("AUDIOX_FFMPEG_STALL_S", DEFAULT_STALL_S)
 
 
 def binary(name: str) -> str:
