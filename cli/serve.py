@@ -2,42 +2,59 @@
 links play, show and seek in a browser.
 
 GET and HEAD with byte ranges (``Range: bytes=a-b``, ``a-``, ``-n``: 206 with ``Content-Range``; an
-unsatisfiable range is 416), each file with its media type (``audiox_core/media/types.py``). Only files
-under the output roots are served: every local root a run recorded in the provenance database, and
-any ``--root`` given. Listens on 127.0.0.1 unless ``--host`` says otherwise.
+unsatisfiable range is 416), each file with its media type (``audiox_core/media/types.py``); a path
+that names no file (a NUL byte, a broken escape, not absolute) is 400. Only files under the roots are
+served: each local reel folder a run published into (its outputs rows; the ``--out`` a run was given
+is not served, nor a failed run's), and any ``--root``; no root may be or hold the file system's
+root, the home folder, the studio's data folder, Prefect's home or a SQLite database's folder
+(``audiox_core/serving.py``). Listens on 127.0.0.1 unless ``--host`` says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
+from audiox_core.errors import InputError
 from audiox_core.media.types import media_type
-from audiox_core.serving import DEFAULT_PORT, served_path
+from audiox_core.serving import DEFAULT_PORT, root_refusal, served_path
 
 log = logging.getLogger(__name__)
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)$")
+_SQLITE = re.compile(r"sqlite(?:\+\w+)?:///([^?]+)")
+# Where Prefect's database is when its URL is set (Prefect 3's name, then 2's); else under PREFECT_HOME.
+PREFECT_DB_ENV = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 CHUNK = 1 << 20
+
+
+def _position(digits: str, size: int) -> int:
+    """A Range position, at most ``size``: one with more digits than ``size`` is past the end (and
+    ``int()`` refuses strings of over 4300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return size if len(digits) > len(str(size)) else min(int(digits), size)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """The [first, last] bytes a Range header asks for; None for the whole file; False when it cannot
-    be satisfied (or names several ranges, which a player never asks for)."""
+    be satisfied (or names several ranges, which a player never asks for). A last byte past the end
+    means the end, a suffix longer than the file the whole file (RFC 9110, 14.1.2)."""
     if not header:
         return None
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return False
     if not m.group(1):  # the last n bytes
-        n = int(m.group(2))
-        return (max(0, size - n), size - 1) if n > 0 and size > 0 else False
-    first = int(m.group(1))
-    last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        n = _position(m.group(2), size)
+        return (size - n, size - 1) if n > 0 and size > 0 else False
+    first = _position(m.group(1), size)
+    last = min(_position(m.group(2), size), size - 1) if m.group(2) else size - 1
     return (first, last) if first <= last and first < size else False
 
 
@@ -52,11 +69,25 @@ def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
             self._answer(body=True)
 
         def _answer(self, body: bool) -> None:
-            path = served_path(self.path, roots)
-            if path is None:
+            try:
+                path = served_path(self.path, roots)
+            except InputError as e:
+                self.send_error(HTTPStatus.BAD_REQUEST, str(e))
+                return
+            try:
+                f = path.open("rb") if path else None
+            except OSError:  # removed or made unreadable since it was found
+                f = None
+            if path is None or f is None:
                 self.send_error(HTTPStatus.NOT_FOUND, "not an output file")
                 return
-            size = path.stat().st_size
+            try:
+                with f:
+                    self._send(f, os.fstat(f.fileno()).st_size, media_type(path), body)
+            except (BrokenPipeError, ConnectionResetError):  # the player moved on (a seek): not an error
+                return
+
+        def _send(self, f: BinaryIO, size: int, kind: str, body: bool) -> None:
             wanted = byte_range(self.headers.get("Range"), size)
             if wanted is False:
                 self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
@@ -66,7 +97,7 @@ def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
                 return
             first, last = wanted if wanted else (0, size - 1)
             self.send_response(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK)
-            self.send_header("Content-Type", media_type(path))
+            self.send_header("Content-Type", kind)
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(max(0, last - first + 1)))
             if wanted:
@@ -74,9 +105,8 @@ def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-cache")
             self.end_headers()
             if body and size:
-                with path.open("rb") as f:
-                    f.seek(first)
-                    _copy(f, self.wfile, last - first + 1)
+                f.seek(first)
+                _copy(f, self.wfile, last - first + 1)
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s %s", self.address_string(), format % args)
@@ -84,16 +114,13 @@ def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
     return OutputsHandler
 
 
-def _copy(source, target, n: int) -> None:
-    try:
-        while n > 0:
-            chunk = source.read(min(CHUNK, n))
-            if not chunk:
-                return
-            target.write(chunk)
-            n -= len(chunk)
-    except (BrokenPipeError, ConnectionResetError):  # the player moved on (a seek): not an error
-        return
+def _copy(source: BinaryIO, target: BinaryIO, n: int) -> None:
+    while n > 0:
+        chunk = source.read(min(CHUNK, n))
+        if not chunk:
+            return
+        target.write(chunk)
+        n -= len(chunk)
 
 
 def make_server(roots: Sequence[Path], host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
@@ -102,16 +129,68 @@ def make_server(roots: Sequence[Path], host: str = "127.0.0.1", port: int = DEFA
     return server
 
 
+def prefect_home() -> Path:
+    """Prefect's data folder (its database, and profiles that can hold an API key): $PREFECT_HOME,
+    default ~/.prefect, as Prefect's settings define it."""
+    return Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+
+
+def guarded_folders(db_url: str) -> list[tuple[str, Path]]:
+    """What no served root may be or hold, each with what it is: the home folder, the studio's data
+    folder, Prefect's home, and the folder of the studio's and Prefect's SQLite databases."""
+    from audiox_core.workspace import studio_home
+
+    guarded = [
+        ("the home folder", Path.home()),
+        ("the studio's data folder", studio_home()),
+        ("Prefect's home", prefect_home()),
+    ]
+    for url in (db_url, *(os.environ.get(name, "") for name in PREFECT_DB_ENV)):
+        if m := _SQLITE.match(url):
+            guarded.append(("the folder of a database", Path(m.group(1)).expanduser().parent))
+    return guarded
+
+
+def _reel_folders(outputs: Iterable[tuple[str, str]]) -> Iterator[Path]:
+    """The local folder of each recorded (uri, kind) output: its path less the kind's parts
+    (``stems/music`` → two); S3 outputs are served by S3 itself."""
+    from audiox_core.storage import given_path
+
+    for uri, kind in outputs:
+        if uri.startswith("s3://"):
+            continue
+        try:
+            path, depth = given_path(uri), len(PurePosixPath(kind).parts)
+        except InputError as e:  # a scheme this machine cannot serve
+            log.warning("%s (a recorded output), not served", e)
+            continue
+        if not path.is_absolute() or not 0 < depth < len(path.parts):
+            log.warning("%s: a recorded output whose folder cannot be told (kind %r), not served", uri, kind)
+            continue
+        yield path.parents[depth - 1]
+
+
 def local_roots(db_url: str, extra: Sequence[str]) -> list[Path]:
-    """The local output roots runs recorded, and ``extra``; S3 roots are served by S3 itself."""
+    """The folders to serve: each ``--root`` in ``extra`` (InputError naming it for one that must not be
+    served), then each local reel folder a run published into (one that must not be served is skipped
+    with a warning)."""
     from db import repository
 
-    recorded = [u for u in repository.out_uris(db_url) if not u.startswith("s3://")]
-    return [Path(u) for u in dict.fromkeys([*recorded, *extra])]
+    guarded = guarded_folders(db_url)
+    roots = []
+    for given in extra:
+        if reason := root_refusal(Path(given).expanduser(), guarded):
+            raise InputError(f"--root {given}: not served: {reason}")
+        roots.append(Path(given).expanduser().resolve())
+    for folder in dict.fromkeys(_reel_folders(repository.published_outputs(db_url))):
+        if reason := root_refusal(folder, guarded):
+            log.warning("%s: recorded as a reel's output folder, not served: %s", folder, reason)
+        else:
+            roots.append(folder.resolve())
+    return list(dict.fromkeys(roots))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from audiox_core.errors import InputError
     from audiox_core.workspace import studio_home
     from db.session import database_url
 

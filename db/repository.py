@@ -131,6 +131,14 @@ def out_uris(url: str) -> list[str]:
         return sorted(u for u in s.scalars(select(Run.out_uri).distinct()) if u)
 
 
+def published_outputs(url: str) -> list[tuple[str, str]]:
+    """(uri, kind) of every output a run published: the file and its path in the reel folder without
+    suffix (``stems/music``), from which ``serve`` finds the folders runs published (an ``out_uri`` a
+    failed run was given is no such folder)."""
+    with sessions(url)() as s:
+        return sorted((uri, kind) for uri, kind in s.execute(select(Output.uri, Output.kind).distinct()))
+
+
 def _close(s: Session, which: ColumnElement[bool], status: str, error: str | None) -> int:
     """End the matching rows that are still running; returns how many it ended."""
     if status not in ENDED:
