@@ -9,7 +9,7 @@ mix that fits in a WAV file).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from audiox_core.errors import InputError
@@ -37,6 +37,14 @@ def refuse_secret(uri: str, role: str) -> None:
             f"{public_uri(uri)}: a {role} URI with credentials or a signature is refused (it would be stored and "
             "logged); give the plain s3:// URI or path and pass credentials through the environment or an AWS profile"
         )
+
+
+def refuse_secrets(given: Mapping[str, str | None]) -> None:
+    """``refuse_secret`` for every URI a user gave (role → URI; None: an option not given), in order:
+    the one check every entry point runs before Prefect or the database sees the URIs."""
+    for role, uri in given.items():
+        if uri is not None:
+            refuse_secret(uri, role)
 
 
 def check_source_uri(uri: str) -> None:

@@ -196,8 +196,12 @@ def staged_directory(final: Path) -> Iterator[Path]:
     any error it is removed and ``final`` is left as it was. An existing ``final`` is swapped with the
     stage in one atomic exchange, so its name always holds a whole version, and the old one (now at
     the stage's name) is removed; a concurrent publish that landed first is swapped out the same way."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.{process_tag()}.", suffix=".partial", dir=final.parent))
+    made = _make_parents(final.parent)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.{process_tag()}.", suffix=".partial", dir=final.parent))
+    except BaseException:
+        _remove_empty(made)
+        raise
     try:
         yield stage
         os.chmod(stage, 0o777 & ~_umask())
@@ -205,6 +209,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
         old = _put_in_place(stage, final)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        _remove_empty(made)  # a failed run leaves no empty output root behind either
         raise
     try:
         _fsync_folder(final.parent)
@@ -212,6 +217,22 @@ def staged_directory(final: Path) -> Iterator[Path]:
         log.warning("%s: in place, but its folder could not be flushed to disk (%s)", final, e.strerror or e)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; the folders it created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty; another run's files stay."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _put_in_place(stage: Path, final: Path) -> Path | None:

@@ -17,11 +17,12 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
 
 from audiox_core.lifecycle import clear_stop, request_stop
+from audiox_core.preflight import refuse_secrets
 from audiox_core.settings import RunSettings
 from audiox_core.workspace import studio_home
 from db.repository import CANCELLED
 from db.session import database_url
-from flows.soundtrack import interruption_reason, soundtrack
+from flows.soundtrack import forget_secret_parameters, interruption_reason, soundtrack
 from tasks.footage import list_footage, unprocessed
 from tasks.provenance import close_process_runs
 
@@ -72,6 +73,8 @@ def nightly(
     """Soundtracks for new or changed footage under s3://bucket/prefix, written under ``out_prefix``
     (default s3://bucket/soundtracks). ``max_parallel`` reels run at once."""
     log = get_run_logger()
+    forget_secret_parameters({"destination": out_prefix})
+    refuse_secrets({"destination": out_prefix})
     settings = RunSettings.from_dict(settings).to_dict()
     out_prefix = out_prefix or f"s3://{bucket}/soundtracks"
     footage = list_footage(bucket, prefix)

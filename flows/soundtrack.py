@@ -27,9 +27,10 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled
 
-from audiox_core.cuesheet import CueSheet, parse_sheet
+from audiox_core.cuesheet import CueSheet, for_reel, parse_sheet
 from audiox_core.direction import APPROVE, apply_changes
 from audiox_core.errors import InputError, PipelineError
+from audiox_core.full_disk import full_disk_named
 from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
 from audiox_core.naming import reel_folder, reel_title, source_name, version_name
 from audiox_core.preflight import (
@@ -40,20 +41,22 @@ from audiox_core.preflight import (
     check_source_uri,
     check_work_space,
     output_bytes,
+    refuse_secrets,
     work_bytes,
 )
-from audiox_core.provenance import public_uri, secret_in_uri
+from audiox_core.provenance import public_uri, scrub, secret_in_uri
 from audiox_core.reel import write_cue_exports
 from audiox_core.review import ReviewFacts
 from audiox_core.settings import RunSettings
-from audiox_core.storage import staged_directory, store_for
+from audiox_core.storage import local_path, staged_directory, store_for
 from audiox_core.workspace import studio_home
 from db import repository
-from db.repository import CANCELLED, CRASHED
+from db.pending import PENDING_CLOSINGS, database_lost, defer_closing, lost_reason
+from db.repository import CANCELLED, CRASHED, FAILED
 from db.session import connection_problem, database_url
 from tasks.direction import await_direction, deliver_task, record_direction_task
 from tasks.generation import generate_cues, plan_generation, reusable_task
-from tasks.inference import model_facts
+from tasks.inference import check_inference_settings, model_facts
 from tasks.media import (
     analyse_source,
     fetch_source,
@@ -163,12 +166,15 @@ def soundtrack(
     closed with a status and reason (``_failure``, ``interruption_reason``); only a killed process
     leaves it open, for the sweep that starts every run."""
     db_url = database_url(studio_home())
-    _forget_secret_parameters(source_uri, out_uri)  # before anything can fail: Prefect keeps no secret
+    uris = {"source": source_uri, "destination": out_uri, "cue sheet": cues, "delivery": delivery_uri}
+    forget_secret_parameters(uris)  # before anything can fail: Prefect keeps no secret
     check_database(db_url, connection_problem)
     sweep_task(db_url, public_uri(out_uri))
     given = dict(settings or {})
     try:
+        refuse_secrets(uris)  # the CLI's check, again for deployment and API callers
         s = RunSettings.from_dict(given)  # every setting checked before any work starts
+        check_inference_settings(s.device)  # the device too: not after fetch, probe and model load
     except InputError as e:
         finish_run_task(db_url, start_run_task(db_url, source_uri, out_uri, given, trigger), error=str(e))
         raise
@@ -197,13 +203,34 @@ def _version(
         with _cancellation_delivered():
             result = _make_soundtrack(db_url, run_id, source_uri, out_uri, s, cues_uri, trigger, sheet)
     except Exception as e:
-        finish_run_task(db_url, run_id, error=_failure(e))
+        reason = lost_reason(db_url, e) if database_lost(e) else _failure(e)
+        _close_or_keep(db_url, run_id, reason, FAILED, e)
+        if database_lost(e):  # back already: the row says why, and so does the one line
+            raise PipelineError(reason) from e
         raise
-    except BaseException as e:  # interrupted or cancelled: a plain call, as Prefect may refuse new tasks now
-        close_run(db_url, run_id, error=interruption_reason(e), status=CANCELLED)
+    except BaseException as e:  # interrupted or cancelled
+        _close_or_keep(db_url, run_id, interruption_reason(e), CANCELLED, e)
         raise
     finish_run_task(db_url, run_id)
     return result
+
+
+def _close_or_keep(db_url: str, run_id: int, reason: str, status: str, e: BaseException) -> None:
+    """Close the run row with ``reason`` (a plain call: after an interrupt or a cancellation Prefect
+    may refuse new tasks). A database that went away keeps the closing for the next sweep to write
+    (``db/pending.py``) and the run ends with one line saying so."""
+    try:
+        close_run(db_url, run_id, error=reason, status=status)
+    except Exception as closing:
+        if not database_lost(closing):
+            raise
+        defer_closing(studio_home() / PENDING_CLOSINGS, db_url, run_id, status, scrub(reason))
+        if isinstance(e, Exception):
+            said = reason if database_lost(e) else lost_reason(db_url, closing)
+            raise PipelineError(
+                f"{said}; run {run_id} is recorded as {status} when it answers again "
+                "(the next run on this machine or `audiox-studio doctor --repair`)"
+            ) from e
 
 
 def _review(
@@ -302,13 +329,13 @@ def _version_files(stage: Path) -> list[str]:
     return sorted(names | {REVIEW_PAGE, "provenance.json"})
 
 
-def _forget_secret_parameters(source_uri: str, out_uri: str) -> None:
+def forget_secret_parameters(uris: dict[str, str | None]) -> None:
     """A deployment or API caller may pass a presigned or credential-bearing URI, which the checks
-    below refuse; before that, this flow run's stored parameters are overwritten with cleaned URIs so
-    Prefect's database keeps no secret."""
-    if not (secret_in_uri(source_uri) or secret_in_uri(out_uri)):
+    refuse; before that, this flow run's stored parameters are overwritten with every string in them
+    cleaned (``public_uri``), so Prefect's database keeps no secret."""
+    if not any(uri and secret_in_uri(uri) for uri in uris.values()):
         return
-    cleaned = {**flow_run.parameters, "source_uri": public_uri(source_uri), "out_uri": public_uri(out_uri)}
+    cleaned = {k: public_uri(v) if isinstance(v, str) else v for k, v in flow_run.parameters.items()}
     with get_client(sync_client=True) as client:
         client.update_flow_run(flow_run.get_id(), parameters=cleaned)
 
@@ -323,87 +350,112 @@ def _make_soundtrack(
     trigger: str,
     sheet: CueSheet | None = None,
 ) -> dict[str, Any]:
-    log = get_run_logger()
     check_source_uri(source_uri)  # before any work: refused URIs, missing files, unwritable outputs
     check_destination(out_uri, 0)
     reel = reel_folder(source_uri)  # unique per source: names the output folder and the review artifacts
     work = work_folder(reel)  # removed below on every exit path; a killed process's is swept
     try:
-        given = sheet or (read_sheet(cues_uri, work) if cues_uri else None)  # parsed before the footage is fetched
-        store = store_for(out_uri)
-        folder_uri = store.child(out_uri, reel)
-        version = version_name(run_id)
-        base_uri = store.version_uri(folder_uri, version)  # this version's files, as provenance records them
-        final_dir = store.assembly_folder(folder_uri, work)
-        stop_point()
-        source = fetch_source(source_uri, work)
-        info = check_footage(source.path, source_uri, s.mix.rate)  # ffprobe only: before the decoding pass
-        outputs_size = output_bytes(info, s.mix.rate, source.bytes)
-        check_destination(out_uri, outputs_size)
-        stop_point()
-        model = model_facts(s.model, s.device)
-        assembled_here = outputs_size if out_uri.startswith("s3://") else 0  # S3 outputs are assembled in work/
-        check_work_space(work, work_bytes(info, s.mix.rate, model.frame_fps, model.frame_size) + assembled_here)
-        stop_point()
-        analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
-        check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
-        scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
-        log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
-        title = reel_title(source_uri)
-        spotted = spot_task(
-            db_url,
-            run_id,
-            source_uri,
-            analysis,
-            title,
-            s.seed,
-            given,
-            public_uri(cues_uri or "the review's changes"),
-            s.timeline,
-        )
-        plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
-        reuse = reusable_task(db_url, plan.keys)
-        stop_point()
-        with staged_directory(final_dir) as stage:
-            publish_scenes(analysis, stage, reel, source_name(source_uri))
-            write_cue_exports(spotted, analysis, stage)
-            rendered = generate_cues(plan, analysis, reuse, stage / "cues", reel)
-            stop_point()
-            mix = mix_task(analysis, rendered, work, stage, s.mix, source_name(source_uri))
-            mux_task(analysis, stage)
-            if s.review_proxy:
-                proxy_task(analysis, stage)
-            facts = ReviewFacts(
-                title,
-                public_uri(source_uri),
-                version,
-                trigger,
-                s.changed(),
-                model,
-                mix,
-                analysis.scenes.scenes,
-                spotted.spanned,
-                rendered,
-                _version_files(stage),
-                spotted.origin,
-                s.mix.rate,
-            )
-            review_page_task(stage, facts, base_uri)
-            stop_point()  # the last: once publishing starts, the run ends as it would have
-            generations = generation_records_task(
-                db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling
-            )
-            outputs = output_records(stage, base_uri)
-            run = run_facts_task(db_url, run_id)
-            document = provenance_document(
-                run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs
-            )
-            write_provenance_task(stage, document)
-        publish_task(final_dir, folder_uri, version)
-        record_results_task(db_url, run_id, scene_ids, document)
-        key = review_task(reel, facts, outputs, base_uri)
+        with full_disk_named(_written_folders(out_uri, work)):
+            return _reel(db_url, run_id, source_uri, out_uri, s, cues_uri, trigger, sheet, reel, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _written_folders(out_uri: str, work: Path) -> dict[str, Path]:
+    """The folders a run writes to, by the name an error shows: the output root (local) and the work folder."""
+    folders = {} if out_uri.startswith("s3://") else {public_uri(out_uri): local_path(out_uri)}
+    return {**folders, f"{work.parent} (the work folder under AUDIOX_HOME)": work}
+
+
+def _reel(
+    db_url: str,
+    run_id: int,
+    source_uri: str,
+    out_uri: str,
+    s: RunSettings,
+    cues_uri: str | None,
+    trigger: str,
+    sheet: CueSheet | None,
+    reel: str,
+    work: Path,
+) -> dict[str, Any]:
+    """The reel's stages, from its cue sheet to its review artifact, with ``work`` as scratch space."""
+    log = get_run_logger()
+    given = sheet
+    if given is None and cues_uri:  # the producer's file: parsed, and refused if for another reel, before the fetch
+        given = for_reel(read_sheet(cues_uri, work), reel_title(source_uri), public_uri(cues_uri))
+    store = store_for(out_uri)
+    folder_uri = store.child(out_uri, reel)
+    version = version_name(run_id)
+    base_uri = store.version_uri(folder_uri, version)  # this version's files, as provenance records them
+    final_dir = store.assembly_folder(folder_uri, work)
+    stop_point()
+    source = fetch_source(source_uri, work)
+    info = check_footage(source.path, source_uri, s.mix.rate)  # ffprobe only: before the decoding pass
+    outputs_size = output_bytes(info, s.mix.rate, source.bytes)
+    check_destination(out_uri, outputs_size)
+    stop_point()
+    model = model_facts(s.model, s.device)
+    assembled_here = outputs_size if out_uri.startswith("s3://") else 0  # S3 outputs are assembled in work/
+    check_work_space(work, work_bytes(info, s.mix.rate, model.frame_fps, model.frame_size) + assembled_here)
+    stop_point()
+    analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
+    check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
+    scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
+    log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
+    title = reel_title(source_uri)
+    spotted = spot_task(
+        db_url,
+        run_id,
+        source_uri,
+        analysis,
+        title,
+        s.seed,
+        given,
+        public_uri(cues_uri or "the review's changes"),
+        s.timeline,
+    )
+    plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
+    reuse = reusable_task(db_url, plan.keys)
+    stop_point()
+    with staged_directory(final_dir) as stage:
+        publish_scenes(analysis, stage, reel, source_name(source_uri))
+        write_cue_exports(spotted, analysis, stage)
+        rendered = generate_cues(plan, analysis, reuse, stage / "cues", reel)
+        stop_point()
+        mix = mix_task(analysis, rendered, work, stage, s.mix, source_name(source_uri))
+        mux_task(analysis, stage)
+        if s.review_proxy:
+            proxy_task(analysis, stage)
+        facts = ReviewFacts(
+            title,
+            public_uri(source_uri),
+            version,
+            trigger,
+            s.changed(),
+            model,
+            mix,
+            analysis.scenes.scenes,
+            spotted.spanned,
+            rendered,
+            _version_files(stage),
+            spotted.origin,
+            s.mix.rate,
+        )
+        review_page_task(stage, facts, base_uri)
+        stop_point()  # the last: once publishing starts, the run ends as it would have
+        generations = generation_records_task(
+            db_url, rendered, plan.keys, source.sha256, base_uri, stage, model, s.sampling
+        )
+        outputs = output_records(stage, base_uri)
+        run = run_facts_task(db_url, run_id)
+        document = provenance_document(
+            run, source_facts(source_uri, source, analysis), model, analysis, generations, mix, outputs
+        )
+        write_provenance_task(stage, document)
+    publish_task(final_dir, folder_uri, version)
+    record_results_task(db_url, run_id, scene_ids, document)
+    key = review_task(reel, facts, outputs, base_uri)
     return {
         "reel": reel_title(source_uri),
         "out_dir": store.location(base_uri),

@@ -35,14 +35,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectDistributedFuture
 
-from audiox_core.cache import TensorCache
+from audiox_core.cache import TensorCache, cache_root
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes
-from audiox_core.model.runtime import LoadedModel, load_model
+from audiox_core.model.runtime import LoadedModel, check_device, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
 from audiox_core.s3_cache import S3TensorCache
 from audiox_core.shared_store import shared_store, tensor_cache
+from audiox_core.staged import record_staged
 from audiox_core.validation import env_seconds
 from tasks.progress import working
 from tasks.result_storage import results_storage
@@ -121,13 +122,22 @@ def load_model_task(spec: str, device: str) -> dict[str, Any]:
     return asdict(facts)
 
 
-def model_facts(spec: str, device: str) -> ModelFacts:
-    """The model's facts from wherever inference runs (an inference worker loads it there). The
-    inference settings are checked here, before any footage is decoded."""
+def check_inference_settings(device: str) -> None:
+    """The inference settings, checked with the run's other settings before any work: the mode, the
+    batches in flight, the shared store, the batch wait and, where this process generates, the device
+    (an inference worker checks its own when it loads the model)."""
     batches_in_flight()
     shared_store()
     if inference_mode() == "task-worker":
         batch_wait_s()
+    else:
+        check_device(device)
+
+
+def model_facts(spec: str, device: str) -> ModelFacts:
+    """The model's facts from wherever inference runs (an inference worker loads it there)."""
+    check_inference_settings(device)
+    if inference_mode() == "task-worker":
         wait_s = float(os.environ.get("AUDIOX_INFERENCE_WAIT_S", DEFAULT_WAIT_S))
         get_run_logger().info(
             "waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec
@@ -189,6 +199,7 @@ def stage_request(cues: TensorCache | S3TensorCache, request: SceneRequest) -> d
     """A scene request as JSON-safe values, its frames staged in the tensor cache under a key of
     their own (never shared: the batch discards them when it ends, whoever else stages equal frames)."""
     key = f"frames-{uuid.uuid4().hex}"
+    record_staged(cache_root(), key)  # so a sweep can remove it if this process is killed before the discard
     cues.put(key, {"frames": torch.from_numpy(np.array(request.frames))})  # a copy: the frames may be read-only
     return {"frames": key, "text": request.text, "seed": request.seed, "seconds": request.seconds}
 

@@ -26,12 +26,16 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
+from audiox_core.cache import cache_root
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import abandoned, ended_reason, tag_alive
 from audiox_core.provenance import scrub
+from audiox_core.shared_store import tensor_cache
+from audiox_core.staged import sweep_staged
 from audiox_core.storage import local_path
 from audiox_core.workspace import studio_home
 from db import repository
+from db.pending import PENDING_CLOSINGS, apply_deferred
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,10 @@ def sweep(db_url: str, out_uris: Iterable[str] = ()) -> list[Repair]:
     """Close the runs of dead processes on this host as crashed (and their Prefect flow runs, when the
     API answers), then remove the dead processes' staging folders in those runs' output roots and in
     ``out_uris``, and their work folders."""
+    kept = apply_deferred(studio_home() / PENDING_CLOSINGS, db_url)  # first: these runs' ends are known
+    repairs = [Repair("run", f"recorded the end of run {i}, kept while the database was away") for i in kept]
     closed = repository.sweep_abandoned(db_url, dead=lambda tag: tag_alive(tag) is False, reason=ended_reason)
-    repairs = [Repair("run", f"closed run {r['id']} as crashed: {ended_reason(r['process'])}") for r in closed]
+    repairs += [Repair("run", f"closed run {r['id']} as crashed: {ended_reason(r['process'])}") for r in closed]
     for r in closed:
         if r["flow_run_id"] and _crash_flow_run(r["flow_run_id"], ended_reason(r["process"])):
             repairs.append(Repair("flow run", f"set Prefect flow run {r['flow_run_id']} (run {r['id']}) to Crashed"))
@@ -60,6 +66,8 @@ def sweep(db_url: str, out_uris: Iterable[str] = ()) -> list[Repair]:
         if abandoned(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
             repairs.append(Repair("work folder", f"removed work folder {folder}"))
+    if staged := sweep_staged(cache_root(), tensor_cache()):
+        repairs.append(Repair("staged frames", f"removed {staged} staged-frame cache entries of dead processes"))
     sources = studio_home() / "cache" / "sources"  # s3.download's .<name>.<tag>.<random>.partial
     for partial in sorted(sources.iterdir()) if sources.is_dir() else ():
         if partial.name.startswith(".") and partial.is_file() and abandoned(partial.name):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 from audiox_core.errors import InputError
 from audiox_core.provenance import public_uri, scrub, secret_in_uri
@@ -95,8 +96,11 @@ def last_run(home: Path) -> dict:
         return dict(conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone())
 
 
+ROLES = {"source": "source", "out": "destination", "cues": "cue sheet"}
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("role", ["source", "out"])
+@pytest.mark.parametrize("role", list(ROLES))
 @pytest.mark.parametrize(("uri", "cleaned"), REFUSED)
 def test_cli_refuses_before_the_flow_and_leaks_nothing(
     home: Path, tmp_path: Path, reel, uri: str, cleaned: str, role: str
@@ -106,45 +110,48 @@ def test_cli_refuses_before_the_flow_and_leaks_nothing(
     prefect_home = tmp_path / "prefect"
     env = {**os.environ, "AUDIOX_HOME": str(home), "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
-    source, out = (uri, str(tmp_path / "out")) if role == "source" else (str(reel.path), uri)
+    given = {"source": str(reel.path), "out": str(tmp_path / "out"), role: uri}
+    cues = ["--cues", given["cues"]] if "cues" in given else []
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", "run", source, "--out", out, "--model", "tiny"],
+        [sys.executable, "-m", "cli", "run", given["source"], "--out", given["out"], *cues, "--model", "tiny"],
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=scaled_timeout(120),
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        f"error: {cleaned}: a {'source' if role == 'source' else 'destination'}"
-    )
+    assert len(lines) == 1 and lines[0].startswith(f"error: {cleaned}: a {ROLES[role]} URI")
     assert "environment or an AWS profile" in lines[0]
     assert leaked(proc.stdout + proc.stderr) == []
     assert leaked(dump_sqlite(home / "studio.db")) == []
     run = last_run(home)
     assert run["status"] == "failed" and cleaned in run["error"]
-    assert (run["source_uri"] if role == "source" else run["out_uri"]) == cleaned
+    if role != "cues":
+        assert (run["source_uri"] if role == "source" else run["out_uri"]) == cleaned
     assert not list(prefect_home.rglob("*.db"))  # Prefect never saw the run
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("role", ["source", "cues"])
 @pytest.mark.parametrize(("uri", "cleaned"), REFUSED)
 def test_flow_called_directly_refuses_and_cleans_its_parameters(
-    prefect_api, home: Path, uri: str, cleaned: str
+    prefect_api, home: Path, reel, uri: str, cleaned: str, role: str
 ) -> None:
-    """An API or deployment caller passes the secret straight to the flow. Expected: InputError naming
-    the cleaned URI, a failed run row with the cleaned URI, and no secret anywhere in Prefect's
-    database (parameters, states, task runs, logs, events) once its event and log queues are flushed."""
+    """An API or deployment caller passes the secret straight to the flow (as the source, or as the cue
+    sheet). Expected: InputError naming the cleaned URI, a failed run row, and no secret anywhere in
+    Prefect's database (parameters, states, task runs, logs, events) once its queues are flushed."""
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
     from flows.soundtrack import soundtrack
 
+    source, cues = (uri, None) if role == "source" else (str(reel.path), uri)
     with pytest.raises(InputError, match="refused") as e:
-        soundtrack(uri, str(home / "out"), {"model": "tiny"})
+        soundtrack(source, str(home / "out"), {"model": "tiny"}, cues=cues)
     assert str(e.value).startswith(cleaned) and leaked(str(e.value)) == []
     run = last_run(home)
-    assert run["status"] == "failed" and run["source_uri"] == cleaned and cleaned in run["error"]
+    assert run["status"] == "failed" and cleaned in run["error"]
+    assert run["source_uri"] == public_uri(source)
     assert leaked(dump_sqlite(home / "studio.db")) == []
 
     prefect_db = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiox_core.errors import InputError
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.checkpoint import load_weights, read_state_dict, state_dict_sha256
 from audiox_core.model.compiled import CompiledForward, compile_dit, compile_wanted
@@ -45,6 +46,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def check_device(device: str) -> None:
+    """InputError, naming the setting, when ``device`` is a CUDA device this machine does not have:
+    found with the other settings, not minutes later when the model is moved there."""
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise InputError(f"settings: device {device!r}: this machine has no CUDA GPU that torch can use; use cpu or auto")
+    if (dev.index or 0) >= count:
+        have = ", ".join(f"cuda:{i}" for i in range(count))
+        raise InputError(f"settings: device {device!r}: this machine has {count} CUDA GPU(s) ({have})")
 
 
 def dtype_plan(device: torch.device, text_kind: TextKind) -> DtypePlan:
