@@ -34,6 +34,7 @@ from audiox_core.lifecycle import process_tag
 from audiox_core.media.types import media_type
 from audiox_core.provenance import public_uri
 from audiox_core.storage import CHUNK, Fetched, sha256_file
+from audiox_core.validation import env_seconds
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,16 @@ def parse_s3(uri: str) -> tuple[str, str]:
 
 @cache
 def s3_client():
-    """One boto3 S3 client per process: adaptive retries; the endpoint from AWS_ENDPOINT_URL if set."""
+    """One boto3 S3 client per process: adaptive retries; the endpoint from AWS_ENDPOINT_URL if set.
+    SigV4 throughout: botocore would presign with the deprecated SigV2 in us-east-1, whose links have
+    no upper bound on their lifetime."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60, signature_version="s3v4"
     )
+    return boto3.client("s3", config=config)
 
 
 def _transfer_config():
@@ -402,8 +406,27 @@ class S3Store:
     def location(self, folder_uri: str) -> str:
         return folder_uri
 
-    def link(self, uri: str, expires_s: int = 7 * 24 * 3600) -> str:
+    def link(self, uri: str) -> str:
+        """Presigned for ``link_expiry_s()``: a bearer credential (access key id and signature) for this
+        one object, so it lives no longer than a review needs."""
         bucket, key = parse_s3(uri)
         return s3_client().generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=link_expiry_s()
         )
+
+
+LINK_EXPIRY_ENV = "AUDIOX_LINK_EXPIRY_S"
+DEFAULT_LINK_EXPIRY_S = 3 * 24 * 3600  # a nightly run reviewed on the next working day, a weekend included
+MAX_LINK_EXPIRY_S = 7 * 24 * 3600  # SigV4: a presigned URL lives at most seven days
+
+
+def link_expiry_s() -> int:
+    """How long the presigned links in review pages and Prefect artifacts live: $AUDIOX_LINK_EXPIRY_S
+    seconds (default three days, at most seven); a bad value is one line naming the variable."""
+    seconds = env_seconds(LINK_EXPIRY_ENV, DEFAULT_LINK_EXPIRY_S)
+    if not seconds <= MAX_LINK_EXPIRY_S:
+        raise InputError(
+            f"{LINK_EXPIRY_ENV}={os.environ[LINK_EXPIRY_ENV]!r}: presigned links live at most "
+            f"{MAX_LINK_EXPIRY_S} s (7 days, S3's limit)"
+        )
+    return max(1, round(seconds))

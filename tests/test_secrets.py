@@ -161,3 +161,37 @@ def test_flow_called_directly_refuses_and_cleans_its_parameters(
         time.sleep(0.5)
     assert leaked(dump) == []
     assert cleaned in dump  # the cleaned parameters replaced the given ones
+
+
+@pytest.mark.parametrize(("given", "expires"), [(None, "259200"), ("3600", "3600"), ("604800", "604800")])
+def test_presigned_links_live_no_longer_than_a_review_needs(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, expires: str
+) -> None:
+    """Expected: review and artifact links expire after three days unless AUDIOX_LINK_EXPIRY_S says
+    otherwise (at most S3's seven days); they were seven days whatever the need."""
+    from urllib.parse import parse_qs, urlparse
+
+    from audiox_core.s3 import S3Store, s3_client
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    if given is None:
+        monkeypatch.delenv("AUDIOX_LINK_EXPIRY_S", raising=False)
+    else:
+        monkeypatch.setenv("AUDIOX_LINK_EXPIRY_S", given)
+    s3_client.cache_clear()
+    try:
+        query = parse_qs(urlparse(S3Store().link("s3://footage/soundtracks/r/review.html")).query)
+    finally:
+        s3_client.cache_clear()
+    assert query["X-Amz-Expires"] == [expires]
+
+
+@pytest.mark.parametrize("given", ["604801", "0", "soon", "nan"])
+def test_a_link_expiry_s3_cannot_sign_is_one_line(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    from audiox_core.s3 import link_expiry_s
+
+    monkeypatch.setenv("AUDIOX_LINK_EXPIRY_S", given)
+    with pytest.raises(InputError, match=r"^AUDIOX_LINK_EXPIRY_S="):
+        link_expiry_s()
