@@ -9,11 +9,14 @@ prompts of ``cues.prompts``, consecutive scenes with the same music prompt group
 cue); a sheet that differs from its own draft has been edited, and wins on every rerun.
 
 A cue is identified in the pipeline by its kind and the scene its span starts in (``CueId``), so two
-cues of one kind may not start in one scene. Every problem is one line naming the sheet and the cue.
+cues of one kind may not start in one scene. A sheet names the reel it was written for, and a given
+sheet is followed only on that reel (``for_reel``): a producer applies another reel's sheet by naming
+this reel in it. Every problem is one line naming the sheet and the cue.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +30,8 @@ from audiox_core.errors import InputError
 from audiox_core.media.scenes import Scene
 from audiox_core.media.timecode import frame_from_timecode, timecode
 from audiox_core.media.timeline import CueSpan
+from audiox_core.producer_text import csv_table
+from audiox_core.prompt_length import MAX_PROMPT_CHARS
 
 SHEET_FORMAT = 1
 MAX_MUSIC_S = 120.0  # a drafted music cue stops growing at two minutes, as a score's cues do
@@ -169,6 +174,10 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
     prompt = entry.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError(f"{label}: needs a prompt (the text the model is given)")
+    if len(prompt.strip()) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"{label}: its prompt is {len(prompt.strip())} characters long; the limit is {MAX_PROMPT_CHARS}"
+        )
     seed = entry.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
         raise InputError(f"{label}: seed {seed!r} is not a whole number from 0 to 2147483647")
@@ -218,6 +227,17 @@ def _parse_span(entry: dict[str, Any], label: str) -> tuple[tuple[int, int] | No
 def _looks_like_timecode(tc: str) -> bool:
     parts = tc.replace(";", ":").split(":")
     return len(parts) == 4 and all(p.isdigit() and len(p) == 2 for p in parts)
+
+
+def for_reel(sheet: CueSheet, reel: str, name: str) -> CueSheet:
+    """``sheet`` when it was written for ``reel``; else one line naming both reels and how to apply it
+    (name this reel in it), so another reel's sheet is never followed, nor stored as this reel's."""
+    if sheet.reel == reel:
+        return sheet
+    apply = f"to apply it to {reel}, set reel: {json.dumps(reel, ensure_ascii=False)} in the sheet"
+    if not sheet.reel:
+        raise InputError(f"{name}: names no reel; {apply}")
+    raise InputError(f"{name}: written for reel {sheet.reel!r}, not for {reel!r} (the reel this run makes); {apply}")
 
 
 def resolve(sheet: CueSheet, scenes: Sequence[Scene], fps: Fraction, name: str) -> list[SpannedCue]:
@@ -318,17 +338,17 @@ def frame_timecode(seconds: float, fps: Fraction, scenes: Sequence[Scene]) -> st
     return timecode(max(0, frame), fps)
 
 
-MUSIC_CSV_HEADER = "cue,title,in,out,duration,usage\n"
+MUSIC_CSV_COLUMNS = ("cue", "title", "in", "out", "duration", "usage")
 
 
 def music_cue_csv(spanned: Sequence[SpannedCue], fps: Fraction, scenes: Sequence[Scene]) -> str:
     """The distributor's music cue sheet: cue number, title, in and out timecode, duration (M:SS) and
-    usage (BI: background instrumental, as every generated score cue is); muted cues are not used."""
-    lines = [MUSIC_CSV_HEADER]
-    music = [s for s in spanned if s.cue.kind == "music" and not s.cue.mute]
-    for n, s in enumerate(sorted(music, key=lambda s: s.start_s), start=1):
+    usage (BI: background instrumental, as every generated score cue is); muted cues are not used.
+    The titles are the producer's: no title is a formula in a spreadsheet (``csv_table``)."""
+    music = sorted((s for s in spanned if s.cue.kind == "music" and not s.cue.mute), key=lambda s: s.start_s)
+    rows = []
+    for n, s in enumerate(music, start=1):
         seconds = round(s.end_s - s.start_s)
-        title = (s.cue.title or s.cue.id).replace('"', "'")
         tc_in, tc_out = frame_timecode(s.start_s, fps, scenes), frame_timecode(s.end_s, fps, scenes)
-        lines.append(f'{n},"{title}",{tc_in},{tc_out},{seconds // 60}:{seconds % 60:02d},BI\n')
-    return "".join(lines)
+        rows.append((n, s.cue.title or s.cue.id, tc_in, tc_out, f"{seconds // 60}:{seconds % 60:02d}", "BI"))
+    return csv_table(MUSIC_CSV_COLUMNS, rows, numeric={"cue"})

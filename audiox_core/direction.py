@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from audiox_core.cuesheet import GAIN_RANGE_DB, CueSheet
 from audiox_core.errors import InputError
+from audiox_core.prompt_length import MAX_PROMPT_CHARS
 
 APPROVE, CHANGES = "approve", "request changes"
 KEEP_SEED = -1
@@ -23,7 +24,7 @@ class CueChange(BaseModel):
     gain change 0 dB."""
 
     cue: str = Field(min_length=1, description="the cue's id in the cue sheet (F001, M01, …)")
-    prompt: str = Field(default="", description="new prompt (empty: keep it)")
+    prompt: str = Field(default="", description=f"new prompt, at most {MAX_PROMPT_CHARS} characters (empty: keep it)")
     seed: int = Field(default=KEEP_SEED, ge=KEEP_SEED, lt=2**31, description="new seed for another take (-1: keep it)")
     mute: Literal["keep", "mute", "unmute"] = Field(default="keep", description="mute or unmute the cue")
     gain_change_db: float = Field(default=0.0, ge=-24.0, le=24.0, description="change its gain by this many dB")
@@ -39,9 +40,15 @@ class Direction(BaseModel):
 
 
 def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
-    """The sheet with the changes made (one line naming an unknown cue or a gain out of range)."""
+    """The sheet with the changes made (one line naming an unknown cue, a prompt over the limit or a
+    gain out of range: the flow records the direction as refused with it)."""
     for change in changes:
         cue = sheet.cue(change.cue.strip())
+        prompt = change.prompt.strip()
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(
+                f"change to cue {cue.id}: its new prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}"
+            )
         gain = round(cue.gain_db + change.gain_change_db, 2)
         if not GAIN_RANGE_DB[0] <= gain <= GAIN_RANGE_DB[1]:
             raise InputError(
@@ -50,7 +57,7 @@ def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
         sheet = sheet.with_cue(
             replace(
                 cue,
-                prompt=change.prompt.strip() or cue.prompt,
+                prompt=prompt or cue.prompt,
                 seed=cue.seed if change.seed == KEEP_SEED else change.seed,
                 mute={"keep": cue.mute, "mute": True, "unmute": False}[change.mute],
                 gain_db=gain,
@@ -60,6 +67,13 @@ def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
 
 
 def described(changes: list[CueChange]) -> list[dict[str, object]]:
-    """The changes as recorded: the cue and only what was changed."""
+    """The changes as recorded: the cue and only what was changed (a text longer than a prompt may
+    be, refused, as the limit's worth of it and its length)."""
     defaults = CueChange(cue="-").model_dump()
-    return [{k: v for k, v in c.model_dump().items() if k == "cue" or v != defaults[k]} for c in changes]
+    return [{k: _recorded(v) for k, v in c.model_dump().items() if k == "cue" or v != defaults[k]} for c in changes]
+
+
+def _recorded(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_PROMPT_CHARS:
+        return f"{value[:MAX_PROMPT_CHARS]}… ({len(value)} characters)"
+    return value

@@ -4,10 +4,10 @@ from elsewhere) that a producer opens in a browser to watch and judge the soundt
 The picture plays with its new mix; the stems (dialogue, music, Foley) can be soloed or muted, played
 in step with the picture; the scene and cue table's timecodes seek; the waveform and spectrogram seek
 where they are clicked. Beside them: the prompts and seeds of every cue (new in this version or
-reused), the model and its checkpoint, the loudness figures, the trigger and the settings that
-differ from the defaults. Media are linked, not embedded: ``link`` turns a file's name in the version
-folder into the URL the page uses (relative for local outputs served by ``audiox-studio serve``,
-presigned for S3).
+reused; a note under a prompt longer than the model's text encoder reads), the model and its
+checkpoint, the loudness figures, the trigger and the settings that differ from the defaults. Media
+are linked, not embedded: ``link`` turns a file's name in the version folder into the URL the page
+uses (relative for local outputs served by ``audiox-studio serve``, presigned for S3).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from audiox_core.cuesheet import SpannedCue
@@ -42,6 +42,8 @@ class ReviewFacts:
     files: Sequence[str]  # names in the version folder: soundtrack.mp4, stems/music.wav, …
     cue_sheet_origin: str = "draft"
     rate: int = 48_000  # the mix's sample rate
+    text_tokens: int = 0  # how many tokens of a prompt the model's text encoder reads (0: not counted)
+    prompt_tokens: Mapping[str, int] = field(default_factory=dict)  # cue id → its prompt's tokens
 
 
 def _e(value: object) -> str:
@@ -129,10 +131,18 @@ def _cue_table(facts: ReviewFacts, rendered: Mapping[tuple[int, str], RenderedCu
         tc_out = c.cue.tc_out if c.cue.tc_out else by_index[last].end_tc
         rows.append(
             f"<tr class='{status}'><td>{_e(c.cue.id)}</td><td>{_e(c.cue.kind)}</td><td>{scenes}</td>"
-            f"<td>{_seek(c.start_s, tc_in)}</td><td>{_e(tc_out)}</td><td>{_e(c.cue.prompt)}</td>"
+            f"<td>{_seek(c.start_s, tc_in)}</td><td>{_e(tc_out)}</td><td>{_e(c.cue.prompt)}{_cut_note(facts, c)}</td>"
             f"<td>{c.cue.seed}</td><td>{c.cue.gain_db:+.1f} dB</td><td>{status}</td></tr>"
         )
     return "\n".join(rows) + "</table>"
+
+
+def _cut_note(facts: ReviewFacts, c: SpannedCue) -> str:
+    """A note under a prompt the text encoder cuts: the model hears only its first ``text_tokens``."""
+    n, m = facts.prompt_tokens.get(c.cue.id, 0), facts.text_tokens
+    if not m or n <= m:
+        return ""
+    return f"<p class='note'>prompt longer than the model reads ({n} of {m} tokens): only the first {m} count</p>"
 
 
 PAGE = """<!doctype html>
@@ -150,6 +160,7 @@ table {{ border-collapse: collapse; margin: .8em 0; }} th, td {{ padding: .25em 
   border-bottom: 1px solid #333; vertical-align: top; }}
 table.cues tr.new td:last-child {{ color: #8f8; }} table.cues tr.muted {{ color: #777; }}
 img.timeline {{ width: 100%; cursor: crosshair; display: block; }} figure {{ margin: .5em 0; }}
+p.note {{ margin: .2em 0 0; color: #fc6; font-size: 90%; }}
 </style></head>
 <body data-review="{data}">
 {body}

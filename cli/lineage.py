@@ -1,6 +1,7 @@
 """``audiox-studio provenance``: what made this file? Looked up by the file's sha256, so a renamed or
 moved copy still answers; printed as text, as JSON (the run's provenance document, rebuilt from the
-database in the very shape of its provenance.json), or as W3C PROV-JSON."""
+database in the very shape of its provenance.json), or as W3C PROV-JSON. Text shows control characters
+in a name or a prompt escaped (``terminal_text``), never obeyed by the terminal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
 
 from audiox_core.errors import InputError
+from audiox_core.producer_text import terminal_text
 from audiox_core.provenance import to_prov_json
 from audiox_core.records import (
     CueGeneration,
@@ -110,6 +112,11 @@ def lookup(path_or_uri: str) -> RunLineage | CueLineage:
 
 
 def describe(found: RunLineage | CueLineage) -> str:
+    """The chain as lines for a terminal, each with its control characters escaped."""
+    return "\n".join(terminal_text(line) for line in _lines(found))
+
+
+def _lines(found: RunLineage | CueLineage) -> list[str]:
     lines = [f"{found.file}  (sha256 {found.sha256[:16]}…): {found.role}"]
     if isinstance(found, CueLineage):
         g = found.generation
@@ -118,7 +125,7 @@ def describe(found: RunLineage | CueLineage) -> str:
             f"  prompt: {g.prompt!r}  seed {g.seed}  {g.sampler} × {g.steps} steps, cfg {g.cfg_scale}",
             f"  source span: samples {g.span_start}–{g.span_start + g.span_length} at 48 kHz; code {g.code_version}",
         ]
-        return "\n".join(lines)
+        return lines
     doc = found.provenance
     run, mix = doc.run, doc.mix
     lines += [
@@ -132,7 +139,7 @@ def describe(found: RunLineage | CueLineage) -> str:
         lines.append(
             f"  scene {c.scene_index:>3} {g.kind:<5} seed {g.seed:<11} {g.sampler} × {g.steps}, cfg {g.cfg_scale}: {g.prompt}"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def render(found: RunLineage | CueLineage, fmt: OutputFormat) -> str:
@@ -140,7 +147,13 @@ def render(found: RunLineage | CueLineage, fmt: OutputFormat) -> str:
     if fmt == "text":
         return describe(found)
     if fmt == "json":
-        return json.dumps(found.to_dict(), indent=2, default=str)
+        return _json(found.to_dict())
     if isinstance(found, CueLineage):
         raise InputError(f"{found.file}: PROV-JSON export is per run; ask for an output of the run (e.g. its mix.wav)")
-    return json.dumps(to_prov_json(found.provenance), indent=2, default=str)
+    return _json(to_prov_json(found.provenance))
+
+
+def _json(value: Any) -> str:
+    """JSON for a terminal: ``json`` escapes every control character (and all non-ASCII) but DEL,
+    which only a string can hold, so it is written ``\\u007f`` (the same JSON value)."""
+    return json.dumps(value, indent=2, default=str).replace("\x7f", "\\u007f")

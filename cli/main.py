@@ -27,9 +27,15 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_outputs(result: dict[str, Any]) -> None:
-    print(f"Soundtrack for {result['reel']} — model: {result['model']}")
+    from audiox_core.producer_text import terminal_text
+
+    print(terminal_text(f"Soundtrack for {result['reel']} — model: {result['model']}"))
     if result["out_dir"].startswith("s3://"):
-        print(f"  {result['out_dir']}/ (this version's files; current.json beside versions/ names the current one)")
+        print(
+            terminal_text(
+                f"  {result['out_dir']}/ (this version's files; current.json beside versions/ names the current one)"
+            )
+        )
     else:
         _print_local_outputs(Path(result["out_dir"]))
     api = os.environ.get("PREFECT_API_URL")
@@ -41,6 +47,8 @@ def _print_outputs(result: dict[str, Any]) -> None:
 
 
 def _print_local_outputs(out: Path) -> None:
+    from audiox_core.producer_text import terminal_text
+
     for name in (
         "review.html",
         "soundtrack.mp4",
@@ -59,8 +67,8 @@ def _print_local_outputs(out: Path) -> None:
         "provenance.json",
     ):
         if (out / name).exists():
-            print(f"  {out / name}")
-    print(f"  {out / 'cues'}/ (one WAV per generated cue)")
+            print(terminal_text(f"  {out / name}"))
+    print(terminal_text(f"  {out / 'cues'}/ (one WAV per generated cue)"))
 
 
 def _checked_database() -> str:
@@ -100,11 +108,10 @@ def _soundtrack(
     """The soundtrack flow, after refusing credential-bearing URIs (so Prefect never stores them).
     A refusal, or a temporary local Prefect API that does not start, is one line, recorded as a failed run."""
     from audiox_core.errors import InputError, PipelineError
-    from audiox_core.preflight import refuse_secret
+    from audiox_core.preflight import refuse_secrets
 
     try:
-        refuse_secret(source_uri, "source")
-        refuse_secret(out_uri, "destination")
+        refuse_secrets({"source": source_uri, "destination": out_uri, "cue sheet": cues})
     except InputError as e:
         _record_failed_run(db_url, source_uri, out_uri, settings, str(e))
         raise
@@ -439,8 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(_STARTUP, "90")
     os.environ.setdefault("DO_NOT_TRACK", "1")  # the Prefect client's telemetry notice, off with the rest
     root = logging.getLogger()
+    from audiox_core.producer_text import TerminalFormatter
+
     console = logging.StreamHandler()
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
     console.setLevel(logging.INFO if args.debug else logging.WARNING)
     if args.debug:
         root.setLevel(logging.INFO)
@@ -466,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug or an unforeseen failure: one line, the traceback with --debug
         if args.debug:
             raise
-        _print_error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        _print_error(_unforeseen(e))
         return 1
     finally:
         root.removeHandler(console)
@@ -503,11 +512,23 @@ def _interrupted(args: argparse.Namespace, e: KeyboardInterrupt) -> int:
     return 128 + signum
 
 
+def _unforeseen(e: Exception) -> str:
+    """The line for an exception nothing named: the database going away says so, anything else is an internal error."""
+    from audiox_core.workspace import studio_home
+    from db.pending import database_lost, lost_reason
+    from db.session import database_url
+
+    if database_lost(e):
+        return lost_reason(database_url(studio_home()), e)
+    return f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)"
+
+
 def _print_error(message: str) -> None:
     """``error: <message>`` on one line of stderr, credentials and signatures removed."""
+    from audiox_core.producer_text import terminal_text
     from audiox_core.provenance import scrub
 
-    print(f"error: {' '.join(scrub(message).split())}", file=sys.stderr)
+    print(f"error: {terminal_text(' '.join(scrub(message).split()))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from audiox_core.preflight import (
 from audiox_core.provenance import public_uri, scrub, secret_in_uri
 from audiox_core.reel import write_cue_exports
 from audiox_core.review import ReviewFacts
+from audiox_core.s3 import link_expiry_s
 from audiox_core.settings import RunSettings
 from audiox_core.storage import local_path, staged_directory, store_for
 from audiox_core.workspace import studio_home
@@ -175,6 +176,8 @@ def soundtrack(
         refuse_secrets(uris)  # the CLI's check, again for deployment and API callers
         s = RunSettings.from_dict(given)  # every setting checked before any work starts
         check_inference_settings(s.device)  # the device too: not after fetch, probe and model load
+        if out_uri.startswith("s3://"):
+            link_expiry_s()  # the review's presigned links: a bad value fails now, not after generation
     except InputError as e:
         finish_run_task(db_url, start_run_task(db_url, source_uri, out_uri, given, trigger), error=str(e))
         raise

@@ -8,14 +8,19 @@ credential, so they go to the producer's UI and nowhere else), local outputs go 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.errors import ModelError
+from audiox_core.model.spec import load_config
+from audiox_core.prompt_length import prompt_tokens
 from audiox_core.records import OutputRecord
 from audiox_core.review import ReviewFacts, review_html
 from audiox_core.storage import store_for, write_atomic
@@ -59,8 +64,21 @@ def page_links(base_uri: str) -> Callable[[str], str]:
 def review_page_task(stage: Path, facts: ReviewFacts, base_uri: str) -> Path:
     """review.html in the staged version folder (published with the rest)."""
     path = stage / REVIEW_PAGE
-    write_atomic(path, review_html(facts, page_links(base_uri)).encode())
+    write_atomic(path, review_html(with_prompt_tokens(facts), page_links(base_uri)).encode())
     return path
+
+
+def with_prompt_tokens(facts: ReviewFacts) -> ReviewFacts:
+    """The facts with each prompt's length in the model's text tokens, so the page notes a prompt the
+    encoder cuts; without them (a line in the log) where this process cannot read the T5 tokenizer."""
+    t5 = os.environ.get("AUDIOX_T5_DIR")
+    try:
+        text = load_config(facts.model.name).text
+        counts = prompt_tokens(text, [c.cue.prompt for c in facts.cues], Path(t5) if t5 else None)
+    except ModelError as e:
+        get_run_logger().info("prompt lengths in tokens not checked for the review page: %s", e)
+        return facts
+    return replace(facts, text_tokens=text.max_length, prompt_tokens=dict(zip((c.cue.id for c in facts.cues), counts)))
 
 
 def review_markdown(facts: ReviewFacts, links: dict[str, str]) -> str:

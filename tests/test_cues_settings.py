@@ -214,3 +214,53 @@ def test_demo_and_missing_model_are_clear_errors(tmp_path, monkeypatch) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="missing key model_type"):
         load_model(str(tmp_path), device="cpu")
+
+
+def test_prompt_tokens_are_counted_as_the_text_encoder_tokenizes() -> None:
+    """Expected: the count, cut to max_length, is what the real byte-level encoder's tokenizer keeps
+    (the mask); beyond it the count goes on (200 bytes: 201 tokens); an official T5 without its folder
+    is the loader's own ModelError."""
+    from dataclasses import replace
+
+    from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.spec import load_config
+    from audiox_core.prompt_length import prompt_tokens
+
+    cfg = load_config("demo")
+    prompts = ["rain", "Grüße aus 東京", "x" * 62, "x" * 63, "x" * 200]
+    counts = prompt_tokens(cfg.text, prompts, None)
+    _, mask = TextEncoder(cfg.text, cfg.cond_dim, None).tokenize(prompts)
+    assert [min(n, cfg.text.max_length) for n in counts] == mask.sum(1).tolist()
+    assert counts[-1] == 201 and cfg.text.max_length == 64
+    with pytest.raises(ModelError, match="no T5 folder given"):
+        prompt_tokens(replace(cfg.text, kind="t5"), prompts, None)
+
+
+def test_prompt_tokens_of_an_official_t5_are_what_its_tokenizer_makes(tmp_path) -> None:
+    """A T5 folder as the release layout has it (config, weights, tokenizer; a tiny one, built here):
+    expected, the count cut to max_length is what the loaded encoder's tokenizer keeps, end token included."""
+    from dataclasses import replace
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.spec import load_config
+    from audiox_core.prompt_length import prompt_tokens
+
+    words = "rain on a roof slow strings door slams in the night".split()
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(dict.fromkeys(words))}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(tmp_path)
+    config = T5Config(vocab_size=len(vocab), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    T5EncoderModel(config).save_pretrained(tmp_path)
+
+    text = replace(load_config("demo").text, kind="t5", max_length=8)
+    prompts = ["rain on a roof", " ".join(words), "door slams"]
+    counts = prompt_tokens(text, prompts, tmp_path)
+    _, mask = TextEncoder(text, 16, tmp_path).tokenize(prompts)
+    assert counts == [5, len(words) + 1, 3]
+    assert [min(n, text.max_length) for n in counts] == mask.sum(1).tolist()

@@ -196,8 +196,8 @@ def test_the_music_cue_sheet_lists_each_unmuted_music_cue_with_timecodes_and_dur
     csv = music_cue_csv(resolve(CueSheet("r", FPS, cues), SCENES, FPS, "x"), FPS, SCENES)
     assert csv.splitlines() == [
         "cue,title,in,out,duration,usage",
-        '1,"Opening",00:00:00:00,00:00:04:00,0:04,BI',
-        '2,"M03",00:00:10:00,00:00:12:00,0:02,BI',
+        "1,Opening,00:00:00:00,00:00:04:00,0:04,BI",
+        "2,M03,00:00:10:00,00:00:12:00,0:02,BI",
     ]
 
 
@@ -223,3 +223,97 @@ def test_a_directions_changes_make_the_next_sheet_and_record_only_what_changed()
     ]
     with pytest.raises(InputError, match=r"no cue 'F404' \(its cues: F001, F002"):
         apply_changes(sheet, [CueChange(cue="F404", prompt="x")])
+
+
+def test_a_sheet_written_for_another_reel_is_refused_naming_both_reels() -> None:
+    """Expected: a sheet applies to the reel its ``reel`` names; another reel's sheet, or one naming no
+    reel, is one line saying how the producer applies it (name this reel in it)."""
+    from audiox_core.cuesheet import for_reel
+
+    sheet = draft_sheet("bikes", SCENES, FPS, LOOKS, run_seed=7)
+    assert for_reel(sheet, "bikes", "cues.yaml") is sheet
+    with pytest.raises(InputError) as err:
+        for_reel(sheet, "cars", "bikes/cues.yaml")
+    assert str(err.value) == (
+        "bikes/cues.yaml: written for reel 'bikes', not for 'cars' (the reel this run makes); "
+        'to apply it to cars, set reel: "cars" in the sheet'
+    )
+    unnamed = parse_sheet(
+        _sheet_yaml("{id: F001, kind: foley, scenes: [1, 1], prompt: x, seed: 1}").replace("reel: r\n", ""), "hand.yaml"
+    )
+    with pytest.raises(InputError) as err:
+        for_reel(unnamed, "cars", "hand.yaml")
+    assert str(err.value) == 'hand.yaml: names no reel; to apply it to cars, set reel: "cars" in the sheet'
+
+
+@pytest.mark.integration
+def test_the_flow_refuses_another_reels_sheet_before_any_work_and_stores_nothing(
+    prefect_api, home, reel, tmp_path
+) -> None:
+    """The sheet is valid on this reel (timecode spans), so today's pipeline would follow it, and store
+    it as the reel's edited sheet that every later run follows. Expected: the run fails with the one
+    line, the reel is never analysed and no cue sheet is stored for its source."""
+    from sqlalchemy import func, select
+
+    from db import repository
+    from db.models import Asset, Run
+    from db.session import database_url, sessions
+    from flows.soundtrack import soundtrack
+
+    given = tmp_path / "bikes.yaml"
+    given.write_text(
+        "format: 1\nreel: bikes\nfps: 25/1\ncues:\n"
+        "  - {id: F001, kind: foley, in: '00:00:00:00', out: '00:00:00:10', prompt: a bell, seed: 1}\n"
+        "  - {id: M01, kind: music, in: '00:00:00:00', out: '00:00:02:05', prompt: strings, seed: 2}\n"
+    )
+    reason = (
+        f"{given}: written for reel 'bikes', not for 'short_reel' (the reel this run makes); "
+        'to apply it to short_reel, set reel: "short_reel" in the sheet'
+    )
+    with pytest.raises(InputError) as raised:
+        soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2}, cues=str(given))
+    assert str(raised.value) == reason
+    url = database_url(home)
+    with sessions(url)() as s:
+        assert [(r.status, r.error, r.cue_sheet) for r in s.scalars(select(Run)).all()] == [("failed", reason, None)]
+        assert s.scalar(select(func.count()).select_from(Asset)) == 0
+    assert repository.latest_cue_sheet(url, str(reel.path)) is None
+
+
+def test_a_prompt_over_the_limit_is_one_line_naming_the_cue_and_the_limit() -> None:
+    """Expected: a 100 kB prompt is refused (the text encoder would cut it without a word, and it would be
+    stored whole); a prompt of exactly the limit is kept."""
+    from audiox_core.prompt_length import MAX_PROMPT_CHARS
+
+    with pytest.raises(InputError) as err:
+        parse_sheet(
+            _sheet_yaml(f"{{id: F001, kind: foley, scenes: [1, 1], prompt: {'x' * 100_000}, seed: 1}}"), "cues.yaml"
+        )
+    assert (
+        str(err.value) == f"cues.yaml: cue F001: its prompt is 100000 characters long; the limit is {MAX_PROMPT_CHARS}"
+    )
+    at_limit = "y" * MAX_PROMPT_CHARS
+    sheet = parse_sheet(_sheet_yaml(f"{{id: F001, kind: foley, scenes: [1, 1], prompt: {at_limit}, seed: 1}}"), "c")
+    assert sheet.cue("F001").prompt == at_limit
+
+
+def test_a_direction_with_a_prompt_over_the_limit_is_refused_and_recorded_short() -> None:
+    """Expected: the change is refused in one line naming the cue and the limit (the flow records the
+    direction as refused with this line, and the version waits again); the record keeps the limit's worth
+    of the prompt and its length, not 100 kB."""
+    from audiox_core.direction import CueChange, apply_changes, described
+    from audiox_core.prompt_length import MAX_PROMPT_CHARS
+
+    sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
+    change = CueChange(cue="F002", prompt="x" * 100_000)
+    with pytest.raises(InputError) as err:
+        apply_changes(sheet, [change])
+    assert (
+        str(err.value)
+        == f"change to cue F002: its new prompt is 100000 characters long; the limit is {MAX_PROMPT_CHARS}"
+    )
+    assert described([change]) == [{"cue": "F002", "prompt": "x" * MAX_PROMPT_CHARS + "… (100000 characters)"}]
+    assert (
+        apply_changes(sheet, [CueChange(cue="F002", prompt="y" * MAX_PROMPT_CHARS)]).cue("F002").prompt
+        == "y" * MAX_PROMPT_CHARS
+    )

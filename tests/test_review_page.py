@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from audiox_core.records import LoudnessReport, ModelFacts, ProcessFacts, Render
 from audiox_core.review import ReviewFacts, review_html
 from audiox_core.serving import local_link, served_path
 from cli.serve import byte_range, make_server
+from tasks.review import review_page_task
 
 
 @pytest.fixture
@@ -138,3 +140,16 @@ def test_the_review_page_plays_seeks_and_says_what_is_new() -> None:
     assert "<td>1–2</td>" in rows["M01"] and "-3.0 dB" in rows["M01"]
     assert "trigger: nightly" in page and "steps = 25" in page and "1 of 2 cues generated" in page
     assert "<script src" not in page and "<link " not in page  # self-contained
+
+
+def test_the_review_page_notes_a_prompt_longer_than_the_model_reads(tmp_path: Path) -> None:
+    """Expected: the demo model's byte-level text encoder reads 64 tokens (63 UTF-8 bytes and the end
+    token); M01's 100-byte prompt is 101 tokens and its row says only the first 64 count; the short
+    prompts get no note."""
+    facts = _facts()
+    cues = [replace(c, cue=replace(c.cue, prompt="x" * 100)) if c.cue.id == "M01" else c for c in facts.cues]
+    page = review_page_task.fn(tmp_path, replace(facts, cues=cues), str(tmp_path)).read_text()
+    rows = {row.split("</td>")[0].split(">")[-1]: row for row in page.split("<tr class=")[1:]}
+    note = "prompt longer than the model reads (101 of 64 tokens): only the first 64 count"
+    assert note in rows["M01"]
+    assert "longer than the model reads" not in rows["F001"] + rows["F002"]

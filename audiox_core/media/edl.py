@@ -15,8 +15,10 @@ from fractions import Fraction
 
 from audiox_core.media.scenes import SceneList
 from audiox_core.media.timecode import frame_from_timecode, is_drop_frame
+from audiox_core.producer_text import csv_table
 
 CSV_FIELDS = ("scene", "start_frame", "end_frame", "start_s", "end_s", "start_tc", "end_tc", "duration_s")
+_NUMERIC_FIELDS = frozenset(CSV_FIELDS) - {"start_tc", "end_tc"}
 _EVENT = re.compile(r"^(\d{3,6})\s+(\S+)\s+V\s+C\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
 
 
@@ -31,23 +33,21 @@ class EdlEvent:
 
 
 def scenes_csv(scenes: SceneList) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    for s in scenes.scenes:
-        writer.writerow(
-            [
-                s.index,
-                s.start_frame,
-                s.end_frame,
-                f"{s.start_s:.6f}",
-                f"{s.end_s:.6f}",
-                s.start_tc,
-                s.end_tc,
-                f"{s.duration_s:.6f}",
-            ]
+    """The scene list as CSV: every column ours, numbers and timecodes (``csv_table``, as every CSV we write)."""
+    rows = [
+        (
+            s.index,
+            s.start_frame,
+            s.end_frame,
+            f"{s.start_s:.6f}",
+            f"{s.end_s:.6f}",
+            s.start_tc,
+            s.end_tc,
+            f"{s.duration_s:.6f}",
         )
-    return out.getvalue()
+        for s in scenes.scenes
+    ]
+    return csv_table(CSV_FIELDS, rows, numeric=_NUMERIC_FIELDS)
 
 
 def read_scenes_csv(text: str) -> list[dict[str, str]]:
