@@ -39,6 +39,17 @@ def above(low: float) -> Mapping[str, Rule]:
     return {_RULE: lambda value: None if value > low else f"is not > {low:g}"}
 
 
+def within(low: float, high: float, *, below_high: bool = False) -> Mapping[str, Rule]:
+    """Field metadata: low ≤ value ≤ high (< high with ``below_high``)."""
+    says = f"is not in [{low:g}, {high:g}{')' if below_high else ']'}"
+    return {_RULE: lambda value: None if low <= value and (value < high if below_high else value <= high) else says}
+
+
+def rule(check: Rule) -> Mapping[str, Rule]:
+    """Field metadata holding a rule of the field's own (a shape no bound states)."""
+    return {_RULE: check}
+
+
 def matching(pattern: str, shapes: str) -> Mapping[str, Rule]:
     """Field metadata: the whole string matches ``pattern``; ``shapes`` says what does, for the error."""
     compiled = re.compile(pattern)

@@ -397,13 +397,16 @@ _FSIZE_CHILD = """
 import resource, signal, sys, torch
 from pathlib import Path
 from audiox_core.errors import PipelineError
-from audiox_core.train.state import save_checkpoint
+from audiox_core.train.state import rng_states, save_checkpoint
+def state(step, size):
+    return {"stage": "dit", "step": step, "model": {"w": torch.ones(size)}, "optimizer": {}, "schedule": {},
+            "ema": {}, "rng": rng_states(), "losses": [], "wall_s": 0.0, "recipe": {}, "data": ""}
 path = Path(sys.argv[1])
-save_checkpoint(path, {"step": 1, "w": torch.ones(1000)})
+save_checkpoint(path, state(1, 1000))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 try:
-    save_checkpoint(path, {"step": 2, "w": torch.ones(1_000_000)})
+    save_checkpoint(path, state(2, 1_000_000))
 except PipelineError as e:
     print(type(e).__name__, str(e))
 """

@@ -267,13 +267,18 @@ def _run_stage(
     return log_, ema, True
 
 
-def _resume_state(ckpt: Path, recipe: TrainConfig, data_fp: str) -> dict[str, Any]:
-    """The checkpoint to continue from; one line when it belongs to another recipe or other data."""
+def _resume_state(ckpt: Path, recipe: TrainConfig) -> dict[str, Any]:
+    """The checkpoint to continue from, read before the data is; one line when it is not a checkpoint
+    of ours or belongs to another recipe."""
     state = load_checkpoint(ckpt)
-    if state["recipe"] != recipe.to_dict() or state["data"] != data_fp:
-        what = "recipe" if state["recipe"] != recipe.to_dict() else "training data"
-        raise InputError(f"{ckpt}: --resume with a different {what} than the checkpoint's; use a new --out")
+    if state["recipe"] != recipe.to_dict():
+        raise InputError(f"{ckpt}: --resume with a different recipe than the checkpoint's; use a new --out")
     return state
+
+
+def _check_data(ckpt: Path, state: dict[str, Any], data_fp: str) -> None:
+    if state["data"] != data_fp:
+        raise InputError(f"{ckpt}: --resume with other training data than the checkpoint's; use a new --out")
 
 
 def _network(recipe: TrainConfig, init: str | None) -> tuple[AudioX, AudioXConfig, dict[str, Any]]:
@@ -361,23 +366,30 @@ def _train(
 ) -> TrainResult:
     world = _world(dev)
     started = time.perf_counter()
-    examples = load_examples(data, split="train")
-    for s in examples.skipped:
-        log.warning("skipped %s: %s", s.id, s.reason)
-    net, cfg, raw = _network(recipe, init)
-    net.to(dev)
-    data_fp = fingerprint(examples.examples)
-    run = _Run(net, cfg, recipe, decode_clips(examples.examples, cfg), out, data_fp, world, dev, progress, stop_at)
     stages = [s for s in recipe.stages if not (init is not None and s == "vae")]  # an init's VAE stays as it is
     # Resuming: stages before the last one with a checkpoint are done (their weights are in it).
     last = max((i for i, s in enumerate(stages) if (out / s / "checkpoint.pt").is_file()), default=0)
+    if not stages:
+        raise InputError(f"{recipe.source}: stages {list(recipe.stages)} with --init train nothing (its VAE stays)")
+    if init is None:
+        recipe.architecture()  # a model that is neither a preset nor a config.json: one line before the data
+    ckpt = out / stages[last] / "checkpoint.pt"
+    resumed = _resume_state(ckpt, recipe) if resume else None
+    examples = load_examples(data, split="train")
+    for s in examples.skipped:
+        log.warning("skipped %s: %s", s.id, s.reason)
+    data_fp = fingerprint(examples.examples)
+    if resumed is not None:
+        _check_data(ckpt, resumed, data_fp)
+    net, cfg, raw = _network(recipe, init)
+    net.to(dev)
+    run = _Run(net, cfg, recipe, decode_clips(examples.examples, cfg), out, data_fp, world, dev, progress, stop_at)
     logs: dict[str, StageLog] = {}
     finished = True
     for i, name in enumerate(stages):
         if resume and i < last:
             continue
-        state = _resume_state(out / name / "checkpoint.pt", recipe, data_fp) if resume and i == last else None
-        log_, ema, finished = (_vae if name == "vae" else _dit)(run, state)
+        log_, ema, finished = (_vae if name == "vae" else _dit)(run, resumed if resume and i == last else None)
         logs[name] = log_
         if not finished:
             break
@@ -437,9 +449,10 @@ def release(recipe: TrainConfig, data: Path, out: Path, *, init: str | None = No
     ckpt = out / "dit" / "checkpoint.pt"
     if "dit" not in recipe.stages or not ckpt.is_file():
         raise InputError(f"{out}: no DiT checkpoint to release (the DiT stage has not started)")
+    state = _resume_state(ckpt, recipe)
     examples = load_examples(data, split="train")
     data_fp = fingerprint(examples.examples)
-    state = _resume_state(ckpt, recipe, data_fp)
+    _check_data(ckpt, state, data_fp)
     net, _, raw = _network(recipe, init)
     params = _trainable_dit(net, recipe.dit.lora_rank, recipe.dit.lora_alpha)  # LoRA modules before the weights
     net.load_state_dict(state["model"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,68 +17,95 @@ from typing import Any
 from audiox_core.errors import InputError
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.spec import PRESETS
+from audiox_core.validation import above, at_least, check_fields, checked, rule, within
 
 RECIPES = Path(__file__).parent / "presets"
 STAGES = ("vae", "dit")
-PROBABILITIES = (
-    "cfg_dropout",
-    "video_dropout",
-    "text_dropout",
-    "audio_dropout",
-    "continuation_prob",
-    "pipeline_prompt_prob",
-)
+
+
+def _betas(value: Any) -> str | None:
+    pair = isinstance(value, (list, tuple)) and len(value) == 2
+    if pair and all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1 for b in value):
+        return None
+    return "is not two numbers in [0, 1) (Adam's decays)"
+
+
+def _stages(value: Any) -> str | None:
+    order = isinstance(value, (list, tuple)) and [s for s in STAGES if s in value] == list(value)
+    return None if order and value else f"is not a non-empty list of {', '.join(STAGES)} (in that order)"
+
+
+PROBABILITY = within(0, 1)
+DECAY = within(0, 1, below_high=True)  # an EMA decay of 1 never moves
+ADAM_BETAS = rule(_betas)
+STAGE_LIST = rule(_stages)
+MODEL_NAME = rule(lambda value: None if value else "is not a preset name or the path of a config.json")
 
 
 @dataclass(frozen=True)
 class VaeStage:
     """The autoencoder: reconstruction with a multi-resolution STFT loss, L1 and a small KL term."""
 
-    steps: int = 2000
-    batch_size: int = 16
-    crop_s: float = 1.0
-    lr: float = 3e-4
-    betas: tuple[float, float] = (0.8, 0.99)
-    l1_weight: float = 0.1
-    kl_weight: float = 1e-4
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    checkpoint_every: int = 500
+    steps: int = field(default=2000, metadata=at_least(1))
+    batch_size: int = field(default=16, metadata=at_least(1))
+    crop_s: float = field(default=1.0, metadata=above(0))
+    lr: float = field(default=3e-4, metadata=above(0))
+    betas: tuple[float, float] = field(default=(0.8, 0.99), metadata=ADAM_BETAS)
+    l1_weight: float = field(default=0.1, metadata=at_least(0))
+    kl_weight: float = field(default=1e-4, metadata=at_least(0))
+    ema_decay: float = field(default=0.999, metadata=DECAY)
+    grad_clip: float = field(default=1.0, metadata=at_least(0))  # 0: no clipping
+    checkpoint_every: int = field(default=500, metadata=at_least(1))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class DitStage:
     """The diffusion transformer and conditioners on the frozen VAE's latents (v objective, cosine schedule)."""
 
-    steps: int = 3000
-    batch_size: int = 8
-    lr: float = 2e-4
-    weight_decay: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 100
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    cfg_dropout: float = 0.1  # the whole condition, per sample (official AudioX: 0.1)
-    video_dropout: float = 0.15
-    text_dropout: float = 0.15
-    audio_dropout: float = 0.3  # of a continuation prompt, when the window has one
-    continuation_prob: float = 0.5  # windows that start inside a clip and get its preceding audio as prompt
-    pipeline_prompt_prob: float = 0.25  # captions replaced by the pipeline's own cue prompt for the picture
-    overlap_s: float = 2.0  # as audiox_core.model.longform.generate_scenes joins windows
-    checkpoint_every: int = 250
+    steps: int = field(default=3000, metadata=at_least(1))
+    batch_size: int = field(default=8, metadata=at_least(1))
+    lr: float = field(default=2e-4, metadata=above(0))
+    weight_decay: float = field(default=1e-3, metadata=at_least(0))
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=ADAM_BETAS)
+    warmup_steps: int = field(default=100, metadata=at_least(0))
+    ema_decay: float = field(default=0.999, metadata=DECAY)
+    grad_clip: float = field(default=1.0, metadata=at_least(0))  # 0: no clipping
+    # the whole condition, per sample (official AudioX: 0.1)
+    cfg_dropout: float = field(default=0.1, metadata=PROBABILITY)
+    video_dropout: float = field(default=0.15, metadata=PROBABILITY)
+    text_dropout: float = field(default=0.15, metadata=PROBABILITY)
+    # of a continuation prompt, when the window has one
+    audio_dropout: float = field(default=0.3, metadata=PROBABILITY)
+    # windows that start inside a clip and get its preceding audio as prompt
+    continuation_prob: float = field(default=0.5, metadata=PROBABILITY)
+    # captions replaced by the pipeline's own cue prompt for the picture
+    pipeline_prompt_prob: float = field(default=0.25, metadata=PROBABILITY)
+    # as audiox_core.model.longform.generate_scenes joins windows
+    overlap_s: float = field(default=2.0, metadata=at_least(0))
+    checkpoint_every: int = field(default=250, metadata=at_least(1))
     grad_checkpointing: bool = False
-    lora_rank: int = 0  # > 0: train LoRA adapters on the DiT only (fine-tuning with --init)
-    lora_alpha: float = 16.0
+    # > 0: train LoRA adapters on the DiT only (fine-tuning with --init)
+    lora_rank: int = field(default=0, metadata=at_least(0))
+    lora_alpha: float = field(default=16.0, metadata=above(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "demo"
-    seed: int = 0
-    stages: tuple[str, ...] = STAGES
+    model: str = field(default="demo", metadata=MODEL_NAME)
+    seed: int = field(default=0, metadata=at_least(0))
+    stages: tuple[str, ...] = field(default=STAGES, metadata=STAGE_LIST)
     vae: VaeStage = field(default_factory=VaeStage)
     dit: DitStage = field(default_factory=DitStage)
     source: str = "recipe"  # where it was read from (for messages)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -95,27 +123,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "recipe") -> TrainConfig:
+        """The recipe in ``raw`` (parsed JSON); every key and value checked against its field's type and
+        rule before anything is built, the first bad one an InputError naming ``source`` and the key."""
         if not isinstance(raw, dict):
             raise InputError(f"{source}: the training recipe must be a JSON object")
-        top = {k: v for k, v in raw.items() if not k.startswith("_")}
-        values = _fields(cls, top, source, "", skip=("vae", "dit", "source"))
-        for name, stage_cls in (("vae", VaeStage), ("dit", DitStage)):
-            section = top.get(name, {})
+        values = _section(cls, raw, source, "", nested=STAGES)
+        for name, stage in (("vae", VaeStage), ("dit", DitStage)):
+            section = raw.get(name, {})
             if not isinstance(section, dict):
-                raise InputError(f"{source}: {name} must be an object")
-            values[name] = stage_cls(**_fields(stage_cls, section, source, f"{name}."))
-        for key in PROBABILITIES:
-            if not 0 <= getattr(values["dit"], key) <= 1:
-                raise InputError(
-                    f"{source}: dit.{key} must be a probability in [0, 1] (got {getattr(values['dit'], key)!r})"
-                )
-        recipe = cls(**values, source=source)
-        unknown = [s for s in recipe.stages if s not in STAGES]
-        if unknown or not recipe.stages:
-            raise InputError(
-                f"{source}: stages must be a non-empty list of {', '.join(STAGES)} (got {list(recipe.stages)})"
-            )
-        return recipe
+                raise InputError(f"{source}: {name} must be an object (got {section!r})")
+            values[name] = stage(**_section(stage, section, source, f"{name}."))
+        return cls(**values, source=source)
 
     def architecture(self) -> tuple[AudioXConfig, dict[str, Any]]:
         """The model config and its raw official-format JSON (written beside the trained weights)."""
@@ -130,42 +148,20 @@ class TrainConfig:
         return out
 
 
-def _fields(cls: type, raw: dict[str, Any], source: str, prefix: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``raw`` checked against the dataclass's fields: names known, values of the default's type, numbers ≥ 0."""
-    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+def _section(
+    owner: type, raw: dict[str, Any], source: str, prefix: str, nested: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The values in ``raw`` of ``owner``'s fields but ``nested`` ones, each checked by
+    ``validation.checked`` (lists become tuples); a key that starts with ``_`` is a comment."""
+    known = [f.name for f in dataclasses.fields(owner) if f.name != "source"]
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in skip:
-            continue
         if key.startswith("_"):
             continue
         if key not in known:
             raise InputError(f"{source}: unknown key {prefix}{key} (known: {', '.join(known)})")
-        f = known[key]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        values[key] = _checked(value, default, f"{source}: {prefix}{key}")
+        if key in nested:
+            continue
+        value = checked(f"{source}: {prefix}{key}", owner, key, value)
+        values[key] = tuple(value) if isinstance(value, list) else value
     return values
-
-
-def _checked(value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false (got {value!r})")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where} must be a number (got {value!r})")
-        if isinstance(default, int) and not isinstance(value, int):
-            raise InputError(f"{where} must be a whole number (got {value!r})")
-        if value < 0:
-            raise InputError(f"{where} must be ≥ 0 (got {value!r})")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or len(value) != len(default) and isinstance(default[0], float):
-            raise InputError(f"{where} must be a list like {list(default)} (got {value!r})")
-        return tuple(_checked(v, default[0], where) for v in value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string (got {value!r})")
-        return value
-    raise AssertionError(f"{where}: unsupported field type {type(default).__name__}")

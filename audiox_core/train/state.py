@@ -1,25 +1,42 @@
 """Training checkpoints (resumable) and the trained model in the official release layout.
 
 A checkpoint holds the model, the EMA, the optimiser, the step, the losses so far and every RNG
-state, plus the recipe and the data fingerprint it belongs to. Files are written beside their final
-name, fsynced, then renamed over it, so running out of disk while saving leaves the previous
-checkpoint intact and no half-written file behind.
+state, plus the recipe and the data fingerprint it belongs to. It is data only: tensors and plain
+values (numbers, strings, lists, dicts) in torch.save's archive, read back by torch's weights-only
+unpickler, so a planted or foreign ``checkpoint.pt`` is one line and none of its code runs. Files
+are written beside their final name, fsynced, then renamed over it, so running out of disk while
+saving leaves the previous checkpoint intact and no half-written file behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.serialization import get_unsafe_globals_in_checkpoint
 
 from audiox_core.errors import InputError
+
+# Version 1 (the first training code, never released) pickled numpy's and python's RNG states as
+# objects, which only the unrestricted unpickler reads; version 2 holds them as tensors and lists.
+FORMAT = "audiox-studio training checkpoint 2"
+LAYOUT: dict[str, type] = {
+    "format": str, "stage": str, "step": int, "model": dict, "optimizer": dict, "schedule": dict, "ema": dict,
+    "rng": dict, "losses": list, "wall_s": float, "recipe": dict, "data": str,
+}  # fmt: skip
+# The globals a version-1 checkpoint names (numpy < 2 spells the module numpy.core).
+_VERSION_1_GLOBALS = frozenset(
+    {"numpy.dtype", "numpy.ndarray", "numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct"}
+)
 
 
 def _disk_error(path: Path, what: str, e: OSError) -> InputError:
@@ -35,10 +52,14 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def rng_states() -> dict[str, Any]:
+    """Every global RNG's state as data: torch's as byte tensors, numpy's Mersenne Twister key as an
+    int64 tensor with its position and cached Gaussian, python's as a list of ints."""
+    _, key, pos, has_gauss, gauss = np.random.get_state()  # ("MT19937", uint32[624], int, int, float)
+    version, internal, gauss_next = random.getstate()
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -47,14 +68,20 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    mt = states["numpy"]
+    np.random.set_state(("MT19937", mt["key"].numpy().astype(np.uint32), mt["pos"], mt["has_gauss"], mt["gauss"]))
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``state`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    """``state`` (the keys of ``LAYOUT`` but ``format``) to ``path`` atomically (temp file in the same
+    folder, fsync, rename)."""
+    state = {"format": FORMAT, **state}
+    problem = _layout_problem(state)
+    assert problem is None, problem
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
@@ -81,13 +108,49 @@ def _os_error(e: BaseException) -> OSError | None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The training state in ``path``, read as data: a file that is not one of ours (a bare pickle,
+    an archive naming code, another tool's tensors) is one InputError line and nothing in it runs."""
     if not path.is_file():
         raise InputError(f"{path}: no checkpoint to resume from (run without --resume first)")
+    if not zipfile.is_zipfile(path):  # torch.save's archive; anything else is never unpickled at all
+        raise InputError(f"{path}: not a training checkpoint of audiox-studio (not a PyTorch archive)")
     try:
-        # Our own file: it holds numpy and python RNG states, which the weights-only unpickler refuses.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file raises many types
-        raise InputError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(_refusal(path)) from None
+    except Exception as e:  # a truncated or damaged archive raises many types
+        first = (str(e).strip().splitlines() or [""])[0]  # torch's messages run to several lines
+        raise InputError(
+            f"{path}: not a training checkpoint of audiox-studio: it cannot be read as data ({type(e).__name__}: {first})"
+        ) from None
+    problem = _layout_problem(state)
+    if problem is not None:
+        raise InputError(f"{path}: not a training checkpoint of audiox-studio ({problem})")
+    return state
+
+
+def _layout_problem(state: Any) -> str | None:
+    """What keeps ``state`` from being a checkpoint of ``FORMAT``, or None."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return f"it has no format {FORMAT!r}"
+    wrong = [k for k, kind in LAYOUT.items() if not isinstance(state.get(k), kind) or isinstance(state.get(k), bool)]
+    return f"missing or mistyped: {', '.join(wrong)}" if wrong else None
+
+
+def _refusal(path: Path) -> str:
+    """Why the weights-only unpickler refused ``path``, from the globals its pickle names (read from
+    its opcodes; nothing is run)."""
+    try:
+        named = set(get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # a pickle too damaged to scan: it is refused all the same
+        named = set()
+    if named and named <= _VERSION_1_GLOBALS:
+        return (
+            f"{path}: not a training checkpoint this version reads: an earlier version of audiox-studio wrote "
+            "its RNG states as pickled numpy objects, which are never unpickled; start the run again with a new --out"
+        )
+    shown = ", ".join(sorted(named)[:3]) or "objects outside tensors and plain values"
+    return f"{path}: not a training checkpoint of audiox-studio: it names code ({shown}), which is not run"
 
 
 def save_release(folder: Path, config: dict[str, Any], state_dict: dict[str, torch.Tensor], card: str = "") -> None:
