@@ -5,7 +5,9 @@ Clips: the shared real clips (../shared/media/video next to the repo, ground tru
 drifting bars, monochrome at half contrast, film grain, interlaced PAL MPEG-2 in transport stream;
 its cuts unchanged) and synthetic clips encoded here from ffmpeg's lavfi sources with
 known cuts (H.264 at 23.976, 25 and 29.97 fps in 720p and 1080p, VP9 and MPEG-4 part 2 at 25 fps
-in 720p, and a variable-frame-rate H.264 clip whose shots run at 24, 30, 12 and 29.97 fps).
+in 720p, and a variable-frame-rate H.264 clip whose shots run at 24, 30, 12 and 29.97 fps), and
+flicker that is no cut (audiox_core/media/flicker.py's recipes, 320x180 at 25 fps: flames, a strobe,
+lightning and a blinking sign, each one shot, and two clips with a hard cut between flickering shots).
 
 Per clip it runs our detector (probe + detect_scenes, default settings: the skim where the codec
 can skip frames, the "skim" column says why not elsewhere), PySceneDetect 0.7's
@@ -50,7 +52,8 @@ from audiox_core.media.skim import SKIMMABLE, skimmable
 from audiox_core.media.synthetic import SOURCES
 from audiox_core.media.tools import binary, run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "media"
 SLACK_S = 1e-6  # added to the one-frame tolerance
 F1_TARGET = 1.0
 CONTENT_TARGET = 0.5  # ours / ContentDetector wall time, on clips at least HD_HEIGHT tall
@@ -308,6 +311,22 @@ def variant_clips(root: Path, folder: Path) -> list[Clip]:
         path = folder / f"bikes_{name}.{suffix}"
         run("ffmpeg", ["-v", "error", "-y", "-i", str(source), *args, str(path)], subject=path, what="encoding failed")
         clips.append(Clip(path.name, path, "variant", truth))
+    return clips
+
+
+FLICKER_CLIPS = (("flames",), ("strobe",), ("lightning",), ("sign",), ("flames", "strobe"), ("lightning", "sign"))
+
+
+def flicker_clips(folder: Path, only: str = "") -> list[Clip]:
+    """Flicker in one shot (no cut), and hard cuts between flickering shots (on the first shot's end)."""
+    from audiox_core.media import flicker
+
+    clips = []
+    for shots in FLICKER_CLIPS:
+        path = folder / f"flicker_{'_cut_'.join(shots)}.mp4"
+        if only in path.name:
+            truth = (Cut(flicker.FRAMES[shots[0]] / flicker.RATE, 1 / flicker.RATE),) if len(shots) > 1 else ()
+            clips.append(Clip(path.name, flicker.encode(path, *shots), "flicker", truth))
     return clips
 
 
@@ -583,6 +602,7 @@ def main() -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         clips += [] if args.skip_shared else [c for c in variant_clips(SHARED, Path(folder)) if only in c.name]
         clips += [encode(spec, Path(folder)) for spec in specs]
+        clips += [] if args.skip_synthetic else flicker_clips(Path(folder), only)
         results = [bench_clip(clip, args.repeat) for clip in clips]
     report(results, time.perf_counter() - started, args.json)
 

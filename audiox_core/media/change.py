@@ -13,6 +13,10 @@ of its hue swing and 1/32 of its saturation swing; in the bars it does not count
 Bars are the rows (columns) from each edge whose brightest pixel stays at most ``BAR_LEVEL`` over
 a stretch of frames (``with_boxes``: about a second either side), so a bar stays a bar when re-encoding
 makes its values drift by a few code values, and a dark or fading frame keeps the picture's box.
+
+``coverage`` (of the big changes) is the share of the active picture that changed visibly, less
+what a change of light explains (``relit``: one gain and offset of the value, the hue kept), so
+flames, a strobe or a sign's glow over one shot change little of it and a cut most of it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ T = TypeVar("T")
 Box = tuple[int, int, int, int]  # active rows [top, bottom), columns [left, right)
 VISIBLE = 16.0  # a pixel whose value or saturation changes more than this changed visibly
 SCALE = 2  # the thumbnail is averaged over SCALE × SCALE blocks before scoring
+LIGHT_STEP = 2.0  # a change of the mean value below this is no change of light: nothing to discount
+DARK = 24.0  # a value below which a pixel shows too little to tell relighting from new content
+GAIN = (0.5, 3.0)  # the contrast gains a change of light may have (a strobe: 2.6 here; a cut: near 0)
+SLOPE_BASE = 8.0  # a pixel this far (or more) from the median value gives a slope for the gain
 
 
 @dataclass(frozen=True)
@@ -112,9 +120,52 @@ def _emit(window: deque[tuple[T, Look]], centre: int) -> tuple[T, Look, Box]:
 
 def coverage(a: Look, b: Look, box: Box, level: float = VISIBLE) -> float:
     """The share of the active picture whose value or (defined) saturation changed by more than
-    ``level``: a cut changes most of the picture, a counter's digits or a lighting shift do not."""
+    ``level``, not counting what a change of light explains (``relit``): a cut changes most of the
+    picture, a counter's digits, a lighting shift, flames, a strobe or a sign's glow do not."""
     rows, cols = slice(box[0], box[1]), slice(box[2], box[3])
     dv = np.abs(a.v[rows, cols] - b.v[rows, cols])
     ws = np.maximum(a.sat_weight[rows, cols], b.sat_weight[rows, cols])
     ds = ws * np.abs(a.s[rows, cols] - b.s[rows, cols])
-    return float((np.maximum(dv, ds) > level).mean())
+    changed = np.maximum(dv, ds) > level
+    lit_a, lit_b = brightness(a, box), brightness(b, box)
+    if abs(lit_a - lit_b) >= LIGHT_STEP:
+        changed &= ~(relit(a, b, box, level) if lit_a <= lit_b else relit(b, a, box, level))
+    return float(changed.mean())
+
+
+def relit(dark: Look, bright: Look, box: Box, level: float = VISIBLE) -> np.ndarray:
+    """The pixels whose change from the darker frame to the brighter a change of light explains: the
+    value within ``level`` of the darker's under the gain and offset most pixels agree on (``light``),
+    the hue kept, and the darker frame not black there (nothing to relight: new content coming out
+    of black counts). No pixel where no such gain exists: two different pictures."""
+    rows, cols = slice(box[0], box[1]), slice(box[2], box[3])
+    low, high = dark.v[rows, cols], bright.v[rows, cols]
+    fit = light(low, high)
+    if fit is None:
+        return np.zeros(low.shape, dtype=bool)
+    gain, low_median, high_median = fit
+    dh = np.abs(dark.h[rows, cols] - bright.h[rows, cols])
+    hue_change = np.minimum(dark.hue_weight[rows, cols], bright.hue_weight[rows, cols]) * np.minimum(dh, 180 - dh)
+    lit = gain * (low - low_median) + high_median
+    return (np.abs(high - lit) <= level) & (hue_change <= level) & (low >= DARK)
+
+
+def light(low: np.ndarray, high: np.ndarray) -> tuple[float, float, float] | None:
+    """(gain, median before, median after) of the change of light from ``low`` to ``high``: the median
+    of each pixel's slope about the medians, on every other row and column (a local change such as a
+    sign is an outlier that does not move it); None when that gain is outside ``GAIN`` (two different
+    pictures give a slope near 0); gain 1 when under a tenth of the pixels stand off the median to
+    measure one (a flat picture)."""
+    low, high = low[::2, ::2].ravel(), high[::2, ::2].ravel()
+    low_median, high_median = _median(low), _median(high)
+    off = low - low_median
+    measured = np.abs(off) >= SLOPE_BASE
+    if measured.mean() < 0.1:
+        return 1.0, low_median, high_median
+    gain = _median((high[measured] - high_median) / off[measured])
+    return (gain, low_median, high_median) if GAIN[0] <= gain <= GAIN[1] else None
+
+
+def _median(values: np.ndarray) -> float:
+    """The upper median, by a partition (np.median costs several times as much on these sizes)."""
+    return float(np.partition(values, values.size // 2)[values.size // 2])

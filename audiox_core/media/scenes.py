@@ -5,8 +5,10 @@ bars excluded, hue and saturation weighted by how defined they are). A cut needs
 a threshold that adapts to the footage (``noise_factor`` times the clip's 90th-percentile change, kept between
 ``min_threshold`` and ``threshold``, so monochrome, low-contrast and grainy material need no tuning)
 AND to stand out from its neighbourhood (ratio to the mean of the surrounding frames' changes, so
-fast motion does not cut), to change most of the picture visibly (``min_coverage``), and not to be a flash (a few frames after which the picture returns to
-what it was). Candidates closer together than the minimum scene length compete: the strongest wins,
+fast motion does not cut), to change most of the picture visibly (``min_coverage``) other than by a
+change of light (flames, a strobe, a sign's glow: ``change.relit``), and not to be a flash (a few
+frames after which the picture returns to what it was, as lightning does). Flicker is no cut.
+Candidates closer together than the minimum scene length compete: the strongest wins,
 and the length counts from the last accepted cut. Fades to and from black are found from the
 brightness curve and reported as transitions; they do not cut. Interlaced footage is scored on its
 first field, so a cut between the two fields of a frame is one cut. Times are on the container's
@@ -48,7 +50,7 @@ TransitionKind = Literal["fade_out", "black", "fade_in"]  # in the order they oc
 class DetectorSettings:
     """Recorded with every result for provenance."""
 
-    detector: str = "audiox-hsv-adaptive-v2"
+    detector: str = "audiox-hsv-adaptive-v3"  # v3: changes of light and big flashes in noise are no cuts
     threshold: float = field(
         default=27.0, metadata=above(0)
     )  # a change this big always reaches the threshold (0–255, PySceneDetect's scale) …
@@ -160,10 +162,10 @@ def find_cuts(
             continue
         if _fades_into_black(curves.brightness, i, settings.black_level):
             continue
-        if min(curves.returns.get(i, math.inf), curves.comebacks.get(i, math.inf)) < threshold / 2:
+        if _flash(curves, i, threshold):
             continue
         if curves.coverage.get(i, 1.0) < settings.min_coverage:
-            continue  # most of the picture stayed as it was  # a flash starts or ends here: the pre-flash picture is back within flash_frames
+            continue  # most of the picture stayed as it was, or changed only as a change of light does
         neighbours = [change[j] for j in range(max(1, i - settings.window), min(n, i + settings.window + 1)) if j != i]
         local = sum(neighbours) / len(neighbours) if neighbours else 0.0
         if change[i] - floor >= settings.adaptive_ratio * max(local - floor, 1.0):
@@ -176,6 +178,14 @@ def find_cuts(
         ):
             kept.append(i)
     return sorted(kept[1:])
+
+
+def _flash(curves: FrameCurves, i: int, threshold: float) -> bool:
+    """A flash starts or ends at frame i: the picture before it is back within flash_frames, to within
+    half the threshold or a quarter of the flash's own change (a big flash in noisy footage never gets
+    back within half a threshold that adapted low)."""
+    back = min(curves.returns.get(i, math.inf), curves.comebacks.get(i, math.inf))
+    return back < max(threshold, curves.change[i] / 2) / 2
 
 
 def _fading(transitions: Sequence[Transition]) -> set[int]:
