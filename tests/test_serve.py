@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 from audiox_core.errors import InputError
 from cli.serve import byte_range, local_roots, make_server
@@ -52,7 +53,7 @@ def serve() -> Iterator[Callable[[Sequence[Path]], Get]]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
         def get(path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, bytes]:
-            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=scaled_timeout(10))
             try:
                 conn.request(method, path, headers=headers or {})
                 response = conn.getresponse()

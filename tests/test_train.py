@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from harness import scaled_timeout
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -414,7 +415,9 @@ except PipelineError as e:
 
 def test_saving_past_the_file_size_limit_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "dit" / "checkpoint.pt"
-    proc = subprocess.run([sys.executable, "-c", _FSIZE_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FSIZE_CHILD, str(path)], capture_output=True, text=True, timeout=scaled_timeout(60)
+    )
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("InputError ") and str(path) in lines[0] and "too large" in lines[0].lower()
@@ -441,7 +444,7 @@ def test_two_gloo_processes_equal_one(tmp_path: Path, data: Path, arch: dict) ->
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs)]
         launch += ["--master_addr", "127.0.0.1", "--master_port", str(29500 + procs + os.getpid() % 1000)]
         args = [str(script), str(tmp_path / "r" / "recipe.json"), str(data), str(tmp_path / f"out{procs}")]
-        proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=240)
+        proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=scaled_timeout(240))
         assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = (load_file(str(tmp_path / f"out{n}" / "model" / "model.safetensors")) for n in (1, 2))
     changed = [k for k in one if not torch.equal(one[k], tiny_network(arch, 3).state_dict()[k])]

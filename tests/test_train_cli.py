@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 from tests.test_train import _clip, tiny_architecture, write_recipe
 
@@ -17,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _train(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", "train", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cli", "train", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled_timeout(300),
     )
 
 
