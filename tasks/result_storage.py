@@ -15,6 +15,7 @@ import stat
 from functools import cache
 from pathlib import Path
 
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.filesystems import WritableFileSystem
 
 from audiox_core.errors import InputError
@@ -87,5 +88,9 @@ def _saved_block(prefix_uri: str) -> S3Results:
 
     bucket, prefix = parse_s3(prefix_uri)
     block = S3Results(bucket=bucket, prefix=prefix)
-    block.save(f"audiox-results-{hashlib.sha256(prefix_uri.encode()).hexdigest()[:16]}", overwrite=True)
+    name = f"audiox-results-{hashlib.sha256(prefix_uri.encode()).hexdigest()[:16]}"
+    try:
+        block.save(name, overwrite=True)
+    except ObjectAlreadyExists:  # another worker registered the block type or schema a moment before us
+        block.save(name, overwrite=True)
     return block

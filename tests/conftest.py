@@ -1,13 +1,16 @@
-"""Shared fixtures: an isolated data folder, synthetic reels made by ffmpeg, Prefect's test harness."""
+"""Shared fixtures: an isolated data folder, synthetic reels made by ffmpeg, Prefect's test harness,
+started processes that are always stopped; and pytest-timeout's limit scaled with the load."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from harness import Processes, scaled_timeout, wait_until_serving
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The suite runs on the random-weight test model unless a test names another (the default run
@@ -23,6 +26,26 @@ needs_media = pytest.mark.skipif(not (MEDIA / "MANIFEST.json").is_file(), reason
 needs_audiox_facts = pytest.mark.skipif(
     not (AUDIOX_FACTS / "keys_base.json").is_file(), reason=f"AudioX facts not found at {AUDIOX_FACTS}"
 )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """pytest-timeout's limit (pyproject's ``timeout``, ``--timeout``) scaled like every other wait
+    in the suite, for a test without a ``timeout`` marker of its own."""
+    if item.config.pluginmanager.hasplugin("timeout") and item.get_closest_marker("timeout") is None:
+        from pytest_timeout import get_env_settings
+
+        if limit := get_env_settings(item.config).timeout:
+            item.add_marker(pytest.mark.timeout(scaled_timeout(limit)))
+    return (yield)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Start a test's processes with ``processes.start(args, **popen_kwargs)``: each is stopped when
+    the test ends, however it ends (fixtures of wider scope use ``with Processes()`` themselves)."""
+    with Processes() as started:
+        yield started
 
 
 @pytest.fixture
@@ -56,7 +79,7 @@ def prefect_api():
     """Prefect's own test harness: a temporary server and database for the session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=round(scaled_timeout(60))):
         yield
 
 
@@ -109,12 +132,13 @@ def postgres_url():
         capture_output=True,
     )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
+    wait_s = str(round(scaled_timeout(60)))  # pg_ctl's own default wait, scaled
+    try:  # a start that times out may leave the server starting: stopped below too
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "-t", wait_s, "start"],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(
             [
                 *as_user,
@@ -135,7 +159,9 @@ def postgres_url():
         from db.session import close_all
 
         close_all()
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "-t", wait_s, "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -157,24 +183,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 
-def wait_until_serving(url: str, proc, timeout_s: float, name: str) -> None:
-    """Return once ``url`` answers over HTTP; RuntimeError (and the server killed) when ``proc`` exits
-    or ``timeout_s`` passes first."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError as e:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"{name} did not start within {timeout_s:g} s") from e
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto_server as an S3/SQS endpoint on a free 127.0.0.1 port, with dummy credentials."""
@@ -189,11 +197,7 @@ def s3_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, proc, 30, "moto_server")
     env = {
         "AWS_ENDPOINT_URL": url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -201,18 +205,21 @@ def s3_endpoint():
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     previous = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     from audiox_core.s3 import s3_client
 
-    s3_client.cache_clear()
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with Processes() as started:
+        proc = started.start(
+            [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until_serving(url, proc, scaled_timeout(30), "moto_server")
+        os.environ.update(env)
         s3_client.cache_clear()
+        try:
+            yield url
+        finally:
+            for k, v in previous.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            s3_client.cache_clear()

@@ -45,14 +45,14 @@ def scaled_timeout(seconds: float) -> float:
 def _process_table() -> dict[int, tuple[int, int]]:
     """pid → (parent pid, start time in clock ticks) of every process now, from Linux's /proc."""
     table = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
+    with os.scandir("/proc") as entries:
+        for pid in (int(e.name) for e in entries if e.name.isdigit()):
             try:
-                with open(f"/proc/{entry.name}/stat") as f:
+                with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)"; comm may hold anything
             except OSError:
                 continue  # ended meanwhile
-            table[int(entry.name)] = (int(fields[1]), int(fields[19]))  # proc(5): ppid, starttime
+            table[pid] = (int(fields[1]), int(fields[19]))  # proc(5): ppid, starttime
     return table
 
 

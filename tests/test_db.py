@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.util.exc import CommandError
+from harness import scaled_timeout
 from sqlalchemy import func, select
 
 from db import repository
@@ -249,6 +250,6 @@ def test_concurrent_writers_never_duplicate_or_deadlock(postgres_url: str, tmp_p
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=scaled_timeout(120))
     assert not errors, errors
     assert count(url, Asset) == 1 and count(url, Generation) == 6 * 5 and count(url, Output) == 3

@@ -211,7 +211,7 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.mark.integration
 def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
-    api_env, home: Path, tmp_path: Path, reel, cluster: Cluster
+    api_env, home: Path, tmp_path: Path, reel, cluster: Cluster, processes
 ) -> None:
     """The server stops (immediate shutdown) once the run has started its work. Expected: one line
     saying the database went away and that the run is recorded once it answers; no work folder or
@@ -221,7 +221,7 @@ def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
 
     env = {**api_env, "AUDIOX_DB_URL": cluster.url}
     out = tmp_path / "out"
-    proc = subprocess.Popen(
+    proc = processes.start(
         [sys.executable, "-m", "cli", "run", str(reel.path), "--out", str(out), "--model", "tiny", "--steps", "2"],
         cwd=ROOT,
         env=env,
@@ -229,18 +229,13 @@ def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + scaled_timeout(120)
-        while not ((home / "work").is_dir() and any((home / "work").iterdir())):  # the run's work has begun
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run never started its work"
-            time.sleep(0.05)
-        cluster.stop()
-        stdout, stderr = proc.communicate(timeout=scaled_timeout(240))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    deadline = time.monotonic() + scaled_timeout(120)
+    while not ((home / "work").is_dir() and any((home / "work").iterdir())):  # the run's work has begun
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never started its work"
+        time.sleep(0.05)
+    cluster.stop()
+    stdout, stderr = proc.communicate(timeout=scaled_timeout(240))
     line = _one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
     shown = cluster.url.replace("audiox@", "")  # user names are scrubbed from what is shown and stored
     assert line.startswith(f"error: database {shown} went away during the run ("), line
@@ -277,7 +272,7 @@ sys.stdin.read()  # "live": wait until the test closes stdin
 
 
 @pytest.mark.integration
-def test_repair_removes_the_staged_frames_only_a_killed_process_wrote(home: Path, tmp_path: Path) -> None:
+def test_repair_removes_the_staged_frames_only_a_killed_process_wrote(home: Path, tmp_path: Path, processes) -> None:
     """Two real processes stage frames in the tensor cache: one is SIGKILLed, one stays alive.
     Expected: `doctor --repair` removes the dead one's entry (and says so), the live one's stays."""
     from audiox_core.shared_store import tensor_cache
@@ -293,7 +288,7 @@ def test_repair_removes_the_staged_frames_only_a_killed_process_wrote(home: Path
     )
     assert dead.returncode == -signal.SIGKILL, dead.stderr
     dead_key = dead.stdout.strip()
-    live = subprocess.Popen(
+    live = processes.start(
         [sys.executable, "-c", _STAGE_AND_DIE, "live"],
         cwd=ROOT,
         env=env,
@@ -301,15 +296,10 @@ def test_repair_removes_the_staged_frames_only_a_killed_process_wrote(home: Path
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        live_key = live.stdout.readline().strip()
-        cues = tensor_cache()
-        assert cues.has(dead_key) and cues.has(live_key)
-        repair = _cli(env, "doctor", "--repair", timeout_s=120)
-        assert repair.returncode == 0, repair.stderr
-        assert "removed 1 staged-frame cache entries of dead processes" in repair.stdout
-        assert not cues.has(dead_key) and cues.has(live_key)
-    finally:
-        live.stdin.close()
-        live.wait(timeout=scaled_timeout(30))
-        live.stdout.close()
+    live_key = live.stdout.readline().strip()
+    cues = tensor_cache()
+    assert cues.has(dead_key) and cues.has(live_key)
+    repair = _cli(env, "doctor", "--repair", timeout_s=120)
+    assert repair.returncode == 0, repair.stderr
+    assert "removed 1 staged-frame cache entries of dead processes" in repair.stdout
+    assert not cues.has(dead_key) and cues.has(live_key)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from harness import Processes, scaled_timeout
 
 from audiox_core.media.audio import read_wav
 from audiox_core.media.mux import packet_md5s
@@ -191,7 +192,7 @@ def test_cli_process_prints_exactly_one_line(prefect_api, home, tmp_path) -> Non
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=scaled_timeout(300),
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
@@ -261,7 +262,9 @@ def test_lineage_json_is_the_reels_provenance_json(finished, same_home, capsys) 
     assert printed["provenance"] == json.loads(written)
 
 
-def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, reel, tmp_path) -> None:
+def test_rerun_after_a_crash_skips_the_batches_that_finished(
+    prefect_api, home, reel, tmp_path, processes: Processes
+) -> None:
     """Kill a run as soon as its first generation batch (one scene here) has finished: the rerun
     finds that batch's cues in the tensor cache (keyed on their generation keys) and generates only
     the others: the cues the crashed run left are the very same files afterwards, not rewritten."""
@@ -275,7 +278,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     code = f"from flows.soundtrack import soundtrack; soundtrack({str(reel.path)!r}, {str(out)!r}, {settings!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = processes.start([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def finished_batches(flow_run_ids: list | None = None) -> dict:
         with get_client(sync_client=True) as client:
@@ -286,15 +289,13 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
         }
 
     earlier = finished_batches()  # other tests' runs share the harness
-    try:
-        deadline = time.monotonic() + 300
-        while not set(finished_batches()) - set(earlier):
-            assert proc.poll() is None, "the first run ended before any batch finished"
-            assert time.monotonic() < deadline, "no batch finished in 5 minutes"
-            time.sleep(0.05)
-    finally:
-        proc.kill()
-        proc.wait()
+    deadline = time.monotonic() + scaled_timeout(300)
+    while not set(finished_batches()) - set(earlier):
+        assert proc.poll() is None, "the first run ended before any batch finished"
+        assert time.monotonic() < deadline, "no batch finished in time"
+        time.sleep(0.05)
+    proc.kill()  # the crash
+    proc.wait(timeout=scaled_timeout(10))
     assert not (out / reel_folder(str(reel.path))).exists()  # the crashed run published nothing
     cached = {p: p.stat().st_ino for p in (home / "cache" / "cues").rglob("*.safetensors")}
     assert cached, "the finished batch left no cues in the tensor cache"
@@ -309,7 +310,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(prefect_api, home, 
 
 
 def test_an_inference_worker_loads_the_model_once_for_several_runs(
-    prefect_api, home, reel, tmp_path, monkeypatch
+    prefect_api, home, reel, tmp_path, monkeypatch, processes: Processes
 ) -> None:
     """AUDIOX_INFERENCE=task-worker: two flow runs send their model load and generation batches to
     one long-lived inference worker (a Prefect task worker), which loads the model once for both;
@@ -322,21 +323,15 @@ def test_an_inference_worker_loads_the_model_once_for_several_runs(
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIOX_HOME": str(home)}
     log = tmp_path / "worker.log"
     with log.open("w") as sink:
-        worker = subprocess.Popen(
+        worker = processes.start(
             [sys.executable, "-m", "cli", "inference-worker"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker")
     MODELS.clear()
-    try:
-        results = [
-            soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)
-        ]
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-    processes = [json.loads((Path(r["out_dir"]) / "provenance.json").read_text())["model"]["process"] for r in results]
-    assert processes[0] == processes[1], processes  # one load, at one moment, in one process
-    assert processes[0]["pid"] == worker.pid, (processes, log.read_text()[-2000:])
+    results = [soundtrack(str(reel.path), str(tmp_path / f"out{seed}"), {"steps": 2, "seed": seed}) for seed in (1, 2)]
+    loaders = [json.loads((Path(r["out_dir"]) / "provenance.json").read_text())["model"]["process"] for r in results]
+    assert loaders[0] == loaders[1], loaders  # one load, at one moment, in one process
+    assert loaders[0]["pid"] == worker.pid, (loaders, log.read_text()[-2000:])
     assert len(MODELS) == 0  # the flows' own process never loaded the model
     for r in results:
         assert len(list((Path(r["out_dir"]) / "cues").iterdir())) == _sheet_cues(Path(r["out_dir"]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 
 @dataclass
@@ -162,7 +163,7 @@ def test_a_user_error_is_one_line_recorded_and_found_early(
         capture_output=True,
         text=True,
         env={**api_env, **case.env},
-        timeout=240,
+        timeout=scaled_timeout(240),
     )
     fragment = expected.format(source=case.source, out=case.out)
     lines = proc.stderr.strip().splitlines()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until_serving
+from harness import Processes, scaled_timeout, wait_until_serving
 
 from audiox_core.lifecycle import (
     StopRequested,
@@ -43,20 +43,16 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")), "DO_NOT_TRACK": "1"}
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     server = Path(sys.executable).parent / "prefect"
-    proc = subprocess.Popen(
-        [str(server), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     api = f"http://127.0.0.1:{port}/api"
-    wait_until_serving(f"{api}/health", proc, 60, "prefect server")
-    try:
+    with Processes() as started:
+        proc = started.start(
+            [str(server), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_serving(f"{api}/health", proc, scaled_timeout(60), "prefect server")
         yield api
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +70,28 @@ def _env(home: Path, api: str) -> dict[str, str]:
     return env
 
 
-def _start_run(reel: Path, home: Path, out: Path, api: str) -> subprocess.Popen[str]:
+def _start_run(processes: Processes, reel: Path, home: Path, out: Path, api: str) -> subprocess.Popen[str]:
     """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way;
     24 steps, so the run cannot finish before the signal lands)."""
     command = ["-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "24", "--out", str(out)]
     staged = lambda: out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())  # noqa: E731
-    return _start_until(command, _env(home, api), staged, 120, "staging its outputs")
+    return _start_until(processes, command, _env(home, api), staged, 120, "staging its outputs")
 
 
-def _start_until(args: list[str], env: dict[str, str], ready, timeout_s: float, what: str) -> subprocess.Popen[str]:
-    """``python ARGS`` in the repository; returns once ``ready()`` holds, fails the test if the process
-    ends or ``timeout_s`` passes first."""
-    proc = subprocess.Popen(
+def _start_until(
+    processes: Processes, args: list[str], env: dict[str, str], ready, timeout_s: float, what: str
+) -> subprocess.Popen[str]:
+    """``python ARGS`` in the repository (stopped with the test); returns once ``ready()`` holds, fails
+    the test if the process ends or ``scaled_timeout(timeout_s)`` passes first."""
+    proc = processes.start(
         [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + scaled_timeout(timeout_s)
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"the process ended or stalled before {what}:\n{proc.communicate()[0]}")
+            output = proc.communicate(timeout=scaled_timeout(30))[0]
+            pytest.fail(f"the process ended or stalled before {what}:\n{output}")
         time.sleep(0.1)
     return proc
 
@@ -127,14 +126,21 @@ def _flow_run_state(api: str, flow_run_id: str):
     ],
 )
 def test_signal_closes_the_run_and_leaves_nothing(
-    long_reel: Path, prefect_server: str, tmp_path: Path, signum: int, exit_code: int, status: str, reason: str
+    long_reel: Path,
+    prefect_server: str,
+    tmp_path: Path,
+    processes: Processes,
+    signum: int,
+    exit_code: int,
+    status: str,
+    reason: str,
 ) -> None:
     """Expected: the command exits with 128 + the signal's number after one line saying how the run was
     recorded; the row is closed with the signal as its reason; no staging or work folder is left."""
     home, out = tmp_path / "home", tmp_path / "out"
-    proc = _start_run(long_reel, home, out, prefect_server)
+    proc = _start_run(processes, long_reel, home, out, prefect_server)
     proc.send_signal(signum)
-    output = proc.communicate(timeout=120)[0]
+    output = proc.communicate(timeout=scaled_timeout(120))[0]
     assert proc.returncode == exit_code, output
     [run] = _runs(home)
     assert (run["status"], run["error"]) == (status, reason)
@@ -147,14 +153,16 @@ def test_signal_closes_the_run_and_leaves_nothing(
 
 
 @pytest.mark.integration
-def test_sigkill_leaves_a_run_that_doctor_repair_closes(long_reel: Path, prefect_server: str, tmp_path: Path) -> None:
+def test_sigkill_leaves_a_run_that_doctor_repair_closes(
+    long_reel: Path, prefect_server: str, tmp_path: Path, processes: Processes
+) -> None:
     """Expected: SIGKILL runs no clean-up (row running, flow run Running, staging and work folders left);
     `doctor --repair` then closes the row as crashed naming the dead process, sets the flow run to
     Crashed, removes both folders and prints one line for each and a summary."""
     home, out = tmp_path / "home", tmp_path / "out"
-    proc = _start_run(long_reel, home, out, prefect_server)
+    proc = _start_run(processes, long_reel, home, out, prefect_server)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=scaled_timeout(60))
     assert proc.returncode == -signal.SIGKILL
     [run] = _runs(home)
     assert run["status"] == "running"
@@ -167,7 +175,7 @@ def test_sigkill_leaves_a_run_that_doctor_repair_closes(long_reel: Path, prefect
         env=_env(home, prefect_server),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled_timeout(120),
     )
     assert repair.returncode == 0, repair.stderr
     reason = f"process {run['process']} on this host ended without closing the run (killed?)"
@@ -182,7 +190,9 @@ def test_sigkill_leaves_a_run_that_doctor_repair_closes(long_reel: Path, prefect
 
 
 @pytest.mark.integration
-def test_cancellation_in_prefect_stops_the_run(long_reel: Path, prefect_server: str, tmp_path: Path) -> None:
+def test_cancellation_in_prefect_stops_the_run(
+    long_reel: Path, prefect_server: str, tmp_path: Path, processes: Processes
+) -> None:
     """Expected: cancelling the flow run in Prefect (what the UI's Cancel does) while the CLI's run
     generates stops it as SIGTERM would: exit 143, row cancelled "cancelled in Prefect", the flow run
     Cancelled (not Crashed), nothing left behind."""
@@ -191,11 +201,11 @@ def test_cancellation_in_prefect_stops_the_run(long_reel: Path, prefect_server: 
     from prefect.states import Cancelling
 
     home, out = tmp_path / "home", tmp_path / "out"
-    proc = _start_run(long_reel, home, out, prefect_server)
+    proc = _start_run(processes, long_reel, home, out, prefect_server)
     [run] = _runs(home)
     with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
         client.set_flow_run_state(run["flow_run_id"], Cancelling(), force=True)
-    output = proc.communicate(timeout=120)[0]
+    output = proc.communicate(timeout=scaled_timeout(120))[0]
     assert proc.returncode == 143, output
     [run] = _runs(home)
     assert (run["status"], run["error"]) == ("cancelled", "cancelled in Prefect")
@@ -317,7 +327,7 @@ def test_stop_request_ends_worker_threads_at_their_next_stop_point() -> None:
     ended: dict[str, str] = {}
 
     def reel(name: str) -> None:
-        stages_before_stop.wait(timeout=10)
+        stages_before_stop.wait(timeout=scaled_timeout(10))
         try:
             for _ in range(1000):
                 stop_point()
@@ -330,11 +340,11 @@ def test_stop_request_ends_worker_threads_at_their_next_stop_point() -> None:
     for t in threads:
         t.start()
     try:
-        stages_before_stop.wait(timeout=10)
+        stages_before_stop.wait(timeout=scaled_timeout(10))
         request_stop("interrupted by SIGTERM")
         request_stop("cancelled in Prefect")  # the first reason stays
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=scaled_timeout(10))
         assert ended == {"reel0": "interrupted by SIGTERM", "reel1": "interrupted by SIGTERM"}
     finally:
         clear_stop()
@@ -376,7 +386,7 @@ nightly(sys.argv[1], "reels/", out_prefix=f"s3://{sys.argv[1]}/out", settings={"
 
 @pytest.mark.integration
 def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
-    long_reel: Path, prefect_server: str, s3_endpoint: str, tmp_path: Path
+    long_reel: Path, prefect_server: str, s3_endpoint: str, tmp_path: Path, processes: Processes
 ) -> None:
     """Expected: SIGTERM to a process running the nightly flow (as a runner sends on cancel or shutdown)
     while two reels generate in worker threads: each reel stops at its next stage or batch and closes
@@ -391,10 +401,15 @@ def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
     home = tmp_path / "home"
     two_generating = lambda: (home / "studio.db").exists() and len(_generating(home)) == 2  # noqa: E731
     proc = _start_until(
-        ["-c", NIGHTLY_SCRIPT, bucket], _env(home, prefect_server), two_generating, 180, "two reels generated"
+        processes,
+        ["-c", NIGHTLY_SCRIPT, bucket],
+        _env(home, prefect_server),
+        two_generating,
+        180,
+        "two reels generated",
     )
     proc.send_signal(signal.SIGTERM)
-    output = proc.communicate(timeout=180)[0]
+    output = proc.communicate(timeout=scaled_timeout(180))[0]
     assert proc.returncode != 0, output
     runs = _runs(home)
     assert len(runs) == 2, runs  # the third reel never started

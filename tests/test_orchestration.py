@@ -13,10 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+from harness import Processes, scaled_timeout, wait_until_serving
 
 from audiox_core.naming import reel_folder
 from audiox_core.s3 import read_current, s3_client
@@ -47,50 +49,39 @@ def server(tmp_path_factory, s3_endpoint):
         "AUDIOX_HOME": str(tmp_path_factory.mktemp("audiox-home")),
     }
     env.pop("PREFECT_PROFILES_PATH", None)
-    proc = subprocess.Popen(
-        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "prefect server did not start within 60 s"
-            time.sleep(0.5)
-        subprocess.run(
-            [BIN / "prefect", "work-pool", "create", "audiox", "--type", "process"],
+    with Processes() as started:
+        proc = started.start(
+            [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
-            check=True,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        subprocess.run(
-            [BIN / "prefect", "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, check=True, capture_output=True
-        )
+        wait_until_serving(f"{api}/health", proc, scaled_timeout(60), "prefect server")
+        prefect(env, "work-pool", "create", "audiox", "--type", "process")
+        prefect(env, "--no-prompt", "deploy", "--all")
         try:
             s3_client().create_bucket(Bucket="footage")
         except s3_client().exceptions.BucketAlreadyOwnedByYou:
             pass
         yield api, env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+
+
+def call(method: str, url: str, **kwargs: Any) -> Any:
+    """The JSON of one Prefect API call, its timeout scaled (httpx's 5 s default is too short under load)."""
+    response = httpx.request(method, url, timeout=scaled_timeout(30), **kwargs)
+    response.raise_for_status()
+    return response.json()
 
 
 def flow_runs(api: str, deployment: str) -> list[dict]:
-    deployments = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [deployment]}}}).json()
+    deployments = call("POST", f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [deployment]}}})
     ids = [d["id"] for d in deployments]
-    return httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": ids}}}).json()
+    return call("POST", f"{api}/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": ids}}})
 
 
-def worker(env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
+def worker(processes: Processes, env: dict, *extra: str) -> subprocess.Popen:
+    """A `prefect worker start --run-once` on the pool, stopped with the test however it ends."""
+    return processes.start(
         [BIN / "prefect", "worker", "start", "--pool", "audiox", "--run-once", *extra],
         env=env,
         cwd=ROOT,
@@ -99,7 +90,16 @@ def worker(env: dict, *extra: str) -> subprocess.Popen:
     )
 
 
-def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None:
+def prefect(env: dict, *args: str) -> str:
+    """`prefect ARGS`' output (a failure raises, naming the command and its stderr)."""
+    done = subprocess.run(
+        [BIN / "prefect", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=scaled_timeout(120)
+    )
+    assert done.returncode == 0, (args, done.stderr[-2000:])
+    return done.stdout
+
+
+def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel, processes) -> None:
     api, env = server
     sqs = __import__("boto3").client("sqs")
     queue = sqs.create_queue(QueueName="drops")["QueueUrl"]
@@ -118,16 +118,16 @@ def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None
             env=env,
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=scaled_timeout(120),
         )
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)  # all consumed once accepted
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + scaled_timeout(90)
     while not flow_runs(api, "s3-drop"):
         assert time.monotonic() < deadline, "the s3-drop trigger started no run"
         time.sleep(2)
     time.sleep(35)  # the trigger schedules its run 30 s after the burst (debounce)
     assert len(flow_runs(api, "s3-drop")) == 1
-    assert worker(env).wait(timeout=400) == 0
+    assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
     (run,) = flow_runs(api, "s3-drop")
     assert run["state_type"] == "COMPLETED" and run["parameters"]["source_uri"] == "s3://footage/incoming/dropped.mp4"
     current = read_current(f"s3://footage/soundtracks/{reel_folder('s3://footage/incoming/dropped.mp4')}")
@@ -137,7 +137,7 @@ def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel) -> None
     }
 
 
-def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
+def test_two_workers_never_run_a_reel_twice(server, reel, processes) -> None:
     api, env = server
     ids = []
     for i in range(4):
@@ -150,14 +150,7 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
                 "review": False,  # unattended: the batch is about workers, not producers
             }
         )
-        out = subprocess.run(
-            [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        ids.append(out)
+        ids.append(prefect(env, "deployment", "run", "soundtrack/on-demand", "--params", params))
 
     def batch() -> list[dict]:
         return [
@@ -165,9 +158,9 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
         ]
 
     for _ in range(3):  # a --run-once worker takes what one poll offers; start pairs until none is left
-        workers = [worker(env, "--limit", "2"), worker(env, "--limit", "2")]
+        workers = [worker(processes, env, "--limit", "2"), worker(processes, env, "--limit", "2")]
         for w in workers:
-            assert w.wait(timeout=600) == 0
+            assert w.wait(timeout=scaled_timeout(600)) == 0
         if not any(r["state_type"] in ("SCHEDULED", "PENDING") for r in batch()):
             break
     runs = batch()
@@ -175,7 +168,7 @@ def test_two_workers_never_run_a_reel_twice(server, reel) -> None:
         (r["name"], r["state_name"], r["state"]["message"]) for r in runs
     ]
     for r in runs:
-        states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r["id"]}).json()
+        states = call("GET", f"{api}/flow_run_states/", params={"flow_run_id": r["id"]})
         assert sum(s["type"] == "RUNNING" for s in states) == 1, r["name"]  # claimed and run by one worker only
     for i in range(4):
         current = read_current(f"s3://footage/batch-out/{reel_folder(f's3://footage/batch/reel{i}.mp4')}")
@@ -211,9 +204,9 @@ def _browser():
 
 
 def _wait_state(api: str, flow_run_id: str, types: tuple[str, ...], timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + scaled_timeout(timeout_s)
     while True:
-        run = httpx.get(f"{api}/flow_runs/{flow_run_id}").json()
+        run = call("GET", f"{api}/flow_runs/{flow_run_id}")
         if run["state_type"] in types:
             return run
         assert time.monotonic() < deadline, (run["state_type"], run["state_name"], types)
@@ -241,9 +234,11 @@ class _Producer:
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.browser.get(f"{self.ui}/runs/flow-run/{flow_run_id}")
-        WebDriverWait(self.browser, 60).until(lambda b: title in b.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(self.browser, scaled_timeout(60)).until(
+            lambda b: title in b.find_element(By.TAG_NAME, "body").text
+        )
         if tab:
-            found = WebDriverWait(self.browser, 30).until(
+            found = WebDriverWait(self.browser, scaled_timeout(30)).until(
                 lambda b: next(
                     (e for e in b.find_elements(By.CSS_SELECTOR, "[role=tab], li") if e.text.strip() == tab), None
                 )
@@ -254,7 +249,7 @@ class _Producer:
     def play_review_page(self, url: str) -> dict:
         self.browser.get(url)
         self.browser.execute_script("const v = document.getElementById('picture'); v.muted = true; v.play();")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled_timeout(30)
         while time.monotonic() < deadline:
             state = self.browser.execute_script(
                 "const v = document.getElementById('picture');"
@@ -272,11 +267,11 @@ class _Producer:
         from selenium.webdriver.support.ui import Select, WebDriverWait
 
         b = self.browser
-        WebDriverWait(b, 60).until(
+        WebDriverWait(b, scaled_timeout(60)).until(
             lambda b: any(e.text.strip() == "Resume" for e in b.find_elements(By.TAG_NAME, "button"))
         )
         next(e for e in b.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Resume").click()
-        form = WebDriverWait(b, 30).until(
+        form = WebDriverWait(b, scaled_timeout(30)).until(
             lambda b: b.find_element(
                 By.XPATH,
                 "//*[normalize-space()='Resume Flow Run']/ancestor::*[.//button[normalize-space()='Submit']][1]",
@@ -300,7 +295,7 @@ class _Producer:
         self.browser.quit()
 
 
-def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path) -> None:
+def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path, processes) -> None:
     """Expected, driven through headless Chromium as a producer would: the on-demand run renders and
     waits (suspended: its worker exits); the review page plays the picture with its new mix; two cues'
     prompts changed in the UI's form make a second version in which only those two cues differ; the
@@ -315,14 +310,9 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
     api, env = server
     out = tmp_path / "out"
     params = json.dumps({"source_uri": str(reel.path), "out_uri": str(out), "settings": {"steps": 2}})
-    subprocess.run(
-        [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    prefect(env, "deployment", "run", "soundtrack/on-demand", "--params", params)
     run_id = next(r["id"] for r in flow_runs(api, "on-demand") if r["parameters"]["source_uri"] == str(reel.path))
-    assert worker(env).wait(timeout=400) == 0
+    assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
     waiting = _wait_state(api, run_id, ("PAUSED",))
     assert waiting["state_name"] == "Suspended" and waiting["name"] == f"{reel.path.stem} · {reel.path}"
     folder = out / reel_folder(str(reel.path))
@@ -344,7 +334,7 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
         producer.open_run(run_id, reel.path.stem)
         producer.direct("request changes", "Ana (producer)", "doors, not hum", changed, "3-change-two-cues.png")
         _wait_state(api, run_id, ("SCHEDULED",))
-        assert worker(env).wait(timeout=400) == 0
+        assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
         _wait_state(api, run_id, ("PAUSED",))
         second = _cue_hashes(folder)
         assert {n for n in first if first[n] != second.get(n)} == {f"scene{int(c[1:]):04d}_foley.wav" for c in changed}
@@ -354,7 +344,7 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
         producer.open_run(run_id, reel.path.stem)
         producer.direct("approve", "Ana (producer)", "ship it", {}, "5-approve.png")
         _wait_state(api, run_id, ("SCHEDULED",))
-        assert worker(env).wait(timeout=400) == 0
+        assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
         done = _wait_state(api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
         producer.open_run(run_id, reel.path.stem, tab="Artifacts")
         producer.shot("6-approved.png")
@@ -378,7 +368,7 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
 
 def _generating_pids(api: str, task_run_ids: list[str]) -> dict[str, int]:
     """Which inference worker process (pid from its log line) generated each batch task run."""
-    logs = httpx.post(f"{api}/logs/filter", json={"logs": {"task_run_id": {"any_": task_run_ids}}, "limit": 200}).json()
+    logs = call("POST", f"{api}/logs/filter", json={"logs": {"task_run_id": {"any_": task_run_ids}}, "limit": 200})
     found = {}
     for line in logs:
         if line["message"].startswith("generating ") and "(pid " in line["message"]:
@@ -387,10 +377,11 @@ def _generating_pids(api: str, task_run_ids: list[str]) -> dict[str, int]:
 
 
 def _batches(api: str, since: str) -> list[dict]:
-    return httpx.post(
+    return call(
+        "POST",
         f"{api}/task_runs/filter",
         json={"task_runs": {"name": {"like_": "generate-cues"}, "start_time": {"after_": since}}, "limit": 200},
-    ).json()
+    )
 
 
 def _manifest_hashes(folder_uri: str) -> dict[str, str]:
@@ -403,7 +394,7 @@ def _manifest_hashes(folder_uri: str) -> dict[str, str]:
     }
 
 
-def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_url, tmp_path) -> None:
+def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_url, tmp_path, processes) -> None:
     """Two "machines" on this box, each a process worker and an inference worker with its own
     AUDIOX_HOME, sharing only the Prefect server, PostgreSQL and moto S3. Expected: the reel's
     batches (one cue each, two in flight) run on both inference workers; the one holding a batch is
@@ -436,14 +427,14 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
             "AUDIOX_INFERENCE": "task-worker",
             "AUDIOX_SHARED_STORE": "s3://studio-shared/store",
             "AUDIOX_BATCHES_IN_FLIGHT": "2",
-            "AUDIOX_BATCH_WAIT_S": "40",
+            "AUDIOX_BATCH_WAIT_S": str(round(scaled_timeout(40))),  # a live batch under load is not lost
         }
 
     envs = {name: machine(name) for name in ("a", "b")}
     inference = {}
     for name, env in envs.items():
         with (tmp_path / f"inference-{name}.log").open("w") as log:
-            inference[name] = subprocess.Popen(
+            inference[name] = processes.start(
                 [BIN / "audiox-studio", "inference-worker"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
@@ -451,59 +442,50 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
         params = json.dumps(
             {"source_uri": source, "out_uri": "s3://footage/machines-out", "settings": settings, "review": False}
         )
-        out = subprocess.run(
-            [BIN / "prefect", "deployment", "run", "soundtrack/on-demand", "--params", params],
-            env=envs[name],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        out = prefect(envs[name], "deployment", "run", "soundtrack/on-demand", "--params", params)
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
-        return {"id": flow_run_id, "worker": worker(envs[name])}
+        return {"id": flow_run_id, "worker": worker(processes, envs[name])}
 
-    try:
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
-        first = run_on("a")
-        killed = None
-        deadline = time.monotonic() + 300
-        while killed is None:  # wait for one batch finished and another running, then kill its worker
-            assert time.monotonic() < deadline, "no batch ran on the inference workers within 300 s"
-            assert first["worker"].poll() in (None, 0)
-            runs = _batches(api, since)
-            running = [r["id"] for r in runs if r["state_type"] == "RUNNING"]
-            if any(r["state_type"] == "COMPLETED" for r in runs) and running:
-                pids = _generating_pids(api, running)
-                holder = next((n for n, p in inference.items() if p.pid in pids.values()), None)
-                if holder is not None:
-                    inference[holder].send_signal(signal.SIGKILL)
-                    inference[holder].wait(timeout=10)
-                    killed = holder
-                    lost = next(run for run, pid in pids.items() if pid == inference[holder].pid)
-            time.sleep(0.3)
-        assert first["worker"].wait(timeout=600) == 0
-        state = _wait_state(api, first["id"], ("COMPLETED", "FAILED", "CRASHED"))
-        assert state["state_type"] == "COMPLETED", state["state"]
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    first = run_on("a")
+    killed = None
+    deadline = time.monotonic() + scaled_timeout(300)
+    while killed is None:  # wait for one batch finished and another running, then kill its worker
+        assert time.monotonic() < deadline, "no batch ran on the inference workers in time"
+        assert first["worker"].poll() in (None, 0)
+        for name, p in inference.items():  # a worker that died at start would leave its batches to time out
+            assert p.poll() is None, (name, p.returncode, (tmp_path / f"inference-{name}.log").read_text()[-2000:])
         runs = _batches(api, since)
-        by_id = {r["id"]: r for r in runs}
-        assert by_id[lost]["state_type"] == "CRASHED" and "sent again" in by_id[lost]["state"]["message"]
-        pids = _generating_pids(api, [r["id"] for r in runs])
-        assert {inference["a"].pid, inference["b"].pid} <= set(pids.values()), pids  # both machines generated
-        two_machines = _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}")
+        running = [r["id"] for r in runs if r["state_type"] == "RUNNING"]
+        if any(r["state_type"] == "COMPLETED" for r in runs) and running:
+            pids = _generating_pids(api, running)
+            holder = next((n for n, p in inference.items() if p.pid in pids.values()), None)
+            if holder is not None:
+                inference[holder].send_signal(signal.SIGKILL)
+                inference[holder].wait(timeout=scaled_timeout(10))
+                killed = holder
+                lost = next(run for run, pid in pids.items() if pid == inference[holder].pid)
+        time.sleep(0.3)
+    assert first["worker"].wait(timeout=scaled_timeout(600)) == 0
+    state = _wait_state(api, first["id"], ("COMPLETED", "FAILED", "CRASHED"))
+    assert state["state_type"] == "COMPLETED", state["state"]
+    runs = _batches(api, since)
+    by_id = {r["id"]: r for r in runs}
+    assert by_id[lost]["state_type"] == "CRASHED" and "sent again" in by_id[lost]["state"]["message"]
+    pids = _generating_pids(api, [r["id"] for r in runs])
+    assert {inference["a"].pid, inference["b"].pid} <= set(pids.values()), pids  # both machines generated
+    two_machines = _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}")
 
-        # The rerun, on the other machine: every cue is already made, nothing is generated.
-        other = "b" if killed == "a" else "a"
-        before = {r["id"] for r in _batches(api, since)}
-        again = run_on(other)
-        assert again["worker"].wait(timeout=600) == 0
-        assert _wait_state(api, again["id"], ("COMPLETED", "FAILED", "CRASHED"))["state_type"] == "COMPLETED"
-        new = [r["id"] for r in _batches(api, since) if r["id"] not in before]
-        assert not _generating_pids(api, new)  # reused from S3 (or the database's record), none generated
-        assert _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}") == two_machines
-    finally:
-        for p in inference.values():
-            if p.poll() is None:
-                p.terminate()
-                p.wait(timeout=30)
+    # The rerun, on the other machine: every cue is already made, nothing is generated.
+    other = "b" if killed == "a" else "a"
+    before = {r["id"] for r in _batches(api, since)}
+    again = run_on(other)
+    assert again["worker"].wait(timeout=scaled_timeout(600)) == 0
+    assert _wait_state(api, again["id"], ("COMPLETED", "FAILED", "CRASHED"))["state_type"] == "COMPLETED"
+    new = [r["id"] for r in _batches(api, since) if r["id"] not in before]
+    assert not _generating_pids(api, new)  # reused from S3 (or the database's record), none generated
+    assert _manifest_hashes(f"s3://footage/machines-out/{reel_folder(source)}") == two_machines
+    processes.stop_all()  # the machines' workers, before the single-machine run below
 
     # The same reel on one machine, in-process, its own home, database and store.
     alone = {k: v for k, v in base.items() if not k.startswith("AUDIOX_")} | {
@@ -514,7 +496,13 @@ def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_
         "import json,sys; from flows.soundtrack import soundtrack; "
         f"soundtrack({source!r}, 's3://footage/machines-alone', json.loads(sys.argv[1]), review=False)"
     )
-    subprocess.run([sys.executable, "-c", script, json.dumps(settings)], env=alone, cwd=ROOT, check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", script, json.dumps(settings)],
+        env=alone,
+        cwd=ROOT,
+        check=True,
+        timeout=scaled_timeout(600),
+    )
     assert _manifest_hashes(f"s3://footage/machines-alone/{reel_folder(source)}") == two_machines
 
     engine = sa.create_engine(db)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,12 @@ print(json.dumps({{"loads": len(loads), "errors": errors, "models": len(models),
 def test_threads_asking_at_once_share_one_load() -> None:
     """Expected: all four threads get the model, the same object, from a single load."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", CHILD],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled_timeout(120),
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from harness import scaled_timeout
 
 from audiox_core import s3
 from audiox_core.errors import InputError, TransientError
@@ -253,7 +254,7 @@ def _handler(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
                 k: v for k, v in self.headers.items() if k.lower() not in ("expect", "transfer-encoding", "connection")
             }
             headers["Content-Length"] = str(len(body))
-            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=scaled_timeout(30))
             try:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import scaled_timeout
 
 from audiox_core.naming import reel_folder
 from db import repository
@@ -24,7 +25,7 @@ def _paused(flow_run_id: str | None, timeout_s: float = 300, seen: set[str] | No
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + scaled_timeout(timeout_s)
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             runs = client.read_flow_runs(
@@ -64,7 +65,11 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     def run() -> None:
         try:
             done["result"] = soundtrack(
-                str(reel.path), str(out), {"steps": 2, "seed": 3}, review=True, review_timeout_s=600
+                str(reel.path),
+                str(out),
+                {"steps": 2, "seed": 3},
+                review=True,
+                review_timeout_s=round(scaled_timeout(600)),
             )
         except BaseException as e:  # reported below
             done["error"] = e
@@ -101,13 +106,13 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
         assert differ == {f"scene{int(cue[1:]):04d}_foley.wav" for cue in changed}, differ
         assert "new" in (folder / "review.html").read_text()
         _resume(flow_run_id, {"decision": "approve", "reviewer": "Ana (producer)", "note": "good"})
-        thread.join(timeout=300)
+        thread.join(timeout=scaled_timeout(300))
     finally:
         if thread.is_alive():
             from prefect.flow_runs import resume_flow_run
 
             resume_flow_run(flow_run_id, run_input={"decision": "approve", "reviewer": "test teardown"})
-            thread.join(timeout=120)
+            thread.join(timeout=scaled_timeout(120))
     assert "error" not in done, done.get("error")
     result = done["result"]
     assert result["approved"] is True and result["reviewer"] == "Ana (producer)"

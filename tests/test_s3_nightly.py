@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from harness import scaled_timeout
 
 from audiox_core.errors import InputError
 from audiox_core.media.synthetic import make_reel
@@ -188,7 +189,7 @@ def test_access_denied_is_one_line_the_run_failed_and_the_batch_carries_on(
             method="POST",
             headers={"Content-Type": "text/plain"},
         )
-        urllib.request.urlopen(request, timeout=10).close()
+        urllib.request.urlopen(request, timeout=scaled_timeout(10)).close()
 
     enforce("0")  # from now on every request is authenticated and checked against IAM
     try:

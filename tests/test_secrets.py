@@ -155,7 +155,7 @@ def test_flow_called_directly_refuses_and_cleans_its_parameters(
     assert leaked(dump_sqlite(home / "studio.db")) == []
 
     prefect_db = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled_timeout(30)
     while not (dump := flow_run_failed_dump(prefect_db, run["flow_run_id"])):
         assert time.monotonic() < deadline, "the flow run's Failed event never reached Prefect's database"
         time.sleep(0.5)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import torch
+from harness import scaled_timeout
 
 from audiox_core.errors import InputError
 
@@ -140,7 +141,7 @@ def test_batches_in_flight_run_together_and_come_back_in_order() -> None:
 
     started: list[int] = []
     lock = threading.Lock()
-    gate = threading.Barrier(3, timeout=10)
+    gate = threading.Barrier(3, timeout=scaled_timeout(10))
 
     def work(i: int) -> int:
         with lock:
