@@ -56,7 +56,9 @@ def check_device(device: str) -> None:
         return
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
-        raise InputError(f"settings: device {device!r}: this machine has no CUDA GPU that torch can use; use cpu or auto")
+        raise InputError(
+            f"settings: device {device!r}: this machine has no CUDA GPU that torch can use; use cpu or auto"
+        )
     if (dev.index or 0) >= count:
         have = ", ".join(f"cuda:{i}" for i in range(count))
         raise InputError(f"settings: device {device!r}: this machine has {count} CUDA GPU(s) ({have})")
