@@ -67,6 +67,20 @@ def reel(tmp_path_factory: pytest.TempPathFactory):
     )
 
 
+@pytest.fixture(scope="module")
+def training_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny training recipe and a data folder of two paired examples: (recipe path, data folder)."""
+    from tests.test_train import _clip, tiny_architecture, write_recipe
+
+    folder = tmp_path_factory.mktemp("training")
+    data = folder / "data"
+    data.mkdir()
+    for k in range(2):
+        _clip(data, f"c{k:03d}", 2.5, k)
+    write_recipe(folder, tiny_architecture())
+    return folder / "recipe.json", data
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     from audiox_core.model.runtime import load_model
@@ -99,70 +113,100 @@ def _pg_binary(name: str) -> str | None:
     return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port (initdb + pg_ctl), stopped at the end."""
-    import pwd
-    import socket
-    import subprocess
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port (initdb + pg_ctl, as the ``postgres`` user
+    when running as root), in a folder outside pytest's 0700 tmp folders so the cluster's owner can
+    reach it; ``start``/``stop`` it (a test can take its database away), ``remove`` it at the end."""
 
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
-    import shutil
-    import tempfile
+    def __init__(self) -> None:
+        import pwd
+        import socket
+        import subprocess
+        import tempfile
 
-    # Not under pytest's 0700 tmp folders: the cluster's owner must be able to reach it.
-    base = Path(tempfile.mkdtemp(prefix="audiox-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to own the test cluster")
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-U", "audiox", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    wait_s = str(round(scaled_timeout(60)))  # pg_ctl's own default wait, scaled
-    try:  # a start that times out may leave the server starting: stopped below too
+        initdb, self.pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+        if not initdb or not self.pg_ctl:
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.base = Path(tempfile.mkdtemp(prefix="audiox-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root and there is no 'postgres' user to own the test cluster")
+            os.chown(self.base, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.data = self.base / "data"
         subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "-t", wait_s, "start"],
+            [*self.as_user, initdb, "-D", str(self.data), "-U", "audiox", "--auth=trust", "-E", "UTF8"],
             check=True,
             capture_output=True,
         )
+        self.server = f"postgresql+psycopg://audiox@127.0.0.1:{self.port}"
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        import subprocess
+
+        wait_s = str(round(scaled_timeout(60)))  # pg_ctl's own default wait, scaled
         subprocess.run(
-            [
-                *as_user,
-                _pg_binary("createdb") or "createdb",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "audiox",
-                "studio",
-            ],
+            [*self.as_user, self.pg_ctl, "-D", str(self.data), "-w", "-t", wait_s, *args],
+            check=check,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-o", options, "-l", str(self.base / "log"), "start")
+
+    def stop(self, mode: str = "fast", check: bool = True) -> None:
+        self._ctl("-m", mode, "stop", check=check)
+
+    def createdb(self, name: str) -> str:
+        """A new database's URL."""
+        import subprocess
+
+        createdb = _pg_binary("createdb") or "createdb"
+        subprocess.run(
+            [*self.as_user, createdb, "-h", "127.0.0.1", "-p", str(self.port), "-U", "audiox", name],
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+psycopg://audiox@127.0.0.1:{port}/studio"
-    finally:
+        return f"{self.server}/{name}"
+
+    def remove(self) -> None:
+        """Stop the server (whatever state a failed start left it in) and remove the cluster."""
+        import shutil
+
         from db.session import close_all
 
         close_all()
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "-t", wait_s, "stop"], capture_output=True
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        self.stop("immediate", check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database on a throwaway PostgreSQL cluster shared by the session, stopped at the end."""
+    cluster = PostgresCluster()
+    try:  # a start that times out may leave the server starting: stopped by remove too
+        cluster.start()
+        yield cluster.createdb("studio")
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of one test's own (started), to stop and start again."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

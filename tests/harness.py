@@ -8,6 +8,8 @@ CI host), up to ``MAX_SCALE`` times; ``AUDIOX_TEST_TIME_SCALE`` sets the factor 
 A process left running by a failed test outlives it: its ``Popen`` warns "subprocess … is still
 running" (a ResourceWarning, an error under the suite's ``filterwarnings``) whenever it is collected,
 which is during some later test. ``Processes`` stops each one it started on every way out.
+
+``mount_tmpfs`` gives a test a real small file system (full, read-only, short of inodes).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import pytest
 
 SCALE_ENV = "AUDIOX_TEST_TIME_SCALE"
 MAX_SCALE = 10.0
@@ -166,3 +171,15 @@ def wait_until_serving(url: str, proc: subprocess.Popen, timeout_s: float, name:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start within {timeout_s:.0f} s") from e
             time.sleep(0.2)
+
+
+def mount_tmpfs(path: Path, options: str, request: pytest.FixtureRequest) -> Path:
+    """A small tmpfs at ``path`` (root only, else the test is skipped), unmounted when the test ends:
+    a real file system that is full, read-only or short of inodes."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("mount -t tmpfs is not permitted here")
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
+    return path

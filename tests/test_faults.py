@@ -6,22 +6,16 @@ so, and nothing left behind. Real processes, a real tmpfs, a real PostgreSQL clu
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import _pg_binary
-from harness import scaled_timeout
+from conftest import PostgresCluster
+from harness import mount_tmpfs, scaled_timeout
 
 from audiox_core.errors import InputError
 
@@ -104,17 +98,6 @@ def test_a_missing_cuda_device_is_refused_with_the_settings(api_env, home: Path,
 # --- a disk that fills during the run ------------------------------------------------------------
 
 
-def _tmpfs(path: Path, options: str, request: pytest.FixtureRequest) -> Path:
-    """A small tmpfs at ``path`` (root only), unmounted when the test ends."""
-    path.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not permitted here")
-    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
-    return path
-
-
 @pytest.mark.integration
 def test_a_disk_that_fills_during_the_run_is_named_and_nothing_is_left(
     api_env, home: Path, tmp_path: Path, reel, request: pytest.FixtureRequest
@@ -123,7 +106,7 @@ def test_a_disk_that_fills_during_the_run_is_named_and_nothing_is_left(
     files: it fills while the cues are written. Expected: one line naming the output folder as given
     and the disk filling up, the run failed with it, and the tmpfs as empty as before (no staging
     folder, and not the output folder the run created either)."""
-    disk = _tmpfs(tmp_path / "disk", "size=64m,nr_inodes=12", request)
+    disk = mount_tmpfs(tmp_path / "disk", "size=64m,nr_inodes=12", request)
     out = disk / "out"
     proc = _cli(api_env, "run", str(reel.path), "--out", str(out), "--model", "tiny", "--steps", "2")
     line = _one_error_line(proc)
@@ -151,67 +134,9 @@ def test_full_disk_named_picks_the_folder_of_the_failed_write(tmp_path: Path) ->
 # --- the database going away mid-run -------------------------------------------------------------
 
 
-@dataclass
-class Cluster:
-    """A PostgreSQL cluster of this test's own, to stop and start again."""
-
-    url: str
-    pg_ctl: str
-    data: Path
-    options: str
-    as_user: list[str]
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, self.pg_ctl, "-D", str(self.data), *args],
-            check=True,
-            capture_output=True,
-            timeout=scaled_timeout(60),
-        )
-
-    def start(self) -> None:
-        self.ctl("-o", self.options, "-l", str(self.data.parent / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self.ctl("-m", "immediate", "-w", "stop")
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
-    base = Path(tempfile.mkdtemp(prefix="audiox-pg-lost-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to own the test cluster")
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-U", "audiox", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    c = Cluster(f"postgresql+psycopg://audiox@127.0.0.1:{port}/postgres", pg_ctl, data, options, as_user)
-    c.start()
-    try:
-        yield c
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.mark.integration
 def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
-    api_env, home: Path, tmp_path: Path, reel, cluster: Cluster, processes
+    api_env, home: Path, tmp_path: Path, reel, postgres_cluster: PostgresCluster, processes
 ) -> None:
     """The server stops (immediate shutdown) once the run has started its work. Expected: one line
     saying the database went away and that the run is recorded once it answers; no work folder or
@@ -219,7 +144,9 @@ def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
     reason (not as a killed process), and says so in one line."""
     from sqlalchemy import create_engine, text
 
-    env = {**api_env, "AUDIOX_DB_URL": cluster.url}
+    cluster = postgres_cluster
+    url = cluster.createdb("studio")
+    env = {**api_env, "AUDIOX_DB_URL": url}
     out = tmp_path / "out"
     proc = processes.start(
         [sys.executable, "-m", "cli", "run", str(reel.path), "--out", str(out), "--model", "tiny", "--steps", "2"],
@@ -234,10 +161,10 @@ def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never started its work"
         time.sleep(0.05)
-    cluster.stop()
+    cluster.stop("immediate")
     stdout, stderr = proc.communicate(timeout=scaled_timeout(240))
     line = _one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    shown = cluster.url.replace("audiox@", "")  # user names are scrubbed from what is shown and stored
+    shown = url.replace("audiox@", "")  # user names are scrubbed from what is shown and stored
     assert line.startswith(f"error: database {shown} went away during the run ("), line
     assert "run 1 is recorded as failed when it answers again" in line
     assert not out.exists()
@@ -247,7 +174,7 @@ def test_the_database_going_away_mid_run_is_said_and_recorded_when_it_is_back(
     repair = _cli(env, "doctor", "--repair", timeout_s=120)
     assert repair.returncode == 0, repair.stderr
     assert repair.stdout.splitlines()[0] == "recorded the end of run 1, kept while the database was away"
-    engine = create_engine(cluster.url)
+    engine = create_engine(url)
     with engine.connect() as conn:
         status, error = conn.execute(text("SELECT status, error FROM runs WHERE id = 1")).one()
     engine.dispose()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import scaled_timeout
+from harness import mount_tmpfs, scaled_timeout
 
 
 @dataclass
@@ -30,17 +30,6 @@ def _ffmpeg_clip(path: Path, rate: str, frames: int) -> Path:
         + ["-frames:v", str(frames), "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )
-    return path
-
-
-def _mount_tmpfs(path: Path, options: str, request: pytest.FixtureRequest) -> Path:
-    """A small tmpfs at ``path`` (root only), unmounted when the test ends."""
-    path.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
-        pytest.skip("mount -t tmpfs is not permitted here")
-    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
     return path
 
 
@@ -80,7 +69,7 @@ def stalled_ffmpeg(tmp: Path, reel, request) -> Case:
 
 
 def out_read_only(tmp: Path, reel, request) -> Case:
-    return Case(str(reel.path), str(_mount_tmpfs(tmp / "ro", "size=1m,ro", request)))
+    return Case(str(reel.path), str(mount_tmpfs(tmp / "ro", "size=1m,ro", request)))
 
 
 def out_is_a_file(tmp: Path, reel, request) -> Case:
@@ -90,7 +79,7 @@ def out_is_a_file(tmp: Path, reel, request) -> Case:
 
 def out_full(tmp: Path, reel, request) -> Case:
     """A 64 KiB tmpfs: writable, far too small for the reel's WAVs."""
-    return Case(str(reel.path), str(_mount_tmpfs(tmp / "small", "size=64k", request)))
+    return Case(str(reel.path), str(mount_tmpfs(tmp / "small", "size=64k", request)))
 
 
 def missing_bucket(tmp: Path, reel, request) -> Case:

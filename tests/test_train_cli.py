@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harness import scaled_timeout
 
-from tests.test_train import _clip, tiny_architecture, write_recipe
+from tests.test_train import _clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,19 +26,8 @@ def _train(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("cli")
-    data = folder / "data"
-    data.mkdir()
-    for k in range(2):
-        _clip(data, f"c{k:03d}", 2.5, k)
-    write_recipe(folder, tiny_architecture())
-    return folder / "recipe.json", data
-
-
-def test_train_logs_progress_and_writes_the_model(setup: tuple[Path, Path], tmp_path: Path) -> None:
-    recipe, data = setup
+def test_train_logs_progress_and_writes_the_model(training_setup: tuple[Path, Path], tmp_path: Path) -> None:
+    recipe, data = training_setup
     done = _train("--config", str(recipe), "--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu")
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("train ")]
@@ -51,8 +40,8 @@ def test_train_logs_progress_and_writes_the_model(setup: tuple[Path, Path], tmp_
 
 
 @pytest.mark.parametrize("case", ["empty", "bad-caption", "no-audio"])
-def test_bad_data_is_one_line(setup: tuple[Path, Path], tmp_path: Path, case: str) -> None:
-    recipe, good = setup
+def test_bad_data_is_one_line(training_setup: tuple[Path, Path], tmp_path: Path, case: str) -> None:
+    recipe, good = training_setup
     data = tmp_path / "data"
     data.mkdir()
     if case == "bad-caption":

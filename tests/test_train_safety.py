@@ -20,7 +20,7 @@ from audiox_core.errors import InputError
 from audiox_core.train.recipe import RECIPES, DitStage, TrainConfig, VaeStage
 from audiox_core.train.state import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from cli.main import main
-from tests.test_train import _clip, tiny_architecture, write_recipe
+from tests.test_train import tiny_architecture, write_recipe
 
 
 class _Planted:
@@ -42,23 +42,11 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def run_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny recipe and two paired examples: what a resumed run reads before its checkpoint."""
-    folder = tmp_path_factory.mktemp("safety")
-    data = folder / "data"
-    data.mkdir()
-    for k in range(2):
-        _clip(data, f"c{k:03d}", 2.5, k)
-    write_recipe(folder, tiny_architecture())
-    return folder / "recipe.json", data
-
-
 @pytest.mark.parametrize("layout", ["torch-archive", "plain-pickle"])
 def test_resume_from_a_planted_pickle_runs_nothing(
-    run_setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
+    training_setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
 ) -> None:
-    recipe, data = run_setup
+    recipe, data = training_setup
     marker, out = tmp_path / "ran", tmp_path / "out"
     ckpt = out / "dit" / "checkpoint.pt"
     ckpt.parent.mkdir(parents=True)
@@ -75,10 +63,10 @@ def test_resume_from_a_planted_pickle_runs_nothing(
 
 
 def test_resume_reads_the_checkpoint_before_the_data(
-    run_setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    training_setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A foreign checkpoint is the first thing a resumed run says, before minutes of decoding clips."""
-    recipe, _ = run_setup
+    recipe, _ = training_setup
     out, data = tmp_path / "out", tmp_path / "no-such-data"
     ckpt = out / "vae" / "checkpoint.pt"
     ckpt.parent.mkdir(parents=True)
