@@ -272,6 +272,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL
 
+    from audiox_core.cache import entry_name
     from flows.soundtrack import soundtrack
 
     settings = {"steps": 60, "seed": 9, "batch_size": 1}  # batches of 4 cues (PACK x 1 window per pass)
@@ -297,13 +298,16 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(
     proc.kill()  # the crash
     proc.wait(timeout=scaled_timeout(10))
     assert not (out / reel_folder(str(reel.path))).exists()  # the crashed run published nothing
-    cached = {p: p.stat().st_ino for p in (home / "cache" / "cues").rglob("*.safetensors")}
+    cues = home / "cache" / "cues"
+    staged = {cues / entry_name(k) for f in (home / "cache" / "staged").iterdir() for k in f.read_text().split()}
+    cached = {p: p.stat().st_ino for p in cues.rglob("*.safetensors") if p not in staged}
     assert cached, "the finished batch left no cues in the tensor cache"
 
     result = soundtrack(str(reel.path), str(out), settings)
     states = list(finished_batches([result["flow_run_id"]]).values())
     assert states == ["Completed"] * 2, states  # five cues (three Foley, two music): batches of four and one
     assert {p: p.stat().st_ino for p in cached} == cached  # a regenerated cue would be a new file
+    assert not any(p.exists() for p in staged)  # the rerun's sweep removed the dead run's staged frames
     assert len(list((home / "cache" / "cues").rglob("*.safetensors"))) > len(cached)  # the others were generated
     folder = out / reel_folder(str(reel.path))
     assert len(list((folder / "cues").iterdir())) == _sheet_cues(folder)
