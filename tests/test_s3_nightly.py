@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from fractions import Fraction
 from pathlib import Path
 
@@ -77,15 +78,17 @@ def test_missing_bucket_and_key_are_clear_input_errors(bucket, tmp_path: Path) -
         download(f"s3://{bucket}/missing.mp4", tmp_path)
 
 
-def test_upload_folder_and_presign(bucket, tmp_path: Path) -> None:
+def test_upload_folder_and_presign(bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "stems").mkdir()
     (tmp_path / "stems" / "music.wav").write_bytes(b"m" * 10)
     (tmp_path / "provenance.json").write_text("{}")
     published = upload_folder(tmp_path, f"s3://{bucket}/out/reel")
     assert [(f.key, f.size) for f in published] == [("out/reel/stems/music.wav", 10), ("out/reel/provenance.json", 2)]
     assert {o.key for o in list_objects(f"s3://{bucket}/out/reel/")} == {f.key for f in published}
-    url = S3Store().link(f"s3://{bucket}/out/reel/stems/music.wav", expires_s=60)
-    assert "X-Amz-Signature" in url or "Signature" in url
+    monkeypatch.setenv("AUDIOX_LINK_EXPIRY_S", "60")
+    url = S3Store().link(f"s3://{bucket}/out/reel/stems/music.wav")
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60&" in url
+    assert urllib.request.urlopen(url, timeout=scaled_timeout(10)).read() == b"m" * 10  # the link opens the file
 
 
 def _published(out_uri: str, source_uri: str) -> set[str]:

@@ -16,11 +16,16 @@ def test_staged_directory_publishes_on_success(tmp_path: Path) -> None:
 
 
 def test_staged_directory_leaves_nothing_on_failure(tmp_path: Path) -> None:
-    final = tmp_path / "out" / "reel"
-    with pytest.raises(RuntimeError):
-        with staged_directory(final) as stage:
-            (stage / "half.wav").write_bytes(b"x")
-            raise RuntimeError("boom")
+    """Not the staging folder, and not the output folders it made for the reel either; a folder that
+    was there before stays (empty), as another run's files would."""
+    final = tmp_path / "out" / "day1" / "reel"
+    for _ in range(2):  # the second time, out/ is there already
+        with pytest.raises(RuntimeError):
+            with staged_directory(final) as stage:
+                (stage / "half.wav").write_bytes(b"x")
+                raise RuntimeError("boom")
+        assert not (tmp_path / "out" / "day1").exists()
+        (tmp_path / "out").mkdir(exist_ok=True)
     assert list((tmp_path / "out").iterdir()) == []
 
 
