@@ -14,7 +14,9 @@ from audiox_core.media.tools import run
 SOURCES = (
     "testsrc2=size={w}x{h}:rate={fps}",
     "mandelbrot=size={w}x{h}:rate={fps}",
-    "gradients=size={w}x{h}:rate={fps}:speed=0.05:seed=7",
+    # Colours and end points given: ffmpeg 5.1's gradients draws them at random whatever the seed,
+    # which made every reel a different picture (a cut's strength changed from run to run).
+    "gradients=size={w}x{h}:rate={fps}:speed=0.05:seed=7:n=2:c0=0x2060c0:c1=0xe0a040:x0=1:y0=1:x1={w}:y1={h}",
     "smptehdbars=size={w}x{h}:rate={fps}",
 )
 
