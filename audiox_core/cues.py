@@ -1,8 +1,11 @@
 """Cues: what to generate for each scene (a Foley cue and a music cue), with prompts and seeds.
 
-Prompts are built from simple measurements of the scene's frames (motion, brightness, colour), so
-they differ per scene and are recorded for provenance; seeds derive from the run's seed, the scene
-index and the cue kind, so a rerun with the same settings regenerates identical audio.
+A cue's prompt is the text the model understands for its kind (``TaskPrompts``: the official
+release's task prompts, or our demo model's own caption words), so a drafted sheet asks each model
+in its own words; a producer's prompt always wins. What the spotting measures of the scene (motion,
+light, colour) is kept beside it as the cue's ``look`` (and groups scenes into music cues); seeds
+derive from the run's seed, the scene index and the cue kind, so a rerun with the same settings
+regenerates identical audio.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from audiox_core.media.scenes import Scene
+from audiox_core.model.config import TaskPrompts
 
 CueKind = Literal["foley", "music"]
 CUE_KINDS: tuple[CueKind, ...] = get_args(CueKind)  # a scene's cues, in the order they are planned (and seeded)
@@ -20,9 +24,12 @@ CUE_KINDS: tuple[CueKind, ...] = get_args(CueKind)  # a scene's cues, in the ord
 
 @dataclass(frozen=True)
 class SceneLook:
-    motion: float  # mean absolute change between sampled frames, 0–255
+    motion: float  # share of the picture that changes from one sampled frame to the next, in %
     brightness: float  # mean value, 0–255
     saturation: float  # mean chroma spread, 0–255
+
+
+CHANGED_LEVELS = 12  # a pixel changes when a channel moves by more than this (above grain and coding noise)
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,12 @@ def measure(frames: np.ndarray) -> SceneLook:
     f = np.asarray(frames)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
-    motion = float(np.abs(np.diff(f.astype(np.int16), axis=0)).mean()) if len(f) > 1 else 0.0
+    # Motion is where the picture changes, not how much on average: a ball crossing a still room
+    # changes a few per cent of the pixels strongly, which a mean over the whole frame calls still.
+    motion = 0.0
+    if len(f) > 1:
+        changed = (np.abs(np.diff(f.astype(np.int16), axis=0)) > CHANGED_LEVELS).any(axis=-1)  # (F-1, H, W)
+        motion = 100.0 * float(changed.mean())
     return SceneLook(motion, float(f.mean()), float(spread.mean()))
 
 
@@ -51,26 +63,44 @@ def cue_seed(run_seed: int, scene_index: int, kind: CueKind) -> int:
     return (run_seed * 1_000_003 + scene_index * len(CUE_KINDS) + CUE_KINDS.index(kind)) % 2**31
 
 
-def prompts(look: SceneLook) -> dict[CueKind, str]:
+# Motion thresholds in % of the picture changing per frame (measured on the demo reel and the shared
+# footage, README "Spotting"): a still shot stays under 0.5 %, a bouncing ball or a walk is 1–6 %.
+STILL_BELOW, FAST_ABOVE = 0.5, 15.0
+
+
+def look_words(look: SceneLook) -> dict[str, str]:
+    """The scene in words: ``pace``, ``light`` and ``mood`` (the music cue grouping follows ``mood``)."""
     pace = (
         "fast, energetic movement"
-        if look.motion > 12
-        else "gentle movement"
-        if look.motion > 3
+        if look.motion > FAST_ABOVE
         else "a still, quiet shot"
+        if look.motion < STILL_BELOW
+        else "gentle movement"
     )
     light = "a dark" if look.brightness < 70 else "a bright" if look.brightness > 160 else "an evenly lit"
-    mood = "tense, driving" if look.motion > 12 else "warm, flowing" if look.saturation > 80 else "calm, ambient"
-    return {
-        "foley": f"Foley sound effects for {light} scene with {pace}",
-        "music": f"{mood} cinematic underscore",
-    }
+    mood = (
+        "tense, driving" if look.motion > FAST_ABOVE else "warm, flowing" if look.saturation > 80 else "calm, ambient"
+    )
+    return {"pace": pace, "light": light, "mood": mood}
 
 
-def plan_cues(scenes: tuple[Scene, ...], looks: list[SceneLook], run_seed: int) -> list[Cue]:
+def look_note(look: SceneLook) -> str:
+    """One line for the cue sheet: ``a dark scene with gentle movement; calm, ambient``."""
+    w = look_words(look)
+    return f"{w['light']} scene with {w['pace']}; {w['mood']}"
+
+
+def prompts(task: TaskPrompts) -> dict[CueKind, str]:
+    """The prompt of each cue kind: the model's own task prompts."""
+    return {"foley": task.foley, "music": task.music}
+
+
+def plan_cues(
+    scenes: tuple[Scene, ...], looks: list[SceneLook], run_seed: int, task: TaskPrompts = TaskPrompts()
+) -> list[Cue]:
     """One Foley and one music cue per scene, in scene order."""
     cues = []
-    for scene, look in zip(scenes, looks):
-        text = prompts(look)
+    text = prompts(task)
+    for scene in scenes:
         cues += [Cue(scene.index, kind, text[kind], cue_seed(run_seed, scene.index, kind)) for kind in CUE_KINDS]
     return cues

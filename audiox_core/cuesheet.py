@@ -5,7 +5,7 @@ mute. A span is a scene range (``scenes: [first, last]``, both included) or time
 at the reel's frame rate (``out`` exclusive, as in an EDL). Foley stays within one scene; a music cue
 may run across several (it is generated as one long-form cue, so the score flows through the cuts);
 music cues must not overlap. The first run drafts the sheet from the analysis (``draft_sheet``: the
-prompts of ``cues.prompts``, consecutive scenes with the same music prompt grouped into one music
+model's own task prompts, each cue's measured ``look`` noted beside it, consecutive scenes of one mood grouped into one music
 cue); a sheet that differs from its own draft has been edited, and wins on every rerun.
 
 A cue is identified in the pipeline by its kind and the scene its span starts in (``CueId``), so two
@@ -25,18 +25,19 @@ from typing import Any
 
 import yaml
 
-from audiox_core.cues import CUE_KINDS, Cue, CueKind, SceneLook, cue_seed, prompts
+from audiox_core.cues import CUE_KINDS, Cue, CueKind, SceneLook, cue_seed, look_note, look_words, prompts
 from audiox_core.errors import InputError
 from audiox_core.media.scenes import Scene
 from audiox_core.media.timecode import frame_from_timecode, timecode
 from audiox_core.media.timeline import CueSpan
+from audiox_core.model.config import TaskPrompts
 from audiox_core.producer_text import csv_table
 from audiox_core.prompt_length import MAX_PROMPT_CHARS
 
 SHEET_FORMAT = 1
 MAX_MUSIC_S = 120.0  # a drafted music cue stops growing at two minutes, as a score's cues do
 GAIN_RANGE_DB = (-60.0, 12.0)
-_FIELDS = {"id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title"}
+_FIELDS = {"id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SheetCue:
     gain_db: float = 0.0
     mute: bool = False
     title: str = ""  # music: the title on the distributor's cue sheet
+    look: str = ""  # what the spotting measured of the cue's first scene (a note: never sent to the model)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ def _cue_dict(c: SheetCue) -> dict[str, Any]:
         d["mute"] = True
     if c.title:
         d["title"] = c.title
+    if c.look:
+        d["look"] = c.look
     return d
 
 
@@ -201,6 +205,7 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         float(gain),
         mute,
         str(entry.get("title", "")),
+        str(entry.get("look", "")),
     )
 
 
@@ -300,36 +305,58 @@ def _check_clashes(spanned: list[SpannedCue], name: str) -> None:
 
 
 def draft_sheet(
-    reel: str, scenes: Sequence[Scene], fps: Fraction, looks: Sequence[SceneLook], run_seed: int
+    reel: str,
+    scenes: Sequence[Scene],
+    fps: Fraction,
+    looks: Sequence[SceneLook],
+    run_seed: int,
+    task: TaskPrompts = TaskPrompts(),
 ) -> CueSheet:
-    """The first run's sheet: a Foley cue per scene; music cues over runs of consecutive scenes whose
-    music prompt is the same (at most ``MAX_MUSIC_S`` each), not one per cut."""
+    """The first run's sheet, in the model's own words (``task``): a Foley cue per scene; music cues
+    over runs of consecutive scenes of the same mood (at most ``MAX_MUSIC_S`` each), not one per cut.
+    Each cue notes the look of its first scene."""
     cues: list[SheetCue] = []
-    texts = [prompts(look) for look in looks]
-    for scene, text in zip(scenes, texts):
+    text = prompts(task)
+    moods = [look_words(look)["mood"] for look in looks]
+    for scene, look in zip(scenes, looks):
         s = scene.index
-        cues.append(SheetCue(f"F{s:03d}", "foley", text["foley"], cue_seed(run_seed, s, "foley"), (s, s)))
+        cues.append(
+            SheetCue(f"F{s:03d}", "foley", text["foley"], cue_seed(run_seed, s, "foley"), (s, s), look=look_note(look))
+        )
     runs: list[list[int]] = []
     for i, scene in enumerate(scenes):
-        if runs and texts[runs[-1][0]]["music"] == texts[i]["music"]:
+        if runs and moods[runs[-1][0]] == moods[i]:
             if scene.end_s - scenes[runs[-1][0]].start_s <= MAX_MUSIC_S:
                 runs[-1].append(i)
                 continue
         runs.append([i])
     for n, run in enumerate(runs, start=1):
         a, b = scenes[run[0]].index, scenes[run[-1]].index
-        text = texts[run[0]]["music"]
         cues.append(
-            SheetCue(f"M{n:02d}", "music", text, cue_seed(run_seed, a, "music"), (a, b), title=f"{reel} M{n:02d}")
+            SheetCue(
+                f"M{n:02d}",
+                "music",
+                text["music"],
+                cue_seed(run_seed, a, "music"),
+                (a, b),
+                title=f"{reel} M{n:02d}",
+                look=look_note(looks[run[0]]),
+            )
         )
     return CueSheet(reel, fps, tuple(cues), draft_seed=run_seed)
 
 
-def is_draft(sheet: CueSheet, scenes: Sequence[Scene], fps: Fraction, looks: Sequence[SceneLook]) -> bool:
+def is_draft(
+    sheet: CueSheet,
+    scenes: Sequence[Scene],
+    fps: Fraction,
+    looks: Sequence[SceneLook],
+    task: TaskPrompts = TaskPrompts(),
+) -> bool:
     """Whether ``sheet`` is exactly the draft its own seed gives for these scenes (nobody edited it)."""
     if sheet.draft_seed is None:
         return False
-    return draft_sheet(sheet.reel, scenes, fps, looks, sheet.draft_seed).cues == sheet.cues
+    return draft_sheet(sheet.reel, scenes, fps, looks, sheet.draft_seed, task).cues == sheet.cues
 
 
 def frame_timecode(seconds: float, fps: Fraction, scenes: Sequence[Scene]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from audiox_core.cues import CueKind
 from audiox_core.media.timeline import Placement
+from audiox_core.model.config import TaskPrompts
 
 CueId = tuple[int, CueKind]  # (scene index, cue kind): a cue's place in its reel
 
@@ -48,6 +49,13 @@ class ModelFacts:
     torch_version: str
     cuda_version: str | None
     process: ProcessFacts
+    # the model's own task prompts (AudioXConfig.prompts), which drafted cue sheets use
+    foley_prompt: str = TaskPrompts.foley
+    music_prompt: str = TaskPrompts.music
+
+    @property
+    def task_prompts(self) -> TaskPrompts:
+        return TaskPrompts(self.foley_prompt, self.music_prompt)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelFacts:

@@ -33,7 +33,7 @@ from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timeline import Placement, TimelineSettings, place_cues, to_sample
-from audiox_core.model.config import AudioXConfig
+from audiox_core.model.config import AudioXConfig, TaskPrompts
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
 from audiox_core.model.runtime import LoadedModel
@@ -84,9 +84,9 @@ def reel_looks(analysis: Analysis) -> list[SceneLook]:
     return [measure(analysis.frames.between(s.start_s, s.end_s)) for s in analysis.scenes.scenes]
 
 
-def reel_cues(analysis: Analysis, run_seed: int) -> list[Cue]:
+def reel_cues(analysis: Analysis, run_seed: int, task: TaskPrompts = TaskPrompts()) -> list[Cue]:
     """One Foley and one music cue per scene (the benchmarks' plan; the pipeline follows the cue sheet)."""
-    return plan_cues(analysis.scenes.scenes, reel_looks(analysis), run_seed)
+    return plan_cues(analysis.scenes.scenes, reel_looks(analysis), run_seed, task)
 
 
 @dataclass(frozen=True)
@@ -102,18 +102,23 @@ class SheetPlan:
 
 
 def choose_sheet(
-    analysis: Analysis, title: str, run_seed: int, given: CueSheet | None, stored: CueSheet | None
+    analysis: Analysis,
+    title: str,
+    run_seed: int,
+    given: CueSheet | None,
+    stored: CueSheet | None,
+    task: TaskPrompts = TaskPrompts(),
 ) -> tuple[CueSheet, str]:
     """The sheet a run follows: the one given, else the reel's stored sheet when a producer edited it
-    and it still fits the reel's scenes, else a fresh draft (so a changed run seed redrafts a sheet
-    nobody edited)."""
+    and it still fits the reel's scenes, else a fresh draft in the model's words (``task``; so a
+    changed run seed or model redrafts a sheet nobody edited)."""
     if given is not None:
         return given, "given"
     scenes, fps = analysis.scenes.scenes, analysis.scenes.fps
     looks = reel_looks(analysis)
-    if stored is not None and not is_draft(stored, scenes, fps, looks) and _fits(stored, analysis):
+    if stored is not None and not is_draft(stored, scenes, fps, looks, task) and _fits(stored, analysis):
         return stored, "edited"
-    return draft_sheet(title, scenes, fps, looks, run_seed), "draft"
+    return draft_sheet(title, scenes, fps, looks, run_seed, task), "draft"
 
 
 def _fits(sheet: CueSheet, analysis: Analysis) -> bool:

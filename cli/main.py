@@ -155,8 +155,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Synthetic demo reel: {reel.path.resolve()} ({reel.frames} frames at {reel.fps} fps, cuts at frames {list(reel.cuts)})"
     )
     print("  visible events (s): " + ", ".join(f"{e.t:.2f} {e.visual}" for e in reel.events))
-    _print_outputs(_soundtrack(db_url, str(reel.path), str(out), _settings_from(args)))
+    result = _soundtrack(db_url, str(reel.path), str(out), _settings_from(args))
+    _print_outputs(result)
+    _print_events_and_onsets([e.t for e in reel.events], Path(result["out_dir"]) / "stems" / "foley.wav")
     return 0
+
+
+def _print_events_and_onsets(events: list[float], foley: Path) -> None:
+    """The demo's check by ear, in numbers: each visible event beside the nearest onset of the Foley stem."""
+    from audiox_core.train.evaluation import TOLERANCE_S, audio_onsets, match_events
+    from audiox_core.train.examples import decode_audio
+
+    rate = 16000
+    onsets = audio_onsets(decode_audio(foley, rate), rate)
+    print(f"Visible events against the onsets of {foley.name} (±{TOLERANCE_S * 1000:.0f} ms):")
+    for t in events:
+        near = min(onsets, key=lambda o: abs(o - t), default=None)
+        found = f"onset {near:6.2f} s ({(near - t) * 1000:+5.0f} ms)" if near is not None else "no onset"
+        mark = "hit " if near is not None and abs(near - t) <= TOLERANCE_S else "miss"
+        print(f"  {mark} event {t:6.2f} s  {found}")
+    m = match_events(events, onsets)
+    print(
+        f"  {m.hits} of {m.events} events have an onset within ±{TOLERANCE_S * 1000:.0f} ms; {len(onsets)} onsets in all"
+    )
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:

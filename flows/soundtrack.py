@@ -417,6 +417,7 @@ def _reel(
         given,
         public_uri(cues_uri or "the review's changes"),
         s.timeline,
+        model.task_prompts,
     )
     plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
     reuse = reusable_task(db_url, plan.keys)

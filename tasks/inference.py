@@ -104,6 +104,8 @@ def facts_of(model: LoadedModel, process: ProcessFacts) -> ModelFacts:
         torch_version=torch.__version__,
         cuda_version=torch.version.cuda if cuda else None,
         process=process,
+        foley_prompt=model.config.prompts.foley,
+        music_prompt=model.config.prompts.music,
     )
 
 

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from audiox_core.cuesheet import CueSheet, parse_sheet
 from audiox_core.errors import InputError
 from audiox_core.media.timeline import TimelineSettings
+from audiox_core.model.config import TaskPrompts
 from audiox_core.provenance import public_uri
 from audiox_core.reel import Analysis, SheetPlan, choose_sheet, plan_sheet
 from audiox_core.storage import store_for
@@ -41,9 +42,11 @@ def spot_task(
     given: CueSheet | None,
     given_name: str,
     timeline: TimelineSettings,
+    task: TaskPrompts = TaskPrompts(),
 ) -> SheetPlan:
     """The sheet this run follows, resolved on the reel (an invalid given sheet fails the run with one
-    line naming the entry) and stored on the run row, so the next run starts from it."""
+    line naming the entry) and stored on the run row, so the next run starts from it. A draft is in
+    the words of the model that will render it (``task``)."""
     log = get_run_logger()
     stored = None
     if given is None and (text := repository.latest_cue_sheet(db_url, public_uri(source_uri))):
@@ -51,7 +54,7 @@ def spot_task(
             stored = parse_sheet(text, STORED)
         except InputError as e:
             log.warning("%s: drafting a new one", e)
-    sheet, origin = choose_sheet(analysis, title, run_seed, given, stored)
+    sheet, origin = choose_sheet(analysis, title, run_seed, given, stored, task)
     plan = plan_sheet(analysis, sheet, origin, given_name if origin == "given" else STORED, timeline)
     repository.record_cue_sheet(db_url, run_id, sheet.to_yaml())
     music = sum(1 for s in plan.spanned if s.cue.kind == "music")

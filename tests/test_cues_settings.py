@@ -5,11 +5,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from audiox_core.cues import CUE_KINDS, SceneLook, cue_seed, measure, plan_cues, prompts
+from audiox_core.cues import CUE_KINDS, SceneLook, cue_seed, look_note, look_words, measure, plan_cues, prompts
 from audiox_core.errors import InputError, ModelError
 from audiox_core.media.mix import MixSettings
 from audiox_core.media.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
 from audiox_core.media.timeline import TimelineSettings
+from audiox_core.model.config import TaskPrompts
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
 from audiox_core.settings import SETTING_PATHS, RunSettings
@@ -23,10 +24,13 @@ def test_measure_sees_motion_and_brightness() -> None:
     assert measure(still[:0]) == SceneLook(0.0, 0.0, 0.0)
 
 
-def test_prompts_follow_the_picture() -> None:
-    calm, busy = prompts(SceneLook(1, 200, 10)), prompts(SceneLook(40, 30, 10))
-    assert "still" in calm["foley"] and "bright" in calm["foley"]
-    assert "fast" in busy["foley"] and "dark" in busy["foley"] and calm["music"] != busy["music"]
+def test_looks_follow_the_picture_and_prompts_the_model() -> None:
+    calm, busy = look_note(SceneLook(0.1, 200, 10)), look_note(SceneLook(40, 30, 10))
+    assert "still" in calm and "bright" in calm
+    assert "fast" in busy and "dark" in busy
+    assert look_words(SceneLook(0.1, 200, 10))["mood"] != look_words(SceneLook(40, 30, 10))["mood"]
+    task = TaskPrompts("sound effects for the picture", "music for the picture")
+    assert prompts(task) == {"foley": task.foley, "music": task.music}
 
 
 def test_one_foley_and_one_music_cue_per_scene_with_distinct_reproducible_seeds() -> None:

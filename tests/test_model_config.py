@@ -89,7 +89,7 @@ def test_unknown_studio_key_and_text_kind_are_named() -> None:
     raw = _tiny_raw()
     raw["studio"]["text"]["kind"] = "clap"
     with pytest.raises(
-        ModelError, match=r"unknown text encoder kind 'clap' at studio\.text\.kind \(known: t5, byte-t5\)"
+        ModelError, match=r"unknown text encoder kind 'clap' at studio\.text\.kind \(known: t5, byte-t5, words\)"
     ):
         AudioXConfig.from_dict(raw)
 

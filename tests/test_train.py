@@ -34,7 +34,7 @@ from audiox_core.train.examples import load_examples
 from audiox_core.train.loop import VaeObjective, train
 from audiox_core.train.lora import LoRALinear, add_lora, merge_lora
 from audiox_core.train.objective import alpha_sigma, draw_dropout, sample_generator, v_loss
-from audiox_core.train.recipe import RECIPES, DitStage, TrainConfig
+from audiox_core.train.recipe import RECIPES, DitStage, TrainConfig, VaeStage
 from audiox_core.train.state import load_checkpoint
 
 RATE = 8000
@@ -163,7 +163,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(arch: dict) -> None:
     with torch.no_grad():
         assert float(v_loss(dit, x0, cond, t, noise)) < float(before)
 
-    vae = VaeObjective(net, l1_weight=0.1, kl_weight=1e-4)
+    vae = VaeObjective(net, VaeStage(l1_weight=0.1, kl_weight=1e-4), cfg.sample_rate)
     audio = 0.3 * torch.randn(2, 2, 4096, generator=g)
     posterior = torch.randn(2, cfg.autoencoder.latent_dim, 8, generator=g)
     optimiser = torch.optim.AdamW(net.pretransform.parameters(), lr=1e-3)
@@ -185,7 +185,7 @@ def test_v_target_is_what_the_sampler_inverts(arch: dict) -> None:
     for i in range(3):
         s = torch.tan(t[i] * torch.pi / 2)
         v = alpha[i] * noise[i] - sigma[i] * x0[i]
-        net.model.model.guided = lambda x, tt, kvs, scale, v=v: v[None]  # the exact v at this t
+        net.model.model.guided = lambda x, tt, kvs, scale, sync=None, v=v: v[None]  # the exact v at this t
         estimate = net.denoise((x_t[i] * torch.sqrt(1 + s**2))[None], s, [], 1.0)  # x = x0 + σ·ε
         torch.testing.assert_close(estimate[0], x0[i], atol=1e-4, rtol=1e-4)
 
@@ -241,7 +241,8 @@ def test_continuation_prompt_is_what_generate_scenes_passes(
     stage = dataclasses.replace(DitStage(), overlap_s=overlap_s, continuation_prob=1.0, audio_dropout=0.0)
     clips = decode_clips(load_examples(data).examples, cfg)
     latents = [(torch.zeros(4, c.audio.shape[1] // 512), torch.ones(4, c.audio.shape[1] // 512)) for c in clips]
-    sampler = DitSampler(cfg, stage, clips, latents, TextEncoder(cfg.text, cfg.cond_dim, None), seed=0)
+    words = AudioX(cfg).text_words
+    sampler = DitSampler(cfg, stage, clips, latents, TextEncoder(cfg.text, cfg.cond_dim, None, words=words), seed=0)
     hop, n = 4096, cfg.audio_prompt_samples
     audio = clips[0].audio
     found = None

@@ -6,13 +6,26 @@ schedule is wrapped as a σ-parameterised denoiser (σ_data = 1), as the officia
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from audiox_core.model.autoencoder import Pretransform
-from audiox_core.model.conditioners import AudioPromptConditioner, VideoConditioner
+from audiox_core.model.conditioners import AudioPromptConditioner, VideoConditioner, WordEmbedding
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.dit import DiTWrapper, KeysValues
+from audiox_core.model.sync import SyncEncoder
+
+# Seeds of our optional parts (made outside the global random stream, so a model with them has
+# every official part initialised exactly as the model without them).
+_SYNC_SEED, _WORDS_SEED = 7_000_001, 7_000_002
+
+
+def _own_init(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
 
 
 class MultiConditioner(nn.Module):
@@ -24,6 +37,10 @@ class MultiConditioner(nn.Module):
                 "audio_prompt": AudioPromptConditioner(cfg.audio, cfg.cond_dim),
             }
         )
+        if cfg.text.kind == "words":  # ours; the official text conditioner (T5) contributes no keys
+            self.conditioners["text_prompt"] = _own_init(_WORDS_SEED, lambda: WordEmbedding(cfg.text, cfg.cond_dim))
+        if cfg.sync.dim:
+            self.conditioners["video_sync"] = _own_init(_SYNC_SEED, lambda: SyncEncoder(cfg.sync))
 
 
 class AudioX(nn.Module):
@@ -34,14 +51,45 @@ class AudioX(nn.Module):
         self.conditioner = MultiConditioner(cfg)
         self.pretransform = Pretransform(cfg.autoencoder)
 
+    @property
+    def text_words(self) -> WordEmbedding | None:
+        """The network's own text encoder (a ``words`` config), else None (T5 lives outside)."""
+        found = self.conditioner.conditioners["text_prompt"] if "text_prompt" in self.conditioner.conditioners else None
+        return found if isinstance(found, WordEmbedding) else None
+
     def condition(
-        self, video: torch.Tensor, text: torch.Tensor, audio: torch.Tensor, audio_noise: torch.Tensor
+        self,
+        video: torch.Tensor,
+        text: torch.Tensor,
+        audio: torch.Tensor,
+        audio_noise: torch.Tensor,
+        video_present: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Cross-attention tokens [video | text | audio]: (B, 128 + 128 + 215, cond_dim) for the official sizes."""
+        """Cross-attention tokens [video | text | audio]: (B, 128 + 128 + 215, cond_dim) for the official sizes.
+        ``text``: (B, L, cond_dim) encoder tokens, or (B, L) word ids for a model with its own words
+        encoder (training passes ids so the embedding learns). ``video_present`` (B,) bool: which
+        videos are there (None: the all-zero ones are absent)."""
         conditioners = self.conditioner.conditioners
-        video_tokens = conditioners["video_prompt"](video)
+        video_tokens = conditioners["video_prompt"](video, video_present)
         audio_tokens = conditioners["audio_prompt"](audio, audio_noise)
+        if not text.is_floating_point():
+            assert self.text_words is not None, "word ids given to a model without a words text encoder"
+            text = self.text_words(text) * (text != 0)[..., None]
         return torch.cat((video_tokens, text.to(video_tokens.dtype), audio_tokens), dim=1)
+
+    def sync_features(
+        self, video: torch.Tensor, video_present: torch.Tensor, offset_s: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """(B, latent_frames, sync_dim) time-aligned video features (model/sync.py), zero for absent
+        videos; None for a model without them. ``offset_s`` (B,): how long before the window its first
+        frame starts (None: 0)."""
+        if not self.cfg.sync.dim:
+            return None
+        encoder = self.conditioner.conditioners["video_sync"]
+        hop_s = self.cfg.autoencoder.hop / self.cfg.sample_rate
+        offset = torch.zeros(len(video)) if offset_s is None else offset_s
+        features = encoder(video, self.cfg.video.video_fps, offset, self.cfg.latent_frames, hop_s)
+        return features * video_present.to(features.device, features.dtype)[:, None, None]
 
     @property
     def dit_dtype(self) -> torch.dtype:
@@ -59,12 +107,21 @@ class AudioX(nn.Module):
         """Per-layer keys and values of the condition tokens: once per request, reused every step."""
         return self.model.model.condition(cond.to(self.dit_dtype))
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, kvs: list[KeysValues], cfg_scale: float) -> torch.Tensor:
+    def denoise(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        kvs: list[KeysValues],
+        cfg_scale: float,
+        sync: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1)."""
         sigma = sigma.to(torch.float32)
         c_skip = 1 / (sigma**2 + 1)
         c_out = -sigma / torch.sqrt(sigma**2 + 1)
         c_in = 1 / torch.sqrt(sigma**2 + 1)
         t = torch.atan(sigma) * 2 / torch.pi
-        v = self.model.model.guided((x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale)
+        v = self.model.model.guided(
+            (x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale, sync
+        )
         return x * c_skip + v.to(x.dtype) * c_out

@@ -8,6 +8,7 @@ An all-zero video or audio item means "modality absent" and yields the learned e
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import assert_never
 
@@ -116,11 +117,13 @@ class VideoConditioner(nn.Module):
             dim, cfg.temporal_depth, cfg.temporal_heads, cfg.temporal_dim_head, cfg.temporal_mlp_dim
         )
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, F, 3, H, W) with values 0…255 → (B, n_tokens, dim). All-zero (absent) videos
-        are not encoded: their result is the learned empty feature."""
+    def forward(self, video: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """video (B, F, 3, H, W) with values 0…255 → (B, n_tokens, dim). Absent videos are not
+        encoded: their result is the learned empty feature. ``present`` (B,) bool says which are
+        there (an all-black picture is a picture); None: the all-zero ones are absent (the official rule)."""
         out = self.empty_visual_feat.expand(video.shape[0], -1, -1).clone()
-        present = (video.flatten(1) != 0).any(dim=1)  # (B,)
+        if present is None:
+            present = (video.flatten(1) != 0).any(dim=1)  # (B,)
         if present.any():
             out[present] = self.encode(video[present]).to(out.dtype)
         return out
@@ -163,19 +166,58 @@ class AudioPromptConditioner(nn.Module):
         return out
 
 
+class WordEmbedding(nn.Module):
+    """The ``words`` text encoder: one learned vector per vocabulary word (0 padding, 1 unknown),
+    in the model's state dict as ``conditioner.conditioners.text_prompt.embedding.weight``."""
+
+    def __init__(self, cfg: TextConditionerConfig, dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.index = {w: i + 2 for i, w in enumerate(cfg.vocabulary)}
+        self.embedding = nn.Embedding(len(cfg.vocabulary) + 2, dim, padding_idx=0)
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, max_length) ids and mask: each word (letters, lower case) in order, unknown ones as 1."""
+        ids = torch.zeros(len(texts), self.cfg.max_length, dtype=torch.long)
+        for i, text in enumerate(texts):
+            row = [self.index.get(w, 1) for w in words(text)][: self.cfg.max_length]
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return ids, (ids != 0).long()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L, dim), zero at padding
+        return self.embedding(ids)
+
+
+def words(text: str) -> list[str]:
+    """The words a ``words`` text encoder reads: runs of letters, lower case."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
 class TextEncoder:
     """T5 encoder and tokenizer, outside the nn.Module tree (the checkpoint holds no T5 weights)."""
 
-    def __init__(self, cfg: TextConditionerConfig, dim: int, t5_dir: Path | None) -> None:
+    def __init__(
+        self, cfg: TextConditionerConfig, dim: int, t5_dir: Path | None, words: WordEmbedding | None = None
+    ) -> None:
+        """``words``: the network's own word embedding, for a ``words`` config (it learns with the model)."""
         self.cfg = cfg
         match cfg.kind:
             case "byte-t5":
                 self.model, self.tokenize = _byte_t5(cfg, dim)
             case "t5":
                 self.model, self.tokenize = _local_t5(cfg, t5_dir)
+            case "words":
+                assert words is not None, "a 'words' text encoder is the network's own (AudioX.text_words)"
+                self.model, self.tokenize = words, words.tokenize
+                return
             case _:
                 assert_never(cfg.kind)
         self.model.eval().requires_grad_(False)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the encoder is part of the network (``words``): training feeds it ids, not tokens."""
+        return self.cfg.kind == "words"
 
     def to(self, device: torch.device, dtype: torch.dtype) -> TextEncoder:
         self.model.to(device=device, dtype=dtype)
@@ -187,6 +229,8 @@ class TextEncoder:
         ids, mask = self.tokenize(texts)
         device = next(self.model.parameters()).device
         ids, mask = ids.to(device), mask.to(device)
+        if self.trainable:
+            return self.model(ids).float() * mask[..., None].float()
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         return hidden.float() * mask[..., None].float()
 

@@ -76,20 +76,45 @@ class VideoConditionerConfig:
         return self.video_fps * self.window_s
 
 
-# The text encoders that can be built: the official T5 from a local folder, or a byte-level stand-in.
-TextKind = Literal["t5", "byte-t5"]
+# The text encoders that can be built: the official T5 from a local folder, a byte-level stand-in, or
+# our own trainable word embedding over a vocabulary the config lists.
+TextKind = Literal["t5", "byte-t5", "words"]
 TEXT_KINDS: tuple[TextKind, ...] = get_args(TextKind)
 
 
 @dataclass(frozen=True)
 class TextConditionerConfig:
-    """``t5`` loads T5 from a local folder; ``byte-t5`` is a random tiny T5 over UTF-8 bytes (tests)."""
+    """``t5`` loads T5 from a local folder; ``byte-t5`` is a random tiny T5 over UTF-8 bytes (tests);
+    ``words`` is a learned embedding of each word of ``vocabulary`` (its weights are in the model's
+    state dict; a word outside the vocabulary is one shared "unknown" token)."""
 
     kind: TextKind = "t5"
     t5_model_name: str = "t5-base"
     max_length: int = 128
     byte_t5_layers: int = 1
     byte_t5_heads: int = 2
+    vocabulary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskPrompts:
+    """The text a model understands for each cue kind, which drafted cue sheets use (a producer's own
+    prompt always wins). Defaults: the official AudioX release's task prompts."""
+
+    foley: str = "Generate general audio for the video"
+    music: str = "Generate music for the video"
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Time-aligned video conditioning (ours, absent from official configs): per-frame features of the
+    picture and its frame differences at the video rate, resampled to the latent frame rate and added
+    to the DiT's input tokens at the same time positions through a zero-initialised projection.
+    ``dim`` 0: off (the official architecture)."""
+
+    dim: int = 0
+    channels: int = 16  # width of the per-frame convolutional encoder
+    kernel: int = 5  # frames each temporal convolution sees
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,7 @@ class DiTConfig:
     global_cond_dim: int = 1536  # to_global_embed's input: in the checkpoint, unused by AudioX
     timestep_features_dim: int = 256  # this and ff_mult are fixed in the official code, not in config.json
     ff_mult: int = 4
+    sync_dim: int = 0  # the time-aligned video features' width (SyncConfig.dim); 0: none
 
     @property
     def dim_head(self) -> int:
@@ -145,6 +171,11 @@ class AudioXConfig:
     audio: AudioConditionerConfig = field(default_factory=AudioConditionerConfig)
     cond_dim: int = 768
     cross_attention_cond_ids: tuple[str, ...] = ("video_prompt", "text_prompt", "audio_prompt")
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    prompts: TaskPrompts = field(default_factory=TaskPrompts)
+    # The DiT's latents are the VAE's divided by this (``model.pretransform.scale``, as stable-audio-tools
+    # reads it; absent from AudioX's config: 1), so that they are near unit variance.
+    latent_scale: float = 1.0
 
     @property
     def latent_frames(self) -> int:
@@ -240,6 +271,12 @@ class _Parser:
         except (TypeError, ValueError):
             self.fail(f"{_key(where, key)} must be an integer (got {value!r})")
 
+    def positive(self, node: dict[str, Any], key: str, where: str, default: float) -> float:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            self.fail(f"{_key(where, key)} must be a number above 0 (got {value!r})")
+        return float(value)
+
     def integers(self, node: Any, key: str, where: str) -> tuple[int, ...]:
         value = self.get(node, key, where)
         try:
@@ -333,14 +370,20 @@ class _Parser:
         )
 
     def text(self, text_cfg: dict[str, Any], studio: dict[str, Any]) -> TextConditionerConfig:
-        overrides = self.studio(studio, "text", TextConditionerConfig, parsed=("t5_model_name", "max_length"))
+        overrides = dict(self.studio(studio, "text", TextConditionerConfig, parsed=("t5_model_name", "max_length")))
         kind = overrides.get("kind", TextConditionerConfig.kind)
         if kind not in TEXT_KINDS:
             self.fail(f"unknown text encoder kind {kind!r} at studio.text.kind (known: {', '.join(TEXT_KINDS)})")
         where = _CONDITIONER_WHERE.format("text_prompt")
+        vocabulary = overrides.pop("vocabulary", [])
+        if not isinstance(vocabulary, list) or not all(isinstance(w, str) and w.strip() for w in vocabulary):
+            self.fail("studio.text.vocabulary must be a list of words")
+        if kind == "words" and not vocabulary:
+            self.fail("studio.text.vocabulary must list the words of a 'words' text encoder")
         return TextConditionerConfig(
             t5_model_name=str(text_cfg.get("t5_model_name", TextConditionerConfig.t5_model_name)),
             max_length=self.integer(text_cfg, "max_length", where, default=TextConditionerConfig.max_length),
+            vocabulary=tuple(w.lower() for w in vocabulary),
             **overrides,
         )
 
@@ -364,17 +407,22 @@ class _Parser:
         diffusion = self.section(model, "diffusion", "model")
         conditioning = self.section(model, "conditioning", "model")
         conds = self.conditioner_configs(conditioning)
+        sync = SyncConfig(**self.studio(studio, "sync", SyncConfig))
+        dit = self.dit(diffusion)
         config = AudioXConfig(
             sample_rate=self.integer(raw, "sample_rate", ""),
             audio_channels=self.integer(raw, "audio_channels", ""),
             sample_size=self.integer(raw, "sample_size", ""),
             autoencoder=self.autoencoder(self.get(model, "pretransform", "model"), "model.pretransform"),
-            dit=self.dit(diffusion),
+            dit=dataclasses.replace(dit, sync_dim=sync.dim),
             video=self.video(conds["video_prompt"], raw, studio),
             text=self.text(conds["text_prompt"], studio),
             audio=self.audio(conds["audio_prompt"], studio),
             cond_dim=self.integer(conditioning, "cond_dim", "model.conditioning"),
             cross_attention_cond_ids=tuple(self.get(diffusion, "cross_attention_cond_ids", "model.diffusion")),
+            sync=sync,
+            prompts=TaskPrompts(**self.studio(studio, "prompts", TaskPrompts)),
+            latent_scale=self.positive(self.get(model, "pretransform", "model"), "scale", "model.pretransform", 1.0),
         )
         self.validate(config)
         return config

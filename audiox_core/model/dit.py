@@ -148,8 +148,16 @@ class ContinuousTransformer(nn.Module):
         self.project_out = nn.Linear(cfg.embed_dim, cfg.io_channels, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(cfg.rotary_dim)
 
-    def forward(self, x: torch.Tensor, prepend: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
-        x = torch.cat((prepend, self.project_in(x)), dim=1)  # (B, 1 + T, E)
+    def forward(
+        self, x: torch.Tensor, prepend: torch.Tensor, kvs: list[KeysValues], added: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``added`` (N, T, E): time-aligned tokens added to the first N rows' inputs (the rest are the
+        unconditional CFG rows, which get none)."""
+        h = self.project_in(x)  # (B, T, E)
+        if added is not None:
+            n = added.shape[0]
+            h = h + added if n == h.shape[0] else torch.cat((h[:n] + added, h[n:]))
+        x = torch.cat((prepend, h), dim=1)  # (B, 1 + T, E)
         freqs = self.rotary_pos_emb(x.shape[1])
         recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer, kv in zip(self.layers, kvs):
@@ -183,32 +191,56 @@ class DiffusionTransformer(nn.Module):
         self.transformer = ContinuousTransformer(cfg)
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
+        if cfg.sync_dim:  # ours (model/sync.py): zero, so the model starts as the one without it
+            self.sync_proj = nn.Parameter(torch.zeros(cfg.embed_dim, cfg.sync_dim))
 
     def condition(self, cond: torch.Tensor) -> list[KeysValues]:
         """Per-layer cross-attention keys and values of raw condition tokens (B, S, cond_dim)."""
         context = self.to_cond_embed(cond)
         return [layer.cross_attn.keys_values(context) for layer in self.transformer.layers]
 
-    def forward_once(self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues]) -> torch.Tensor:
-        """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional."""
+    def forward_once(
+        self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues], sync: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional.
+        ``sync`` (N, T, sync_dim): time-aligned video features of the first N rows (model/sync.py)."""
         # The timestep path may stay fp32 while the rest runs in bf16 (see AudioX.to_inference_dtype).
         t_dtype = self.timestep_features.weight.dtype
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(t_dtype))).to(x.dtype)  # (B, E)
         x = self.preprocess_conv(x) + x
-        out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs)  # (B, 1 + T, io)
+        added = None
+        if sync is not None:
+            assert self.cfg.sync_dim, "time-aligned features given to a DiT without sync_proj"
+            added = sync.to(x.dtype) @ self.sync_proj.T  # (N, T, E)
+        out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs, added)  # (B, 1 + T, io)
         out = out.transpose(1, 2)[:, :, 1:]
         return self.postprocess_conv(out) + out
 
-    def guided(self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues], cfg_scale: float) -> torch.Tensor:
+    def guided(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        kvs: list[KeysValues],
+        cfg_scale: float,
+        sync: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Classifier-free guidance in one batched pass: [x | x], the second half unconditional."""
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, kvs)
-        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs).chunk(2)
+            return self.forward_once(x, t, kvs, sync)
+        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync).chunk(2)
         return uncond_out + (cond_out - uncond_out) * cfg_scale
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, cfg_scale: float = 1.0) -> torch.Tensor:
-        """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros."""
-        return self.guided(x, t, self.condition(cond), cfg_scale)
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        cfg_scale: float = 1.0,
+        sync: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros
+        (and no ``sync``)."""
+        return self.guided(x, t, self.condition(cond), cfg_scale, sync)
 
 
 class DiTWrapper(nn.Module):

@@ -32,14 +32,15 @@ from audiox_core.validation import above, at_least, check_fields, one_of
 @dataclass(frozen=True)
 class GenerationRequest:
     """One window of sound. ``frames``: (F, H, W, 3) uint8 at the model's video fps, F ≤ the window's
-    frame count (the last is repeated to fill; F = 0 means no picture). ``audio_prompt``: (2, S) float
-    at the model rate, or None."""
+    frame count (the last is repeated to fill; F = 0 means no picture, and an all-black picture is
+    a picture). ``audio_prompt``: (2, S) float at the model rate, or None."""
 
     frames: np.ndarray
     text: str
     seed: int
     seconds: float
     audio_prompt: np.ndarray | None = None
+    frames_offset_s: float = 0.0  # how long before the window the first frame starts (time-aligned models)
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,17 @@ def generate(
         video = torch.cat((video, video[-1:].expand(len(requests) - len(video), *video.shape[1:])))
     prompts = torch.stack([audio_prompt_tensor(cfg, r.audio_prompt) for r in requests]).to(dev)
     text = model.text_encoder([r.text for r in requests])
+    present = torch.tensor([len(r.frames) > 0 for r in requests], device=dev)
     # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.
     prompt_noise = noise.draw((cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens), dev)
-    kvs = net.cross_attention_kv(net.condition(video, text, prompts, prompt_noise))
+    kvs = net.cross_attention_kv(net.condition(video, text, prompts, prompt_noise, present))
+    offsets = torch.tensor([r.frames_offset_s for r in requests], dtype=torch.float64)
+    sync = net.sync_features(video, present, offsets)
     sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
     x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
     sampler = get_sampler(sampling.sampler)
     latents = sampler(
-        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale), x, sigmas, noise=noise, callback=callback
+        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale, sync), x, sigmas, noise=noise, callback=callback
     )
-    audio = net.pretransform.decode(latents.to(torch.float32)).float().cpu()  # (B, 2, window)
+    audio = net.pretransform.decode(latents.to(torch.float32) * cfg.latent_scale).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests[:wanted])]

@@ -144,9 +144,14 @@ def generate_scenes(
     parts: list[list[torch.Tensor]] = [[] for _ in scenes]
     passes = pack_passes([len(p) for p in plans], batch_size)
 
+    def first_frame(i: int, k: int) -> int:
+        return int(plans[i][k].start * fps // rate)
+
     def frames_of(i: int, k: int) -> np.ndarray:
-        first = int(plans[i][k].start * fps // rate)
-        return scenes[i].frames[first : first + cfg.video.n_frames]
+        return scenes[i].frames[first_frame(i, k) : first_frame(i, k) + cfg.video.n_frames]
+
+    def offset_of(i: int, k: int) -> float:  # the window may start between two frames
+        return plans[i][k].start / rate - first_frame(i, k) / fps
 
     def video_of(batch: list[tuple[int, int]]) -> Callable[[], torch.Tensor]:
         return lambda: stack_video(cfg, [frames_of(i, k) for i, k in batch])
@@ -162,7 +167,11 @@ def generate_scenes(
             for i, k in batch:
                 w, scene = plans[i][k], scenes[i]
                 prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
-                requests.append(GenerationRequest(frames_of(i, k), scene.text, scene.seed + k, w.length / rate, prompt))
+                requests.append(
+                    GenerationRequest(
+                        frames_of(i, k), scene.text, scene.seed + k, w.length / rate, prompt, offset_of(i, k)
+                    )
+                )
             callback = None
             if on_step is not None:
                 callback = lambda step, n, p=n_pass: on_step((p * n + step) / (len(passes) * n))  # noqa: E731

@@ -139,7 +139,7 @@ def load_model(value: str, *, device: str | torch.device = "auto", t5_dir: Path 
     else:
         network = load_weights(spec.config, read_state_dict(spec.weights_path), str(spec.weights_path))
         sha = sha256_file(spec.weights_path)
-    text = TextEncoder(spec.config.text, spec.config.cond_dim, t5_dir)
+    text = TextEncoder(spec.config.text, spec.config.cond_dim, t5_dir, words=network.text_words)
     place(network, text, dev, dtype_plan(dev, spec.config.text.kind))
     compiled = compile_dit(network.model.model) if compile_wanted(dev) else None
     log.info("model %s loaded on %s (checkpoint sha256 %s)", value, dev, sha[:12])

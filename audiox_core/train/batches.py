@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiox_core.cues import measure, prompts
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
@@ -36,7 +35,8 @@ class Clip:
     audio: torch.Tensor  # (2, N) at the model rate, N ≥ one window
     frames: np.ndarray  # (F, S, S, 3) uint8 at the model fps and CLIP size
     caption: str
-    cue_prompt: str  # what the pipeline's cue planner would prompt for this picture
+    cue_prompt: str  # what the pipeline's cue planner prompts this model with for this kind of cue
+    onsets: tuple[int, ...] = ()  # the sound's onsets in samples (``evaluation.audio_onsets``)
 
 
 def fingerprint(examples: list[Example]) -> str:
@@ -53,15 +53,19 @@ def fingerprint(examples: list[Example]) -> str:
 def decode_clips(
     examples: list[Example], cfg: AudioXConfig, progress: Callable[[int, int], None] | None = None
 ) -> list[Clip]:
-    """Each example at the model's rate, fps and frame size; sound shorter than a window is padded."""
+    """Each example at the model's rate, fps and frame size; sound shorter than a window is padded.
+    The cue prompt is the model's own task prompt for the clip's kind (what drafted cue sheets say)."""
+    from audiox_core.train.evaluation import audio_onsets
+
     clips = []
     for i, ex in enumerate(examples):
         d = decode_example(ex, sample_rate=cfg.sample_rate, fps=cfg.video.video_fps, size=cfg.video.clip.image_size)
         audio = torch.from_numpy(d.audio)
         if audio.shape[1] < cfg.window_samples:
             audio = torch.nn.functional.pad(audio, (0, cfg.window_samples - audio.shape[1]))
-        kind = "music" if ex.sound_class == "music" else "foley"
-        clips.append(Clip(ex.id, audio, d.frames, d.caption, prompts(measure(d.frames))[kind]))
+        cue_prompt = cfg.prompts.music if ex.sound_class == "music" else cfg.prompts.foley
+        onsets = tuple(int(round(t * cfg.sample_rate)) for t in audio_onsets(d.audio, cfg.sample_rate))
+        clips.append(Clip(ex.id, audio, d.frames, d.caption, cue_prompt, onsets))
         if progress:
             progress(i + 1, len(examples))
     return clips
@@ -97,12 +101,15 @@ def encode_latents(
 class DitBatch:
     x0: torch.Tensor  # (B, latent, T)
     video: torch.Tensor  # (B, F, 3, S, S)
-    text: torch.Tensor  # (B, max_length, cond_dim)
+    text: torch.Tensor  # (B, max_length, cond_dim) tokens, or (B, max_length) ids for a words encoder
     prompt: torch.Tensor  # (B, 2, prompt_samples)
     prompt_noise: torch.Tensor  # (B, latent, n_tokens)
     t: torch.Tensor  # (B,)
     noise: torch.Tensor  # (B, latent, T)
     keep: torch.Tensor  # (B,) 0 where the whole condition is dropped (the CFG null condition)
+    video_present: torch.Tensor  # (B,) bool: the window has its picture
+    frames_offset: torch.Tensor  # (B,) float64 s: how long before the window its first frame starts
+    onsets: torch.Tensor  # (B, T) 1 in the latent frames where the real sound has an onset
 
 
 class DitSampler:
@@ -117,15 +124,30 @@ class DitSampler:
         text_encoder: TextEncoder,
         seed: int,
     ) -> None:
+        """``latents``: the VAE's posterior per clip; the DiT's x₀ is a draw from it over ``cfg.latent_scale``."""
         self.cfg, self.stage, self.clips, self.latents, self.seed = cfg, stage, clips, latents, seed
         self.text_encoder = text_encoder
         self._text: dict[str, torch.Tensor] = {}
         self.hop_samples = int(round((cfg.video.window_s - stage.overlap_s) * cfg.sample_rate))
 
     def text(self, caption: str) -> torch.Tensor:
+        """The caption's tokens, or its word ids when the encoder learns with the model."""
         if caption not in self._text:
-            self._text[caption] = self.text_encoder([caption])[0].clone()
+            if self.text_encoder.trainable:
+                self._text[caption] = self.text_encoder.tokenize([caption])[0][0].clone()
+            else:
+                self._text[caption] = self.text_encoder([caption])[0].clone()
         return self._text[caption]
+
+    def onset_frames(self, clip: Clip, start: int) -> torch.Tensor:
+        """(T,) 1 in each latent frame of the window from latent frame ``start`` holding an onset."""
+        hop, frames_t = self.cfg.autoencoder.hop, self.cfg.latent_frames
+        out = torch.zeros(frames_t)
+        for at in clip.onsets:
+            k = at // hop - start
+            if 0 <= k < frames_t:
+                out[k] = 1.0
+        return out
 
     def sample(self, step: int, position: int, clip_index: int) -> tuple[DitBatch, Dropped]:
         cfg, st = self.cfg, self.stage
@@ -146,9 +168,10 @@ class DitSampler:
         noise = torch.randn(mean.shape[0], frames_t, generator=g)
         posterior = torch.randn(mean.shape[0], frames_t, generator=g)
         prompt_noise = torch.randn(cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens, generator=g)
-        x0 = mean[:, start : start + frames_t] + std[:, start : start + frames_t] * posterior
+        x0 = (mean[:, start : start + frames_t] + std[:, start : start + frames_t] * posterior) / cfg.latent_scale
         sample = start * cfg.autoencoder.hop
         first = int(sample * cfg.video.video_fps // cfg.sample_rate)
+        offset = sample / cfg.sample_rate - first / cfg.video.video_fps  # the window starts between frames
         frames = clip.frames[first : first + cfg.video.n_frames]
         if dropped.video or len(frames) == 0:
             frames = clip.frames[:0]
@@ -167,6 +190,9 @@ class DitSampler:
                 t,
                 noise[None],
                 torch.tensor([0.0 if dropped.everything else 1.0]),
+                torch.tensor([len(frames) > 0]),
+                torch.tensor([offset], dtype=torch.float64),
+                self.onset_frames(clip, start)[None],
             ),
             dropped,
         )
@@ -176,17 +202,44 @@ class DitSampler:
         return DitBatch(*(torch.cat([getattr(b, f) for b in parts]) for f in DitBatch.__dataclass_fields__))
 
 
+def clip_onsets(clips: list[Clip], rate: int) -> list[list[int]]:
+    """Each clip's onsets in samples, as ``decode_clips`` found them."""
+    return [list(c.onsets) for c in clips]
+
+
 def vae_crops(
-    clips: list[Clip], seed: int, step: int, positions: list[int], clip_indices: list[int], crop: int, cfg: AudioXConfig
+    clips: list[Clip],
+    seed: int,
+    step: int,
+    positions: list[int],
+    clip_indices: list[int],
+    crop: int,
+    cfg: AudioXConfig,
+    *,
+    onsets: list[list[int]] | None = None,
+    onset_prob: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 2, crop) random crops of the clips' audio at a random gain (−6…0 dB), for the autoencoder
-    stage, and (B, latent, crop / hop) noise for sampling its posterior."""
+    stage, and (B, latent, crop / hop) noise for sampling its posterior. With ``onsets`` (per clip,
+    in samples), a crop is placed with probability ``onset_prob`` so that one of its clip's onsets
+    falls in its middle 80 %; those draws come after the others, so ``onset_prob`` 0 crops as before."""
     audio, noise = [], []
     for p, c in zip(positions, clip_indices):
         g = sample_generator(seed, "vae", step, p)
         source = clips[c].audio
         start = int(torch.randint(0, source.shape[1] - crop + 1, (1,), generator=g))
         gain = 10 ** (float(torch.empty(1).uniform_(-6, 0, generator=g)) / 20)
-        audio.append(source[:, start : start + crop] * gain)
         noise.append(torch.randn(cfg.autoencoder.latent_dim, crop // cfg.autoencoder.hop, generator=g))
+        if onsets is not None and onset_prob > 0 and onsets[c]:
+            placed = float(torch.rand(1, generator=g)) < onset_prob
+            at = onsets[c][int(torch.randint(0, len(onsets[c]), (1,), generator=g))]
+            offset = int(torch.randint(int(0.1 * crop), int(0.9 * crop) + 1, (1,), generator=g))
+            if placed:
+                start = min(max(0, at - offset), source.shape[1] - crop)
+        audio.append(source[:, start : start + crop] * gain)
     return torch.stack(audio), torch.stack(noise)
+
+
+def latent_spread(latents: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """The standard deviation of the posterior means over every clip, channel and frame."""
+    return float(torch.cat([m.flatten() for m, _ in latents]).std())

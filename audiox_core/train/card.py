@@ -29,7 +29,9 @@ def model_card(summary: dict[str, Any], data: Path) -> str:
         f"({len(summary['data']['skipped'])} skipped), data fingerprint `{summary['data']['fingerprint'][:16]}`.",
         f"Architecture: `{recipe['model']}` (config.json here); initialised from {summary['init'] or 'scratch'}; seed {recipe['seed']}.",
         f"Machine: {summary['machine']['cpu']} ({summary['machine']['cores']} cores), {summary['device']}, "
-        f"{summary['processes']} process(es), torch {summary['machine']['torch']}; wall time {summary['wall_s'] / 60:.1f} min.",
+        f"{summary['processes']} process(es), torch {summary['machine']['torch']}; wall time {summary['wall_s'] / 60:.1f} min"
+        " (this sitting).",
+        _stage_time(summary),
         "",
         *(
             [
@@ -49,6 +51,15 @@ def model_card(summary: dict[str, Any], data: Path) -> str:
             f"| {stage} | {facts['done']} | {recipe[stage]['batch_size']} | {facts['final_loss']:.4f} | "
             f"{facts['mean_last_100']:.4f} | {facts['steps_per_s']} |"
         )
+    ceiling = summary.get("vae_ceiling")
+    if ceiling:
+        classes = ", ".join(f"{c} {m['hit_rate']:.3f}" for c, m in sorted(ceiling["by_class"].items()))
+        lines += [
+            "",
+            "The autoencoder's ceiling, checked between the stages (held-out real sounds encoded and decoded, "
+            f"no DiT): hit rate {ceiling['hit_rate']:.3f}, precision {ceiling['precision']:.3f}; {classes}"
+            + (f". Short of its targets: {'; '.join(ceiling['short_of'])}." if ceiling["short_of"] else "."),
+        ]
     lines += ["", "## Training data", ""]
     if data_recipe:
         lines.append(
@@ -69,6 +80,14 @@ def model_card(summary: dict[str, Any], data: Path) -> str:
     lines += [f"| `{path}` | {facts.get('licence', 'unknown')} |" for path, facts in sorted(sources.items())]
     lines += ["", "## Recipe", "", "```json", json.dumps(recipe, indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _stage_time(summary: dict[str, Any]) -> str:
+    """The training steps' own time, summed over the stages and every sitting a resumed run took."""
+    parts = {k: v["wall_s"] / 60 for k, v in summary["stages"].items()}
+    total = sum(parts.values())
+    each = " + ".join(f"{k} {m:.1f}" for k, m in parts.items())
+    return f"Training time (the stages' steps, over every sitting): {each} = {total:.1f} min."
 
 
 def add_evaluation(card: Path, figures: dict[str, Any], command: str) -> None:

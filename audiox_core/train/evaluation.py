@@ -20,6 +20,9 @@ import numpy as np
 import torch
 import torchaudio
 
+from audiox_core.train.examples import Example, decode_audio
+from audiox_core.train.spectral import onset_envelope
+
 SHARP_KINDS = frozenset({"impact", "door", "footstep"})  # events whose sound starts at the visual event
 TOLERANCE_S = 0.08
 TAIL_S = 0.3  # unmatched onsets this soon after a matched one belong to the matched sound
@@ -31,15 +34,13 @@ def _mono(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def onset_strength(audio: np.ndarray | torch.Tensor, rate: int, hop_s: float = 0.01) -> tuple[np.ndarray, float]:
-    """Half-wave rectified spectral flux of the log-magnitude STFT, one value per hop; the hop in s."""
-    x = _mono(audio)
+    """Half-wave rectified spectral flux of the log-magnitude STFT (``spectral.onset_envelope``), one
+    value per hop; the hop in s."""
     hop = max(1, int(round(hop_s * rate)))
-    n_fft = 4 * hop if 4 * hop % 2 == 0 else 4 * hop + 1
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True).abs()
-    log = torch.log1p(100.0 * spec)  # (freq, frames)
-    flux = torch.relu(log[:, 1:] - log[:, :-1]).mean(dim=0).numpy()
-    flux[:2] = 0.0  # the first frames compare against the reflected padding, not earlier sound
-    return np.concatenate([[0.0], flux]), hop / rate
+    with torch.no_grad():
+        flux = onset_envelope(_mono(audio), rate, hop_s).numpy().copy()
+    flux[:3] = 0.0  # the first frames compare against the reflected padding, not earlier sound
+    return flux, hop / rate
 
 
 def audio_onsets(
@@ -132,3 +133,64 @@ class LogMelCentroids:
     def predict(self, audio: np.ndarray | torch.Tensor) -> str:
         f = (self.features(audio) - self.offset) / self.scale
         return min(self.centroids, key=lambda c: float(np.sum((f - self.centroids[c]) ** 2)))
+
+
+# The autoencoder's ceiling: what the sync measures can reach at most through it (issue targets).
+CEILING_HIT, CEILING_PRECISION, CEILING_CLASS_HIT = 0.95, 0.85, 0.85
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The sync measures on real sounds encoded and decoded again by an autoencoder (no DiT)."""
+
+    overall: Match
+    by_class: dict[str, Match]
+
+    @property
+    def short_of(self) -> list[str]:
+        """The targets it misses, in words (empty when it meets them all)."""
+        misses = []
+        if self.overall.hit_rate < CEILING_HIT:
+            misses.append(f"hit rate {self.overall.hit_rate:.3f} < {CEILING_HIT}")
+        if self.overall.precision < CEILING_PRECISION:
+            misses.append(f"precision {self.overall.precision:.3f} < {CEILING_PRECISION}")
+        misses += [
+            f"{c} hit rate {m.hit_rate:.3f} < {CEILING_CLASS_HIT}"
+            for c, m in sorted(self.by_class.items())
+            if m.hit_rate < CEILING_CLASS_HIT
+        ]
+        return misses
+
+    def line(self) -> str:
+        classes = " ".join(f"{c}={m.hit_rate:.3f}" for c, m in sorted(self.by_class.items()))
+        return (
+            f"vae_ceiling hit_rate={self.overall.hit_rate:.3f} precision={self.overall.precision:.3f} "
+            f"({self.overall.events} events, {self.overall.onsets} onsets) per class: {classes}"
+        )
+
+
+@torch.no_grad()
+def vae_round_trip(
+    pretransform: torch.nn.Module, sounds: Sequence[tuple[str, Sequence[float], np.ndarray]], rate: int
+) -> Ceiling:
+    """``sounds``: (class, sharp event times, (2, N) audio at ``rate``); each is encoded to its
+    posterior mean and decoded, then its onsets matched to the events."""
+    by_class: dict[str, list[Match]] = {}
+    for cls, events, audio in sounds:
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        device = next(pretransform.parameters()).device
+        mean, _ = pretransform.encode_posterior(x.to(device))
+        decoded = pretransform.decode(mean)[0, :, : x.shape[-1]].float().cpu()
+        by_class.setdefault(cls, []).append(match_events(events, audio_onsets(decoded, rate)))
+    every = [m for v in by_class.values() for m in v]
+    return Ceiling(combine(every), {c: combine(v) for c, v in by_class.items()})
+
+
+def sharp_sounds(examples: Sequence[Example], rate: int) -> list[tuple[str, list[float], np.ndarray]]:
+    """(class, sharp event times, audio at ``rate``) of the examples that have sharp events."""
+    out = []
+    for e in examples:
+        events = [ev.t for ev in e.events if ev.kind in SHARP_KINDS]
+        if events:
+            out.append((e.sound_class or "unknown", events, decode_audio(e.audio, rate)))
+    return out

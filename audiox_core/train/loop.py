@@ -15,6 +15,7 @@ EMA weights, loadable with ``--model``), ``metrics.json`` and ``loss.png``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,20 +32,34 @@ from torch import nn
 
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.audiox import AudioX
+from audiox_core.model.autoencoder import Pretransform, WNConv1d
 from audiox_core.model.checkpoint import load_weights, read_state_dict, state_dict_sha256
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.runtime import resolve_device
 from audiox_core.model.spec import resolve_model_spec
-from audiox_core.train.batches import Clip, DitBatch, DitSampler, decode_clips, encode_latents, fingerprint, vae_crops
+from audiox_core.train.batches import (
+    Clip,
+    DitBatch,
+    DitSampler,
+    clip_onsets,
+    decode_clips,
+    encode_latents,
+    fingerprint,
+    latent_spread,
+    vae_crops,
+)
 from audiox_core.train.card import model_card
+from audiox_core.train.discriminator import MultiResolutionDiscriminator, discriminator_loss, generator_losses
 from audiox_core.train.ema import EMA
+from audiox_core.train.evaluation import Ceiling, sharp_sounds, vae_round_trip
 from audiox_core.train.examples import load_examples
 from audiox_core.train.lora import add_lora, merge_lora
+from audiox_core.train.objective import onset_loss as sync_onset_loss
 from audiox_core.train.objective import step_generator, v_loss
 from audiox_core.train.plot import draw_losses
-from audiox_core.train.recipe import TrainConfig
-from audiox_core.train.spectral import multi_resolution_stft_loss
+from audiox_core.train.recipe import TrainConfig, VaeStage
+from audiox_core.train.spectral import multi_resolution_stft_loss, onset_loss
 from audiox_core.train.state import load_checkpoint, restore_rng_states, rng_states, save_checkpoint, save_release
 
 log = logging.getLogger(__name__)
@@ -117,12 +132,20 @@ def _world(device: torch.device) -> World:
 
 
 class VaeObjective(nn.Module):
-    def __init__(self, net: AudioX, l1_weight: float, kl_weight: float) -> None:
+    """Reconstruction (multi-resolution STFT, L1, the onset measure's spectrogram), a KL term, and
+    with a discriminator the adversarial and feature-matching terms; keeps the last batch's real and
+    reconstructed audio for the discriminator's own step."""
+
+    def __init__(self, net: AudioX, stage: VaeStage, rate: int, discriminator: nn.Module | None = None) -> None:
         super().__init__()
         self.vae = net.pretransform
-        self.l1_weight, self.kl_weight = l1_weight, kl_weight
+        self.stage, self.rate = stage, rate
+        self.discriminator = discriminator
+        self.adversarial = False  # switched on from ``stage.adversarial_from``
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, audio: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        s = self.stage
         mean, std = self.vae.encode_posterior(audio)  # (B, latent, N)
         recon = self.vae.decode(mean + std * noise)  # (B, 2, L)
         var = std**2
@@ -136,18 +159,91 @@ class VaeObjective(nn.Module):
             (multi_resolution_stft_loss(r[None], a[None]) for r, a, keep in zip(recon, audio, audible) if keep),
             audio.new_zeros(()),
         ) / len(audio)
-        return stft + self.l1_weight * l1 + self.kl_weight * kl
+        loss = stft + s.l1_weight * l1 + s.kl_weight * kl
+        if s.onset_weight > 0:
+            loss = loss + s.onset_weight * onset_loss(recon, audio, self.rate)
+        if self.discriminator is not None and self.adversarial:
+            self.discriminator.requires_grad_(False)
+            adversarial, matching = generator_losses(self.discriminator(audio), self.discriminator(recon))
+            self.discriminator.requires_grad_(True)
+            loss = loss + s.adversarial_weight * adversarial + s.feature_weight * matching
+        self.last = (audio.detach(), recon.detach())
+        return loss
+
+
+@torch.no_grad()
+def calibrate_fresh_vae(vae: Pretransform, audio: torch.Tensor) -> None:
+    """On this batch, through the last convolutions' weight-norm gains and biases: the encoder's means
+    to unit spread, its posterior std to about softplus(−3) ≈ 0.05 (a fresh wide encoder's std would
+    drown the means in sampling noise), and the decoder's output to ``audio``'s RMS."""
+    last_enc = vae.model.encoder.layers[-1]
+    latent = vae.cfg.latent_dim
+    raw = vae.model.encoder(audio)  # (B, 2·latent, N)
+    means, scales = raw[:, :latent], raw[:, latent:]
+    spread = means.std().clamp_min(1e-6)
+    last_enc.weight_g[:latent] /= spread
+    last_enc.bias[:latent] /= spread
+    k = scales.std().clamp_min(1e-6)
+    linear = scales.mean(dim=(0, 2)) - last_enc.bias[latent:]  # each channel's mean before its bias
+    last_enc.weight_g[latent:] /= k
+    last_enc.bias[latent:] = -3.0 - linear / k
+    mean, _ = vae.encode_posterior(audio)
+    recon = vae.decode(mean)
+    last_dec = next(m for m in reversed(vae.model.decoder.layers) if isinstance(m, WNConv1d))
+    last_dec.weight_g *= audio.pow(2).mean().sqrt() / recon.pow(2).mean().sqrt().clamp_min(1e-6)
+
+
+class DiscriminatorStep:
+    """The discriminator's own optimiser step after each autoencoder step (from ``adversarial_from``)."""
+
+    def __init__(self, objective: VaeObjective, stage: VaeStage) -> None:
+        assert objective.discriminator is not None
+        self.objective, self.stage = objective, stage
+        self.optimiser = torch.optim.AdamW(
+            objective.discriminator.parameters(), lr=stage.discriminator_lr, betas=stage.betas
+        )
+
+    def before(self, step: int) -> None:
+        self.objective.adversarial = step >= self.stage.adversarial_from
+
+    def after(self, step: int) -> None:
+        if not self.objective.adversarial or self.objective.last is None:
+            return
+        real, fake = self.objective.last
+        d = self.objective.discriminator
+        loss = discriminator_loss(d(real), d(fake))
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.objective.discriminator.state_dict(), "optimizer": self.optimiser.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.objective.discriminator.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimizer"])
 
 
 class DitObjective(nn.Module):
-    def __init__(self, net: AudioX) -> None:
+    """The v loss; with time-aligned video features, plus ``onset_weight`` × their onset head's loss
+    (a task of their own from the first step, while the DiT's zero projection learns to read them)."""
+
+    def __init__(self, net: AudioX, onset_weight: float = 0.0) -> None:
         super().__init__()
         self.net = net
+        self.onset_weight = onset_weight
 
     def forward(self, b: DitBatch) -> torch.Tensor:
-        cond = self.net.condition(b.video, b.text, b.prompt, b.prompt_noise)  # (B, S, cond_dim)
+        cond = self.net.condition(b.video, b.text, b.prompt, b.prompt_noise, b.video_present)  # (B, S, cond_dim)
         cond = cond * b.keep[:, None, None]
-        return v_loss(self.net.model.model, b.x0, cond, b.t, b.noise)
+        sync = self.net.sync_features(b.video, b.video_present, b.frames_offset)
+        if sync is None:
+            return v_loss(self.net.model.model, b.x0, cond, b.t, b.noise)
+        loss = v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, sync * b.keep[:, None, None])
+        if self.onset_weight > 0:
+            logits = self.net.conditioner.conditioners["video_sync"].onset_logits(sync)
+            loss = loss + self.onset_weight * sync_onset_loss(logits, b.onsets, b.video_present)
+        return loss
 
 
 def _trainable_dit(net: AudioX, lora_rank: int, lora_alpha: float) -> list[tuple[str, nn.Parameter]]:
@@ -155,6 +251,9 @@ def _trainable_dit(net: AudioX, lora_rank: int, lora_alpha: float) -> list[tuple
     net.requires_grad_(False)
     if lora_rank > 0:
         add_lora(net.model.model, lora_rank, lora_alpha)
+        if net.cfg.sync.dim:  # a branch added to the release learns whole: it has nothing to adapt from
+            net.model.model.sync_proj.requires_grad_(True)
+            net.conditioner.conditioners["video_sync"].requires_grad_(True)
     else:
         net.model.requires_grad_(True)
         net.model.model.to_global_embed.requires_grad_(False)  # unused by AudioX (no global condition)
@@ -162,6 +261,9 @@ def _trainable_dit(net: AudioX, lora_rank: int, lora_alpha: float) -> list[tuple
         video.requires_grad_(True)
         video.visual_encoder_model.visual_projection.requires_grad_(False)  # AudioX reads last_hidden_state
         video.visual_encoder_model.vision_model.post_layernorm.requires_grad_(False)
+        for own in ("text_prompt", "video_sync"):  # ours, where the config has them
+            if own in net.conditioner.conditioners:
+                net.conditioner.conditioners[own].requires_grad_(True)
         audio = net.conditioner.conditioners["audio_prompt"]
         audio.empty_audio_feat.requires_grad_(True)
         audio.proj_out.requires_grad_(True)
@@ -196,8 +298,10 @@ def _run_stage(
     device: torch.device,
     progress: TrainProgress | None,
     stop_at: int | None,
+    side: DiscriminatorStep | None = None,
 ) -> tuple[StageLog, EMA, bool]:
-    """Steps ``start … steps − 1`` of one stage; returns its log, the EMA and whether it finished."""
+    """Steps ``start … steps − 1`` of one stage; returns its log, the EMA and whether it finished.
+    ``side``: a second network's step around each step (the autoencoder's discriminator), checkpointed too."""
     if batch_size % world.size:
         raise InputError(f"{recipe.source}: {name}.batch_size {batch_size} is not a multiple of {world.size} processes")
     trained = [p for _, p in params]
@@ -216,6 +320,8 @@ def _run_stage(
         ema.load_state_dict(state["ema"])
         restore_rng_states(state["rng"])
         start, log_.losses, log_.wall_s = state["step"], state["losses"], state["wall_s"]
+        if side is not None:
+            side.load_state_dict(state["side"])
 
     def checkpoint(step: int) -> None:
         if world.main:
@@ -233,6 +339,7 @@ def _run_stage(
                     "wall_s": log_.wall_s,
                     "recipe": recipe.to_dict(),
                     "data": data_fp,
+                    **({"side": side.state_dict()} if side is not None else {}),
                 },
             )
         world.barrier()
@@ -243,6 +350,8 @@ def _run_stage(
     mine = world.share(batch_size)
     try:
         for step in range(start, steps):
+            if side is not None:
+                side.before(step)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 loss = loss_of(wrapped, step, mine)
             optimiser.zero_grad(set_to_none=True)
@@ -252,6 +361,8 @@ def _run_stage(
             optimiser.step()
             schedule.step()
             ema.update()
+            if side is not None:
+                side.after(step)
             log_.losses.append(world.mean(float(loss.detach())))
             log_.wall_s = time.perf_counter() - began
             if progress and world.main:
@@ -267,11 +378,12 @@ def _run_stage(
     return log_, ema, True
 
 
-def _resume_state(ckpt: Path, recipe: TrainConfig) -> dict[str, Any]:
-    """The checkpoint to continue from, read before the data is; one line when it is not a checkpoint
-    of ours or belongs to another recipe."""
+def _resume_state(ckpt: Path, recipe: TrainConfig, stage: str) -> dict[str, Any]:
+    """The checkpoint of ``stage`` to continue from, read before the data is; one line when it is not
+    a checkpoint of ours or was made by another recipe. Only what decides that stage's weights is
+    compared (``TrainConfig.stage_view``): a finished VAE stage carries on into a changed DiT section."""
     state = load_checkpoint(ckpt)
-    if state["recipe"] != recipe.to_dict():
+    if TrainConfig.stage_view(state["recipe"], stage) != TrainConfig.stage_view(recipe.to_dict(), stage):
         raise InputError(f"{ckpt}: --resume with a different recipe than the checkpoint's; use a new --out")
     return state
 
@@ -288,13 +400,32 @@ def _network(recipe: TrainConfig, init: str | None) -> tuple[AudioX, AudioXConfi
         spec = resolve_model_spec(init)
         if spec.weights_path is None:
             raise ModelError(f"{init}: --init needs trained weights (an AudioX release folder or demo)")
-        net = load_weights(spec.config, read_state_dict(spec.weights_path), str(spec.weights_path))
-        return net, spec.config, json.loads(spec.config_path.read_text())
+        state = read_state_dict(spec.weights_path)
+        net = load_weights(spec.config, state, str(spec.weights_path))  # strictly: a foreign file is one line
+        raw = json.loads(spec.config_path.read_text())
+        if recipe.add_sync:
+            return _with_sync(net, raw, recipe.add_sync, recipe.seed)
+        return net, spec.config, raw
     cfg, raw = recipe.architecture()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         net = AudioX(cfg)
     return net, cfg, raw
+
+
+def _with_sync(
+    net: AudioX, raw: dict[str, Any], sync: dict[str, Any], seed: int
+) -> tuple[AudioX, AudioXConfig, dict[str, Any]]:
+    """The release ``net`` with the time-aligned video branch added: every release weight as loaded,
+    the branch made by its own seed and its projection zero (so the outputs are the release's)."""
+    raw = {**raw, "studio": {**raw.get("studio", {}), "sync": dict(sync)}}
+    cfg = AudioXConfig.from_dict(raw)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        extended = AudioX(cfg)
+    missing, unexpected = extended.load_state_dict(net.state_dict(), strict=False)
+    assert not unexpected and all("sync" in k for k in missing), f"{missing=} {unexpected=}"
+    return extended, cfg, raw
 
 
 def _machine() -> dict[str, Any]:
@@ -317,6 +448,8 @@ class _Run:
     cfg: AudioXConfig
     recipe: TrainConfig
     clips: list[Clip]
+    data: Path
+    raw: dict[str, Any]  # the architecture's config.json, written beside the weights (the DiT stage sets its scale)
     out: Path
     data_fp: str
     world: World
@@ -373,8 +506,12 @@ def _train(
         raise InputError(f"{recipe.source}: stages {list(recipe.stages)} with --init train nothing (its VAE stays)")
     if init is None:
         recipe.architecture()  # a model that is neither a preset nor a config.json: one line before the data
+    elif recipe.dit.scale_latents:
+        raise InputError(
+            f"{recipe.source}: dit.scale_latents rescales this run's own VAE; with --init the release keeps its scale"
+        )
     ckpt = out / stages[last] / "checkpoint.pt"
-    resumed = _resume_state(ckpt, recipe) if resume else None
+    resumed = _resume_state(ckpt, recipe, stages[last]) if resume else None
     examples = load_examples(data, split="train")
     for s in examples.skipped:
         log.warning("skipped %s: %s", s.id, s.reason)
@@ -383,7 +520,8 @@ def _train(
         _check_data(ckpt, resumed, data_fp)
     net, cfg, raw = _network(recipe, init)
     net.to(dev)
-    run = _Run(net, cfg, recipe, decode_clips(examples.examples, cfg), out, data_fp, world, dev, progress, stop_at)
+    clips = decode_clips(examples.examples, cfg)
+    run = _Run(net, cfg, recipe, clips, data, raw, out, data_fp, world, dev, progress, stop_at)
     logs: dict[str, StageLog] = {}
     finished = True
     for i, name in enumerate(stages):
@@ -402,6 +540,8 @@ def _train(
     if world.main:
         wall_s = time.perf_counter() - started
         summary = _summary(recipe, init, data, data_fp, examples, str(dev), world.size, wall_s, logs)
+        if (out / "vae" / "ceiling.json").is_file():
+            summary["vae_ceiling"] = json.loads((out / "vae" / "ceiling.json").read_text())
         out.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(summary, indent=1) + "\n")
         draw_losses({k: v.losses for k, v in logs.items()}, png)
@@ -449,11 +589,13 @@ def release(recipe: TrainConfig, data: Path, out: Path, *, init: str | None = No
     ckpt = out / "dit" / "checkpoint.pt"
     if "dit" not in recipe.stages or not ckpt.is_file():
         raise InputError(f"{out}: no DiT checkpoint to release (the DiT stage has not started)")
-    state = _resume_state(ckpt, recipe)
+    state = _resume_state(ckpt, recipe, "dit")
     examples = load_examples(data, split="train")
     data_fp = fingerprint(examples.examples)
     _check_data(ckpt, state, data_fp)
     net, _, raw = _network(recipe, init)
+    if (out / "dit" / "latent_scale.json").is_file():  # the scale the DiT stage learned at
+        raw["model"]["pretransform"]["scale"] = json.loads((out / "dit" / "latent_scale.json").read_text())["scale"]
     params = _trainable_dit(net, recipe.dit.lora_rank, recipe.dit.lora_alpha)  # LoRA modules before the weights
     net.load_state_dict(state["model"])
     ema = EMA(params, recipe.dit.ema_decay)
@@ -484,29 +626,43 @@ def _stage_args(run: _Run, state: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _vae(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
-    """The autoencoder on random crops of the clips' audio."""
+    """The autoencoder on random crops of the clips' audio (some placed on the sounds' onsets)."""
     s, net, cfg, dev = run.recipe.vae, run.net, run.cfg, run.device
     net.requires_grad_(False)
     net.pretransform.requires_grad_(True)
-    if state is not None:
-        net.load_state_dict(state["model"])
-    objective = VaeObjective(net, s.l1_weight, s.kl_weight)
+    if state is not None:  # the stage trains the autoencoder only: the rest stays as the fresh network made it
+        vae_keys = {k[len("pretransform.") :]: v for k, v in state["model"].items() if k.startswith("pretransform.")}
+        net.pretransform.load_state_dict(vae_keys)
+    discriminator = None
+    if s.adversarial_weight > 0 or s.feature_weight > 0:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(run.recipe.seed + 1)
+            discriminator = MultiResolutionDiscriminator().to(dev)
+    objective = VaeObjective(net, s, cfg.sample_rate, discriminator)
+    side = DiscriminatorStep(objective, s) if discriminator is not None else None
     hop = cfg.autoencoder.hop
     crop = max(hop, int(round(s.crop_s * cfg.sample_rate / hop)) * hop)
+    onsets = clip_onsets(run.clips, cfg.sample_rate) if s.onset_crop_prob > 0 else None
+    if state is None and s.calibrate_init:
+        first = vae_crops(
+            run.clips, run.recipe.seed, -1, list(range(s.batch_size)), list(range(s.batch_size)), crop, cfg
+        )
+        calibrate_fresh_vae(net.pretransform, first[0].to(dev))
 
     def loss_of(module: nn.Module, step: int, positions: list[int]) -> torch.Tensor:
         g = step_generator(run.recipe.seed, "vae", step)
         indices = torch.randint(0, len(run.clips), (s.batch_size,), generator=g).tolist()
         audio, noise = vae_crops(
-            run.clips, run.recipe.seed, step, positions, [indices[p] for p in positions], crop, cfg
-        )
+            run.clips, run.recipe.seed, step, positions, [indices[p] for p in positions], crop, cfg,
+            onsets=onsets, onset_prob=s.onset_crop_prob,
+        )  # fmt: skip
         return module(audio.to(dev), noise.to(dev))
 
     params = [(f"pretransform.{n}", p) for n, p in net.pretransform.named_parameters()]
     return _run_stage(
         "vae", objective=objective, params=params, loss_of=loss_of, steps=s.steps, batch_size=s.batch_size,
         lr=s.lr, betas=s.betas, weight_decay=0.0, warmup=0, grad_clip=s.grad_clip, ema_decay=s.ema_decay,
-        checkpoint_every=s.checkpoint_every, **_stage_args(run, state),
+        checkpoint_every=s.checkpoint_every, side=side, **_stage_args(run, state),
     )  # fmt: skip
 
 
@@ -517,14 +673,24 @@ def _dit(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
     if state is not None:  # before the latents: a resumed DiT stage's VAE is the checkpoint's
         net.load_state_dict(state["model"])
     net.eval()
+    if state is None and "vae" in run.recipe.stages and run.world.main:
+        check_vae_ceiling(net, run.data, cfg.sample_rate, run.out / "vae" / "ceiling.json")
     cache = run.out / "cache" / f"latents-{run.data_fp[:16]}-{_vae_fp(net)}.safetensors"
     latents = encode_latents(net, run.clips, cache, dev)
+    if s.scale_latents:  # recomputed on a resume from the same cached latents: the same number
+        cfg = dataclasses.replace(cfg, latent_scale=latent_spread(latents))
+        net.cfg = cfg
+        run.raw["model"]["pretransform"]["scale"] = cfg.latent_scale
+        (run.out / "dit").mkdir(parents=True, exist_ok=True)
+        (run.out / "dit" / "latent_scale.json").write_text(json.dumps({"scale": cfg.latent_scale}) + "\n")
+        log.info("latent scale %.4f: the DiT learns the VAE's latents divided by it", cfg.latent_scale)
     t5_dir = os.environ.get("AUDIOX_T5_DIR")
-    text = TextEncoder(cfg.text, cfg.cond_dim, Path(t5_dir) if t5_dir else None)
-    text.to(torch.device("cpu"), torch.float32)
+    text = TextEncoder(cfg.text, cfg.cond_dim, Path(t5_dir) if t5_dir else None, words=net.text_words)
+    if not text.trainable:
+        text.to(torch.device("cpu"), torch.float32)
     sampler = DitSampler(cfg, s, run.clips, latents, text, run.recipe.seed)
     net.model.model.transformer.gradient_checkpointing = s.grad_checkpointing
-    objective = DitObjective(net)
+    objective = DitObjective(net, s.onset_weight)
 
     def loss_of(module: nn.Module, step: int, positions: list[int]) -> torch.Tensor:
         g = step_generator(run.recipe.seed, "dit", step)
@@ -540,6 +706,37 @@ def _dit(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
         )  # fmt: skip
     finally:
         net.model.model.transformer.gradient_checkpointing = False
+
+
+def check_vae_ceiling(net: AudioX, data: Path, rate: int, report: Path) -> Ceiling | None:
+    """The trained autoencoder's round trip on the data's held-out clips with sharp events (what the
+    DiT can reach at most), logged and written to ``report``; a warning names each missed target
+    before the DiT stage spends its time. None when the data holds no such clips."""
+    held = [e for e in load_examples(data).examples if e.split == "heldout"]
+    sounds = sharp_sounds(held, rate)
+    if not sounds:
+        log.info("no held-out clips with sharp events: the autoencoder's ceiling is not measured")
+        return None
+    ceiling = vae_round_trip(net.pretransform, sounds, rate)
+    log.info("%s", ceiling.line())
+    if ceiling.short_of:
+        log.warning("the autoencoder caps the sync figures below their targets: %s", "; ".join(ceiling.short_of))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(
+        json.dumps(
+            {
+                "hit_rate": ceiling.overall.hit_rate,
+                "precision": ceiling.overall.precision,
+                "events": ceiling.overall.events,
+                "onsets": ceiling.overall.onsets,
+                "by_class": {c: {"hit_rate": m.hit_rate, "events": m.events} for c, m in ceiling.by_class.items()},
+                "short_of": ceiling.short_of,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    return ceiling
 
 
 def _vae_fp(net: AudioX) -> str:

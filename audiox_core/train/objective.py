@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from audiox_core.model.dit import DiffusionTransformer
 
@@ -42,13 +43,19 @@ def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def v_loss(
-    dit: DiffusionTransformer, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+    dit: DiffusionTransformer,
+    x0: torch.Tensor,
+    cond: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    sync: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the v prediction; x0, noise (B, C, T), cond (B, S, D) raw tokens, t (B,)."""
+    """Mean squared error of the v prediction; x0, noise (B, C, T), cond (B, S, D) raw tokens, t (B,),
+    sync (B, T, sync_dim) time-aligned video features or None."""
     alpha, sigma = (a[:, None, None] for a in alpha_sigma(t))
     x_t = alpha * x0 + sigma * noise
     target = alpha * noise - sigma * x0
-    v = dit(x_t, t, cond)  # (B, C, T)
+    v = dit(x_t, t, cond, sync=sync)  # (B, C, T)
     return ((v.float() - target) ** 2).mean()
 
 
@@ -66,3 +73,13 @@ def draw_dropout(g: torch.Generator, *, cfg: float, video: float, text: float, a
     """Independent Bernoulli draws, in a fixed order, from the sample's generator."""
     u = torch.rand(4, generator=g).tolist()
     return Dropped(u[0] < cfg, u[1] < video, u[2] < text, u[3] < audio)
+
+
+def onset_loss(logits: torch.Tensor, onsets: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the sync branch's onset head (B, T) against the real sound's onset
+    frames (B, T), over the windows that have their picture (positives weighted by their rarity)."""
+    if not present.any():
+        return logits.new_zeros(())
+    logits, onsets = logits[present], onsets[present]
+    weight = ((1 - onsets).sum() / onsets.sum().clamp_min(1.0)).clamp(1.0, 50.0)
+    return F.binary_cross_entropy_with_logits(logits, onsets, pos_weight=weight)

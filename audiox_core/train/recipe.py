@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from audiox_core.errors import InputError
-from audiox_core.model.config import AudioXConfig
+from audiox_core.model.config import AudioXConfig, SyncConfig
 from audiox_core.model.spec import PRESETS
 from audiox_core.validation import above, at_least, check_fields, checked, rule, within
 
@@ -33,6 +33,17 @@ def _betas(value: Any) -> str | None:
 def _stages(value: Any) -> str | None:
     order = isinstance(value, (list, tuple)) and [s for s in STAGES if s in value] == list(value)
     return None if order and value else f"is not a non-empty list of {', '.join(STAGES)} (in that order)"
+
+
+def _sync_block(value: Any) -> str | None:
+    fields = {f.name for f in dataclasses.fields(SyncConfig)}
+    if not isinstance(value, dict) or set(value) - fields:
+        return f"is not an object of {', '.join(sorted(fields))}"
+    if value and not (all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values())):
+        return "holds a value that is not a whole number above 0"
+    if value and "dim" not in value:
+        return "needs dim (the branch's width)"
+    return None
 
 
 PROBABILITY = within(0, 1)
@@ -53,6 +64,18 @@ class VaeStage:
     betas: tuple[float, float] = field(default=(0.8, 0.99), metadata=ADAM_BETAS)
     l1_weight: float = field(default=0.1, metadata=at_least(0))
     kl_weight: float = field(default=1e-4, metadata=at_least(0))
+    # the sync measure's own spectrogram and onset envelope (spectral.onset_loss)
+    onset_weight: float = field(default=0.0, metadata=at_least(0))
+    # crops placed so that one of the sound's onsets falls inside (transients are rare in 1 s of a bed)
+    onset_crop_prob: float = field(default=0.0, metadata=PROBABILITY)
+    # multi-resolution STFT discriminators (discriminator.py): 0 trains without them
+    adversarial_weight: float = field(default=0.0, metadata=at_least(0))
+    feature_weight: float = field(default=0.0, metadata=at_least(0))
+    adversarial_from: int = field(default=0, metadata=at_least(0))  # steps of reconstruction alone first
+    discriminator_lr: float = field(default=1e-4, metadata=above(0))
+    # a fresh autoencoder's latent means scaled to unit spread and its first reconstructions to the
+    # audio's level (wide Oobleck nets start tens of times too loud, and spend steps unlearning it)
+    calibrate_init: bool = False
     ema_decay: float = field(default=0.999, metadata=DECAY)
     grad_clip: float = field(default=1.0, metadata=at_least(0))  # 0: no clipping
     checkpoint_every: int = field(default=500, metadata=at_least(1))
@@ -85,6 +108,11 @@ class DitStage:
     pipeline_prompt_prob: float = field(default=0.25, metadata=PROBABILITY)
     # as audiox_core.model.longform.generate_scenes joins windows
     overlap_s: float = field(default=2.0, metadata=at_least(0))
+    # the time-aligned video branch's onset head (model/sync.py), where the model has the branch
+    onset_weight: float = field(default=0.0, metadata=at_least(0))
+    # divide the latents of this run's own VAE by their spread over the training clips, so the DiT
+    # learns them near unit variance (written as the release's model.pretransform.scale)
+    scale_latents: bool = False
     checkpoint_every: int = field(default=250, metadata=at_least(1))
     grad_checkpointing: bool = False
     # > 0: train LoRA adapters on the DiT only (fine-tuning with --init)
@@ -100,6 +128,9 @@ class TrainConfig:
     model: str = field(default="demo", metadata=MODEL_NAME)
     seed: int = field(default=0, metadata=at_least(0))
     stages: tuple[str, ...] = field(default=STAGES, metadata=STAGE_LIST)
+    # the time-aligned video branch added to an --init release ({"dim": 64, …}, model/sync.py): its
+    # parts start at zero, so the fine-tuned model starts exactly as the release
+    add_sync: dict[str, Any] = field(default_factory=dict, metadata=rule(_sync_block))
     vae: VaeStage = field(default_factory=VaeStage)
     dit: DitStage = field(default_factory=DitStage)
     source: str = "recipe"  # where it was read from (for messages)
@@ -146,6 +177,21 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out.pop("source")
         return out
+
+    @staticmethod
+    def stage_view(recipe: dict[str, Any], stage: str) -> dict[str, Any]:
+        """What decides a stage's weights in a recipe's ``to_dict()``: the model, the seed, the stages up
+        to this one and their sections (a JSON round trip, so lists and tuples compare equal)."""
+        stages = list(recipe["stages"])
+        upto = stages[: stages.index(stage) + 1] if stage in stages else stages
+        view = {
+            "model": recipe["model"],
+            "seed": recipe["seed"],
+            "add_sync": recipe.get("add_sync", {}),
+            "stages": upto,
+            **{s: recipe[s] for s in upto},
+        }
+        return json.loads(json.dumps(view))
 
 
 def _section(

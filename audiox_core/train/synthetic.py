@@ -75,6 +75,16 @@ SOUNDS: dict[SoundClass, dict[Split, tuple[str, ...]]] = {
     },
 }
 PITCH_HELDOUT = -2.0  # semitones, for classes whose only source is shared by both splits
+# Every caption starts with its class's words, the same in both splits, so a caption names the sound
+# with words seen in training however new the rest of it is (held-out beds have their own words).
+CLASS_WORDS: dict[SoundClass, str] = {
+    "impact": "impact",
+    "door": "door slam",
+    "whoosh": "whoosh",
+    "footsteps": "footsteps",
+    "ambience": "ambience",
+    "music": "music",
+}
 AMBIENCE_WORDS = {
     "water": "water lapping and rippling",
     "wind1": "wind blowing",
@@ -169,7 +179,7 @@ def _contact_frames(
 
 def _render_bounce(spec: ClipSpec, rng: np.random.Generator, base: np.ndarray) -> Rendered:
     n, h, w = spec.frames, spec.height, spec.width
-    r, floor = h * 0.14, int(h * 0.85)
+    r, floor = h * rng.uniform(0.1, 0.18), int(h * rng.uniform(0.8, 0.9))
     contacts = _contact_frames(n, rng, (0.12, 0.3), (0.15, 0.25))
     x0, vx = rng.uniform(0.2, 0.5) * w, rng.uniform(-0.02, 0.05) * w / spec.fps
     colour = COLOURS[spec.colour]
@@ -200,7 +210,7 @@ def _render_bounce(spec: ClipSpec, rng: np.random.Generator, base: np.ndarray) -
 
 def _render_collide(spec: ClipSpec, rng: np.random.Generator, base: np.ndarray) -> Rendered:
     n, h, w = spec.frames, spec.height, spec.width
-    r = h * 0.12
+    r = h * rng.uniform(0.09, 0.15)
     contact = int(rng.uniform(0.25, 0.7) * n)
     meet = rng.uniform(0.35, 0.65) * w
     speed = rng.uniform(0.25, 0.5) * w / (contact + 1)
@@ -244,7 +254,7 @@ def _render_door(spec: ClipSpec, rng: np.random.Generator, base: np.ndarray) -> 
 
 def _render_pass(spec: ClipSpec, rng: np.random.Generator, base: np.ndarray) -> Rendered:
     n, h, w = spec.frames, spec.height, spec.width
-    r = h * 0.13
+    r = h * rng.uniform(0.1, 0.16)
     centre = int(rng.uniform(0.3, 0.7) * n)
     span = int(rng.uniform(8, 16))  # frames to cross the picture
     direction = 1 if rng.random() < 0.5 else -1
@@ -319,17 +329,18 @@ def render_clip(spec: ClipSpec, words: str = "") -> Rendered:
     base = _background(spec, rng)
     match spec.kind:
         case "bounce":
-            return _render_bounce(spec, rng, base)
+            rendered = _render_bounce(spec, rng, base)
         case "collide":
-            return _render_collide(spec, rng, base)
+            rendered = _render_collide(spec, rng, base)
         case "door":
-            return _render_door(spec, rng, base)
+            rendered = _render_door(spec, rng, base)
         case "pass":
-            return _render_pass(spec, rng, base)
+            rendered = _render_pass(spec, rng, base)
         case "walk":
-            return _render_walk(spec, rng, base)
+            rendered = _render_walk(spec, rng, base)
         case "ambience" | "music":
-            return _render_bed(spec, rng, base, words)
+            rendered = _render_bed(spec, rng, base, words)
+    return Rendered(rendered.frames, rendered.events, f"{CLASS_WORDS[KIND_CLASS[spec.kind]]}: {rendered.caption}")
 
 
 # -- sound --------------------------------------------------------------------------------------
@@ -493,7 +504,10 @@ def _write_video(path: Path, frames: np.ndarray, fps: int) -> None:
     n, h, w, _ = frames.shape
     cmd = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
     cmd += ["-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
-    cmd += ["-g", str(fps), "-pix_fmt", "yuv420p", str(path)]
+    # One encoder thread and no version strings: x264's output depends on its thread count, so a
+    # rebuild on a machine with other cores would give other bytes (and another data fingerprint).
+    cmd += ["-g", str(fps), "-pix_fmt", "yuv420p", "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact"]
+    cmd += [str(path)]
     proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=False)
     if proc.returncode != 0:
         raise InputError(f"{path}: cannot encode the clip ({proc.stderr.decode(errors='replace').strip()[-200:]})")
