@@ -385,3 +385,26 @@ def test_training_writes_the_latents_spread_as_the_release_scale(tmp_path: Path,
     assert loaded.config.latent_scale == scale and loaded.config.sync.dim == 16
     with pytest.raises(Exception, match="scale_latents"):
         train(recipe, clips, tmp_path / "out2", device="cpu", init=str(result.model))
+
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+@pytest.mark.skipif(not (MEDIA / "MANIFEST.json").is_file(), reason=f"shared media not found at {MEDIA}")
+def test_the_vae_ceiling_is_checked_between_the_stages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A random autoencoder keeps no onsets: the check says so, names the missed targets and writes them."""
+    import logging
+
+    from audiox_core.train.loop import check_vae_ceiling
+    from audiox_core.train.synthetic import build_dataset
+
+    build_dataset(tmp_path / "data", media=MEDIA, clips=1, heldout=5, seed=2, seconds=3.0, sample_rate=RATE)
+    net = AudioX(AudioXConfig.from_dict(_config(sync=False)))
+    with caplog.at_level(logging.INFO, logger="audiox_core.train.loop"):
+        ceiling = check_vae_ceiling(net, tmp_path / "data", RATE, tmp_path / "ceiling.json")
+    assert ceiling is not None and ceiling.overall.events > 0
+    assert any("vae_ceiling hit_rate=" in r.getMessage() for r in caplog.records)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned and "hit rate" in warned[0]
+    written = json.loads((tmp_path / "ceiling.json").read_text())
+    assert written["events"] == ceiling.overall.events and written["short_of"] == ceiling.short_of
