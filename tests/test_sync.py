@@ -408,3 +408,39 @@ def test_the_vae_ceiling_is_checked_between_the_stages(tmp_path: Path, caplog: p
     assert warned and "hit rate" in warned[0]
     written = json.loads((tmp_path / "ceiling.json").read_text())
     assert written["events"] == ceiling.overall.events and written["short_of"] == ceiling.short_of
+
+
+def test_a_finished_stage_extended_on_resume_equals_the_longer_run(tmp_path: Path, clips: Path) -> None:
+    """``steps`` says where a stage stops, not what its steps compute: 2 steps then --resume to 3 gives
+    the weights of 3 steps in one go."""
+    from safetensors.torch import load_file
+
+    from tests.test_train import write_recipe
+
+    arch = _config(sync=False)
+    vae = {"steps": 3, "onset_weight": 1.0, "onset_crop_prob": 0.5, "calibrate_init": True}
+    whole = write_recipe(tmp_path / "a", arch, stages=["vae"], vae=vae)
+    once = train(whole, clips, tmp_path / "once", device="cpu")
+    short = write_recipe(tmp_path / "b", arch, stages=["vae"], vae={**vae, "steps": 2})
+    train(short, clips, tmp_path / "twice", device="cpu")
+    longer = write_recipe(tmp_path / "b", arch, stages=["vae"], vae=vae)  # the same recipe file, steps 3
+    again = train(longer, clips, tmp_path / "twice", device="cpu", resume=True)
+    a, b = load_file(str(once.model / "model.safetensors")), load_file(str(again.model / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("pretransform."))
+    other = write_recipe(tmp_path / "b", arch, stages=["vae"], vae={**vae, "steps": 4, "lr": 1e-3})
+    with pytest.raises(Exception, match="different recipe"):
+        train(other, clips, tmp_path / "twice", device="cpu", resume=True)
+
+
+def test_band_loss_hears_a_low_thump_that_a_bin_average_barely_does() -> None:
+    from audiox_core.train.spectral import band_loss, compressed_spectrogram
+
+    t = torch.arange(16384) / 16000
+    thump = torch.sin(2 * torch.pi * 90 * t) * torch.exp(-t / 0.08) * (t > 0.3)
+    click = torch.zeros_like(t)
+    click[9000:9040] = torch.linspace(1, 0, 40)
+    full = torch.stack([thump + 0.3 * click] * 2)[None]
+    no_thump = torch.stack([0.3 * click] * 2)[None]
+    bins = (compressed_spectrogram(full.mean(1), 16000) - compressed_spectrogram(no_thump.mean(1), 16000)).abs().mean()
+    assert band_loss(full, full) == 0
+    assert band_loss(no_thump, full) > 3 * bins

@@ -60,6 +60,18 @@ def model_card(summary: dict[str, Any], data: Path) -> str:
             f"no DiT): hit rate {ceiling['hit_rate']:.3f}, precision {ceiling['precision']:.3f}; {classes}"
             + (f". Short of its targets: {'; '.join(ceiling['short_of'])}." if ceiling["short_of"] else "."),
         ]
+    text = summary.get("text")
+    if text:
+        lines += ["", "## The text it understands", ""]
+        lines.append(
+            f'Drafted cue sheets prompt it with "{text["prompts"]["foley"]}" (Foley) and '
+            f'"{text["prompts"]["music"]}" (music); a producer\'s own prompt always wins.'
+        )
+        if text["vocabulary"]:
+            lines.append(
+                f"Its text encoder is a word embedding learned with it: it reads these {len(text['vocabulary'])} words "
+                "and nothing else (any other word is one unknown token): " + ", ".join(text["vocabulary"]) + "."
+            )
     lines += ["", "## Training data", ""]
     if data_recipe:
         lines.append(

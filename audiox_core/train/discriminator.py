@@ -10,23 +10,11 @@ discriminator sees the envelope over time and frequency, where onsets live, not 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _band_matrix(n_fft: int, bands: int) -> torch.Tensor:
-    """(bands, n_fft/2 + 1) triangular-free averaging over log-spaced bin ranges (each band ≥ 1 bin)."""
-    bins = n_fft // 2 + 1
-    edges = torch.unique(torch.round(torch.logspace(0, math.log10(bins), bands + 1)).long().clamp(1, bins))
-    matrix = torch.zeros(len(edges), bins)
-    matrix[0, : edges[0]] = 1.0
-    for i in range(1, len(edges)):
-        matrix[i, edges[i - 1] : edges[i]] = 1.0
-    matrix = matrix[matrix.sum(dim=1) > 0]
-    return matrix / matrix.sum(dim=1, keepdim=True)
+from audiox_core.train.spectral import log_bands
 
 
 class SpectrogramDiscriminator(nn.Module):
@@ -35,7 +23,7 @@ class SpectrogramDiscriminator(nn.Module):
     def __init__(self, n_fft: int, bands: int, channels: int) -> None:
         super().__init__()
         self.n_fft = n_fft
-        self.register_buffer("bands", _band_matrix(n_fft, bands), persistent=False)
+        self.register_buffer("bands", log_bands(n_fft, bands), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
         self.convs = nn.ModuleList(

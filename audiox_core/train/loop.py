@@ -59,7 +59,7 @@ from audiox_core.train.objective import onset_loss as sync_onset_loss
 from audiox_core.train.objective import step_generator, v_loss
 from audiox_core.train.plot import draw_losses
 from audiox_core.train.recipe import TrainConfig, VaeStage
-from audiox_core.train.spectral import multi_resolution_stft_loss, onset_loss
+from audiox_core.train.spectral import band_loss, multi_resolution_stft_loss, onset_loss
 from audiox_core.train.state import load_checkpoint, restore_rng_states, rng_states, save_checkpoint, save_release
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,8 @@ class VaeObjective(nn.Module):
         loss = stft + s.l1_weight * l1 + s.kl_weight * kl
         if s.onset_weight > 0:
             loss = loss + s.onset_weight * onset_loss(recon, audio, self.rate)
+        if s.band_weight > 0:
+            loss = loss + s.band_weight * band_loss(recon, audio)
         if self.discriminator is not None and self.adversarial:
             self.discriminator.requires_grad_(False)
             adversarial, matching = generator_losses(self.discriminator(audio), self.discriminator(recon))
@@ -398,7 +400,8 @@ def _resume_state(ckpt: Path, recipe: TrainConfig, stage: str) -> dict[str, Any]
     a checkpoint of ours or was made by another recipe. Only what decides that stage's weights is
     compared (``TrainConfig.stage_view``): a finished VAE stage carries on into a changed DiT section."""
     state = load_checkpoint(ckpt)
-    if TrainConfig.stage_view(state["recipe"], stage) != TrainConfig.stage_view(recipe.to_dict(), stage):
+    stored = TrainConfig.from_dict(state["recipe"], str(ckpt)).to_dict()  # fields added since: their defaults
+    if TrainConfig.stage_view(stored, stage) != TrainConfig.stage_view(recipe.to_dict(), stage):
         raise InputError(f"{ckpt}: --resume with a different recipe than the checkpoint's; use a new --out")
     return state
 
@@ -557,6 +560,11 @@ def _train(
         summary = _summary(recipe, init, data, data_fp, examples, str(dev), world.size, wall_s, logs)
         if (out / "vae" / "ceiling.json").is_file():
             summary["vae_ceiling"] = json.loads((out / "vae" / "ceiling.json").read_text())
+        summary["text"] = {
+            "kind": cfg.text.kind,
+            "vocabulary": list(cfg.text.vocabulary),
+            "prompts": {"foley": cfg.prompts.foley, "music": cfg.prompts.music},
+        }
         out.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(summary, indent=1) + "\n")
         draw_losses({k: v.losses for k, v in logs.items()}, png)

@@ -21,6 +21,7 @@ from audiox_core.validation import above, at_least, check_fields, checked, rule,
 
 RECIPES = Path(__file__).parent / "presets"
 STAGES = ("vae", "dit")
+UNTIL_KEYS = ("steps", "checkpoint_every")  # a stage's end and save interval: not what its steps compute
 
 
 def _betas(value: Any) -> str | None:
@@ -66,6 +67,8 @@ class VaeStage:
     kl_weight: float = field(default=1e-4, metadata=at_least(0))
     # the sync measure's own spectrogram and onset envelope (spectral.onset_loss)
     onset_weight: float = field(default=0.0, metadata=at_least(0))
+    # log1p magnitudes on log-spaced bands, every octave alike (spectral.band_loss)
+    band_weight: float = field(default=0.0, metadata=at_least(0))
     # crops placed so that one of the sound's onsets falls inside (transients are rare in 1 s of a bed)
     onset_crop_prob: float = field(default=0.0, metadata=PROBABILITY)
     # multi-resolution STFT discriminators (discriminator.py): 0 trains without them
@@ -180,16 +183,20 @@ class TrainConfig:
 
     @staticmethod
     def stage_view(recipe: dict[str, Any], stage: str) -> dict[str, Any]:
-        """What decides a stage's weights in a recipe's ``to_dict()``: the model, the seed, the stages up
-        to this one and their sections (a JSON round trip, so lists and tuples compare equal)."""
+        """What decides a stage's weights up to any step in a recipe's ``to_dict()``: the model, the
+        seed, the stages up to this one and their sections but ``steps`` and ``checkpoint_every``
+        (where a stage stops and how often it saves do not change a step's weights: the learning rate
+        is constant after warm-up and every draw is keyed by the step, so a resumed stage may be
+        extended). A JSON round trip, so lists and tuples compare equal."""
         stages = list(recipe["stages"])
         upto = stages[: stages.index(stage) + 1] if stage in stages else stages
+        sections = {s: {k: v for k, v in recipe[s].items() if k not in UNTIL_KEYS} for s in upto}
         view = {
             "model": recipe["model"],
             "seed": recipe["seed"],
             "add_sync": recipe.get("add_sync", {}),
             "stages": upto,
-            **{s: recipe[s] for s in upto},
+            **sections,
         }
         return json.loads(json.dumps(view))
 

@@ -3,6 +3,9 @@
 - ``multi_resolution_stft_loss`` (Yamamoto et al. 2020, as used for Oobleck VAEs): spectral
   convergence plus L1 of log magnitudes, summed over several FFT sizes, so both the transients
   (short windows) and the tonal detail (long windows) are reconstructed.
+- ``band_loss``: L1 of log1p band magnitudes on log-spaced bands, so every octave counts alike (a
+  door's thump below 200 Hz is 8 of the measure's 321 bins, and a plain bin average lets an
+  autoencoder drop it).
 - ``onset_envelope`` is the sync measure's own view of a sound (``evaluation.audio_onsets``): the
   half-wave rectified spectral flux of the log1p-compressed magnitudes, 10 ms hops. ``onset_loss``
   holds a reconstruction to it (the compressed spectrogram and its flux), so what the measure counts
@@ -11,6 +14,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -58,3 +63,31 @@ def onset_loss(pred: torch.Tensor, target: torch.Tensor, rate: int) -> torch.Ten
     spectrum = (spec_p - spec_t).abs().mean()
     envelope = (flux_p - flux_t).abs().mean() / flux_t.mean().clamp_min(1e-4)
     return spectrum + envelope
+
+
+def log_bands(n_fft: int, bands: int) -> torch.Tensor:
+    """(≤ bands, n_fft/2 + 1): averages over log-spaced bin ranges, each at least one bin wide."""
+    bins = n_fft // 2 + 1
+    edges = torch.unique(torch.round(torch.logspace(0, math.log10(bins), bands + 1)).long().clamp(1, bins))
+    matrix = torch.zeros(len(edges), bins)
+    matrix[0, : edges[0]] = 1.0
+    for i in range(1, len(edges)):
+        matrix[i, edges[i - 1] : edges[i]] = 1.0
+    matrix = matrix[matrix.sum(dim=1) > 0]
+    return matrix / matrix.sum(dim=1, keepdim=True)
+
+
+def band_loss(
+    pred: torch.Tensor, target: torch.Tensor, *, fft_sizes: tuple[int, ...] = (256, 1024), bands: int = 32
+) -> torch.Tensor:
+    """pred, target (B, C, L): mean L1 of log1p(100·band magnitude) of the channels' mean over
+    log-spaced bands at each FFT size; zero when they are equal."""
+    p, t = pred.float().mean(dim=1), target.float().mean(dim=1)
+    total = p.new_zeros(())
+    for n in fft_sizes:
+        window = torch.hann_window(n, device=p.device)
+        matrix = log_bands(n, bands).to(p.device)
+        spec_p = torch.stft(p, n, n // 4, window=window, return_complex=True).abs()
+        spec_t = torch.stft(t, n, n // 4, window=window, return_complex=True).abs()
+        total = total + (torch.log1p(100.0 * (matrix @ spec_p)) - torch.log1p(100.0 * (matrix @ spec_t))).abs().mean()
+    return total / len(fft_sizes)
