@@ -3,7 +3,7 @@ model's text encoder reads.
 
 A prompt enters from the cue sheet and from the direction form and travels whole into the database,
 provenance and the review page, while the text encoder reads only its first ``max_length`` tokens
-(128 for the official T5, 64 for the demo model's byte-level one): a prompt longer than
+(128 for the official T5, 64 words for the demo model's word encoder): a prompt longer than
 ``MAX_PROMPT_CHARS`` is refused where it enters. A prompt within the limit may still run past what the
 encoder reads; ``prompt_tokens`` counts it as the encoder's tokenizer does, so the review page can say so.
 """
@@ -24,11 +24,16 @@ MAX_PROMPT_CHARS = 1000
 
 def prompt_tokens(text: TextConditionerConfig, prompts: Sequence[str], t5_dir: Path | None) -> list[int]:
     """Each prompt's length in the encoder's tokens, end token included, before it is cut to
-    ``max_length``: UTF-8 bytes + 1 for ``byte-t5`` (``conditioners._byte_t5``), the T5 tokenizer's ids
-    for ``t5`` (read from ``t5_dir``; the loader's ModelError where it cannot be)."""
+    ``max_length``: UTF-8 bytes + 1 for ``byte-t5`` (``conditioners._byte_t5``), its words for
+    ``words`` (``conditioners.words``: no end token), the T5 tokenizer's ids for ``t5`` (read from
+    ``t5_dir``; the loader's ModelError where it cannot be)."""
     match text.kind:
         case "byte-t5":
             return [len(p.encode("utf-8")) + 1 for p in prompts]
+        case "words":
+            from audiox_core.model.conditioners import words
+
+            return [len(words(p)) for p in prompts]
         case "t5":
             from transformers import AutoTokenizer
 

@@ -143,13 +143,12 @@ def test_the_review_page_plays_seeks_and_says_what_is_new() -> None:
 
 
 def test_the_review_page_notes_a_prompt_longer_than_the_model_reads(tmp_path: Path) -> None:
-    """Expected: the demo model's byte-level text encoder reads 64 tokens (63 UTF-8 bytes and the end
-    token); M01's 100-byte prompt is 101 tokens and its row says only the first 64 count; the short
-    prompts get no note."""
+    """Expected: the demo model's word encoder reads 64 words; M01's 100-word prompt is 100 tokens and
+    its row says only the first 64 count; the short prompts get no note."""
     facts = _facts()
-    cues = [replace(c, cue=replace(c.cue, prompt="x" * 100)) if c.cue.id == "M01" else c for c in facts.cues]
+    cues = [replace(c, cue=replace(c.cue, prompt="x " * 100)) if c.cue.id == "M01" else c for c in facts.cues]
     page = review_page_task.fn(tmp_path, replace(facts, cues=cues), str(tmp_path)).read_text()
     rows = {row.split("</td>")[0].split(">")[-1]: row for row in page.split("<tr class=")[1:]}
-    note = "prompt longer than the model reads (101 of 64 tokens): only the first 64 count"
+    note = "prompt longer than the model reads (100 of 64 tokens): only the first 64 count"
     assert note in rows["M01"]
     assert "longer than the model reads" not in rows["F001"] + rows["F002"]

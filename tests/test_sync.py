@@ -444,3 +444,13 @@ def test_band_loss_hears_a_low_thump_that_a_bin_average_barely_does() -> None:
     bins = (compressed_spectrogram(full.mean(1), 16000) - compressed_spectrogram(no_thump.mean(1), 16000)).abs().mean()
     assert band_loss(full, full) == 0
     assert band_loss(no_thump, full) > 3 * bins
+
+
+def test_prompt_tokens_of_a_words_encoder_are_its_words() -> None:
+    from audiox_core.prompt_length import prompt_tokens
+
+    cfg = AudioXConfig.from_json(PRESETS / "demo.json")
+    model = _loaded(_config(sync=False))
+    ids, mask = model.network.text_words.tokenize(["impact: a ball, twice", "x " * 100])
+    assert prompt_tokens(cfg.text, ["impact: a ball, twice", "x " * 100], None) == [4, 100]
+    assert int(mask[0].sum()) == 4 and int(mask[1].sum()) == model.config.text.max_length
