@@ -222,20 +222,21 @@ def test_demo_and_missing_model_are_clear_errors(tmp_path, monkeypatch) -> None:
 
 def test_prompt_tokens_are_counted_as_the_text_encoder_tokenizes() -> None:
     """Expected: the count, cut to max_length, is what the real byte-level encoder's tokenizer keeps
-    (the mask); beyond it the count goes on (200 bytes: 201 tokens); an official T5 without its folder
-    is the loader's own ModelError."""
+    (the mask; the tiny model's, 128 tokens); beyond it the count goes on (200 bytes: 201 tokens); an
+    official T5 without its folder is the loader's own ModelError (the demo model's words encoder:
+    ``test_sync.py``)."""
     from dataclasses import replace
 
     from audiox_core.model.conditioners import TextEncoder
     from audiox_core.model.spec import load_config
     from audiox_core.prompt_length import prompt_tokens
 
-    cfg = load_config("demo")
-    prompts = ["rain", "Grüße aus 東京", "x" * 62, "x" * 63, "x" * 200]
+    cfg = load_config("tiny")
+    prompts = ["rain", "Grüße aus 東京", "x" * 126, "x" * 127, "x" * 200]
     counts = prompt_tokens(cfg.text, prompts, None)
     _, mask = TextEncoder(cfg.text, cfg.cond_dim, None).tokenize(prompts)
     assert [min(n, cfg.text.max_length) for n in counts] == mask.sum(1).tolist()
-    assert counts[-1] == 201 and cfg.text.max_length == 64
+    assert counts[-1] == 201 and cfg.text.max_length == 128
     with pytest.raises(ModelError, match="no T5 folder given"):
         prompt_tokens(replace(cfg.text, kind="t5"), prompts, None)
 
