@@ -202,11 +202,6 @@ class DitSampler:
         return DitBatch(*(torch.cat([getattr(b, f) for b in parts]) for f in DitBatch.__dataclass_fields__))
 
 
-def clip_onsets(clips: list[Clip], rate: int) -> list[list[int]]:
-    """Each clip's onsets in samples, as ``decode_clips`` found them."""
-    return [list(c.onsets) for c in clips]
-
-
 def vae_crops(
     clips: list[Clip],
     seed: int,

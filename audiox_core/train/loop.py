@@ -42,7 +42,6 @@ from audiox_core.train.batches import (
     Clip,
     DitBatch,
     DitSampler,
-    clip_onsets,
     decode_clips,
     encode_latents,
     fingerprint,
@@ -665,7 +664,7 @@ def _vae(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
     side = DiscriminatorStep(objective, s) if discriminator is not None else None
     hop = cfg.autoencoder.hop
     crop = max(hop, int(round(s.crop_s * cfg.sample_rate / hop)) * hop)
-    onsets = clip_onsets(run.clips, cfg.sample_rate) if s.onset_crop_prob > 0 else None
+    onsets = [list(c.onsets) for c in run.clips] if s.onset_crop_prob > 0 else None
     if state is None and s.calibrate_init:
         first = vae_crops(
             run.clips, run.recipe.seed, -1, list(range(s.batch_size)), list(range(s.batch_size)), crop, cfg
