@@ -145,6 +145,41 @@ def test_words_encoder_reads_its_vocabulary_and_learns() -> None:
     assert words.embedding.weight.grad is not None and words.embedding.weight.grad.abs().sum() > 0
 
 
+def _global_text(raw: dict) -> dict:
+    raw["model"]["diffusion"]["global_cond_ids"] = ["text_prompt"]
+    raw["model"]["diffusion"]["config"]["global_cond_dim"] = raw["model"]["conditioning"]["cond_dim"]
+    return raw
+
+
+def test_the_pooled_caption_reaches_the_dit_and_leaves_the_unconditional_rows_alone() -> None:
+    """global_cond_ids [text_prompt]: the mean of a caption's word tokens (zero for none) goes through
+    to_global_embed onto the timestep token of the conditional rows; it learns with the DiT."""
+    model = _loaded(_global_text(_config(sync=False)))
+    net, cfg = model.network, model.config
+    ids, _ = net.text_words.tokenize(["a ball bounces", "door slams", ""])
+    pooled = net.pooled_text(ids)
+    tokens = net.text_tokens(ids)
+    assert torch.allclose(pooled[0], tokens[0, :3].mean(0)) and torch.allclose(pooled[1], tokens[1, :2].mean(0))
+    assert torch.equal(pooled[2], torch.zeros_like(pooled[2]))
+    dit = net.model.model
+    x = torch.randn(3, cfg.dit.io_channels, cfg.latent_frames)
+    t = torch.full((3,), 0.5)
+    kvs = dit.condition(torch.zeros(2, 4, cfg.cond_dim))  # two conditional rows, the third unconditional
+    with torch.no_grad():
+        plain, with_text = dit.forward_once(x, t, kvs), dit.forward_once(x, t, kvs, pooled=pooled[:2])
+    assert not torch.allclose(plain[:2], with_text[:2]) and not torch.allclose(with_text[0], with_text[1])
+    assert torch.equal(plain[2], with_text[2])
+    dit.forward_once(x, t, kvs, pooled=net.pooled_text(ids)[:2]).square().mean().backward()
+    assert dit.to_global_embed[0].weight.grad.abs().sum() > 0
+    assert net.text_words.embedding.weight.grad.abs().sum() > 0
+    # AudioX's own configs have no global condition; any other id is refused in one line.
+    assert _loaded(_config(sync=False)).network.pooled_text(ids) is None
+    raw = _config(sync=False)
+    raw["model"]["diffusion"]["global_cond_ids"] = ["video_prompt"]
+    with pytest.raises(Exception, match="global_cond_ids must be"):
+        AudioXConfig.from_dict(raw)
+
+
 def test_every_word_of_the_training_captions_is_in_the_demo_vocabulary() -> None:
     from audiox_core.model.conditioners import words
     from audiox_core.train.synthetic import AMBIENCE_WORDS, MUSIC_WORDS, SOUNDS, ClipSpec, render_clip

@@ -72,10 +72,23 @@ class AudioX(nn.Module):
         conditioners = self.conditioner.conditioners
         video_tokens = conditioners["video_prompt"](video, video_present)
         audio_tokens = conditioners["audio_prompt"](audio, audio_noise)
-        if not text.is_floating_point():
-            assert self.text_words is not None, "word ids given to a model without a words text encoder"
-            text = self.text_words(text) * (text != 0)[..., None]
-        return torch.cat((video_tokens, text.to(video_tokens.dtype), audio_tokens), dim=1)
+        return torch.cat((video_tokens, self.text_tokens(text).to(video_tokens.dtype), audio_tokens), dim=1)
+
+    def text_tokens(self, text: torch.Tensor) -> torch.Tensor:
+        """(B, L, cond_dim) text tokens, zero at padding, from tokens or from a words encoder's ids."""
+        if text.is_floating_point():
+            return text
+        assert self.text_words is not None, "word ids given to a model without a words text encoder"
+        return self.text_words(text) * (text != 0)[..., None]
+
+    def pooled_text(self, text: torch.Tensor) -> torch.Tensor | None:
+        """(B, cond_dim): the mean of each caption's tokens (zero for an empty one), the DiT's global
+        condition where the config asks for it (``global_cond_ids: [text_prompt]``); else None."""
+        if not self.cfg.dit.global_text:
+            return None
+        tokens = self.text_tokens(text)
+        present = (tokens != 0).any(dim=-1, keepdim=True).to(tokens.dtype)  # (B, L, 1)
+        return (tokens * present).sum(1) / present.sum(1).clamp_min(1.0)
 
     def sync_features(
         self, video: torch.Tensor, video_present: torch.Tensor, offset_s: torch.Tensor | None = None
@@ -114,6 +127,7 @@ class AudioX(nn.Module):
         kvs: list[KeysValues],
         cfg_scale: float,
         sync: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1)."""
         sigma = sigma.to(torch.float32)
@@ -122,6 +136,6 @@ class AudioX(nn.Module):
         c_in = 1 / torch.sqrt(sigma**2 + 1)
         t = torch.atan(sigma) * 2 / torch.pi
         v = self.model.model.guided(
-            (x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale, sync
+            (x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale, sync, pooled
         )
         return x * c_skip + v.to(x.dtype) * c_out

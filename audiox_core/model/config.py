@@ -143,6 +143,7 @@ class DiTConfig:
     timestep_features_dim: int = 256  # this and ff_mult are fixed in the official code, not in config.json
     ff_mult: int = 4
     sync_dim: int = 0  # the time-aligned video features' width (SyncConfig.dim); 0: none
+    global_text: bool = False  # ours: the pooled text tokens as global condition (global_cond_ids [text_prompt])
 
     @property
     def dim_head(self) -> int:
@@ -414,7 +415,7 @@ class _Parser:
             audio_channels=self.integer(raw, "audio_channels", ""),
             sample_size=self.integer(raw, "sample_size", ""),
             autoencoder=self.autoencoder(self.get(model, "pretransform", "model"), "model.pretransform"),
-            dit=dataclasses.replace(dit, sync_dim=sync.dim),
+            dit=dataclasses.replace(dit, sync_dim=sync.dim, global_text=self.global_text(diffusion)),
             video=self.video(conds["video_prompt"], raw, studio),
             text=self.text(conds["text_prompt"], studio),
             audio=self.audio(conds["audio_prompt"], studio),
@@ -427,6 +428,14 @@ class _Parser:
         self.validate(config)
         return config
 
+    def global_text(self, diffusion: dict[str, Any]) -> bool:
+        """``global_cond_ids``: [] as AudioX has it, or [text_prompt] (the pooled caption added to the
+        timestep embedding, stable-audio-tools' global condition)."""
+        ids = diffusion.get("global_cond_ids", [])
+        if ids not in ([], ["text_prompt"]):
+            self.fail(f"model.diffusion.global_cond_ids must be [] or [text_prompt] (got {ids!r})")
+        return ids == ["text_prompt"]
+
     def validate(self, config: AudioXConfig) -> None:
         if config.cross_attention_cond_ids != ("video_prompt", "text_prompt", "audio_prompt"):
             self.fail("model.diffusion.cross_attention_cond_ids must be [video_prompt, text_prompt, audio_prompt]")
@@ -436,6 +445,8 @@ class _Parser:
             self.fail("cond_token_dim, cond_dim and the CLIP width must agree")
         if config.dit.embed_dim % config.dit.num_heads or config.cond_dim % config.dit.dim_head:
             self.fail("embed_dim and cond_dim must be multiples of the head width")
+        if config.dit.global_text and config.dit.global_cond_dim != config.cond_dim:
+            self.fail("model.diffusion.config.global_cond_dim must equal cond_dim for global_cond_ids [text_prompt]")
         if encoded_length(config.audio_prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
             self.fail("the audio prompt length does not encode to the audio token count")
         if config.dit.num_heads % config.dit.kv_heads:

@@ -200,13 +200,25 @@ class DiffusionTransformer(nn.Module):
         return [layer.cross_attn.keys_values(context) for layer in self.transformer.layers]
 
     def forward_once(
-        self, x: torch.Tensor, t: torch.Tensor, kvs: list[KeysValues], sync: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        kvs: list[KeysValues],
+        sync: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional.
-        ``sync`` (N, T, sync_dim): time-aligned video features of the first N rows (model/sync.py)."""
+        ``sync`` (N, T, sync_dim): time-aligned video features of the first N rows (model/sync.py).
+        ``pooled`` (N, global_cond_dim): the first N rows' global condition (the pooled caption of a
+        ``global_text`` DiT), through ``to_global_embed`` onto the timestep token; the rest get none."""
         # The timestep path may stay fp32 while the rest runs in bf16 (see AudioX.to_inference_dtype).
         t_dtype = self.timestep_features.weight.dtype
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(t_dtype))).to(x.dtype)  # (B, E)
+        if pooled is not None:
+            assert self.cfg.global_text, "a global condition given to a DiT without global_cond_ids"
+            g = self.to_global_embed(pooled.to(self.to_global_embed[0].weight.dtype)).to(x.dtype)  # (N, E)
+            n = g.shape[0]
+            t_embed = t_embed + g if n == t_embed.shape[0] else torch.cat((t_embed[:n] + g, t_embed[n:]))
         x = self.preprocess_conv(x) + x
         added = None
         if sync is not None:
@@ -223,11 +235,12 @@ class DiffusionTransformer(nn.Module):
         kvs: list[KeysValues],
         cfg_scale: float,
         sync: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Classifier-free guidance in one batched pass: [x | x], the second half unconditional."""
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, kvs, sync)
-        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync).chunk(2)
+            return self.forward_once(x, t, kvs, sync, pooled)
+        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync, pooled).chunk(2)
         return uncond_out + (cond_out - uncond_out) * cfg_scale
 
     def forward(
@@ -237,10 +250,11 @@ class DiffusionTransformer(nn.Module):
         cond: torch.Tensor,
         cfg_scale: float = 1.0,
         sync: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros
-        (and no ``sync``)."""
-        return self.guided(x, t, self.condition(cond), cfg_scale, sync)
+        (and no ``sync`` or ``pooled``)."""
+        return self.guided(x, t, self.condition(cond), cfg_scale, sync, pooled)
 
 
 class DiTWrapper(nn.Module):

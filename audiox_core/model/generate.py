@@ -125,11 +125,12 @@ def generate(
     kvs = net.cross_attention_kv(net.condition(video, text, prompts, prompt_noise, present))
     offsets = torch.tensor([r.frames_offset_s for r in requests], dtype=torch.float64)
     sync = net.sync_features(video, present, offsets)
+    pooled = net.pooled_text(text)
     sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
     x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
     sampler = get_sampler(sampling.sampler)
     latents = sampler(
-        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale, sync), x, sigmas, noise=noise, callback=callback
+        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale, sync, pooled), x, sigmas, noise=noise, callback=callback
     )
     audio = net.pretransform.decode(latents.to(torch.float32) * cfg.latent_scale).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests[:wanted])]

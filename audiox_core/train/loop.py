@@ -253,9 +253,12 @@ class DitObjective(nn.Module):
         cond = self.net.condition(b.video, b.text, b.prompt, b.prompt_noise, b.video_present)  # (B, S, cond_dim)
         cond = cond * b.keep[:, None, None]
         sync = self.net.sync_features(b.video, b.video_present, b.frames_offset)
+        pooled = self.net.pooled_text(b.text)
+        if pooled is not None:
+            pooled = pooled * b.keep[:, None]
         if sync is None:
-            return v_loss(self.net.model.model, b.x0, cond, b.t, b.noise)
-        loss = v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, sync * b.keep[:, None, None])
+            return v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, pooled=pooled)
+        loss = v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, sync * b.keep[:, None, None], pooled)
         if self.onset_weight > 0:
             logits = self.net.conditioner.conditioners["video_sync"].onset_logits(sync)
             loss = loss + self.onset_weight * sync_onset_loss(logits, b.onsets, b.video_present)
@@ -272,7 +275,8 @@ def _trainable_dit(net: AudioX, lora_rank: int, lora_alpha: float) -> list[tuple
             net.conditioner.conditioners["video_sync"].requires_grad_(True)
     else:
         net.model.requires_grad_(True)
-        net.model.model.to_global_embed.requires_grad_(False)  # unused by AudioX (no global condition)
+        if not net.cfg.dit.global_text:  # unused by AudioX (no global condition)
+            net.model.model.to_global_embed.requires_grad_(False)
         video = net.conditioner.conditioners["video_prompt"]
         video.requires_grad_(True)
         video.visual_encoder_model.visual_projection.requires_grad_(False)  # AudioX reads last_hidden_state
