@@ -58,6 +58,7 @@ def tiny_architecture() -> dict:
         io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32, global_cond_dim=16, video_fps=8
     )
     model["io_channels"] = 4
+    model["diffusion"]["global_cond_ids"] = []  # the pooled-caption path has a test of its own (test_sync)
     raw["studio"].update(
         clip_vision=dict(
             hidden_size=32,
