@@ -1,0 +1,74 @@
+"""Regenerating spans of a cue: sampler guidance on every sampler, the splice that keeps the rest
+bit for bit, and the spans' checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiox_core.errors import InputError
+from audiox_core.model.audiox import AudioX
+from audiox_core.model.config import AudioXConfig
+from audiox_core.model.inpaint import EDGE_FADE_S, Span, checked_spans, guided, keep_mask, splice
+from audiox_core.model.sampling import SAMPLERS, NoiseSource, sigma_schedule
+from tests.test_train import tiny_architecture
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_ends_on_the_previous_latents_outside_the_span(name: str) -> None:
+    cfg = AudioXConfig.from_dict(tiny_architecture())
+    torch.manual_seed(0)
+    net = AudioX(cfg).eval()
+    frames, channels = cfg.latent_frames, cfg.dit.io_channels
+    g = torch.Generator().manual_seed(1)
+    known = torch.randn(1, channels, frames, generator=g)
+    cond = torch.randn(1, 8, cfg.cond_dim, generator=g)
+    kvs = net.cross_attention_kv(cond)
+    hop_s = cfg.autoencoder.hop / cfg.sample_rate
+    keep = keep_mask([Span(4 * hop_s, 9 * hop_s)], frames, hop_s)
+    assert keep.tolist() == [k < 4 or k >= 9 for k in range(frames)]
+    sigmas = sigma_schedule(8, 0.03, 80.0)
+    noise = NoiseSource([torch.Generator().manual_seed(2)])
+    x = noise.draw((channels, frames)) * sigmas[0]
+    fixed = torch.randn(1, channels, frames, generator=g)
+    with torch.no_grad():
+        plain = SAMPLERS[name](lambda x, s: net.denoise(x, s, kvs, 3.0), x.clone(), sigmas, noise=noise)
+        noise = NoiseSource([torch.Generator().manual_seed(2)])
+        noise.draw((channels, frames))
+        steered = SAMPLERS[name](
+            guided(lambda x, s: net.denoise(x, s, kvs, 3.0), known, keep, fixed), x, sigmas, noise=noise
+        )
+    assert torch.equal(steered[..., keep], known[..., keep])
+    assert not torch.allclose(steered[..., ~keep], known[..., ~keep])
+    assert not torch.allclose(steered[..., ~keep], plain[..., ~keep])  # the kept part steers the span
+
+
+@pytest.mark.parametrize("span", [Span(0.0, 0.4), Span(0.3, 0.55), Span(0.7, 1.0)])
+def test_the_splice_keeps_every_sample_outside_the_span(span: Span) -> None:
+    rate = 8000
+    rng = np.random.default_rng(0)
+    previous = rng.normal(0, 0.1, (2, rate)).astype(np.float32)
+    new = rng.normal(0, 0.1, (2, rate)).astype(np.float32)
+    out = splice(previous, new, [span], rate)
+    a, b = int(span.start_s * rate), int(span.end_s * rate)
+    assert np.array_equal(out[:, :a], previous[:, :a]) and np.array_equal(out[:, b:], previous[:, b:])
+    fade = int(EDGE_FADE_S * rate)
+    assert np.array_equal(out[:, a + fade : b - fade], new[:, a + fade : b - fade])
+    ramp = out[:, a : a + fade]
+    assert np.abs(ramp - previous[:, a : a + fade]).max() > 0 and np.abs(ramp - new[:, a : a + fade]).max() > 0
+
+
+def test_spans_are_checked_in_one_line_naming_the_entry() -> None:
+    hop = 0.032
+    assert checked_spans([Span(2, 3), Span(0, 1)], 5.0, hop, "F003") == [Span(0, 1), Span(2, 3)]
+    for spans, words in (
+        ([Span(4, 6)], "outside the cue"),
+        ([Span(-1, 1)], "outside the cue"),
+        ([Span(3, 2)], "ends before it starts"),
+        ([Span(1, 1.01)], "shorter than one latent frame"),
+        ([Span(1, 3), Span(2, 4)], "overlaps"),
+    ):
+        with pytest.raises(InputError, match=words) as e:
+            checked_spans(spans, 5.0, hop, "F003")
+        assert str(e.value).startswith("F003: span") and "\n" not in str(e.value)
