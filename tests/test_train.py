@@ -186,7 +186,7 @@ def test_v_target_is_what_the_sampler_inverts(arch: dict) -> None:
     for i in range(3):
         s = torch.tan(t[i] * torch.pi / 2)
         v = alpha[i] * noise[i] - sigma[i] * x0[i]
-        net.model.model.guided = lambda x, tt, kvs, scale, sync=None, v=v: v[None]  # the exact v at this t
+        net.model.model.guided = lambda x, tt, kvs, scale, sync=None, pooled=None, v=v: v[None]  # the exact v at this t
         estimate = net.denoise((x_t[i] * torch.sqrt(1 + s**2))[None], s, [], 1.0)  # x = x0 + σ·ε
         torch.testing.assert_close(estimate[0], x0[i], atol=1e-4, rtol=1e-4)
 
