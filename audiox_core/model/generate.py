@@ -8,7 +8,7 @@ from the request's own ``torch.Generator`` (CPU), so a batch of N equals N singl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from audiox_core.errors import InputError
 from audiox_core.model.compiled import padded_size
 from audiox_core.model.config import AudioXConfig
+from audiox_core.model.inpaint import Span, guided, keep_mask
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
     SAMPLERS,
+    Denoiser,
     NoiseSource,
     StepCallback,
     get_sampler,
@@ -41,6 +43,11 @@ class GenerationRequest:
     seconds: float
     audio_prompt: np.ndarray | None = None
     frames_offset_s: float = 0.0  # how long before the window the first frame starts (time-aligned models)
+    # Inpainting: the window's previous sound (2, S) at the model rate and the spans (seconds from the
+    # window's start) to make again; outside them the sampler is steered to the previous latents
+    # (model/inpaint.py). The caller splices the samples (``inpaint.splice``) at the cue's own rate.
+    previous: np.ndarray | None = None
+    spans: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,35 @@ def video_tensor(config: AudioXConfig, frames: np.ndarray) -> torch.Tensor:
 def stack_video(config: AudioXConfig, frames: Sequence[np.ndarray]) -> torch.Tensor:
     """(B, n_frames, 3, S, S): ``video_tensor`` of each request's frames, on the CPU."""
     return torch.stack([video_tensor(config, f) for f in frames])
+
+
+def _inpainting(
+    model: LoadedModel, requests: Sequence[GenerationRequest], x: torch.Tensor
+) -> Callable[[Denoiser], Denoiser] | None:
+    """For a batch with inpainting requests, a function that steers a denoiser to their previous
+    latents outside their spans (the others untouched); None when there is none. The noise that
+    carries the kept latents is a fixed draw per request, from a generator of its own (seed + 1),
+    so requests without inpainting draw exactly what they would alone."""
+    if not any(r.previous is not None and r.spans for r in requests):
+        return None
+    cfg, net = model.config, model.network
+    hop_s = cfg.autoencoder.hop / cfg.sample_rate
+    known = torch.zeros_like(x)
+    keep = torch.zeros(x.shape[0], 1, x.shape[-1], dtype=torch.bool, device=x.device)
+    fixed = torch.zeros_like(x)
+    for i, r in enumerate(requests):
+        if r.previous is None or not r.spans:
+            continue
+        audio = torch.zeros(cfg.audio_channels, cfg.window_samples)
+        given = torch.from_numpy(np.ascontiguousarray(r.previous[:, : cfg.window_samples], dtype=np.float32))
+        audio[:, : given.shape[1]] = given
+        mean, _ = net.pretransform.encode_posterior(audio[None].to(x.device))
+        known[i] = (mean[0] / cfg.latent_scale).to(x.dtype)
+        keep[i, 0] = keep_mask(r.spans, x.shape[-1], hop_s).to(x.device)
+        keep[i, 0, int(np.ceil(r.seconds / hop_s)) :] = False  # past the request's end: nothing to keep
+        g = torch.Generator().manual_seed(int(r.seed) + 1)
+        fixed[i] = torch.randn(tuple(x.shape[1:]), generator=g).to(x.device, x.dtype)
+    return lambda denoise: guided(denoise, known, keep, fixed)
 
 
 def audio_prompt_tensor(config: AudioXConfig, prompt: np.ndarray | None) -> torch.Tensor:
@@ -129,8 +165,11 @@ def generate(
     sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
     x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
     sampler = get_sampler(sampling.sampler)
-    latents = sampler(
-        lambda x, s: net.denoise(x, s, kvs, sampling.cfg_scale, sync, pooled), x, sigmas, noise=noise, callback=callback
-    )
+
+    def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return net.denoise(x, s, kvs, sampling.cfg_scale, sync, pooled)
+
+    steered = _inpainting(model, requests, x)
+    latents = sampler(steered(denoise) if steered else denoise, x, sigmas, noise=noise, callback=callback)
     audio = net.pretransform.decode(latents.to(torch.float32) * cfg.latent_scale).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests[:wanted])]
