@@ -31,13 +31,14 @@ from audiox_core.media.scenes import Scene
 from audiox_core.media.timecode import frame_from_timecode, timecode
 from audiox_core.media.timeline import CueSpan
 from audiox_core.model.config import TaskPrompts
+from audiox_core.model.inpaint import Span, checked_spans
 from audiox_core.producer_text import csv_table
 from audiox_core.prompt_length import MAX_PROMPT_CHARS
 
 SHEET_FORMAT = 1
 MAX_MUSIC_S = 120.0  # a drafted music cue stops growing at two minutes, as a score's cues do
 GAIN_RANGE_DB = (-60.0, 12.0)
-_FIELDS = {"id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look"}
+_FIELDS = {"id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look", "regenerate"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class SheetCue:
     mute: bool = False
     title: str = ""  # music: the title on the distributor's cue sheet
     look: str = ""  # what the spotting measured of the cue's first scene (a note: never sent to the model)
+    # spans of the previous version to make again, as (in, out) timecodes on the reel (out exclusive);
+    # the rest of the cue is kept bit for bit (model/inpaint.py)
+    regenerate: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class SpannedCue:
     scene_index: int
     start_s: float
     end_s: float
+    regenerate: tuple[Span, ...] = ()  # the sheet's regenerate spans, in seconds from the cue's start
 
     def as_cue(self) -> Cue:
         return Cue(self.scene_index, self.cue.kind, self.cue.prompt, self.cue.seed)
@@ -131,6 +136,8 @@ def _cue_dict(c: SheetCue) -> dict[str, Any]:
         d["title"] = c.title
     if c.look:
         d["look"] = c.look
+    if c.regenerate:
+        d["regenerate"] = [{"in": a, "out": b} for a, b in c.regenerate]
     return d
 
 
@@ -194,6 +201,7 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
     if not isinstance(mute, bool):
         raise InputError(f"{label}: mute {mute!r} is not true or false")
     scenes, tc_in, tc_out = _parse_span(entry, label)
+    regenerate = _parse_regenerate(entry.get("regenerate", []), label)
     return SheetCue(
         cue_id.strip(),
         kind,
@@ -206,7 +214,22 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         mute,
         str(entry.get("title", "")),
         str(entry.get("look", "")),
+        regenerate,
     )
+
+
+def _parse_regenerate(value: Any, label: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list):
+        raise InputError(f"{label}: regenerate {value!r} is not a list of {{in: TC, out: TC}} spans")
+    spans = []
+    for k, span in enumerate(value):
+        if not isinstance(span, dict) or set(span) != {"in", "out"}:
+            raise InputError(f"{label}: regenerate #{k + 1} {span!r} is not a span {{in: TC, out: TC}}")
+        for what in ("in", "out"):
+            if not isinstance(span[what], str) or not _looks_like_timecode(span[what]):
+                raise InputError(f"{label}: regenerate #{k + 1}: {what} {span[what]!r} is not a timecode HH:MM:SS:FF")
+        spans.append((span["in"], span["out"]))
+    return tuple(spans)
 
 
 def _parse_span(entry: dict[str, Any], label: str) -> tuple[tuple[int, int] | None, str | None, str | None]:
@@ -272,7 +295,11 @@ def resolve(sheet: CueSheet, scenes: Sequence[Scene], fps: Fraction, name: str) 
         starts_in = next(s for s in reversed(scenes) if s.start_s <= start_s + 1e-9)
         if c.kind == "foley" and end_s > starts_in.end_s + 1e-9:
             raise InputError(f"{label}: a Foley cue stays within one scene; it runs from scene {starts_in.index} on")
-        spanned.append(SpannedCue(c, starts_in.index, start_s, end_s))
+        spans = [
+            Span(_tc_seconds(a, fps, scenes) - start_s, _tc_seconds(b, fps, scenes) - start_s) for a, b in c.regenerate
+        ]
+        spans = checked_spans(spans, end_s - start_s, 1 / float(fps), f"{label}: regenerate")
+        spanned.append(SpannedCue(c, starts_in.index, start_s, end_s, tuple(spans)))
     _check_clashes(spanned, name)
     return sorted(spanned, key=lambda s: (s.start_s, CUE_KINDS.index(s.cue.kind)))
 

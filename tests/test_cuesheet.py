@@ -317,3 +317,43 @@ def test_a_direction_with_a_prompt_over_the_limit_is_refused_and_recorded_short(
         apply_changes(sheet, [CueChange(cue="F002", prompt="y" * MAX_PROMPT_CHARS)]).cue("F002").prompt
         == "y" * MAX_PROMPT_CHARS
     )
+
+
+def _sheet_with(regenerate: str) -> str:
+    return (
+        "format: 1\nreel: reel1\nfps: 25\ncues:\n"
+        "- {id: M01, kind: music, scenes: [2, 3], prompt: strings, seed: 1, regenerate: " + regenerate + "}\n"
+    )
+
+
+def test_regenerate_spans_resolve_to_seconds_within_their_cue_and_round_trip() -> None:
+    sheet = parse_sheet(
+        _sheet_with("[{in: '00:00:04:00', out: '00:00:05:00'}, {in: '00:00:02:10', out: '00:00:03:00'}]"), "c.yaml"
+    )
+    assert sheet.cues[0].regenerate == (("00:00:04:00", "00:00:05:00"), ("00:00:02:10", "00:00:03:00"))
+    assert parse_sheet(sheet.to_yaml(), "c.yaml") == sheet
+    (placed,) = resolve(sheet, SCENES, FPS, "c.yaml")  # scenes 2–3 run 2.0–7.0 s
+    assert [(s.start_s, s.end_s) for s in placed.regenerate] == [
+        (pytest.approx(0.4), pytest.approx(1.0)),
+        (pytest.approx(2.0), pytest.approx(3.0)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("regenerate", "expected"),
+    [
+        (
+            "[{in: '00:00:06:00', out: '00:00:08:00'}]",
+            "c.yaml: cue M01: regenerate: span 4.000–6.000 s lies outside the cue",
+        ),
+        ("[{in: '00:00:05:00', out: '00:00:04:00'}]", "ends before it starts"),
+        ("[{in: '00:00:03:00', out: '00:00:05:00'}, {in: '00:00:04:00', out: '00:00:06:00'}]", "overlaps span"),
+        ("[{in: '00:00:03:00'}]", "is not a span {in: TC, out: TC}"),
+        ("[{in: '3 s', out: '00:00:04:00'}]", "in '3 s' is not a timecode"),
+        ("'00:00:03:00'", "is not a list of"),
+    ],
+)
+def test_a_bad_regenerate_span_is_one_line_naming_the_cue(regenerate: str, expected: str) -> None:
+    with pytest.raises(InputError, match=expected.replace("{", r"\{").replace("}", r"\}")) as e:
+        resolve(parse_sheet(_sheet_with(regenerate), "c.yaml"), SCENES, FPS, "c.yaml")
+    assert "\n" not in str(e.value) and "M01" in str(e.value)
