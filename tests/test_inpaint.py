@@ -116,3 +116,27 @@ def test_generate_steers_an_inpainting_request_and_leaves_its_batch_neighbour_al
     out = splice(previous.numpy(), new.numpy(), [span], rate)
     a, b = int(round(span.start_s * rate)), int(round(span.end_s * rate))
     assert np.array_equal(out[:, :a], previous.numpy()[:, :a]) and np.array_equal(out[:, b:], previous.numpy()[:, b:])
+
+
+def test_a_long_cue_keeps_the_windows_no_span_touches_and_steers_the_rest() -> None:
+    from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.generate import SamplingSettings
+    from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
+    from audiox_core.model.runtime import LoadedModel
+
+    cfg = AudioXConfig.from_dict(tiny_architecture())
+    torch.manual_seed(0)
+    net = AudioX(cfg).eval()
+    text = TextEncoder(cfg.text, cfg.cond_dim, None, words=net.text_words)
+    model = LoadedModel("t", "t", cfg, net, text, "0" * 64, True, torch.device("cpu"))
+    rate, sampling, frames = cfg.sample_rate, SamplingSettings(steps=4), np.zeros((0, 16, 16, 3), np.uint8)
+    (previous,) = generate_scenes(model, [SceneRequest(frames, "a ball", 3, 2.5)], sampling, overlap_s=0.25)
+    span = Span(1.6, 1.9)  # in the last two windows, not the first
+    again = SceneRequest(frames, "a ball", 9, 2.5, previous.numpy(), (span,))
+    (new,) = generate_scenes(model, [again], sampling, overlap_s=0.25)
+    windows = plan_windows(previous.shape[1], cfg.video.window_s * rate, int(round(0.25 * rate)))
+    untouched = windows[1].start  # window 0 alone up to where window 1 fades in
+    assert torch.equal(new[:, :untouched], previous[:, :untouched])
+    assert not torch.allclose(new[:, int(1.6 * rate) : int(1.9 * rate)], previous[:, int(1.6 * rate) : int(1.9 * rate)])
+    with pytest.raises(InputError, match="shorter than"):
+        generate_scenes(model, [SceneRequest(frames, "a ball", 9, 2.5, previous.numpy()[:, :100], (span,))], sampling)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audiox_core.errors import InputError
 from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate, stack_video
+from audiox_core.model.inpaint import Span
 from audiox_core.model.runtime import LoadedModel
 
 
@@ -31,6 +33,10 @@ class SceneRequest:
     text: str
     seed: int
     seconds: float
+    # Inpainting: the scene's previous sound (2, N) at the model rate and the spans (seconds from the
+    # scene's start) to make again; a window no span touches is the previous sound as it was.
+    previous: np.ndarray | None = None
+    spans: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,19 @@ class VideoPrefetch:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _window_inpainting(scene: SceneRequest, w: Window, rate: int) -> tuple[np.ndarray | None, tuple[Span, ...]]:
+    """The window's slice of the scene's previous sound and the spans that touch it, in window time."""
+    if scene.previous is None:
+        return None, ()
+    start_s, end_s = w.start / rate, (w.start + w.length) / rate
+    spans = tuple(
+        Span(max(s.start_s, start_s) - start_s, min(s.end_s, end_s) - start_s)
+        for s in scene.spans
+        if s.start_s < end_s and s.end_s > start_s
+    )
+    return scene.previous[:, w.start : w.start + w.length], spans
+
+
 def generate_scenes(
     model: LoadedModel,
     scenes: Sequence[SceneRequest],
@@ -140,6 +159,12 @@ def generate_scenes(
     window = cfg.video.window_s * rate
     overlap = int(round(overlap_s * rate))
     totals = [int(round(s.seconds * rate)) for s in scenes]
+    for s, total in zip(scenes, totals):
+        if s.previous is not None and s.previous.shape[-1] < total:
+            raise InputError(
+                f"inpainting: the previous sound is {s.previous.shape[-1] / rate:.3f} s, shorter than the"
+                f" {total / rate:.3f} s to make"
+            )
     plans = [plan_windows(t, window, overlap) for t in totals]
     parts: list[list[torch.Tensor]] = [[] for _ in scenes]
     passes = pack_passes([len(p) for p in plans], batch_size)
@@ -163,19 +188,35 @@ def generate_scenes(
             video = ahead.take(coming) if ahead and coming else None
             if ahead and n_pass + 1 < len(passes):
                 coming = ahead.start(video_of(passes[n_pass + 1]))
-            requests = []
+            requests, made = [], []
             for i, k in batch:
                 w, scene = plans[i][k], scenes[i]
+                previous, spans = _window_inpainting(scene, w, rate)
+                if scene.previous is not None and not spans:
+                    parts[i].append(torch.from_numpy(np.ascontiguousarray(previous, dtype=np.float32)))
+                    continue
                 prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
                 requests.append(
                     GenerationRequest(
-                        frames_of(i, k), scene.text, scene.seed + k, w.length / rate, prompt, offset_of(i, k)
+                        frames_of(i, k),
+                        scene.text,
+                        scene.seed + k,
+                        w.length / rate,
+                        prompt,
+                        offset_of(i, k),
+                        previous,
+                        spans,
                     )
                 )
+                made.append((i, k))
+            if not requests:
+                continue
             callback = None
             if on_step is not None:
                 callback = lambda step, n, p=n_pass: on_step((p * n + step) / (len(passes) * n))  # noqa: E731
-            for (i, _), audio in zip(batch, generate(model, requests, sampling, callback=callback, video=video)):
+            if len(made) < len(batch):
+                video = None  # the prepared input holds every window of the pass; some reuse their sound
+            for (i, _), audio in zip(made, generate(model, requests, sampling, callback=callback, video=video)):
                 parts[i].append(audio)
     finally:
         if ahead:
