@@ -140,3 +140,20 @@ def test_a_long_cue_keeps_the_windows_no_span_touches_and_steers_the_rest() -> N
     assert not torch.allclose(new[:, int(1.6 * rate) : int(1.9 * rate)], previous[:, int(1.6 * rate) : int(1.9 * rate)])
     with pytest.raises(InputError, match="shorter than"):
         generate_scenes(model, [SceneRequest(frames, "a ball", 9, 2.5, previous.numpy()[:, :100], (span,))], sampling)
+
+
+def test_the_edge_measure_hears_a_click_and_not_a_crossfade() -> None:
+    from audiox_core.train.evaluation import edge_flux_ratio
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * rate) / rate
+    tone = rng.normal(0, 0.05, (2, 2 * rate)).astype(np.float32)  # a bed: it has texture of its own
+    other = np.stack([0.5 * np.sin(2 * np.pi * 3000 * t)] * 2).astype(np.float32)
+    span = Span(0.8, 1.2)
+    hard = tone.copy()
+    hard[:, int(0.8 * rate) : int(1.2 * rate)] = other[:, int(0.8 * rate) : int(1.2 * rate)]
+    (same,) = edge_flux_ratio(tone, tone, [0.8], rate)
+    jump = edge_flux_ratio(hard, tone, [0.8, 1.2], rate)
+    faded = edge_flux_ratio(splice(tone, tone * 0.9, [span], rate), tone, [0.8, 1.2], rate)
+    assert same < 1.5 and all(j > 4 * same for j in jump) and all(f < 1.5 * same for f in faded)

@@ -6,6 +6,8 @@
   giving hits (events with an onset) and matched onsets (for precision). A sound's later
   transients (a door's latch after its slam, a footstep's toe after its heel: 90–260 ms later on
   the real held-out sounds) are part of the sound whose onset matched, not onsets of their own.
+- ``edge_flux_ratio``: how much a splice jumps at its edges, as the spectral flux there over the
+  sound's own median frame-to-frame flux (1: no more change than any other 10 ms; a click is many).
 - ``LogMelCentroids``: a nearest-centroid classifier on log-mel statistics (per-band mean and
   standard deviation over time), fitted on real examples of each sound class; text control is
   measured by how often it recovers the prompted class from the generated sound.
@@ -21,7 +23,7 @@ import torch
 import torchaudio
 
 from audiox_core.train.examples import Example, decode_audio
-from audiox_core.train.spectral import onset_envelope
+from audiox_core.train.spectral import compressed_spectrogram, onset_envelope
 
 SHARP_KINDS = frozenset({"impact", "door", "footstep"})  # events whose sound starts at the visual event
 TOLERANCE_S = 0.08
@@ -41,6 +43,26 @@ def onset_strength(audio: np.ndarray | torch.Tensor, rate: int, hop_s: float = 0
         flux = onset_envelope(_mono(audio), rate, hop_s).numpy().copy()
     flux[:3] = 0.0  # the first frames compare against the reflected padding, not earlier sound
     return flux, hop / rate
+
+
+def edge_flux_ratio(
+    audio: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor, edges_s: Sequence[float], rate: int
+) -> list[float]:
+    """Per edge time: the largest full spectral flux (mean |Δ log1p magnitude| per 10 ms hop) of
+    ``audio`` within ±20 ms of it, over the median flux of ``reference`` (the original sound)."""
+
+    def flux(x: np.ndarray | torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            log = compressed_spectrogram(_mono(x), rate)
+        return (log[..., 1:] - log[..., :-1]).abs().mean(dim=-2).numpy()
+
+    ours, median = flux(audio), float(np.median(flux(reference)[3:]))
+    out = []
+    for t in edges_s:
+        i = int(round(t / 0.01))
+        near = ours[max(0, i - 3) : i + 3]
+        out.append(float(near.max()) / max(median, 1e-9) if near.size else float("nan"))
+    return out
 
 
 def audio_onsets(
