@@ -17,6 +17,7 @@ import numpy as np
 
 from audiox_core.media.scenes import Scene
 from audiox_core.model.config import TaskPrompts
+from audiox_core.model.inpaint import Span
 
 CueKind = Literal["foley", "music"]
 CUE_KINDS: tuple[CueKind, ...] = get_args(CueKind)  # a scene's cues, in the order they are planned (and seeded)
@@ -38,6 +39,11 @@ class Cue:
     kind: CueKind
     prompt: str
     seed: int
+    # Inpainting: spans (seconds from the cue's start) of the previous version's cue to make again.
+    regenerate: tuple[Span, ...] = ()
+    # Completion: a given sound (path or URI) the cue continues, kept at its start or only heard by the model.
+    prompt_audio: str | None = None
+    prompt_audio_kept: bool = True
 
 
 def measure(frames: np.ndarray) -> SceneLook:

@@ -38,7 +38,10 @@ from audiox_core.prompt_length import MAX_PROMPT_CHARS
 SHEET_FORMAT = 1
 MAX_MUSIC_S = 120.0  # a drafted music cue stops growing at two minutes, as a score's cues do
 GAIN_RANGE_DB = (-60.0, 12.0)
-_FIELDS = {"id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look", "regenerate"}
+_FIELDS = {
+    *("id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look"),
+    *("regenerate", "prompt_audio", "prompt_audio_kept"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class SheetCue:
     # spans of the previous version to make again, as (in, out) timecodes on the reel (out exclusive);
     # the rest of the cue is kept bit for bit (model/inpaint.py)
     regenerate: tuple[tuple[str, str], ...] = ()
+    # a sound the cue continues (a path or URI: a composer's sketch, a temp track), kept at its start
+    # or, with prompt_audio_kept false, only heard by the model (given_sound.py)
+    prompt_audio: str | None = None
+    prompt_audio_kept: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,8 @@ class SpannedCue:
     regenerate: tuple[Span, ...] = ()  # the sheet's regenerate spans, in seconds from the cue's start
 
     def as_cue(self) -> Cue:
-        return Cue(self.scene_index, self.cue.kind, self.cue.prompt, self.cue.seed)
+        c = self.cue
+        return Cue(self.scene_index, c.kind, c.prompt, c.seed, self.regenerate, c.prompt_audio, c.prompt_audio_kept)
 
     def as_span(self) -> CueSpan:
         return CueSpan(self.scene_index, self.cue.kind, self.start_s, self.end_s, self.cue.gain_db)
@@ -138,6 +146,10 @@ def _cue_dict(c: SheetCue) -> dict[str, Any]:
         d["look"] = c.look
     if c.regenerate:
         d["regenerate"] = [{"in": a, "out": b} for a, b in c.regenerate]
+    if c.prompt_audio is not None:
+        d["prompt_audio"] = c.prompt_audio
+        if not c.prompt_audio_kept:
+            d["prompt_audio_kept"] = False
     return d
 
 
@@ -202,6 +214,14 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         raise InputError(f"{label}: mute {mute!r} is not true or false")
     scenes, tc_in, tc_out = _parse_span(entry, label)
     regenerate = _parse_regenerate(entry.get("regenerate", []), label)
+    prompt_audio = entry.get("prompt_audio")
+    if prompt_audio is not None and (not isinstance(prompt_audio, str) or not prompt_audio.strip()):
+        raise InputError(f"{label}: prompt_audio {prompt_audio!r} is not a file path or URI")
+    kept = entry.get("prompt_audio_kept", True)
+    if not isinstance(kept, bool):
+        raise InputError(f"{label}: prompt_audio_kept {kept!r} is not true or false")
+    if "prompt_audio_kept" in entry and prompt_audio is None:
+        raise InputError(f"{label}: prompt_audio_kept is set but the cue has no prompt_audio")
     return SheetCue(
         cue_id.strip(),
         kind,
@@ -215,6 +235,8 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         str(entry.get("title", "")),
         str(entry.get("look", "")),
         regenerate,
+        prompt_audio.strip() if prompt_audio else None,
+        kept,
     )
 
 
@@ -229,6 +251,18 @@ def _parse_regenerate(value: Any, label: str) -> tuple[tuple[str, str], ...]:
             if not isinstance(span[what], str) or not _looks_like_timecode(span[what]):
                 raise InputError(f"{label}: regenerate #{k + 1}: {what} {span[what]!r} is not a timecode HH:MM:SS:FF")
         spans.append((span["in"], span["out"]))
+    return tuple(spans)
+
+
+def parse_span_text(text: str, label: str) -> tuple[tuple[str, str], ...]:
+    """Spans as a producer types them, ``00:00:12:00–00:00:15:00`` (a dash of any kind), several
+    separated by commas; one line naming ``label`` and the span that is not two timecodes."""
+    spans = []
+    for k, part in enumerate(p.strip() for p in text.replace(";", ",").split(",")):
+        ends = [e.strip() for e in part.replace("–", "-").replace("—", "-").split("-")]
+        if len(ends) != 2 or not all(_looks_like_timecode(e) for e in ends):
+            raise InputError(f"{label}: regenerate span #{k + 1} {part!r} is not HH:MM:SS:FF-HH:MM:SS:FF")
+        spans.append((ends[0], ends[1]))
     return tuple(spans)
 
 

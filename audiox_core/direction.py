@@ -1,5 +1,5 @@
-"""A producer's direction on a version: approve it, or change cues (new prompt, new seed, mute, gain)
-with a note. The form the Prefect UI shows when a run waits for review is drawn from these models'
+"""A producer's direction on a version: approve it, or change cues (new prompt, new seed, mute, gain,
+spans of a cue to make again) with a note. The form the Prefect UI shows when a run waits for review is drawn from these models'
 JSON schema; ``apply_changes`` turns the changes into the next version's cue sheet.
 """
 
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from audiox_core.cuesheet import GAIN_RANGE_DB, CueSheet
+from audiox_core.cuesheet import GAIN_RANGE_DB, CueSheet, parse_span_text
 from audiox_core.errors import InputError
 from audiox_core.prompt_length import MAX_PROMPT_CHARS
 
@@ -28,6 +28,11 @@ class CueChange(BaseModel):
     seed: int = Field(default=KEEP_SEED, ge=KEEP_SEED, lt=2**31, description="new seed for another take (-1: keep it)")
     mute: Literal["keep", "mute", "unmute"] = Field(default="keep", description="mute or unmute the cue")
     gain_change_db: float = Field(default=0.0, ge=-24.0, le=24.0, description="change its gain by this many dB")
+    regenerate: str = Field(
+        default="",
+        description="only these spans of the cue made again, the rest kept bit for bit: 00:00:12:00-00:00:15:00"
+        " (reel timecodes; several: comma-separated); empty: a new prompt or seed makes the whole cue again",
+    )
 
 
 class Direction(BaseModel):
@@ -54,6 +59,11 @@ def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
             raise InputError(
                 f"change to cue {cue.id}: its gain would be {gain:+g} dB, outside {GAIN_RANGE_DB[0]:g} … +{GAIN_RANGE_DB[1]:g}"
             )
+        regenerate = cue.regenerate  # the spans a version made stay with the cue, so later versions reuse it
+        if change.regenerate.strip():
+            regenerate = parse_span_text(change.regenerate, f"change to cue {cue.id}")
+        elif prompt or change.seed != KEEP_SEED:
+            regenerate = ()  # a new take of the whole cue
         sheet = sheet.with_cue(
             replace(
                 cue,
@@ -61,6 +71,7 @@ def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
                 seed=cue.seed if change.seed == KEEP_SEED else change.seed,
                 mute={"keep": cue.mute, "mute": True, "unmute": False}[change.mute],
                 gain_db=gain,
+                regenerate=regenerate,
             )
         )
     return sheet

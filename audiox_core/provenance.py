@@ -115,6 +115,16 @@ def to_prov_json(document: ProvenanceDocument) -> dict[str, Any]:
         relation("wasGeneratedBy", **{"prov:entity": cue, "prov:activity": activity})
         relation("wasInformedBy", **{"prov:informed": activity, "prov:informant": run_id})
         relation("used", **{"prov:activity": mix_activity, "prov:entity": cue})
+        if given := g.audio_input:  # the previous cue it inpainted, or the sketch it completed
+            source = (
+                f"{ns}:cue-{given['sha256'][:16]}"
+                if given["task"] == "inpaint"
+                else f"{ns}:sketch-{given['sha256'][:16]}"
+            )
+            prov["entity"].setdefault(source, {"prov:label": given["uri"], f"{ns}:sha256": given["sha256"]})
+            prov["activity"][activity][f"{ns}:{given['task']}"] = json.dumps(given, sort_keys=True)
+            relation("used", **{"prov:activity": activity, "prov:entity": source})
+            relation("wasDerivedFrom", **{"prov:generatedEntity": cue, "prov:usedEntity": source})
     for o in document.outputs:
         output = f"{ns}:output-{o.sha256[:16]}-{len(prov['entity'])}"
         prov["entity"][output] = {"prov:label": o.uri, f"{ns}:sha256": o.sha256, f"{ns}:kind": o.kind}

@@ -63,6 +63,18 @@ class ModelFacts:
 
 
 @dataclass(frozen=True)
+class GivenSound:
+    """Sound a cue is made from besides its picture and prompt (audiox_core/given_sound.py): the
+    previous version's cue it inpaints, or the sketch it completes."""
+
+    task: str  # "inpaint" or "complete"
+    path: Path | None  # a local copy (None: gone, which only a cue that is reused can do without)
+    uri: str  # where it came from, as shown and recorded (no secrets)
+    sha256: str
+    name: str  # how a problem with it is named: the sheet, the cue and the file
+
+
+@dataclass(frozen=True)
 class RenderedCue:
     """One cue's audio as placed on the reel: where it came from and what the model saw."""
 
@@ -78,6 +90,8 @@ class RenderedCue:
     windows: int
     elapsed_s: float
     reused: bool = False
+    # what it was made from besides picture and prompt: task, uri, sha256, the new spans, the sketch kept
+    audio_input: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,7 @@ class GenerationRecord:
     elapsed_s: float
     output_uri: str
     output_sha256: str
+    audio_input: dict[str, Any] | None = None  # RenderedCue.audio_input: the cue inpainted or the sketch completed
 
 
 @dataclass(frozen=True)

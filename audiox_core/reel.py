@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,20 +24,22 @@ import torch
 from audiox_core.cues import Cue, SceneLook, measure, plan_cues
 from audiox_core.cuesheet import CueSheet, SpannedCue, draft_sheet, is_draft, music_cue_csv, resolve
 from audiox_core.errors import InputError
+from audiox_core.given_sound import cue_request, finished_cue, read_given_audio, read_previous_cue, span_list
 from audiox_core.media.audio import extract_audio, resample, write_wav24
 from audiox_core.media.decode import ModelFrames
 from audiox_core.media.edl import scenes_csv, scenes_edl
 from audiox_core.media.frames import FrameStore
-from audiox_core.media.mix import MixSettings, level_cue, master
+from audiox_core.media.mix import MixSettings, master
 from audiox_core.media.pictures import ReviewPictures
 from audiox_core.media.probe import MediaInfo
 from audiox_core.media.scenes import DetectorSettings, SceneList, detect_scenes
 from audiox_core.media.timeline import Placement, TimelineSettings, place_cues, to_sample
 from audiox_core.model.config import AudioXConfig, TaskPrompts
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.model.inpaint import Span
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
 from audiox_core.model.runtime import LoadedModel
-from audiox_core.records import LoudnessReport, RenderedCue
+from audiox_core.records import GivenSound, LoudnessReport, RenderedCue
 from audiox_core.storage import sha256_file, write_atomic
 
 Progress = Callable[[int, int], None]
@@ -174,6 +176,7 @@ def render_cues(
     generate: BatchGenerator,
     *,
     reuse: Mapping[tuple[int, str], Path] | None = None,
+    given: Mapping[tuple[int, str], GivenSound] | None = None,
     rate: int = 48_000,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
@@ -183,19 +186,30 @@ def render_cues(
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
-    generation with the same key) are copied instead of generated. ``generate`` runs one batch of
+    generation with the same key) are copied instead of generated; a cue in ``given`` starts from
+    that sound (its previous version, spans of it made again, or a sketch it completes:
+    given_sound.py). ``generate`` runs one batch of
     requests at the model's rate (``PACK`` × ``batch_size`` cues; the generator packs their windows
     into passes of ``batch_size``): ``direct_generator`` here, or the pipeline's cached Prefect task
     (in this process or on an inference worker), so a rerun skips the batches that finished.
     ``in_flight`` batches are sent at once (inference workers on several machines take them in
     parallel); their results are written in the batches' order either way."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    reuse = reuse or {}
+    reuse, given = reuse or {}, given or {}
+    hop_s = config.autoencoder.hop / config.sample_rate
     where = {(p.scene_index, p.kind): p for p in placements}
     window = config.video.window_s
     rendered: list[RenderedCue] = []
 
-    def finish(cue: Cue, placement: Placement, frames: np.ndarray, path: Path, elapsed: float, reused: bool) -> None:
+    def finish(
+        cue: Cue,
+        placement: Placement,
+        frames: np.ndarray,
+        path: Path,
+        elapsed: float,
+        reused: bool,
+        audio_input: dict[str, Any] | None = None,
+    ) -> None:
         windows = len(plan_windows(placement.length, window * rate, round(overlap_s * rate)))
         rendered.append(
             RenderedCue(
@@ -211,6 +225,7 @@ def render_cues(
                 windows,
                 elapsed,
                 reused,
+                audio_input,
             )
         )
 
@@ -225,22 +240,54 @@ def render_cues(
         else:
             todo.append((cue, placement, frames, path))
 
+    made_here = {(c.scene_index, c.kind) for c, _, _, _ in todo}
+    sounds = {w: given_samples(g, rate) for w, g in given.items() if w in made_here}  # read before any sampling
+
+    def request(cue: Cue, placement: Placement, frames: np.ndarray) -> SceneRequest:
+        g = given.get((cue.scene_index, cue.kind))
+        sound = sounds.get((cue.scene_index, cue.kind))
+        name = g.name if g else f"cue {cue.kind} of scene {cue.scene_index}"
+        return cue_request(cue, frames, placement.length / rate, sound, rate, config.sample_rate, hop_s, name)
+
+    requests = {(c.scene_index, c.kind): request(c, p, frames) for c, p, frames, _ in todo}
+
     def sample(chunk: list[tuple[Cue, Placement, np.ndarray, Path]]) -> tuple[list[torch.Tensor], float]:
         started = time.perf_counter()
-        requests = [SceneRequest(frames, c.prompt, c.seed, p.length / rate) for c, p, frames, _ in chunk]
-        audios = generate([c for c, _, _, _ in chunk], requests)
+        audios = generate([c for c, _, _, _ in chunk], [requests[(c.scene_index, c.kind)] for c, _, _, _ in chunk])
         return audios, (time.perf_counter() - started) / len(chunk)
 
     per_batch = batch_size * PACK
     chunks = [todo[first : first + per_batch] for first in range(0, len(todo), per_batch)]
     for chunk, (audios, elapsed) in zip(chunks, _in_order(sample, chunks, in_flight)):
         for (cue, placement, frames, path), audio in zip(chunk, audios):
+            where = (cue.scene_index, cue.kind)
             pcm = _fit(resample(audio, config.sample_rate, rate), placement.length)
-            write_wav24(path, level_cue(pcm, cue_peak_dbfs), rate)
-            finish(cue, placement, frames, path, elapsed, False)
+            pcm, new = finished_cue(cue, pcm, sounds.get(where), rate, cue_peak_dbfs)
+            write_wav24(path, pcm, rate)
+            finish(cue, placement, frames, path, elapsed, False, _audio_input(cue, given.get(where), new))
         if progress:
             progress(len(rendered), len(cues))
     return sorted(rendered, key=lambda r: (r.scene_index, r.kind))
+
+
+def given_samples(given: GivenSound, rate: int) -> np.ndarray:
+    """The given sound at ``rate``: the previous version's cue WAV, or a sketch in any audio format."""
+    if given.path is None:
+        raise InputError(f"{given.name} (sha256 {given.sha256[:12]}…) is gone from the outputs")
+    if given.task == "inpaint":
+        return read_previous_cue(given.path, rate, given.name)
+    return read_given_audio(given.path, rate, given.name)
+
+
+def _audio_input(cue: Cue, given: GivenSound | None, new: tuple[Span, ...]) -> dict[str, Any] | None:
+    """What the generation record keeps of the sound the cue was made from (None: picture and prompt only)."""
+    if given is None:
+        return None
+    record: dict[str, Any] = {"task": given.task, "uri": given.uri, "sha256": given.sha256}
+    record["spans"] = span_list(new)
+    if given.task == "complete":
+        record["kept"] = cue.prompt_audio_kept
+    return record
 
 
 def _in_order(work: Callable[[T], R], items: list[T], in_flight: int) -> Iterator[R]:

@@ -144,6 +144,9 @@ class Generation(Base):
     elapsed_s: Mapped[float] = mapped_column(Float)
     output_uri: Mapped[str] = mapped_column(Text)
     output_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # the sound it was made from besides picture and prompt: the previous cue it inpainted (spans made
+    # again) or the sketch it completed; None for a cue made from picture and prompt alone
+    audio_input: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -306,6 +306,23 @@ def find_generations(url: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]
         }
 
 
+def latest_generation(url: str, source_uri: str, scene_index: int, kind: str) -> dict[str, Any] | None:
+    """The generation of this source's cue (scene index and kind) in its latest succeeded run that has
+    one (every column but ``id`` and ``created_at``): the previous version an inpainting starts from."""
+    with sessions(url)() as s:
+        g = s.scalars(
+            select(Generation)
+            .join(SceneGeneration, SceneGeneration.generation_id == Generation.id)
+            .join(Scene, Scene.id == SceneGeneration.scene_id)
+            .join(Run, Run.id == Scene.run_id)
+            .where(Run.source_uri == source_uri, Run.status == SUCCEEDED, Scene.index == scene_index)
+            .where(Generation.kind == kind)
+            .order_by(Run.id.desc())
+            .limit(1)
+        ).first()
+        return None if g is None else _values(g, "id", "created_at")
+
+
 def record_generations(url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]]) -> None:
     """Generation rows (kept if the key exists) linked to this run's scenes via ``scene_index``."""
     rows = [dict(g) for g in generations]

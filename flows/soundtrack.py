@@ -27,8 +27,8 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled
 
-from audiox_core.cuesheet import CueSheet, for_reel, parse_sheet
-from audiox_core.direction import APPROVE, apply_changes
+from audiox_core.cuesheet import CueSheet, for_reel
+from audiox_core.direction import APPROVE
 from audiox_core.errors import InputError, PipelineError
 from audiox_core.full_disk import full_disk_named
 from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
@@ -55,8 +55,8 @@ from db import repository
 from db.pending import PENDING_CLOSINGS, database_lost, defer_closing, lost_reason
 from db.repository import CANCELLED, CRASHED, FAILED
 from db.session import connection_problem, database_url
-from tasks.direction import await_direction, deliver_task, record_direction_task
-from tasks.generation import generate_cues, plan_generation, reusable_task
+from tasks.direction import await_direction, deliver_task, directed_sheet, record_direction_task
+from tasks.generation import generate_cues, given_sounds_task, plan_generation, reusable_task
 from tasks.inference import check_inference_settings, model_facts
 from tasks.media import (
     analyse_source,
@@ -266,9 +266,7 @@ def _review(
             record_direction_task(db_url, result["run_id"], direction, delivered)
             return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
         try:
-            sheet = apply_changes(
-                parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}"), direction.changes
-            )
+            sheet = directed_sheet(db_url, result["run_id"], result["cue_sheet"], direction.changes)
         except InputError as e:
             get_run_logger().error("direction refused: %s", e)
             record_direction_task(db_url, result["run_id"], direction, refused=str(e))
@@ -419,7 +417,9 @@ def _reel(
         s.timeline,
         model.task_prompts,
     )
-    plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256)
+    sheet_name = public_uri(cues_uri) if spotted.origin == "given" and cues_uri else "the reel's cue sheet"
+    given_sounds = given_sounds_task(db_url, source_uri, spotted.spanned, sheet_name, work)
+    plan = plan_generation(s, model, list(spotted.cues), list(spotted.placements), source.sha256, given_sounds)
     reuse = reusable_task(db_url, plan.keys)
     stop_point()
     with staged_directory(final_dir) as stage:

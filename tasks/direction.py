@@ -18,7 +18,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import deployment, flow_run
 
-from audiox_core.direction import Direction, described
+from audiox_core.cuesheet import CueSheet, parse_sheet, resolve
+from audiox_core.direction import CueChange, Direction, apply_changes, described
+from audiox_core.media.scenes import Scene
 from audiox_core.storage import staged_directory, store_for
 from db import repository
 from tasks.retry import TRANSIENT_RETRIES
@@ -55,6 +57,18 @@ def await_direction(run_id: int, asked: int, timeout_s: int) -> Direction | None
     except FlowPauseTimeout:
         log.warning("no direction within %d s: version %d stays unapproved", timeout_s, run_id)
         return None
+
+
+def directed_sheet(db_url: str, run_id: int, sheet_yaml: str, changes: list[CueChange]) -> CueSheet:
+    """The next version's cue sheet: the version's sheet with the producer's changes made, checked on
+    the version's own scenes (a span to regenerate outside its cue, say), so a direction that cannot
+    be followed is refused with its one line before anything runs."""
+    sheet = apply_changes(parse_sheet(sheet_yaml, f"cue sheet of run {run_id}"), changes)
+    rows = sorted(repository.get_run(db_url, run_id).scenes, key=lambda r: r.index)
+    scenes = [Scene(r.index, r.start_frame, r.end_frame, r.start_s, r.end_s, r.start_tc, r.end_tc) for r in rows]
+    if scenes:
+        resolve(sheet, scenes, sheet.fps, "direction")
+    return sheet
 
 
 @task(name="record-direction", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -4,7 +4,8 @@ the same key, and the batches for the rest, sent to wherever inference runs (tas
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,14 +14,16 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.cues import Cue
+from audiox_core.cuesheet import SpannedCue
 from audiox_core.errors import InputError
+from audiox_core.given_sound import read_given_audio, span_list
 from audiox_core.lifecycle import stop_point
 from audiox_core.media.timeline import Placement
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.spec import load_config
-from audiox_core.provenance import generation_key
-from audiox_core.records import CueId, ModelFacts, RenderedCue
+from audiox_core.provenance import generation_key, public_uri
+from audiox_core.records import CueId, GivenSound, ModelFacts, RenderedCue
 from audiox_core.reel import Analysis, render_cues
 from audiox_core.settings import RunSettings
 from audiox_core.storage import sha256_file, store_for
@@ -32,6 +35,7 @@ from tasks.retry import TRANSIENT_RETRIES
 from tasks.review import artifact_slug
 
 ARTIFACT_EVERY_S = 1.0
+CHECK_RATE = 16_000  # a given sketch is decoded at this rate to check it before the run generates anything
 
 
 @dataclass(frozen=True)
@@ -46,41 +50,112 @@ class GenerationPlan:
     cues: tuple[Cue, ...]
     placements: tuple[Placement, ...]
     keys: dict[CueId, str]
+    given: dict[CueId, GivenSound] = field(default_factory=dict)  # the sound a cue starts from (given_sound.py)
 
 
 def generation_keys(
-    cues: list[Cue], placements: list[Placement], source_sha256: str, model: ModelFacts, sampling: SamplingSettings
+    cues: list[Cue],
+    placements: list[Placement],
+    source_sha256: str,
+    model: ModelFacts,
+    sampling: SamplingSettings,
+    given: Mapping[CueId, GivenSound] | None = None,
 ) -> dict[CueId, str]:
-    """The content key of every cue: everything that determines its audio, this code version included."""
+    """The content key of every cue: everything that determines its audio, this code version included
+    (for a cue made from a given sound, that sound's sha256, the spans made again and the sketch kept)."""
     where = {(p.scene_index, p.kind): p for p in placements}
+    given = given or {}
     keys = {}
     for c in cues:
         p = where[(c.scene_index, c.kind)]
-        keys[(c.scene_index, c.kind)] = generation_key(
-            {
-                "source_sha256": source_sha256,
-                "kind": c.kind,
-                "span": [p.start, p.length, p.fade_in, p.fade_out],
-                "model": model.name,
-                "checkpoint_sha256": model.checkpoint_sha256,
-                "prompt": c.prompt,
-                "seed": c.seed,
-                "sampling": asdict(sampling),
-                "precision": model.precision,
-                "code_version": code_version(),
-            }
-        )
+        facts = {
+            "source_sha256": source_sha256,
+            "kind": c.kind,
+            "span": [p.start, p.length, p.fade_in, p.fade_out],
+            "model": model.name,
+            "checkpoint_sha256": model.checkpoint_sha256,
+            "prompt": c.prompt,
+            "seed": c.seed,
+            "sampling": asdict(sampling),
+            "precision": model.precision,
+            "code_version": code_version(),
+        }
+        if g := given.get((c.scene_index, c.kind)):
+            spans = span_list(c.regenerate)
+            facts["audio_input"] = {"task": g.task, "sha256": g.sha256, "spans": spans, "kept": c.prompt_audio_kept}
+        keys[(c.scene_index, c.kind)] = generation_key(facts)
     return keys
 
 
 def plan_generation(
-    settings: RunSettings, model: ModelFacts, cues: list[Cue], placements: list[Placement], source_sha256: str
+    settings: RunSettings,
+    model: ModelFacts,
+    cues: list[Cue],
+    placements: list[Placement],
+    source_sha256: str,
+    given: Mapping[CueId, GivenSound] | None = None,
 ) -> GenerationPlan:
     """The reel's generation plan, its cues keyed by what determines them."""
-    keys = generation_keys(cues, placements, source_sha256, model, settings.sampling)
+    keys = generation_keys(cues, placements, source_sha256, model, settings.sampling, given)
     return GenerationPlan(
-        settings.model, settings.device, settings.sampling, settings.batch_size, tuple(cues), tuple(placements), keys
+        settings.model,
+        settings.device,
+        settings.sampling,
+        settings.batch_size,
+        tuple(cues),
+        tuple(placements),
+        keys,
+        dict(given or {}),
     )
+
+
+@task(name="given-sounds", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def given_sounds_task(
+    db_url: str, source_uri: str, spanned: tuple[SpannedCue, ...], sheet_name: str, work: Path
+) -> dict[CueId, GivenSound]:
+    """The sound each cue starts from, fetched and verified before anything is generated: for a cue with
+    spans to regenerate, its previous version (the latest succeeded run's cue; when that cue was this
+    very inpainting, the version it was made from, so a rerun reuses it); for a cue with prompt audio,
+    the sketch (a path, relative ones from the working folder, or a URI)."""
+    found: dict[CueId, GivenSound] = {}
+    for s in spanned:
+        c, where = s.as_cue(), (s.scene_index, s.cue.kind)
+        name = f"{sheet_name}: cue {s.cue.id}"
+        if s.cue.mute:
+            continue
+        if c.regenerate:
+            found[where] = _previous_cue(db_url, public_uri(source_uri), c, name)
+        elif c.prompt_audio:
+            shown = public_uri(c.prompt_audio)
+            try:
+                path = store_for(c.prompt_audio).fetch(c.prompt_audio, work / "given").path
+            except InputError as e:
+                raise InputError(f"{name}: prompt audio {e}") from e
+            found[where] = GivenSound("complete", path, shown, sha256_file(path), f"{name}: prompt audio {shown}")
+            read_given_audio(path, CHECK_RATE, found[where].name)  # missing, silent or not audio: one line now
+    return found
+
+
+def _previous_cue(db_url: str, source_uri: str, cue: Cue, name: str) -> GivenSound:
+    g = repository.latest_generation(db_url, source_uri, cue.scene_index, cue.kind)
+    if g is None:
+        raise InputError(
+            f"{name}: regenerate needs a previous version of the cue, and no finished run of this reel made"
+            " it; generate the whole cue first (drop `regenerate`)"
+        )
+    uri, sha = g["output_uri"], g["output_sha256"]
+    made = g.get("audio_input") or {}
+    spans = span_list(cue.regenerate)
+    again = made.get("task") == "inpaint" and made.get("spans") == spans
+    if again and (g["prompt"], g["seed"]) == (cue.prompt, cue.seed):
+        # The same inpainting again, from the same previous version: its key is the recorded one, so
+        # the cue is reused; the previous version's file is needed only if that cue is gone too.
+        uri, sha = made["uri"], made["sha256"]
+        return GivenSound("inpaint", _recorded_copy(db_url, uri, sha), uri, sha, f"{name}: previous version {uri}")
+    path = _recorded_copy(db_url, uri, sha)
+    if path is None:
+        raise InputError(f"{name}: its previous version {uri} (sha256 {sha[:12]}…) is gone from the outputs")
+    return GivenSound("inpaint", path, uri, sha, f"{name}: previous version {uri}")
 
 
 @task(name="find-reusable", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -157,6 +232,7 @@ def generate_cues(
             out_dir,
             generate,
             reuse=reuse,
+            given=plan.given,
             batch_size=plan.batch_size,
             progress=update,
             in_flight=batches_in_flight(),

@@ -38,6 +38,7 @@ from prefect.futures import PrefectDistributedFuture
 from audiox_core.cache import TensorCache, cache_root
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.model.inpaint import Span
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, check_device, load_model
 from audiox_core.records import ModelFacts, ProcessFacts
@@ -202,16 +203,25 @@ def stage_request(cues: TensorCache | S3TensorCache, request: SceneRequest) -> d
     their own (never shared: the batch discards them when it ends, whoever else stages equal frames)."""
     key = f"frames-{uuid.uuid4().hex}"
     record_staged(cache_root(), key)  # so a sweep can remove it if this process is killed before the discard
-    cues.put(key, {"frames": torch.from_numpy(np.array(request.frames))})  # a copy: the frames may be read-only
-    return {"frames": key, "text": request.text, "seed": request.seed, "seconds": request.seconds}
+    tensors = {"frames": torch.from_numpy(np.array(request.frames))}  # a copy: the frames may be read-only
+    for name in ("previous", "audio_prompt"):  # the sound an inpainted or completed cue starts from
+        if (sound := getattr(request, name)) is not None:
+            tensors[name] = torch.from_numpy(np.array(sound, dtype=np.float32))
+    cues.put(key, tensors)
+    spans = [[s.start_s, s.end_s] for s in request.spans]
+    return {"frames": key, "text": request.text, "seed": request.seed, "seconds": request.seconds, "spans": spans}
 
 
 def scene_request(cues: TensorCache | S3TensorCache, staged: dict[str, Any]) -> SceneRequest:
-    """The scene request ``stage_request`` staged, its frames read back (and verified) from the cache."""
-    frames = cues.get(staged["frames"])
-    if frames is None:
+    """The scene request ``stage_request`` staged, its frames (and given sound) read back and verified from the cache."""
+    found = cues.get(staged["frames"])
+    if found is None:
         raise ModelError(f"{staged['frames']}: the scene's frames are missing from the cache at {cues.location}")
-    return SceneRequest(frames["frames"].numpy(), staged["text"], staged["seed"], staged["seconds"])
+    sound = {name: found[name].numpy() if name in found else None for name in ("previous", "audio_prompt")}
+    spans = tuple(Span(a, b) for a, b in staged.get("spans", []))
+    return SceneRequest(
+        found["frames"].numpy(), staged["text"], staged["seed"], staged["seconds"], spans=spans, **sound
+    )
 
 
 def run_batch(

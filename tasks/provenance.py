@@ -177,6 +177,7 @@ def generation_records(
             elapsed_s=round(c.elapsed_s, 3),
             output_uri=f"{base_uri}/{c.path.relative_to(stage).as_posix()}",
             output_sha256=c.sha256,
+            audio_input=c.audio_input,
         )
 
     keyed = [(c, keys[(c.scene_index, c.kind)]) for c in rendered]

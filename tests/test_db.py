@@ -88,6 +88,7 @@ def generation(i: int, kind: str, key_suffix: str = "") -> dict:
         "elapsed_s": 0.1,
         "output_uri": f"file:///out/cues/{i}_{kind}.wav",
         "output_sha256": f"{i}{kind}".ljust(64, "0"),
+        "audio_input": None,
     }
 
 

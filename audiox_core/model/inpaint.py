@@ -83,7 +83,8 @@ def guided(denoise: Denoiser, known: Tensor, keep: Tensor, noise: Tensor) -> Den
 
 def splice(previous: np.ndarray, new: np.ndarray, spans: Sequence[Span], rate: int) -> np.ndarray:
     """(C, N) audio: ``previous`` outside the spans, bit for bit; ``new`` inside, with linear
-    crossfades of ``EDGE_FADE_S`` (at most a third of the span each) just inside each edge."""
+    crossfades of ``EDGE_FADE_S`` (at most a third of the span each) just inside each edge that is
+    not the audio's own start or end."""
     if previous.shape != new.shape:
         raise ValueError(f"splice: shapes differ {previous.shape} vs {new.shape}")
     out = previous.copy()
@@ -94,9 +95,12 @@ def splice(previous: np.ndarray, new: np.ndarray, spans: Sequence[Span], rate: i
             continue
         fade = min(int(round(EDGE_FADE_S * rate)), (b - a) // 3)
         gain = np.ones(b - a, dtype=np.float64)
-        if fade > 0:
+        if fade > 0:  # an edge at the audio's own start or end joins nothing: no crossfade there
             ramp = (np.arange(fade) + 0.5) / fade
-            gain[:fade], gain[-fade:] = ramp, ramp[::-1]
+            if a > 0:
+                gain[:fade] = ramp
+            if b < n:
+                gain[-fade:] = ramp[::-1]
         inside = previous[..., a:b] * (1 - gain) + new[..., a:b] * gain
         out[..., a:b] = inside.astype(previous.dtype)
     return out

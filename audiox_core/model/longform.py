@@ -37,6 +37,9 @@ class SceneRequest:
     # scene's start) to make again; a window no span touches is the previous sound as it was.
     previous: np.ndarray | None = None
     spans: tuple[Span, ...] = ()
+    # Completion: a given sound (2, N) at the model rate heard before the first window (its audio
+    # prompt), as each later window hears the one before it.
+    audio_prompt: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def generate_scenes(
                 if scene.previous is not None and not spans:
                     parts[i].append(torch.from_numpy(np.ascontiguousarray(previous, dtype=np.float32)))
                     continue
-                prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else None
+                prompt = parts[i][-1][:, : w.start - plans[i][k - 1].start].numpy() if k else scene.audio_prompt
                 requests.append(
                     GenerationRequest(
                         frames_of(i, k),
