@@ -1,11 +1,13 @@
-"""Regenerating a span of a cue with a model never trained for it (sampler guidance, model/inpaint.py),
-on held-out clips of a training data folder, through the long-form generator:
+"""Regenerating a span of a cue (model/inpaint.py) on held-out clips of a training data folder, through
+the long-form generator:
 
 - the previous version: each clip's sound from its picture and caption (seed A);
-- the span ``--span`` (seconds) made again with seed B, three ways, each spliced into the previous
-  version at the model rate (``inpaint.splice``, 25 ms crossfades inside the span):
-  ``guided`` (steered by the previous latents outside the span), ``unguided`` (a fresh generation
-  with seed B, spliced: what a producer gets without inpainting), and the previous version itself;
+- the span ``--span`` (seconds) made again with seed B, each way spliced into the previous version
+  at the model rate (``inpaint.splice``, 25 ms crossfades inside the span): ``guided`` (the sampler
+  steered by the previous latents outside the span), ``unguided`` (a fresh generation with seed B,
+  spliced: what a producer gets without inpainting), the previous version itself, and for a model
+  with the trained inpainting channels (``studio.inpaint.channels``) ``trained`` (the keep-mask and
+  kept latents as the DiT's input, no guidance) and ``trained+guided`` (both);
 - edge quality: ``edge_flux_ratio`` at both span edges (the spliced sound's spectral flux there over
   the previous version's median flux: 1 is no more change than any other 10 ms);
 - inside the span: the sync hit rate and precision of the visual events there (±80 ms).
@@ -16,6 +18,7 @@ on held-out clips of a training data folder, through the long-form generator:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audiox_core.model.config import InpaintConfig  # noqa: E402
 from audiox_core.model.generate import SamplingSettings  # noqa: E402
 from audiox_core.model.inpaint import Span, splice  # noqa: E402
 from audiox_core.model.longform import SceneRequest, generate_scenes  # noqa: E402
@@ -63,14 +67,18 @@ def main() -> None:
             for i, (e, d) in enumerate(zip(clips, decoded))
         ]
 
+    def inpainted(channels: bool, guidance: bool) -> list[np.ndarray]:
+        """The span made again by ``model`` inpainting this way, spliced into the previous version."""
+        config = dataclasses.replace(cfg, inpaint=InpaintConfig(channels=channels, guidance=guidance))
+        made = generate_scenes(dataclasses.replace(model, config=config), scenes(500, before), sampling)
+        return [splice(b, a.numpy(), [span], rate) for b, a in zip(before, made)]
+
     before = [a.numpy() for a in generate_scenes(model, scenes(100), sampling)]
-    guided = [a.numpy() for a in generate_scenes(model, scenes(500, before), sampling)]
     fresh = [a.numpy() for a in generate_scenes(model, scenes(500), sampling)]
-    ways = {
-        "guided": [splice(b, g, [span], rate) for b, g in zip(before, guided)],
-        "unguided": [splice(b, f, [span], rate) for b, f in zip(before, fresh)],
-        "previous": before,
-    }
+    ways = {"guided": inpainted(False, True)}
+    if cfg.dit.inpaint_channels:
+        ways |= {"trained": inpainted(True, False), "trained+guided": inpainted(True, True)}
+    ways |= {"unguided": [splice(b, f, [span], rate) for b, f in zip(before, fresh)], "previous": before}
     for name, sounds in ways.items():
         ratios = [r for b, s in zip(before, sounds) for r in edge_flux_ratio(s, b, [span.start_s, span.end_s], rate)]
         matches = []

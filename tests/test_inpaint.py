@@ -161,3 +161,123 @@ def test_the_edge_measure_hears_a_click_and_not_a_crossfade() -> None:
     jump = edge_flux_ratio(hard, tone, [0.8, 1.2], rate)
     faded = edge_flux_ratio(splice(tone, tone * 0.9, [span], rate), tone, [0.8, 1.2], rate)
     assert same < 1.5 and all(j > 4 * same for j in jump) and all(f < 1.5 * same for f in faded)
+
+
+def _tiny_model(raw: dict, seed: int = 0):
+    from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.runtime import LoadedModel
+
+    cfg = AudioXConfig.from_dict(raw)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = AudioX(cfg).eval()
+    text = TextEncoder(cfg.text, cfg.cond_dim, None, words=net.text_words)
+    return LoadedModel("t", "t", cfg, net, text, "0" * 64, True, torch.device("cpu"))
+
+
+def _with_channels(raw: dict, guidance: bool = True) -> dict:
+    return {**raw, "studio": {**raw["studio"], "inpaint": {"channels": True, "guidance": guidance}}}
+
+
+def test_trained_path_at_initialisation_gives_the_model_without_it() -> None:
+    """The inpainting channels' projection starts at zero: the same weights otherwise, the same DiT
+    output whatever the mask and latents, and the same inpainted and plain generations."""
+    from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
+
+    raw = tiny_architecture()
+    base, extended = _tiny_model(raw), _tiny_model(_with_channels(raw))
+    missing, unexpected = extended.network.load_state_dict(base.network.state_dict(), strict=False)
+    assert missing == ["model.model.inpaint_proj"] and not unexpected
+    assert not extended.network.model.model.inpaint_proj.any()
+    cfg = base.config
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, cfg.dit.io_channels, cfg.latent_frames, generator=g)
+    t, cond = torch.rand(2, generator=g), torch.randn(2, 8, cfg.cond_dim, generator=g)
+    known = torch.randn(2, 1 + cfg.dit.io_channels, cfg.latent_frames, generator=g)
+    with torch.no_grad():
+        assert torch.equal(base.network.model.model(x, t, cond), extended.network.model.model(x, t, cond, known=known))
+    seconds, frames = cfg.window_samples / cfg.sample_rate, np.zeros((0, 16, 16, 3), np.uint8)
+    sampling = SamplingSettings(steps=4)
+    (previous,) = generate(base, [GenerationRequest(frames, "a ball", 3, seconds)], sampling)
+    again = GenerationRequest(frames, "a ball", 4, seconds, previous=previous.numpy(), spans=(Span(0.3, 0.6),))
+    plain = GenerationRequest(frames, "a door", 5, seconds)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(generate(base, [again, plain], sampling), generate(extended, [again, plain], sampling))
+    )
+    assert extended.network.model.model.known is None  # cleared after the request
+
+
+def test_trained_path_feeds_the_mask_to_inpainting_requests_only() -> None:
+    """With a trained (non-zero) projection and no guidance, an inpainting request's output depends on
+    its mask and latents, and its batch neighbour is what it is beside a plain request (nothing known)."""
+    from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
+
+    model = _tiny_model(_with_channels(tiny_architecture(), guidance=False))
+    with torch.no_grad():
+        model.network.model.model.inpaint_proj.normal_(0, 0.5, generator=torch.Generator().manual_seed(7))
+    cfg = model.config
+    seconds, frames = cfg.window_samples / cfg.sample_rate, np.zeros((0, 16, 16, 3), np.uint8)
+    sampling = SamplingSettings(steps=4)
+    (previous,) = generate(model, [GenerationRequest(frames, "a ball", 3, seconds)], sampling)
+    again = GenerationRequest(frames, "a ball", 4, seconds, previous=previous.numpy(), spans=(Span(0.3, 0.6),))
+    plain = GenerationRequest(frames, "a door", 5, seconds)
+    new, beside = generate(model, [again, plain], sampling)
+    # the same batch without inpainting (a batch of another size rounds differently)
+    unsteered, plain_beside = generate(model, [GenerationRequest(frames, "a ball", 4, seconds), plain], sampling)
+    assert torch.equal(beside, plain_beside)
+    assert (new - unsteered).abs().mean() > 1e-3
+
+
+def test_inpaint_channels_learn_and_the_official_config_has_none() -> None:
+    from audiox_core.train.objective import v_loss
+    from tests.test_sync import OFFICIAL
+
+    if OFFICIAL.is_file():
+        official = AudioXConfig.from_json(OFFICIAL)
+        assert not official.dit.inpaint_channels and official.inpaint.guidance
+    net = _tiny_model(_with_channels(tiny_architecture())).network.train()
+    cfg = net.cfg
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(2, cfg.dit.io_channels, cfg.latent_frames, generator=g)
+    keep = torch.rand(2, 1, cfg.latent_frames, generator=g) < 0.5
+    from audiox_core.model.inpaint import channels_input
+
+    cond = torch.randn(2, 8, cfg.cond_dim, generator=g)
+    known = channels_input(x0, keep)
+    assert torch.equal(known[:, :1], keep.float()) and torch.equal(known[:, 1:], x0 * keep)
+    loss = v_loss(
+        net.model.model, x0, cond, torch.rand(2, generator=g), torch.randn(x0.shape, generator=g), known=known
+    )
+    loss.backward()
+    assert net.model.model.inpaint_proj.grad.abs().sum() > 0
+
+
+def test_a_release_fine_tuned_with_the_channels_starts_as_the_release(tmp_path) -> None:
+    """--init with ``add_inpaint`` (and ``add_sync`` beside it): the release's weights as they are,
+    so the model training starts from inpaints exactly as the release does."""
+    from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
+    from audiox_core.model.runtime import LoadedModel
+    from audiox_core.train.loop import _network
+    from audiox_core.train.recipe import TrainConfig
+    from audiox_core.train.state import save_release
+
+    raw = tiny_architecture()
+    original = _tiny_model(raw, seed=4)
+    save_release(tmp_path / "release", raw, original.network.state_dict())
+    net, cfg, written = _network(
+        TrainConfig.from_dict({"model": "demo", "add_inpaint": True}), str(tmp_path / "release")
+    )
+    assert cfg.dit.inpaint_channels and written["studio"]["inpaint"]["channels"] is True
+    extended = LoadedModel("x", "x", cfg, net.eval(), original.text_encoder, "0" * 64, False, torch.device("cpu"))
+    seconds, frames = cfg.window_samples / cfg.sample_rate, np.zeros((0, 16, 16, 3), np.uint8)
+    (previous,) = generate(original, [GenerationRequest(frames, "a ball", 3, seconds)], SamplingSettings(steps=3))
+    again = GenerationRequest(frames, "a ball", 4, seconds, previous=previous.numpy(), spans=(Span(0.3, 0.6),))
+    (a,) = generate(original, [again], SamplingSettings(steps=3))
+    (b,) = generate(extended, [again], SamplingSettings(steps=3))
+    assert torch.equal(a, b)
+    with pytest.raises(InputError, match="add_inpaint extends an --init release"):
+        _network(TrainConfig.from_dict({"model": "demo", "add_inpaint": True}), None)
+    bad = {**raw, "studio": {**raw["studio"], "inpaint": {"channels": False, "guidance": False}}}
+    with pytest.raises(Exception, match="nothing would inpaint"):
+        AudioXConfig.from_dict(bad)

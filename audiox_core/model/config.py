@@ -118,6 +118,17 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class InpaintConfig:
+    """How inpainting requests reach the model (ours, absent from official configs). ``channels``: the
+    DiT reads the keep-mask and the masked latents as extra input channels (stable-audio-tools'
+    inpainting model), through a zero-initialised projection; ``guidance``: the sampler is steered to
+    the previous latents outside the spans too (model/inpaint.py; every model without the channels)."""
+
+    channels: bool = False
+    guidance: bool = True
+
+
+@dataclass(frozen=True)
 class AudioConditionerConfig:
     """The audio prompt, encoded by its own VAE to ``n_tokens`` (215 in the official code).
 
@@ -144,6 +155,7 @@ class DiTConfig:
     ff_mult: int = 4
     sync_dim: int = 0  # the time-aligned video features' width (SyncConfig.dim); 0: none
     global_text: bool = False  # ours: the pooled text tokens as global condition (global_cond_ids [text_prompt])
+    inpaint_channels: bool = False  # ours: keep-mask + masked latents at the input (InpaintConfig.channels)
 
     @property
     def dim_head(self) -> int:
@@ -173,6 +185,7 @@ class AudioXConfig:
     cond_dim: int = 768
     cross_attention_cond_ids: tuple[str, ...] = ("video_prompt", "text_prompt", "audio_prompt")
     sync: SyncConfig = field(default_factory=SyncConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     prompts: TaskPrompts = field(default_factory=TaskPrompts)
     # The DiT's latents are the VAE's divided by this (``model.pretransform.scale``, as stable-audio-tools
     # reads it; absent from AudioX's config: 1), so that they are near unit variance.
@@ -409,19 +422,23 @@ class _Parser:
         conditioning = self.section(model, "conditioning", "model")
         conds = self.conditioner_configs(conditioning)
         sync = SyncConfig(**self.studio(studio, "sync", SyncConfig))
+        inpaint = InpaintConfig(**self.studio(studio, "inpaint", InpaintConfig))
         dit = self.dit(diffusion)
         config = AudioXConfig(
             sample_rate=self.integer(raw, "sample_rate", ""),
             audio_channels=self.integer(raw, "audio_channels", ""),
             sample_size=self.integer(raw, "sample_size", ""),
             autoencoder=self.autoencoder(self.get(model, "pretransform", "model"), "model.pretransform"),
-            dit=dataclasses.replace(dit, sync_dim=sync.dim, global_text=self.global_text(diffusion)),
+            dit=dataclasses.replace(
+                dit, sync_dim=sync.dim, global_text=self.global_text(diffusion), inpaint_channels=inpaint.channels
+            ),
             video=self.video(conds["video_prompt"], raw, studio),
             text=self.text(conds["text_prompt"], studio),
             audio=self.audio(conds["audio_prompt"], studio),
             cond_dim=self.integer(conditioning, "cond_dim", "model.conditioning"),
             cross_attention_cond_ids=tuple(self.get(diffusion, "cross_attention_cond_ids", "model.diffusion")),
             sync=sync,
+            inpaint=inpaint,
             prompts=TaskPrompts(**self.studio(studio, "prompts", TaskPrompts)),
             latent_scale=self.positive(self.get(model, "pretransform", "model"), "scale", "model.pretransform", 1.0),
         )
@@ -449,6 +466,10 @@ class _Parser:
             self.fail("model.diffusion.config.global_cond_dim must equal cond_dim for global_cond_ids [text_prompt]")
         if encoded_length(config.audio_prompt_samples, config.audio.autoencoder.strides) != config.audio.n_tokens:
             self.fail("the audio prompt length does not encode to the audio token count")
+        if not all(isinstance(v, bool) for v in dataclasses.astuple(config.inpaint)):
+            self.fail("studio.inpaint.channels and studio.inpaint.guidance must be true or false")
+        if not (config.inpaint.channels or config.inpaint.guidance):
+            self.fail("studio.inpaint.guidance false needs studio.inpaint.channels true (nothing would inpaint)")
         if config.dit.num_heads % config.dit.kv_heads:
             self.fail("num_heads must be a multiple of the cross-attention key/value heads")
 

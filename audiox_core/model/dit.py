@@ -149,11 +149,18 @@ class ContinuousTransformer(nn.Module):
         self.rotary_pos_emb = RotaryEmbedding(cfg.rotary_dim)
 
     def forward(
-        self, x: torch.Tensor, prepend: torch.Tensor, kvs: list[KeysValues], added: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        prepend: torch.Tensor,
+        kvs: list[KeysValues],
+        added: torch.Tensor | None = None,
+        every: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``added`` (N, T, E): time-aligned tokens added to the first N rows' inputs (the rest are the
-        unconditional CFG rows, which get none)."""
+        unconditional CFG rows, which get none); ``every`` (B, T, E): added to every row's input."""
         h = self.project_in(x)  # (B, T, E)
+        if every is not None:
+            h = h + every
         if added is not None:
             n = added.shape[0]
             h = h + added if n == h.shape[0] else torch.cat((h[:n] + added, h[n:]))
@@ -193,6 +200,11 @@ class DiffusionTransformer(nn.Module):
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         if cfg.sync_dim:  # ours (model/sync.py): zero, so the model starts as the one without it
             self.sync_proj = nn.Parameter(torch.zeros(cfg.embed_dim, cfg.sync_dim))
+        if cfg.inpaint_channels:  # ours: project_in's extra input columns for [keep-mask | masked latents]
+            self.inpaint_proj = nn.Parameter(torch.zeros(cfg.embed_dim, 1 + cfg.io_channels))
+        # The inpainting input (B, 1 + io, T) of the pass being made, where a caller of ``guided`` set it
+        # (inpaint.known_input: the sampler's denoiser cannot pass it down); None reads as nothing known.
+        self.known: torch.Tensor | None = None
 
     def condition(self, cond: torch.Tensor) -> list[KeysValues]:
         """Per-layer cross-attention keys and values of raw condition tokens (B, S, cond_dim)."""
@@ -206,11 +218,15 @@ class DiffusionTransformer(nn.Module):
         kvs: list[KeysValues],
         sync: torch.Tensor | None = None,
         pooled: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One pass: x (B, io, T) noisy latent, t (B,) in [0, 1]; rows past the keys' batch are unconditional.
         ``sync`` (N, T, sync_dim): time-aligned video features of the first N rows (model/sync.py).
         ``pooled`` (N, global_cond_dim): the first N rows' global condition (the pooled caption of a
-        ``global_text`` DiT), through ``to_global_embed`` onto the timestep token; the rest get none."""
+        ``global_text`` DiT), through ``to_global_embed`` onto the timestep token; the rest get none.
+        ``known`` (B, 1 + io, T): every row's keep-mask and masked clean latents (an ``inpaint_channels``
+        DiT); stable-audio-tools concatenates them to x before ``project_in``, which equals adding
+        their own zero-initialised columns' product (no bias), so all-zero rows add exactly nothing."""
         # The timestep path may stay fp32 while the rest runs in bf16 (see AudioX.to_inference_dtype).
         t_dtype = self.timestep_features.weight.dtype
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(t_dtype))).to(x.dtype)  # (B, E)
@@ -220,11 +236,15 @@ class DiffusionTransformer(nn.Module):
             n = g.shape[0]
             t_embed = t_embed + g if n == t_embed.shape[0] else torch.cat((t_embed[:n] + g, t_embed[n:]))
         x = self.preprocess_conv(x) + x
-        added = None
+        added = every = None
         if sync is not None:
             assert self.cfg.sync_dim, "time-aligned features given to a DiT without sync_proj"
             added = sync.to(x.dtype) @ self.sync_proj.T  # (N, T, E)
-        out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs, added)  # (B, 1 + T, io)
+        if known is not None:
+            assert self.cfg.inpaint_channels, "inpainting channels given to a DiT without inpaint_proj"
+            assert known.shape[::2] == x.shape[::2], f"{known.shape=} {x.shape=}"
+            every = known.transpose(1, 2).to(x.dtype) @ self.inpaint_proj.T  # (B, T, E)
+        out = self.transformer(x.transpose(1, 2), t_embed[:, None], kvs, added, every)  # (B, 1 + T, io)
         out = out.transpose(1, 2)[:, :, 1:]
         return self.postprocess_conv(out) + out
 
@@ -237,10 +257,13 @@ class DiffusionTransformer(nn.Module):
         sync: torch.Tensor | None = None,
         pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Classifier-free guidance in one batched pass: [x | x], the second half unconditional."""
+        """Classifier-free guidance in one batched pass: [x | x], the second half unconditional; both
+        halves read the inpainting input ``self.known`` (as stable-audio-tools' CFG batch does)."""
+        known = self.known
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, kvs, sync, pooled)
-        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync, pooled).chunk(2)
+            return self.forward_once(x, t, kvs, sync, pooled, known)
+        both = None if known is None else torch.cat((known, known))
+        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync, pooled, both).chunk(2)
         return uncond_out + (cond_out - uncond_out) * cfg_scale
 
     def forward(
@@ -251,10 +274,14 @@ class DiffusionTransformer(nn.Module):
         cfg_scale: float = 1.0,
         sync: torch.Tensor | None = None,
         pooled: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros
-        (and no ``sync`` or ``pooled``)."""
-        return self.guided(x, t, self.condition(cond), cfg_scale, sync, pooled)
+        (and no ``sync`` or ``pooled``); ``known`` (B, 1 + io, T) the inpainting input (training)."""
+        if known is None:
+            return self.guided(x, t, self.condition(cond), cfg_scale, sync, pooled)
+        assert cfg_scale == 1.0, "an explicit inpainting input is a training pass (no CFG batch)"
+        return self.forward_once(x, t, self.condition(cond), sync, pooled, known)
 
 
 class DiTWrapper(nn.Module):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from audiox_core.errors import InputError
 from audiox_core.model.compiled import padded_size
 from audiox_core.model.config import AudioXConfig
-from audiox_core.model.inpaint import Span, guided, keep_mask
+from audiox_core.model.inpaint import Span, channels_input, guided, keep_mask, trained
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
     SAMPLERS,
@@ -92,7 +92,9 @@ def _inpainting(
     """For a batch with inpainting requests, a function that steers a denoiser to their previous
     latents outside their spans (the others untouched); None when there is none. The noise that
     carries the kept latents is a fixed draw per request, from a generator of its own (seed + 1),
-    so requests without inpainting draw exactly what they would alone."""
+    so requests without inpainting draw exactly what they would alone. A model trained for it
+    (``studio.inpaint.channels``) reads the keep-mask and the kept latents too (all zero for the
+    batch's other requests: nothing known), with the guidance on top where ``studio.inpaint.guidance``."""
     if not any(r.previous is not None and r.spans for r in requests):
         return None
     cfg, net = model.config, model.network
@@ -112,7 +114,11 @@ def _inpainting(
         keep[i, 0, int(np.ceil(r.seconds / hop_s)) :] = False  # past the request's end: nothing to keep
         g = torch.Generator().manual_seed(int(r.seed) + 1)
         fixed[i] = torch.randn(tuple(x.shape[1:]), generator=g).to(x.device, x.dtype)
-    return lambda denoise: guided(denoise, known, keep, fixed)
+    steer = cfg.inpaint.guidance
+    if not cfg.inpaint.channels:
+        return lambda denoise: guided(denoise, known, keep, fixed)
+    dit, given = net.model.model, channels_input(known, keep)
+    return lambda denoise: trained(dit, given, guided(denoise, known, keep, fixed) if steer else denoise)
 
 
 def audio_prompt_tensor(config: AudioXConfig, prompt: np.ndarray | None) -> torch.Tensor:

@@ -6,6 +6,10 @@ kept, and the denoised estimate there is the previous latent itself; any sampler
 denoised estimate at σ = 0 then ends on the previous latents outside the spans, and the model
 fills the spans in agreement with what surrounds them at every noise level.
 
+A model of ours may also have been trained for it (``studio.inpaint.channels``): its DiT reads the
+keep-mask and the kept latents as extra input channels (``channels_input``, set for each pass by
+``known_input``), and the guidance can still apply on top (``studio.inpaint.guidance``).
+
 The latents only guide; the samples themselves come from ``splice``: the previous cue everywhere
 outside the spans (bit-identical), the new sound inside, with a short crossfade just inside each
 span edge.
@@ -14,12 +18,13 @@ span edge.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from audiox_core.errors import InputError
 from audiox_core.model.sampling import Denoiser
@@ -79,6 +84,35 @@ def guided(denoise: Denoiser, known: Tensor, keep: Tensor, noise: Tensor) -> Den
         return torch.where(mask, known, denoise(x, sigma))
 
     return inner
+
+
+def channels_input(known: Tensor, keep: Tensor) -> Tensor:
+    """(B, 1 + C, T): an inpainting DiT's extra input, the keep-mask (B, 1, T) then ``known`` (B, C, T)
+    where it is kept and zero elsewhere; all zeros for a row with nothing kept (plain generation)."""
+    mask = keep.to(known.dtype)
+    return torch.cat((mask, known * mask), dim=1)
+
+
+def trained(dit: nn.Module, given: Tensor, denoise: Denoiser) -> Denoiser:
+    """``denoise`` with ``dit`` (an ``inpaint_channels`` DiT) reading ``given`` (``channels_input``) in each pass."""
+
+    def inner(x: Tensor, sigma: Tensor) -> Tensor:
+        with known_input(dit, given):
+            return denoise(x, sigma)
+
+    return inner
+
+
+@contextmanager
+def known_input(dit: nn.Module, given: Tensor) -> Iterator[None]:
+    """``dit.known`` set to ``given`` for the passes made inside (the sampler's denoiser has no argument
+    for it), and cleared after, so a later request never reads this one's latents."""
+    assert getattr(dit, "inpaint_proj", None) is not None, "inpainting channels for a DiT without inpaint_proj"
+    dit.known = given
+    try:
+        yield
+    finally:
+        dit.known = None
 
 
 def splice(previous: np.ndarray, new: np.ndarray, spans: Sequence[Span], rate: int) -> np.ndarray:

@@ -4,7 +4,9 @@ A DiT training sample is one model window cut from a clip at a latent-aligned st
 inputs ``generate()`` would give for it: the frames of that window through ``video_tensor``, the
 caption (or the pipeline's own cue prompt for the picture, or nothing), and as audio prompt the
 clip's audio just before the window, placed as ``generate_scenes`` places the previous window's
-audio (continuation). Every draw comes from the sample's own generator (``objective.sample_generator``).
+audio (continuation). Every draw comes from the sample's own generator (``objective.sample_generator``);
+what the sample hides on top (inpainting keep-mask, masked patches, words, prompt segments) from two
+more of its own (``masking``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.generate import audio_prompt_tensor, video_tensor
 from audiox_core.train.examples import Example, decode_example
+from audiox_core.train.masking import drop_words, inpaint_keep, mask_patches, silence_segments
 from audiox_core.train.objective import Dropped, draw_dropout, sample_generator
 from audiox_core.train.recipe import DitStage
 
@@ -110,6 +113,7 @@ class DitBatch:
     video_present: torch.Tensor  # (B,) bool: the window has its picture
     frames_offset: torch.Tensor  # (B,) float64 s: how long before the window its first frame starts
     onsets: torch.Tensor  # (B, T) 1 in the latent frames where the real sound has an onset
+    inpaint_keep: torch.Tensor  # (B, 1, T) bool: latent frames known to an inpainting DiT (all False: none)
 
 
 class DitSampler:
@@ -180,12 +184,27 @@ class DitSampler:
         prompt = None
         if continuation and sample > 0 and not dropped.audio:
             prompt = clip.audio[:, max(0, sample - self.hop_samples) : sample].numpy()
+        prompt_audio = audio_prompt_tensor(cfg, prompt)
+        m = sample_generator(self.seed, "dit/mask", step, position)
+        if st.video_patch_mask > 0 and len(frames) > 0:
+            video = mask_patches(m, video, st.video_patch_mask, cfg.video.clip.patch_size)
+        if st.text_token_mask > 0 and caption:
+            caption = drop_words(m, caption, st.text_token_mask)
+        if st.audio_segment_mask > 0 and prompt is not None:
+            segment = max(1, round(st.audio_segment_s * cfg.sample_rate))
+            prompt_audio = silence_segments(m, prompt_audio, st.audio_segment_mask, segment)
+        keep = inpaint_keep(
+            sample_generator(self.seed, "dit/inpaint", step, position),
+            frames_t,
+            segments=st.inpaint_segments_prob,
+            causal=st.inpaint_causal_prob,
+        )
         return (
             DitBatch(
                 x0[None],
                 video[None],
                 self.text(caption)[None],
-                audio_prompt_tensor(cfg, prompt)[None],
+                prompt_audio[None],
                 prompt_noise[None],
                 t,
                 noise[None],
@@ -193,6 +212,7 @@ class DitSampler:
                 torch.tensor([len(frames) > 0]),
                 torch.tensor([offset], dtype=torch.float64),
                 self.onset_frames(clip, start)[None],
+                keep[None, None],
             ),
             dropped,
         )

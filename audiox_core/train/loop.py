@@ -36,6 +36,7 @@ from audiox_core.model.autoencoder import Pretransform, WNConv1d, WNConvTranspos
 from audiox_core.model.checkpoint import load_weights, read_state_dict, state_dict_sha256
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
+from audiox_core.model.inpaint import channels_input
 from audiox_core.model.runtime import resolve_device
 from audiox_core.model.spec import resolve_model_spec
 from audiox_core.train.batches import (
@@ -256,9 +257,12 @@ class DitObjective(nn.Module):
         pooled = self.net.pooled_text(b.text)
         if pooled is not None:
             pooled = pooled * b.keep[:, None]
+        # what an inpainting DiT knows is not a condition CFG drops: generate() gives it to both halves
+        known = channels_input(b.x0, b.inpaint_keep) if self.net.cfg.dit.inpaint_channels else None
+        dit = self.net.model.model
         if sync is None:
-            return v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, pooled=pooled)
-        loss = v_loss(self.net.model.model, b.x0, cond, b.t, b.noise, sync * b.keep[:, None, None], pooled)
+            return v_loss(dit, b.x0, cond, b.t, b.noise, pooled=pooled, known=known)
+        loss = v_loss(dit, b.x0, cond, b.t, b.noise, sync * b.keep[:, None, None], pooled, known)
         if self.onset_weight > 0:
             logits = self.net.conditioner.conditioners["video_sync"].onset_logits(sync)
             loss = loss + self.onset_weight * sync_onset_loss(logits, b.onsets, b.video_present)
@@ -273,6 +277,8 @@ def _trainable_dit(net: AudioX, lora_rank: int, lora_alpha: float) -> list[tuple
         if net.cfg.sync.dim:  # a branch added to the release learns whole: it has nothing to adapt from
             net.model.model.sync_proj.requires_grad_(True)
             net.conditioner.conditioners["video_sync"].requires_grad_(True)
+        if net.cfg.dit.inpaint_channels:
+            net.model.model.inpaint_proj.requires_grad_(True)
     else:
         net.model.requires_grad_(True)
         if not net.cfg.dit.global_text:  # unused by AudioX (no global condition)
@@ -424,9 +430,13 @@ def _network(recipe: TrainConfig, init: str | None) -> tuple[AudioX, AudioXConfi
         state = read_state_dict(spec.weights_path)
         net = load_weights(spec.config, state, str(spec.weights_path))  # strictly: a foreign file is one line
         raw = json.loads(spec.config_path.read_text())
-        if recipe.add_sync:
-            return _with_sync(net, raw, recipe.add_sync, recipe.seed)
+        if recipe.add_sync or recipe.add_inpaint:
+            return _extended(net, raw, recipe)
         return net, spec.config, raw
+    if recipe.add_inpaint:
+        raise InputError(
+            f"{recipe.source}: add_inpaint extends an --init release; a fresh model takes studio.inpaint in its config"
+        )
     cfg, raw = recipe.architecture()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
@@ -434,18 +444,24 @@ def _network(recipe: TrainConfig, init: str | None) -> tuple[AudioX, AudioXConfi
     return net, cfg, raw
 
 
-def _with_sync(
-    net: AudioX, raw: dict[str, Any], sync: dict[str, Any], seed: int
-) -> tuple[AudioX, AudioXConfig, dict[str, Any]]:
-    """The release ``net`` with the time-aligned video branch added: every release weight as loaded,
-    the branch made by its own seed and its projection zero (so the outputs are the release's)."""
-    raw = {**raw, "studio": {**raw.get("studio", {}), "sync": dict(sync)}}
+def _extended(net: AudioX, raw: dict[str, Any], recipe: TrainConfig) -> tuple[AudioX, AudioXConfig, dict[str, Any]]:
+    """The release ``net`` with the recipe's ``add_sync`` branch and ``add_inpaint`` channels: every
+    release weight as loaded, the new parts made by the recipe's seed and their projections zero (so
+    the outputs are the release's)."""
+    studio = dict(raw.get("studio", {}))
+    if recipe.add_sync:
+        studio["sync"] = dict(recipe.add_sync)
+    if recipe.add_inpaint:
+        studio["inpaint"] = {**studio.get("inpaint", {}), "channels": True}
+    raw = {**raw, "studio": studio}
     cfg = AudioXConfig.from_dict(raw)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(recipe.seed)
         extended = AudioX(cfg)
     missing, unexpected = extended.load_state_dict(net.state_dict(), strict=False)
-    assert not unexpected and all("sync" in k for k in missing), f"{missing=} {unexpected=}"
+    assert not unexpected and all("sync" in k or k.endswith("inpaint_proj") for k in missing), (
+        f"{missing=} {unexpected=}"
+    )
     return extended, cfg, raw
 
 
@@ -695,6 +711,11 @@ def _vae(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
 def _dit(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
     """The DiT and conditioners on the frozen VAE's cached latents."""
     s, net, cfg, dev = run.recipe.dit, run.net, run.cfg, run.device
+    if (s.inpaint_segments_prob or s.inpaint_causal_prob) and not cfg.dit.inpaint_channels:
+        raise InputError(
+            f"{run.recipe.source}: dit.inpaint_* masks need a model with inpainting channels "
+            "(add_inpaint with --init, or studio.inpaint.channels in its config)"
+        )
     params = _trainable_dit(net, s.lora_rank, s.lora_alpha)
     if state is not None:  # before the latents: a resumed DiT stage's VAE is the checkpoint's
         net.load_state_dict(state["model"])

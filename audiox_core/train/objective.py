@@ -50,13 +50,15 @@ def v_loss(
     noise: torch.Tensor,
     sync: torch.Tensor | None = None,
     pooled: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the v prediction; x0, noise (B, C, T), cond (B, S, D) raw tokens, t (B,),
-    sync (B, T, sync_dim) time-aligned video features or None, pooled (B, D) global condition or None."""
+    """Mean squared error of the v prediction over the whole window; x0, noise (B, C, T), cond (B, S, D)
+    raw tokens, t (B,), sync (B, T, sync_dim) time-aligned video features or None, pooled (B, D) global
+    condition or None, known (B, 1 + C, T) an inpainting DiT's keep-mask and masked x0 or None."""
     alpha, sigma = (a[:, None, None] for a in alpha_sigma(t))
     x_t = alpha * x0 + sigma * noise
     target = alpha * noise - sigma * x0
-    v = dit(x_t, t, cond, sync=sync, pooled=pooled)  # (B, C, T)
+    v = dit(x_t, t, cond, sync=sync, pooled=pooled, known=known)  # (B, C, T)
     return ((v.float() - target) ** 2).mean()
 
 

@@ -121,6 +121,16 @@ class DitStage:
     # > 0: train LoRA adapters on the DiT only (fine-tuning with --init)
     lora_rank: int = field(default=0, metadata=at_least(0))
     lora_alpha: float = field(default=16.0, metadata=above(0))
+    # trained inpainting (a model with studio.inpaint.channels, or add_inpaint): the share of windows
+    # whose keep-mask is random segments made again, or a known prefix; the rest know nothing
+    inpaint_segments_prob: float = field(default=0.0, metadata=PROBABILITY)
+    inpaint_causal_prob: float = field(default=0.0, metadata=PROBABILITY)
+    # masked multi-modal training (train/masking.py), on top of the whole-modality dropout above: the
+    # share of each frame's vision-tower patches, of the caption's words, of the audio prompt's segments
+    video_patch_mask: float = field(default=0.0, metadata=PROBABILITY)
+    text_token_mask: float = field(default=0.0, metadata=PROBABILITY)
+    audio_segment_mask: float = field(default=0.0, metadata=PROBABILITY)
+    audio_segment_s: float = field(default=0.25, metadata=above(0))
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -134,6 +144,9 @@ class TrainConfig:
     # the time-aligned video branch added to an --init release ({"dim": 64, …}, model/sync.py): its
     # parts start at zero, so the fine-tuned model starts exactly as the release
     add_sync: dict[str, Any] = field(default_factory=dict, metadata=rule(_sync_block))
+    # the trained inpainting channels added to an --init release (model/inpaint.py): their projection
+    # starts at zero, so the fine-tuned model starts exactly as the release
+    add_inpaint: bool = False
     vae: VaeStage = field(default_factory=VaeStage)
     dit: DitStage = field(default_factory=DitStage)
     source: str = "recipe"  # where it was read from (for messages)
@@ -167,6 +180,9 @@ class TrainConfig:
             if not isinstance(section, dict):
                 raise InputError(f"{source}: {name} must be an object (got {section!r})")
             values[name] = stage(**_section(stage, section, source, f"{name}."))
+        dit = values["dit"]
+        if dit.inpaint_segments_prob + dit.inpaint_causal_prob > 1:
+            raise InputError(f"{source}: dit.inpaint_segments_prob + dit.inpaint_causal_prob exceed 1")
         return cls(**values, source=source)
 
     def architecture(self) -> tuple[AudioXConfig, dict[str, Any]]:
@@ -195,6 +211,7 @@ class TrainConfig:
             "model": recipe["model"],
             "seed": recipe["seed"],
             "add_sync": recipe.get("add_sync", {}),
+            "add_inpaint": recipe.get("add_inpaint", False),
             "stages": upto,
             **sections,
         }
