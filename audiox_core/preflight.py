@@ -48,12 +48,15 @@ def refuse_secrets(given: Mapping[str, str | None]) -> None:
 
 
 def check_source_uri(uri: str) -> None:
-    """The source names footage we can read: no secrets, a local path or s3://; a local file must
-    exist (a broken link is named by the link), be a regular, readable, non-empty file."""
+    """The source names footage (or a still, storyboard or text brief) we can read: no secrets, a local
+    path or s3://; a local file must exist (a broken link is named by the link), be a regular,
+    readable, non-empty file, or a folder (a storyboard)."""
     refuse_secret(uri, "source")
     if uri.startswith("s3://"):
         if not parse_s3(uri)[1]:
             raise InputError(f"{public_uri(uri)}: no object key in the S3 URI (s3://bucket/key)")
+        return
+    if given_path(uri).is_dir():  # a storyboard folder: its stills are checked when the board is read
         return
     check_readable_file(given_path(uri))
 

@@ -53,6 +53,13 @@ class Analysis:
     info: MediaInfo
     scenes: SceneList
     frames: FrameStore
+    picture: bool = True  # False for a text brief: the model is given no frames at all
+
+    def model_frames(self, start_s: float, end_s: float) -> np.ndarray:
+        """The frames the model is given for [start_s, end_s): none at all without a picture."""
+        if not self.picture:
+            return np.zeros((0, self.frames.size, self.frames.size, 3), np.uint8)
+        return self.frames.between(start_s, end_s)
 
 
 def analyse(
@@ -63,10 +70,12 @@ def analyse(
     frame_fps: int,
     frame_size: int,
     progress: Progress | None = None,
+    known_cuts: Sequence[int] | None = None,
 ) -> Analysis:
-    """Probe the file, then one decoding pass: scene cuts plus the model's frames."""
+    """Probe the file, then one decoding pass: scene cuts (or the ``known_cuts`` of a storyboard)
+    plus the model's frames."""
     model_frames = ModelFrames(work / "frames.rgb", fps=frame_fps, size=frame_size)
-    info, scenes = detect_scenes(path, detector, model_frames=model_frames, progress=progress)
+    info, scenes = detect_scenes(path, detector, model_frames=model_frames, progress=progress, known_cuts=known_cuts)
     return Analysis(info, scenes, FrameStore.open(model_frames.path, frame_fps, frame_size))
 
 
@@ -232,7 +241,7 @@ def render_cues(
     todo = []
     for cue in cues:
         placement = where[(cue.scene_index, cue.kind)]
-        frames = analysis.frames.between(placement.start / rate, (placement.start + placement.length) / rate)
+        frames = analysis.model_frames(placement.start / rate, (placement.start + placement.length) / rate)
         path = out_dir / f"scene{cue.scene_index:04d}_{cue.kind}.wav"
         if (cue.scene_index, cue.kind) in reuse:
             shutil.copyfile(reuse[(cue.scene_index, cue.kind)], path)

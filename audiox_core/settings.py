@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from audiox_core.cues import CUE_KINDS
 from audiox_core.errors import InputError
 from audiox_core.media.mix import MixSettings
 from audiox_core.media.scenes import DetectorSettings
 from audiox_core.media.timeline import TimelineSettings
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.validation import at_least, check_fields, checked, matching
+from audiox_core.validation import above, at_least, check_fields, checked, matching, one_of
 
 # Each flow-parameter key and the RunSettings attribute it sets, in to_dict's order.
 SETTING_PATHS: dict[str, str] = {
@@ -37,6 +38,8 @@ SETTING_PATHS: dict[str, str] = {
     "music_crossfade_s": "timeline.music_crossfade_s",
     "review_proxy": "review_proxy",
     "batch_size": "batch_size",
+    "seconds": "still_seconds",
+    "kind": "brief_kind",
 }
 
 
@@ -60,6 +63,9 @@ class RunSettings:
     batch_size: int = field(
         default=8, metadata=at_least(1)
     )  # cues per forward pass; also the unit a rerun skips when its result was persisted
+    # a still's (each still of a storyboard folder's) and a text brief's length, and the brief's cue kind
+    still_seconds: float = field(default=8.0, metadata=above(0))
+    brief_kind: str = field(default="foley", metadata=one_of(CUE_KINDS))
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     timeline: TimelineSettings = field(default_factory=TimelineSettings)

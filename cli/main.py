@@ -133,9 +133,34 @@ def _soundtrack(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from audiox_core.errors import InputError
+
     db_url = _checked_database()  # first: it needs no torch import, so a bad URL fails in a second
-    _print_outputs(_soundtrack(db_url, args.source, args.out, _settings_from(args), args.cues))
+    if (args.source is None) == (args.text is None):
+        raise InputError("run: give a SOURCE (footage, a still, a storyboard or a brief) or --text, one of the two")
+    source = args.source if args.text is None else str(_brief_file(args.text))
+    _print_outputs(_soundtrack(db_url, source, args.out, _settings_from(args), args.cues))
     return 0
+
+
+def _brief_file(text: str) -> Path:
+    """``--text``: the brief as a text file under AUDIOX_HOME/briefs, named after its first words (so
+    its reel is), the same file for the same text."""
+    import hashlib
+    import re
+
+    from audiox_core.errors import InputError
+    from audiox_core.storage import write_atomic
+    from audiox_core.workspace import studio_home
+
+    words = " ".join(text.split())
+    if not words:
+        raise InputError("--text: the brief is empty (its text is the prompt)")
+    stem = re.sub(r"[^0-9A-Za-z]+", "_", words)[:48].strip("_") or "brief"
+    path = studio_home() / "briefs" / f"{stem}-{hashlib.sha256(words.encode()).hexdigest()[:8]}.txt"
+    if not path.exists():
+        write_atomic(path, (words + "\n").encode())
+    return path
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -358,7 +383,19 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="make the soundtrack of one reel")
-    run.add_argument("source", help="video file: a local path or s3://bucket/key")
+    run.add_argument(
+        "source",
+        nargs="?",
+        help="video file (a local path or s3://bucket/key), a still (PNG, JPEG, …), a storyboard (a folder of "
+        "stills or a CSV of still,seconds rows) or a text brief (.txt)",
+    )
+    run.add_argument("--text", help="no picture at all: this brief is the prompt of one cue (text to audio or music)")
+    run.add_argument(
+        "--seconds",
+        type=float,
+        help="length of a still, of each still of a storyboard folder, of a --text cue (default {seconds:g})",
+    )
+    run.add_argument("--kind", help="the --text cue's kind: foley or music (default {kind})")
     run.add_argument(
         "--cues",
         metavar="FILE",

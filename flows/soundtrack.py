@@ -50,6 +50,7 @@ from audiox_core.review import ReviewFacts
 from audiox_core.s3 import link_expiry_s
 from audiox_core.settings import RunSettings
 from audiox_core.storage import local_path, staged_directory, store_for
+from audiox_core.storyboard import brief_sheet
 from audiox_core.workspace import studio_home
 from db import repository
 from db.pending import PENDING_CLOSINGS, database_lost, defer_closing, lost_reason
@@ -60,7 +61,8 @@ from tasks.generation import generate_cues, given_sounds_task, plan_generation, 
 from tasks.inference import check_inference_settings, model_facts
 from tasks.media import (
     analyse_source,
-    fetch_source,
+    animatic_task,
+    fetch_picture,
     mix_task,
     mux_task,
     proxy_task,
@@ -391,7 +393,7 @@ def _reel(
     base_uri = store.version_uri(folder_uri, version)  # this version's files, as provenance records them
     final_dir = store.assembly_folder(folder_uri, work)
     stop_point()
-    source = fetch_source(source_uri, work)
+    source, animatic = animatic_task(fetch_picture(source_uri, work), source_uri, work, s.still_seconds)
     info = check_footage(source.path, source_uri, s.mix.rate)  # ffprobe only: before the decoding pass
     outputs_size = output_bytes(info, s.mix.rate, source.bytes)
     check_destination(out_uri, outputs_size)
@@ -400,11 +402,13 @@ def _reel(
     assembled_here = outputs_size if out_uri.startswith("s3://") else 0  # S3 outputs are assembled in work/
     check_work_space(work, work_bytes(info, s.mix.rate, model.frame_fps, model.frame_size) + assembled_here)
     stop_point()
-    analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size)
+    analysis = analyse_source(source.path, source_uri, work, s.detector, model.frame_fps, model.frame_size, animatic)
     check_frames(source_uri, analysis.scenes.frames)  # the header's count can be an estimate
     scene_ids = record_source_task(db_url, run_id, source_uri, source, analysis, model)
     log.info("%s: %d scenes at %s fps", reel, len(analysis.scenes.scenes), analysis.scenes.fps)
     title = reel_title(source_uri)
+    if animatic and not animatic.picture and given is None:  # a text brief: one cue, the brief its prompt
+        given = brief_sheet(title, analysis.scenes.fps, animatic.text, s.brief_kind, s.seed)  # type: ignore[arg-type]
     spotted = spot_task(
         db_url,
         run_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
@@ -13,6 +14,7 @@ from audiox_core.media.mix import MixSettings
 from audiox_core.media.mux import mux, soundtrack_name
 from audiox_core.media.proxy import review_proxy
 from audiox_core.media.scenes import DetectorSettings
+from audiox_core.provenance import public_uri
 from audiox_core.records import LoudnessReport, SourceFile
 from audiox_core.reel import (
     Analysis,
@@ -21,9 +23,10 @@ from audiox_core.reel import (
     mix_reel,
     write_scene_exports,
 )
-from audiox_core.storage import sha256_file, store_for
+from audiox_core.storage import local_path, sha256_file, store_for
+from audiox_core.storyboard import Animatic, board_kind, board_sha256, read_board, render_animatic
 from audiox_core.workspace import studio_home
-from tasks.progress import progress_bar
+from tasks.progress import progress_bar, working
 from tasks.retry import TRANSIENT_RETRIES
 
 
@@ -45,6 +48,28 @@ def fetch_source(source_uri: str, work: Path) -> SourceFile:
     return SourceFile(path, sha256_file(path), path.stat().st_size, fetched.version)
 
 
+@task(name="animatic", cache_policy=NO_CACHE)
+def animatic_task(
+    source: SourceFile, source_uri: str, work: Path, seconds: float
+) -> tuple[SourceFile, Animatic | None]:
+    """A still, storyboard or text brief as the picture the reel is made of (audiox_core/storyboard.py):
+    its animatic, with the board's own identity as the source's sha256; footage as it is (None)."""
+    if board_kind(source.path) is None:
+        return source, None
+    shown = public_uri(source_uri)
+    board = read_board(source.path, shown, seconds)
+    with working(f"animatic of {len(board.cards)} card(s) …"):
+        animatic = render_animatic(board, work / "animatic.mp4")
+    return SourceFile(animatic.path, board_sha256(board), source.bytes, source.version), animatic
+
+
+def fetch_picture(source_uri: str, work: Path) -> SourceFile:
+    """``fetch_source``, or for a local storyboard folder the folder itself (its stills are read in place)."""
+    if not source_uri.startswith("s3://") and (folder := local_path(source_uri)).is_dir():
+        return SourceFile(folder, "", 0, None)
+    return fetch_source(source_uri, work)
+
+
 @task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def publish_task(folder: Path, folder_uri: str, version: str) -> None:
     """Make a finished reel folder the current ``version`` at its destination, all or nothing (S3:
@@ -54,15 +79,26 @@ def publish_task(folder: Path, folder_uri: str, version: str) -> None:
 
 @task(name="scenes", cache_policy=NO_CACHE)
 def analyse_source(
-    path: Path, source_uri: str, work: Path, detector: DetectorSettings, frame_fps: int, frame_size: int
+    path: Path,
+    source_uri: str,
+    work: Path,
+    detector: DetectorSettings,
+    frame_fps: int,
+    frame_size: int,
+    animatic: Animatic | None = None,
 ) -> Analysis:
-    """ffprobe, then one OpenCV pass for scene cuts and the model's frames. Errors name the source
-    as the user gave it (an S3 object is read from a cache file with a hashed name)."""
+    """ffprobe, then one OpenCV pass for scene cuts and the model's frames (a storyboard's cuts are its
+    cards'; a text brief gives the model no picture). Errors name the source as the user gave it (an
+    S3 object is read from a cache file with a hashed name)."""
+    cuts = animatic.cuts if animatic else None
     with progress_bar(f"scenes  {Path(source_uri).name}") as update:
         try:
-            return analyse(path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update)
+            analysis = analyse(
+                path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update, known_cuts=cuts
+            )
         except InputError as e:
             raise InputError(str(e).replace(str(path), source_uri)) from e
+    return replace(analysis, picture=animatic.picture) if animatic else analysis
 
 
 @task(name="write-scenes", cache_policy=NO_CACHE)

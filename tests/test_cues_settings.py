@@ -125,6 +125,8 @@ def test_each_default_is_declared_once_in_its_stage() -> None:
         "music_crossfade_s": 1.0,
         "review_proxy": False,
         "batch_size": 8,
+        "seconds": 8.0,
+        "kind": "foley",
     }
 
 
@@ -142,6 +144,8 @@ def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> N
         "music_crossfade_s": 2,
         "review_proxy": True,
         "batch_size": 2,
+        "seconds": 3.5,
+        "kind": "music",
     }
     assert set(values) == set(SETTING_PATHS)
     s = RunSettings.from_dict(values)
@@ -149,6 +153,7 @@ def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> N
     assert s.detector == DetectorSettings(threshold=30.0, min_scene_s=0.25)
     assert s.timeline == TimelineSettings(music_crossfade_s=2.0) and s.mix == MixSettings(preset="atsc-a85")
     assert (s.model, s.seed, s.device, s.review_proxy, s.batch_size) == ("demo", 4, "cuda:1", True, 2)
+    assert (s.still_seconds, s.brief_kind) == (3.5, "music")
     assert s.to_dict() == values and RunSettings.from_dict(s.to_dict()) == s
     # An int given for a float is held as a float: the same settings written by to_dict compare (and key) alike.
     assert RunSettings.from_dict({"cfg_scale": 7}).to_dict() == json.loads(json.dumps(RunSettings().to_dict()))

@@ -284,8 +284,10 @@ class _Producer:
         for _ in prompts:
             next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Add item").click()
             time.sleep(0.3)
-        boxes = form.find_elements(By.TAG_NAME, "textarea")[2:]  # per item: cue, prompt
-        for (cue, prompt), i in zip(prompts.items(), range(0, 2 * len(prompts), 2)):
+        boxes = form.find_elements(By.TAG_NAME, "textarea")[2:]  # per item: cue, prompt, spans to regenerate
+        per_item = 3
+        assert len(boxes) == per_item * len(prompts), f"{len(boxes)} text boxes for {len(prompts)} changes"
+        for (cue, prompt), i in zip(prompts.items(), range(0, per_item * len(prompts), per_item)):
             boxes[i].send_keys(cue)
             boxes[i + 1].send_keys(prompt)
         self.shot(shot)

@@ -241,15 +241,17 @@ def detect_scenes(
     *,
     model_frames: ModelFrames | None = None,
     progress: ProgressCallback | None = None,
+    known_cuts: Sequence[int] | None = None,
 ) -> tuple[MediaInfo, SceneList]:
     """Decode once: scene cuts, transitions and (optionally) the model's frames. Given a path,
-    ffprobe runs first (the field order decides how the picture is decoded)."""
+    ffprobe runs first (the field order decides how the picture is decoded). ``known_cuts`` (the
+    first frame of each scene after the first: a storyboard's cards) replace the detected ones."""
     info = source if isinstance(source, MediaInfo) else probe(source)
     report = DecodeReport()
     expected = info.video.frames or 0
     tick = (lambda i: progress(i, max(i, expected))) if progress else None
     curves = None
-    if model_frames is None and settings.skim and skimmable(info):
+    if model_frames is None and settings.skim and skimmable(info) and known_cuts is None:
         pad = max(settings.window, settings.flash_frames) + 1
         threshold_of = lambda change: adaptive_threshold(change, settings)  # noqa: E731
         curves = skim(
@@ -266,7 +268,7 @@ def detect_scenes(
     if curves is None:
         frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
         curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
-    return info, _scene_list(info, curves, report, settings, progress)
+    return info, _scene_list(info, curves, report, settings, progress, known_cuts)
 
 
 def _scene_list(
@@ -275,6 +277,7 @@ def _scene_list(
     report: DecodeReport,
     settings: DetectorSettings,
     progress: ProgressCallback | None,
+    known_cuts: Sequence[int] | None = None,
 ) -> SceneList:
     path, n = info.path, len(curves.times)
     if n == 0:
@@ -286,6 +289,10 @@ def _scene_list(
         )
     if progress:
         progress(n, n)
+    if known_cuts is not None:
+        if any(not 0 < c < n for c in known_cuts):
+            raise InputError(f"{path}: known cuts {list(known_cuts)} lie outside its {n} frames")
+        return scenes_from_cuts(list(known_cuts), curves, info.video.fps, settings)
     transitions = find_fades(curves, settings)
     threshold = adaptive_threshold(curves.change, settings)
     cuts = find_cuts(curves, settings, threshold, transitions)
