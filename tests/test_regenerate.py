@@ -228,3 +228,38 @@ def test_the_direction_form_asks_for_spans_and_a_new_take_clears_them(first) -> 
     outside = [CueChange(cue="F001", regenerate="00:00:00:15-00:00:01:05")]
     with pytest.raises(InputError, match=r"direction: cue F001: regenerate: span .* lies outside the cue"):
         directed_sheet(url, run_id, base.to_yaml(), outside)
+
+
+@pytest.mark.parametrize("where", ["start", "end", "across-windows"])
+def test_a_span_at_the_cues_start_or_end_or_across_a_window_boundary_keeps_the_rest(tiny_model, where) -> None:
+    """The pipeline's own path (cue request, long-form generator, finished cue at 48 kHz) on a 14 s
+    cue, two windows of the tiny model (11 s, 2 s overlap). Expected: outside the span every sample
+    is the previous version's; at the cue's own start or end no crossfade is needed, so the span is
+    new right up to that edge."""
+    from audiox_core.cues import Cue
+    from audiox_core.given_sound import cue_request, finished_cue
+    from audiox_core.media.audio import resample
+    from audiox_core.model.generate import SamplingSettings
+    from audiox_core.model.inpaint import Span
+    from audiox_core.model.longform import generate_scenes
+
+    config = tiny_model.config
+    hop_s = config.autoencoder.hop / config.sample_rate
+    seconds = 14.0
+    rng = np.random.default_rng(1)
+    previous = (0.1 * rng.standard_normal((2, int(seconds * RATE)))).astype(np.float32)
+    span = {"start": Span(0.0, 0.5), "end": Span(13.4, 14.0), "across-windows": Span(8.5, 9.5)}[where]
+    cue = Cue(0, "foley", "a bell", 5, regenerate=(span,))
+    frames = np.zeros((0, 8, 8, 3), np.uint8)
+    request = cue_request(cue, frames, seconds, previous, RATE, config.sample_rate, hop_s, "F001")
+    (audio,) = generate_scenes(tiny_model, [request], SamplingSettings(steps=2))
+    pcm = resample(audio, config.sample_rate, RATE)[:, : int(seconds * RATE)]
+    out, new = finished_cue(cue, pcm, previous, RATE, -6.0)
+    a, b = round(span.start_s * RATE), round(span.end_s * RATE)
+    assert new == (span,)
+    assert np.array_equal(out[:, :a], previous[:, :a]) and np.array_equal(out[:, b:], previous[:, b:])
+    assert not np.allclose(out[:, a:b], previous[:, a:b])
+    if where == "start":
+        assert not np.allclose(out[:, :10], previous[:, :10])  # new from the first sample
+    if where == "end":
+        assert not np.allclose(out[:, -10:], previous[:, -10:])  # new to the last sample
