@@ -281,3 +281,29 @@ def test_a_release_fine_tuned_with_the_channels_starts_as_the_release(tmp_path) 
     bad = {**raw, "studio": {**raw["studio"], "inpaint": {"channels": False, "guidance": False}}}
     with pytest.raises(Exception, match="nothing would inpaint"):
         AudioXConfig.from_dict(bad)
+
+
+def test_fine_tuning_a_release_with_the_channels_trains_them(tmp_path) -> None:
+    """``add_inpaint`` with --init and the recipe's masks: the channels learn, and the release written
+    loads in the pipeline with them (``studio.inpaint.channels``)."""
+    from audiox_core.model.runtime import load_model
+    from audiox_core.train.loop import train
+    from audiox_core.train.state import save_release
+    from tests.test_train import _clip, write_recipe
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(2):
+        _clip(data, f"c{k:03d}", 2.5, k)
+    raw = tiny_architecture()
+    save_release(tmp_path / "release", raw, _tiny_model(raw, seed=4).network.state_dict())
+    recipe = write_recipe(
+        tmp_path / "recipe",
+        raw,
+        stages=["dit"],
+        add_inpaint=True,
+        dit={"steps": 2, "inpaint_segments_prob": 0.5, "inpaint_causal_prob": 0.5},
+    )
+    result = train(recipe, data, tmp_path / "out", init=str(tmp_path / "release"), device="cpu")
+    model = load_model(str(result.model), device="cpu")
+    assert model.config.inpaint.channels and model.network.model.model.inpaint_proj.abs().sum() > 0
