@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from harness import Processes, scaled_timeout, wait_until_serving
 
+from audiox_core.media.audio import read_wav
 from audiox_core.naming import reel_folder
 from audiox_core.s3 import read_current, s3_client
 
@@ -261,8 +263,17 @@ class _Producer:
         self.browser.execute_script("document.getElementById('picture').pause()")
         return state
 
-    def direct(self, decision: str, reviewer: str, note: str, prompts: dict[str, str], shot: str) -> None:
-        """Click Resume, fill the form (decision, reviewer, note, one item per changed cue), submit."""
+    def direct(
+        self,
+        decision: str,
+        reviewer: str,
+        note: str,
+        prompts: dict[str, str],
+        shot: str,
+        spans: dict[str, str] | None = None,
+    ) -> None:
+        """Click Resume, fill the form (decision, reviewer, note, one item per changed cue: its prompt
+        and, for the cues in ``spans``, the spans to regenerate), submit."""
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -290,6 +301,8 @@ class _Producer:
         for (cue, prompt), i in zip(prompts.items(), range(0, per_item * len(prompts), per_item)):
             boxes[i].send_keys(cue)
             boxes[i + 1].send_keys(prompt)
+            if cue in (spans or {}):
+                boxes[i + 2].send_keys(spans[cue])
         self.shot(shot)
         next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Submit").click()
 
@@ -300,7 +313,8 @@ class _Producer:
 def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path, processes) -> None:
     """Expected, driven through headless Chromium as a producer would: the on-demand run renders and
     waits (suspended: its worker exits); the review page plays the picture with its new mix; two cues'
-    prompts changed in the UI's form make a second version in which only those two cues differ; the
+    prompts changed in the UI's form make a second version in which only those two cues differ (one of
+    them made again only in the span typed into its Regenerate box, the rest of it sample for sample); the
     approval completes the run, delivers the version and records the reviewer. The screenshots of each
     step are kept (and copied to $AUDIOX_SCREENSHOTS when set, as the README's are made)."""
     import shutil
@@ -321,6 +335,10 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
     first = _cue_hashes(folder)
     foley = [c["id"] for c in yaml.safe_load((folder / "cues.yaml").read_text())["cues"] if c["kind"] == "foley"]
     changed = {foley[0]: "a heavy wooden door slams shut", foley[-1]: "glass shatters on a stone floor"}
+    last = yaml.safe_load((folder / "scenes.json").read_text())["scenes"][-1]  # the last Foley cue's scene
+    span_s = (last["start_s"] + 0.2, last["start_s"] + 0.4)  # "regenerate 0.2–0.4 s into it" as reel timecodes
+    span_tc = "-".join(f"00:00:{int(t):02d}:{round((t % 1) * 25):02d}" for t in span_s)
+    before_last = read_wav(folder / "cues" / f"scene{int(foley[-1][1:]):04d}_foley.wav")[0]
 
     files = make_server([out], port=0)
     threading.Thread(target=files.serve_forever, daemon=True).start()
@@ -334,12 +352,25 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
         assert played["error"] is None and played["t"] > 0.5 and played["duration"] > 2, played
         producer.shot("2-review-page-plays.png")
         producer.open_run(run_id, reel.path.stem)
-        producer.direct("request changes", "Ana (producer)", "doors, not hum", changed, "3-change-two-cues.png")
+        producer.direct(
+            "request changes",
+            "Ana (producer)",
+            "doors, not hum",
+            changed,
+            "3-change-two-cues.png",
+            spans={foley[-1]: span_tc},
+        )
         _wait_state(api, run_id, ("SCHEDULED",))
         assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
         _wait_state(api, run_id, ("PAUSED",))
         second = _cue_hashes(folder)
         assert {n for n in first if first[n] != second.get(n)} == {f"scene{int(c[1:]):04d}_foley.wav" for c in changed}
+        after_last = read_wav(folder / "cues" / f"scene{int(foley[-1][1:]):04d}_foley.wav")[0]
+        a, b = (round((t - last["start_s"]) * 48_000) for t in span_s)  # only the span is new in that cue
+        assert np.array_equal(after_last[:, :a], before_last[:, :a]) and np.array_equal(
+            after_last[:, b:], before_last[:, b:]
+        )
+        assert not np.array_equal(after_last[:, a:b], before_last[:, a:b])
         producer.play_review_page(page)
         producer.browser.execute_script("document.querySelector('table.cues').scrollIntoView()")
         producer.shot("4-new-version-two-cues-new.png")
