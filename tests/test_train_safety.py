@@ -189,4 +189,5 @@ def test_every_number_of_a_recipe_has_a_range(stage: type) -> None:
 def test_the_shipped_recipes_pass_their_own_checks() -> None:
     for path in sorted(RECIPES.glob("*.json")):
         recipe = TrainConfig.from_file(path)
-        assert recipe.stages == ("vae", "dit") and recipe.dit.lr > 0, path
+        # a recipe trains from scratch (both stages) or fine-tunes a release's DiT (demo-inpaint: --init demo)
+        assert recipe.stages in (("vae", "dit"), ("dit",)) and recipe.dit.lr > 0, path
