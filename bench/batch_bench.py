@@ -205,8 +205,8 @@ def clip_keys(count: int) -> list[str]:
 
 def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
     """``count`` clips of two shots, one picture with distinct bytes each (its own metadata)."""
-    from audiox_core.media.synthetic import make_reel
-    from audiox_core.media.tools import run
+    from audiox_core.video.ffmpeg import run
+    from audiox_core.video.lavfi_reel import make_reel
 
     frames = max(2, round(seconds * FPS))
     base = make_reel(folder / "base.mp4", shot_frames=(frames // 2, frames - frames // 2), fps=FPS, size=(320, 180))

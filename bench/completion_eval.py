@@ -1,4 +1,4 @@
-"""Music completion (a cue continuing a given sketch, audiox_core/given_sound.py) on the shared music
+"""Music completion (a cue continuing a given sketch, audiox_core/reel/given_sound.py) on the shared music
 and loop files, through the pipeline's own path: the cue request, the long-form generator and the
 finished cue at 48 kHz.
 
@@ -25,12 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiox_core.cues import Cue  # noqa: E402
-from audiox_core.given_sound import cue_request, finished_cue, read_given_audio  # noqa: E402
-from audiox_core.media.audio import resample  # noqa: E402
 from audiox_core.model.generate import SamplingSettings  # noqa: E402
 from audiox_core.model.longform import generate_scenes  # noqa: E402
 from audiox_core.model.runtime import load_model  # noqa: E402
+from audiox_core.reel.cues import Cue
+from audiox_core.reel.given_sound import cue_request, finished_cue, read_given_audio
+from audiox_core.sound.audio import resample
 from audiox_core.train.evaluation import edge_flux_ratio  # noqa: E402
 from audiox_core.train.tempo import tempo_bpm, tempo_ratio  # noqa: E402
 

@@ -33,20 +33,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiox_core.media.mux import mux
-from audiox_core.media.scenes import DetectorSettings
-from audiox_core.media.synthetic import DIALOGUE, SOURCES
-from audiox_core.media.timeline import plan_timeline
-from audiox_core.media.tools import run
 from audiox_core.model.checkpoint import load_weights
 from audiox_core.model.compiled import compile_dit, compile_wanted
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
 from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
 from audiox_core.model.longform import SceneRequest, generate_scenes, pack_passes, plan_windows
+from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.runtime import LoadedModel, dtype_plan, load_model, place, resolve_device
-from audiox_core.model.synthetic_weights import synthetic_state_dict
-from audiox_core.reel import BatchGenerator, analyse, mix_reel, reel_cues, render_cues
+from audiox_core.reel.stages import BatchGenerator, analyse, mix_reel, reel_cues, render_cues
+from audiox_core.sound.timeline import plan_timeline
+from audiox_core.video.ffmpeg import run
+from audiox_core.video.lavfi_reel import DIALOGUE, SOURCES
+from audiox_core.video.mux import mux
+from audiox_core.video.scenes import DetectorSettings
 
 BASE_CONFIG = Path(__file__).resolve().parents[1].parent / "shared" / "audiox" / "config_base.json"
 SHOT_SECONDS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 24)  # shot lengths drawn from these (a feature's mix)

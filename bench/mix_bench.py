@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from audiox_core.media.audio import write_wav24
-from audiox_core.media.mix import MixSettings, master
-from audiox_core.media.mux import mux
-from audiox_core.media.scenes import Scene
-from audiox_core.media.synthetic import make_reel
-from audiox_core.media.timeline import plan_timeline
+from audiox_core.sound.audio import write_wav24
+from audiox_core.sound.mix import MixSettings, master
+from audiox_core.sound.timeline import plan_timeline
+from audiox_core.video.lavfi_reel import make_reel
+from audiox_core.video.mux import mux
+from audiox_core.video.scenes import Scene
 
 RATE = 48_000
 

@@ -28,9 +28,9 @@ from reference_dit import reference_guided  # noqa: E402
 
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig, DiTConfig  # noqa: E402
+from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.runtime import dtype_plan  # noqa: E402
 from audiox_core.model.spec import PRESETS  # noqa: E402
-from audiox_core.model.synthetic_weights import synthetic_state_dict  # noqa: E402
 
 CONFIGS = {
     "tiny": PRESETS / "tiny.json",

@@ -1,6 +1,6 @@
 """Evaluation clips drawn by code other than the training renderer, for ``bench/sync_eval.py``.
 
-The training data's renderer (``audiox_core.train.synthetic``) fits every motion through frame-exact
+The training data's renderer (``audiox_core.train.builder``) fits every motion through frame-exact
 contacts on a dim gradient. These clips come from a small physics simulation instead: an ellipse
 with an outline dropped under gravity onto a ledge with restitution (contacts fall between frames;
 the sound starts at the exact contact time), a block slammed into a wall, a hammer head striking a
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiox_core.train.synthetic import CLASS_WORDS, SoundBank, _write_video, _write_wav16  # noqa: E402
+from audiox_core.train.builder import CLASS_WORDS, SoundBank, _write_video, _write_wav16
 
 FPS, RATE, W, H = 24, 44100, 192, 128
 

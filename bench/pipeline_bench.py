@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
-from audiox_core.media.mux import mux
-from audiox_core.media.scenes import DetectorSettings
-from audiox_core.media.synthetic import make_reel
-from audiox_core.media.timeline import plan_timeline
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
-from audiox_core.reel import analyse, direct_generator, mix_reel, reel_cues, render_cues
+from audiox_core.reel.stages import analyse, direct_generator, mix_reel, reel_cues, render_cues
+from audiox_core.sound.timeline import plan_timeline
+from audiox_core.video.lavfi_reel import make_reel
+from audiox_core.video.mux import mux
+from audiox_core.video.scenes import DetectorSettings
 
 TIMES: dict[str, float] = {}
 

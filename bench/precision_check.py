@@ -24,7 +24,7 @@ from reference_dit import reference_guided  # noqa: E402
 
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig  # noqa: E402
-from audiox_core.model.synthetic_weights import synthetic_state_dict  # noqa: E402
+from audiox_core.model.parity_weights import synthetic_state_dict
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -6,7 +6,7 @@ drifting bars, monochrome at half contrast, film grain, interlaced PAL MPEG-2 in
 its cuts unchanged) and synthetic clips encoded here from ffmpeg's lavfi sources with
 known cuts (H.264 at 23.976, 25 and 29.97 fps in 720p and 1080p, VP9 and MPEG-4 part 2 at 25 fps
 in 720p, and a variable-frame-rate H.264 clip whose shots run at 24, 30, 12 and 29.97 fps), and
-flicker that is no cut (audiox_core/media/flicker.py's recipes, 320x180 at 25 fps: flames, a strobe,
+flicker that is no cut (audiox_core/video/flicker.py's recipes, 320x180 at 25 fps: flames, a strobe,
 lightning and a blinking sign, each one shot, and two clips with a hard cut between flickering shots).
 
 Per clip it runs our detector (probe + detect_scenes, default settings: the skim where the codec
@@ -46,11 +46,11 @@ from typing import Any
 import cv2
 from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
 
-from audiox_core.media.probe import probe
-from audiox_core.media.scenes import DetectorSettings, detect_scenes
-from audiox_core.media.skim import SKIMMABLE, skimmable
-from audiox_core.media.synthetic import SOURCES
-from audiox_core.media.tools import binary, run
+from audiox_core.video.ffmpeg import binary, run
+from audiox_core.video.lavfi_reel import SOURCES
+from audiox_core.video.probe import probe
+from audiox_core.video.scenes import DetectorSettings, detect_scenes
+from audiox_core.video.skim import SKIMMABLE, skimmable
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "media"
@@ -319,7 +319,7 @@ FLICKER_CLIPS = (("flames",), ("strobe",), ("lightning",), ("sign",), ("flames",
 
 def flicker_clips(folder: Path, only: str = "") -> list[Clip]:
     """Flicker in one shot (no cut), and hard cuts between flickering shots (on the first shot's end)."""
-    from audiox_core.media import flicker
+    from audiox_core.video import flicker
 
     clips = []
     for shots in FLICKER_CLIPS:

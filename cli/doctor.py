@@ -125,7 +125,7 @@ def repair() -> list[str]:
     before anything is touched."""
     from collections import Counter
 
-    from audiox_core.preflight import check_database
+    from audiox_core.reel.preflight import check_database
     from audiox_core.workspace import studio_home
     from db import repository
     from db.session import connection_problem, database_url

@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from audiox_core.errors import InputError
 from audiox_core.producer_text import terminal_text
-from audiox_core.provenance import to_prov_json
-from audiox_core.records import (
+from audiox_core.provenance.prov_json import to_prov_json
+from audiox_core.provenance.records import (
     CueGeneration,
     GenerationRecord,
     MixRecord,
@@ -23,7 +23,8 @@ from audiox_core.records import (
     SceneRecord,
     SourceFacts,
 )
-from audiox_core.storage import check_readable_file, local_path, sha256_file
+from audiox_core.store.files import check_readable_file, sha256_file
+from audiox_core.store.local import local_path
 from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url

@@ -21,7 +21,7 @@ _STARTUP = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's settings dict: only the options given (each option's dest is its settings key)."""
-    from audiox_core.settings import SETTING_PATHS
+    from audiox_core.reel.settings import SETTING_PATHS
 
     return {key: value for key in SETTING_PATHS if (value := getattr(args, key, None)) is not None}
 
@@ -73,7 +73,7 @@ def _print_local_outputs(out: Path) -> None:
 
 def _checked_database() -> str:
     """The provenance database's URL, once a connection to it opens (one-line InputError otherwise)."""
-    from audiox_core.preflight import check_database
+    from audiox_core.reel.preflight import check_database
     from audiox_core.workspace import studio_home
     from db.session import connection_problem, database_url
 
@@ -85,7 +85,7 @@ def _checked_database() -> str:
 def _record_failed_run(db_url: str, source_uri: str, out_uri: str, settings: dict[str, Any], error: str) -> None:
     """A failed run row, under the cleaned URIs, for a run refused before its flow could start."""
     from audiox_core.lifecycle import process_tag
-    from audiox_core.provenance import public_uri
+    from audiox_core.store.uri import public_uri
     from audiox_core.workspace import code_version
     from db import repository
 
@@ -108,7 +108,7 @@ def _soundtrack(
     """The soundtrack flow, after refusing credential-bearing URIs (so Prefect never stores them).
     A refusal, or a temporary local Prefect API that does not start, is one line, recorded as a failed run."""
     from audiox_core.errors import InputError, PipelineError
-    from audiox_core.preflight import refuse_secrets
+    from audiox_core.reel.preflight import refuse_secrets
 
     try:
         refuse_secrets({"source": source_uri, "destination": out_uri, "cue sheet": cues})
@@ -150,7 +150,7 @@ def _brief_file(text: str) -> Path:
     import re
 
     from audiox_core.errors import InputError
-    from audiox_core.storage import write_atomic
+    from audiox_core.store.files import write_atomic
     from audiox_core.workspace import studio_home
 
     words = " ".join(text.split())
@@ -165,8 +165,8 @@ def _brief_file(text: str) -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from audiox_core.errors import InputError
-    from audiox_core.preflight import check_destination
-    from audiox_core.train.synthetic import make_demo_reel
+    from audiox_core.reel.preflight import check_destination
+    from audiox_core.train.builder import make_demo_reel
 
     db_url = _checked_database()
     if args.out.startswith("s3://"):
@@ -207,11 +207,12 @@ def _print_events_and_onsets(events: list[float], foley: Path) -> None:
 
 def cmd_scenes(args: argparse.Namespace) -> int:
     from audiox_core.errors import InputError
-    from audiox_core.media.edl import scenes_csv, scenes_edl
-    from audiox_core.media.scenes import DetectorSettings, detect_scenes
-    from audiox_core.preflight import check_source_uri
-    from audiox_core.provenance import public_uri
-    from audiox_core.storage import local_path, write_atomic
+    from audiox_core.reel.preflight import check_source_uri
+    from audiox_core.store.files import write_atomic
+    from audiox_core.store.local import local_path
+    from audiox_core.store.uri import public_uri
+    from audiox_core.video.edl import scenes_csv, scenes_edl
+    from audiox_core.video.scenes import DetectorSettings, detect_scenes
 
     check_source_uri(args.source)
     if args.source.startswith("s3://"):
@@ -259,7 +260,7 @@ def cmd_model_check(args: argparse.Namespace) -> int:
         read_state_dict,
     )
     from audiox_core.model.config import AudioXConfig
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
 
     cfg = AudioXConfig.from_json(args.config, clip_vision=args.clip_vision)
     ckpt = Path(args.ckpt)
@@ -333,9 +334,9 @@ class _SettingsHelp(argparse.HelpFormatter):
 
 @functools.cache
 def _help_values() -> dict[str, Any]:
-    from audiox_core.media.loudness import PRESETS
     from audiox_core.model.sampling import SAMPLERS
-    from audiox_core.settings import RunSettings
+    from audiox_core.reel.settings import RunSettings
+    from audiox_core.sound.loudness import PRESETS
 
     presets = ", ".join(f"{p.name} ({p.integrated_lufs:g} LUFS/{p.true_peak_dbtp:g} dBTP)" for p in PRESETS.values())
     return {**RunSettings().to_dict(), "samplers": ", ".join(SAMPLERS), "presets": presets}
@@ -448,7 +449,7 @@ def parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_inference_worker)
 
-    from audiox_core.settings import default_model
+    from audiox_core.reel.settings import default_model
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, torch/CUDA, model weights, database and Prefect API")
     doctor.add_argument(
@@ -584,7 +585,7 @@ def _unforeseen(e: Exception) -> str:
 def _print_error(message: str) -> None:
     """``error: <message>`` on one line of stderr, credentials and signatures removed."""
     from audiox_core.producer_text import terminal_text
-    from audiox_core.provenance import scrub
+    from audiox_core.store.uri import scrub
 
     print(f"error: {terminal_text(' '.join(scrub(message).split()))}", file=sys.stderr)
 

@@ -2,12 +2,12 @@
 links play, show and seek in a browser.
 
 GET and HEAD with byte ranges (``Range: bytes=a-b``, ``a-``, ``-n``: 206 with ``Content-Range``; an
-unsatisfiable range is 416), each file with its media type (``audiox_core/media/types.py``); a path
+unsatisfiable range is 416), each file with its media type (``audiox_core/store/media_types.py``); a path
 that names no file (a NUL byte, a broken escape, not absolute) is 400. Only files under the roots are
 served: each local reel folder a run published into (its outputs rows; the ``--out`` a run was given
 is not served, nor a failed run's), and any ``--root``; no root may be or hold the file system's
 root, the home folder, the studio's data folder, Prefect's home or a SQLite database's folder
-(``audiox_core/serving.py``). Listens on 127.0.0.1 unless ``--host`` says otherwise.
+(``audiox_core/store/serving.py``). Listens on 127.0.0.1 unless ``--host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from audiox_core.errors import InputError
-from audiox_core.media.types import media_type
-from audiox_core.serving import DEFAULT_PORT, root_refusal, served_path
+from audiox_core.store.media_types import media_type
+from audiox_core.store.serving import DEFAULT_PORT, root_refusal, served_path
 
 log = logging.getLogger(__name__)
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)$")
@@ -154,7 +154,7 @@ def guarded_folders(db_url: str) -> list[tuple[str, Path]]:
 def _reel_folders(outputs: Iterable[tuple[str, str]]) -> Iterator[Path]:
     """The local folder of each recorded (uri, kind) output: its path less the kind's parts
     (``stems/music`` → two); S3 outputs are served by S3 itself."""
-    from audiox_core.storage import given_path
+    from audiox_core.store.local import given_path
 
     for uri, kind in outputs:
         if uri.startswith("s3://"):

@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_data(args: argparse.Namespace) -> int:
-    from audiox_core.train.synthetic import build_dataset
+    from audiox_core.train.builder import build_dataset
     from tasks.progress import progress_bar
 
     with progress_bar("rendering clips") as update:

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote_plus
 
 from audiox_core.errors import InputError, PipelineError, TransientError
-from audiox_core.media.probe import is_footage
-from audiox_core.preflight import refuse_secret
-from audiox_core.provenance import public_uri
-from audiox_core.s3 import list_objects, s3_error
-from audiox_core.storage import write_atomic
+from audiox_core.reel.preflight import refuse_secret
+from audiox_core.store.files import write_atomic
+from audiox_core.store.s3 import list_objects, s3_error
+from audiox_core.store.uri import public_uri
+from audiox_core.video.probe import is_footage
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient

@@ -17,8 +17,8 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
 
 from audiox_core.lifecycle import clear_stop, request_stop
-from audiox_core.preflight import refuse_secrets
-from audiox_core.settings import RunSettings
+from audiox_core.reel.preflight import refuse_secrets
+from audiox_core.reel.settings import RunSettings
 from audiox_core.workspace import studio_home
 from db.repository import CANCELLED
 from db.session import database_url

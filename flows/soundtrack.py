@@ -1,7 +1,7 @@
 """The ``soundtrack`` flow: one reel from source footage to a muxed soundtrack with provenance.
 
 fetch → probe/scenes → cues → generate → mix → mux → publish → provenance → review artifact.
-Every source has its own output folder, ``<out>/<stem>-<hash>/`` (``audiox_core/naming.py``), staged
+Every source has its own output folder, ``<out>/<stem>-<hash>/`` (``audiox_core/reel/naming.py``), staged
 in a hidden sibling and renamed into place only when complete; on S3 each version is uploaded under
 ``<out>/<stem>-<hash>/versions/<version>/`` and made current by writing ``current.json`` last. A
 failure records the run as failed, an interrupt or cancellation as cancelled, each with its one-line
@@ -27,13 +27,12 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled
 
-from audiox_core.cuesheet import CueSheet, for_reel
-from audiox_core.direction import APPROVE
 from audiox_core.errors import InputError, PipelineError
-from audiox_core.full_disk import full_disk_named
 from audiox_core.lifecycle import SIGNAL_NAMES, Interrupted, StopRequested, stop_point, work_folder
-from audiox_core.naming import reel_folder, reel_title, source_name, version_name
-from audiox_core.preflight import (
+from audiox_core.reel.cuesheet import CueSheet, for_reel
+from audiox_core.reel.direction import APPROVE
+from audiox_core.reel.naming import reel_folder, reel_title, source_name, version_name
+from audiox_core.reel.preflight import (
     check_database,
     check_destination,
     check_footage,
@@ -44,13 +43,16 @@ from audiox_core.preflight import (
     refuse_secrets,
     work_bytes,
 )
-from audiox_core.provenance import public_uri, scrub, secret_in_uri
-from audiox_core.reel import write_cue_exports
-from audiox_core.review import ReviewFacts
-from audiox_core.s3 import link_expiry_s
-from audiox_core.settings import RunSettings
-from audiox_core.storage import local_path, staged_directory, store_for
-from audiox_core.storyboard import brief_sheet
+from audiox_core.reel.review import ReviewFacts
+from audiox_core.reel.settings import RunSettings
+from audiox_core.reel.stages import write_cue_exports
+from audiox_core.reel.storyboard import brief_sheet
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.files import staged_directory
+from audiox_core.store.full_disk import full_disk_named
+from audiox_core.store.local import local_path
+from audiox_core.store.s3 import link_expiry_s
+from audiox_core.store.uri import public_uri, scrub, secret_in_uri
 from audiox_core.workspace import studio_home
 from db import repository
 from db.pending import PENDING_CLOSINGS, database_lost, defer_closing, lost_reason
@@ -162,7 +164,7 @@ def soundtrack(
 ) -> dict[str, Any]:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
     ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record; ``cues``
-    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/cuesheet.py).
+    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/reel/cuesheet.py).
     With ``review``, each rendered version waits for the producer (``tasks/direction.py``): changes
     make a new version with exactly those cues regenerated, approval delivers the version to
     ``delivery_uri`` (default: ``<out_uri>/delivered``). However a version's run ends, its row is

@@ -1,7 +1,7 @@
 """The producer's turn: a rendered version waits for direction (approve, or change cues), the decision
 is recorded, and an approved version's deliverables are published to the delivery location.
 
-Waiting uses Prefect's typed pause input, so the UI shows the form (``audiox_core/direction.py``): a
+Waiting uses Prefect's typed pause input, so the UI shows the form (``audiox_core/reel/direction.py``): a
 run of a deployment is *suspended* (its process exits and no worker is held; on resume the worker
 runs the flow again, which finds its versions in the database and asks again with the same key, and
 Prefect hands back the input given); a run started in this process (the CLI, a test) is *paused*, its
@@ -18,10 +18,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import deployment, flow_run
 
-from audiox_core.cuesheet import CueSheet, parse_sheet, resolve
-from audiox_core.direction import CueChange, Direction, apply_changes, described
-from audiox_core.media.scenes import Scene
-from audiox_core.storage import staged_directory, store_for
+from audiox_core.reel.cuesheet import CueSheet, parse_sheet, resolve
+from audiox_core.reel.direction import CueChange, Direction, apply_changes, described
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.files import staged_directory
+from audiox_core.video.scenes import Scene
 from db import repository
 from tasks.retry import TRANSIENT_RETRIES
 

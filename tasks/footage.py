@@ -10,10 +10,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
-from audiox_core.media.probe import is_footage
-from audiox_core.provenance import public_uri
-from audiox_core.s3 import list_objects
-from audiox_core.settings import RunSettings
+from audiox_core.reel.settings import RunSettings
+from audiox_core.store.s3 import list_objects
+from audiox_core.store.uri import public_uri
+from audiox_core.video.probe import is_footage
 from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url

@@ -13,20 +13,22 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.cues import Cue
-from audiox_core.cuesheet import SpannedCue
 from audiox_core.errors import InputError
-from audiox_core.given_sound import read_given_audio, span_list
 from audiox_core.lifecycle import stop_point
-from audiox_core.media.timeline import Placement
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.spec import load_config
-from audiox_core.provenance import generation_key, public_uri
-from audiox_core.records import CueId, GivenSound, ModelFacts, RenderedCue
-from audiox_core.reel import Analysis, render_cues
-from audiox_core.settings import RunSettings
-from audiox_core.storage import sha256_file, store_for
+from audiox_core.provenance.keys import generation_key
+from audiox_core.provenance.records import CueId, GivenSound, ModelFacts, RenderedCue
+from audiox_core.reel.cues import Cue
+from audiox_core.reel.cuesheet import SpannedCue
+from audiox_core.reel.given_sound import read_given_audio, span_list
+from audiox_core.reel.settings import RunSettings
+from audiox_core.reel.stages import Analysis, render_cues
+from audiox_core.sound.timeline import Placement
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.files import sha256_file
+from audiox_core.store.uri import public_uri
 from audiox_core.workspace import code_version, studio_home
 from db import repository
 from tasks.inference import BATCH_PROGRESS, batches_in_flight, run_batch

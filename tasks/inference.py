@@ -4,7 +4,7 @@ own process (``AUDIOX_INFERENCE=in-process``, the default) or on long-lived infe
 the model once and keep it for every batch of every run.
 
 Nothing crosses between them as a pickle: the flow stages each scene's frames in the tensor cache
-(audiox_core/cache.py, same $AUDIOX_HOME), the batch task writes each cue's audio there under its
+(audiox_core/store/cache.py, same $AUDIOX_HOME), the batch task writes each cue's audio there under its
 generation key and returns the keys, and the model's facts travel as JSON. The tensor cache alone
 decides reuse: a batch whose cues are all there is not generated again (a rerun after a crash
 skips the batches that finished), a cue whose cached audio is gone or damaged is. Prefect keeps no
@@ -35,16 +35,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectDistributedFuture
 
-from audiox_core.cache import TensorCache, cache_root
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.inpaint import Span
 from audiox_core.model.longform import SceneRequest, generate_scenes
 from audiox_core.model.runtime import LoadedModel, check_device, load_model
-from audiox_core.records import ModelFacts, ProcessFacts
-from audiox_core.s3_cache import S3TensorCache
-from audiox_core.shared_store import shared_store, tensor_cache
-from audiox_core.staged import record_staged
+from audiox_core.provenance.records import ModelFacts, ProcessFacts
+from audiox_core.store.cache import TensorCache, cache_root
+from audiox_core.store.s3_cache import S3TensorCache
+from audiox_core.store.shared import shared_store, tensor_cache
+from audiox_core.store.staged import record_staged
 from audiox_core.validation import env_seconds
 from tasks.progress import working
 from tasks.result_storage import results_storage

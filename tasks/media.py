@@ -10,21 +10,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
-from audiox_core.media.mix import MixSettings
-from audiox_core.media.mux import mux, soundtrack_name
-from audiox_core.media.proxy import review_proxy
-from audiox_core.media.scenes import DetectorSettings
-from audiox_core.provenance import public_uri
-from audiox_core.records import LoudnessReport, SourceFile
-from audiox_core.reel import (
-    Analysis,
-    RenderedCue,
-    analyse,
-    mix_reel,
-    write_scene_exports,
-)
-from audiox_core.storage import local_path, sha256_file, store_for
-from audiox_core.storyboard import Animatic, board_kind, board_sha256, read_board, render_animatic
+from audiox_core.provenance.records import SourceFile
+from audiox_core.reel.stages import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
+from audiox_core.reel.storyboard import Animatic, board_kind, board_sha256, read_board, render_animatic
+from audiox_core.sound.loudness import LoudnessReport
+from audiox_core.sound.mix import MixSettings
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.files import sha256_file
+from audiox_core.store.local import local_path
+from audiox_core.store.uri import public_uri
+from audiox_core.video.mux import mux, soundtrack_name
+from audiox_core.video.proxy import review_proxy
+from audiox_core.video.scenes import DetectorSettings
 from audiox_core.workspace import studio_home
 from tasks.progress import progress_bar, working
 from tasks.retry import TRANSIENT_RETRIES
@@ -52,7 +49,7 @@ def fetch_source(source_uri: str, work: Path) -> SourceFile:
 def animatic_task(
     source: SourceFile, source_uri: str, work: Path, seconds: float
 ) -> tuple[SourceFile, Animatic | None]:
-    """A still, storyboard or text brief as the picture the reel is made of (audiox_core/storyboard.py):
+    """A still, storyboard or text brief as the picture the reel is made of (audiox_core/reel/storyboard.py):
     its animatic, with the board's own identity as the source's sha256; footage as it is (None)."""
     if board_kind(source.path) is None:
         return source, None

@@ -1,5 +1,5 @@
 """Provenance tasks: the run's rows in the database and its provenance document, built once from the
-records in ``audiox_core/records.py`` and both written beside the outputs (provenance.json) and into
+records in ``audiox_core/provenance/records.py`` and both written beside the outputs (provenance.json) and into
 the database, so the lineage command rebuilds the same document from the rows."""
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from prefect.runtime import deployment, flow_run
 
 from audiox_core.lifecycle import process_tag
 from audiox_core.model.generate import SamplingSettings
-from audiox_core.provenance import public_uri, scrub, sha256_text
-from audiox_core.records import (
+from audiox_core.provenance.keys import sha256_text
+from audiox_core.provenance.records import (
     CueGeneration,
     CueId,
     GenerationRecord,
-    LoudnessReport,
     MixRecord,
     ModelFacts,
     OutputRecord,
@@ -31,8 +30,11 @@ from audiox_core.records import (
     SourceFacts,
     SourceFile,
 )
-from audiox_core.reel import Analysis
-from audiox_core.storage import local_path, sha256_file, write_atomic
+from audiox_core.reel.stages import Analysis
+from audiox_core.sound.loudness import LoudnessReport
+from audiox_core.store.files import sha256_file, write_atomic
+from audiox_core.store.local import local_path
+from audiox_core.store.uri import public_uri, scrub
 from audiox_core.workspace import code_version
 from db import repository
 

@@ -19,8 +19,8 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.filesystems import WritableFileSystem
 
 from audiox_core.errors import InputError
-from audiox_core.s3 import s3_client, s3_error
-from audiox_core.shared_store import shared_store
+from audiox_core.store.s3 import s3_client, s3_error
+from audiox_core.store.shared import shared_store
 
 
 class S3Results(WritableFileSystem):
@@ -84,7 +84,7 @@ def results_storage() -> Path | S3Results:
 
 @cache
 def _saved_block(prefix_uri: str) -> S3Results:
-    from audiox_core.s3 import parse_s3
+    from audiox_core.store.s3 import parse_s3
 
     bucket, prefix = parse_s3(prefix_uri)
     block = S3Results(bucket=bucket, prefix=prefix)

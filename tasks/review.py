@@ -1,10 +1,10 @@
 """The producer's review of one reel version: ``review.html`` written into the version (the page that
-plays it: ``audiox_core/review.py``), and the Prefect UI's artifacts, in a fixed order: the link to the
+plays it: ``audiox_core/reel/review.py``), and the Prefect UI's artifacts, in a fixed order: the link to the
 review page, the markdown summary (with the pictures), then the deliverables and the pictures.
 
 Links play in the browser: S3 outputs are presigned (7 days, the longest SigV4 allows; a bearer
 credential, so they go to the producer's UI and nowhere else), local outputs go through
-``audiox-studio serve`` (``audiox_core/serving.py``), never ``file://``."""
+``audiox-studio serve`` (``audiox_core/store/serving.py``), never ``file://``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from prefect.artifacts import create_image_artifact, create_link_artifact, creat
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import ModelError
+from audiox_core.model.prompt_length import prompt_tokens
 from audiox_core.model.spec import load_config
-from audiox_core.prompt_length import prompt_tokens
-from audiox_core.records import OutputRecord
-from audiox_core.review import ReviewFacts, review_html
-from audiox_core.storage import store_for, write_atomic
+from audiox_core.provenance.records import OutputRecord
+from audiox_core.reel.review import ReviewFacts, review_html
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.files import write_atomic
 
 REVIEW_PAGE = "review.html"
 LINKED = {  # the deliverables' links, in this order: file in the version → artifact key prefix
@@ -45,7 +46,7 @@ PICTURES = ("waveform", "spectrogram")
 
 
 def artifact_slug(folder: str) -> str:
-    """A reel's part of its artifact keys, from its output folder name (``audiox_core/naming.py``:
+    """A reel's part of its artifact keys, from its output folder name (``audiox_core/reel/naming.py``:
     unique per source, so two reels named alike never share a review): Prefect keys allow only
     lowercase letters, digits and dashes. Stable per source, so each run adds a version."""
     return re.sub(r"[^a-z0-9]+", "-", folder.lower()).strip("-") or "reel"

@@ -8,13 +8,13 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from audiox_core.cuesheet import CueSheet, parse_sheet
 from audiox_core.errors import InputError
-from audiox_core.media.timeline import TimelineSettings
 from audiox_core.model.config import TaskPrompts
-from audiox_core.provenance import public_uri
-from audiox_core.reel import Analysis, SheetPlan, choose_sheet, plan_sheet
-from audiox_core.storage import store_for
+from audiox_core.reel.cuesheet import CueSheet, parse_sheet
+from audiox_core.reel.stages import Analysis, SheetPlan, choose_sheet, plan_sheet
+from audiox_core.sound.timeline import TimelineSettings
+from audiox_core.store.by_uri import store_for
+from audiox_core.store.uri import public_uri
 from db import repository
 from tasks.retry import TRANSIENT_RETRIES
 

@@ -26,13 +26,13 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
-from audiox_core.cache import cache_root
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import abandoned, ended_reason, tag_alive
-from audiox_core.provenance import scrub
-from audiox_core.shared_store import tensor_cache
-from audiox_core.staged import sweep_staged
-from audiox_core.storage import local_path
+from audiox_core.store.cache import cache_root
+from audiox_core.store.local import local_path
+from audiox_core.store.shared import tensor_cache
+from audiox_core.store.staged import sweep_staged
+from audiox_core.store.uri import scrub
 from audiox_core.workspace import studio_home
 from db import repository
 from db.pending import PENDING_CLOSINGS, apply_deferred

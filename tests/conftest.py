@@ -60,7 +60,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def reel(tmp_path_factory: pytest.TempPathFactory):
     """A short synthetic reel with a dialogue-like track: 3 shots (20, 15, 20 frames) at 25 fps."""
-    from audiox_core.media.synthetic import make_reel
+    from audiox_core.video.lavfi_reel import make_reel
 
     return make_reel(
         tmp_path_factory.mktemp("reel") / "short_reel.mp4", shot_frames=(20, 15, 20), fps=Fraction(25), size=(320, 180)
@@ -249,7 +249,7 @@ def s3_endpoint():
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     previous = {k: os.environ.get(k) for k in env}
-    from audiox_core.s3 import s3_client
+    from audiox_core.store.s3 import s3_client
 
     with Processes() as started:
         proc = started.start(

@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiox_core.media.audio import extract_audio, read_wav, write_wav24
-from audiox_core.media.mix import level_cue
-from audiox_core.media.mux import mux, packet_md5s
-from audiox_core.media.probe import probe
+from audiox_core.sound.audio import extract_audio, read_wav, write_wav24
+from audiox_core.sound.mix import level_cue
+from audiox_core.video.mux import mux, packet_md5s
+from audiox_core.video.probe import probe
 
 
 def test_wav24_round_trip(tmp_path: Path) -> None:
@@ -67,8 +67,8 @@ def test_dialogue_decodes_to_stereo_48k(reel, tmp_path: Path) -> None:
 def test_codec_mp4_cannot_hold_goes_to_matroska_untouched(tmp_path: Path) -> None:
     from fractions import Fraction
 
-    from audiox_core.media.mux import soundtrack_name
-    from audiox_core.media.synthetic import make_reel
+    from audiox_core.video.lavfi_reel import make_reel
+    from audiox_core.video.mux import soundtrack_name
 
     vp8 = make_reel(
         tmp_path / "vp8.webm", shot_frames=(10, 10), fps=Fraction(24), size=(160, 90), audio=False, codec="libvpx"
@@ -99,8 +99,8 @@ def test_mov_gets_24_bit_pcm_with_the_picture_untouched(reel, tmp_path: Path) ->
 # moviepy 2.1's ffmpeg reader re-opens its pipes on seek without closing the old ones.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_review_proxy_burns_in_scene_and_timecode(reel, tmp_path: Path) -> None:
-    from audiox_core.media.proxy import review_proxy
-    from audiox_core.media.scenes import detect_scenes
+    from audiox_core.video.proxy import review_proxy
+    from audiox_core.video.scenes import detect_scenes
 
     _, scenes = detect_scenes(reel.path)
     write_wav24(tmp_path / "mix.wav", np.zeros((2, round(reel.frames / reel.fps * 48_000)), np.float32), 48_000)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiox_core.cache import IN_USE_S, SIDECAR, TensorCache, cache_budget, cache_root, evict
 from audiox_core.errors import InputError
+from audiox_core.store.cache import IN_USE_S, SIDECAR, TensorCache, cache_budget, cache_root, evict
 
 OUT = "s3://deliveries/soundtracks"  # the destination the runs of the settings test delivered to
 
@@ -48,7 +48,7 @@ def test_a_damaged_entry_is_discarded_with_a_warning(home, damage, caplog) -> No
     else:
         data = bytearray(b"\x80\x04not safetensors at all")
     path.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="audiox_core.cache"):
+    with caplog.at_level(logging.WARNING, logger="audiox_core.store.cache"):
         assert cues.get("key") is None
     assert not path.exists()
     assert "discarding it" in caplog.text
@@ -98,7 +98,7 @@ def test_the_default_budget_is_20_gb(monkeypatch) -> None:
 
 @pytest.fixture
 def bucket(s3_endpoint) -> str:
-    from audiox_core.s3 import s3_client
+    from audiox_core.store.s3 import s3_client
 
     name = "cache-sources"
     try:
@@ -111,8 +111,8 @@ def bucket(s3_endpoint) -> str:
 def test_a_cached_source_that_changed_on_disk_is_downloaded_again(home, bucket, caplog) -> None:
     """Expected: the first download records the sha256 beside the file; the same bytes are a hit;
     a same-size corruption is noticed by its hash, logged, and replaced by a fresh download."""
-    from audiox_core.s3 import download, s3_client
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
+    from audiox_core.store.s3 import download, s3_client
 
     body = os.urandom(4096)
     s3_client().put_object(Bucket=bucket, Key="reels/a.mp4", Body=body)
@@ -124,7 +124,7 @@ def test_a_cached_source_that_changed_on_disk_is_downloaded_again(home, bucket, 
     assert download(f"s3://{bucket}/reels/a.mp4", sources)[0] == path
     assert time.time() - path.stat().st_mtime < 30  # the hit counts as a use
     path.write_bytes(bytes(b ^ 1 for b in body))  # same size, other content
-    with caplog.at_level(logging.WARNING, logger="audiox_core.cache"):
+    with caplog.at_level(logging.WARNING, logger="audiox_core.store.cache"):
         again, _ = download(f"s3://{bucket}/reels/a.mp4", sources)
     assert again.read_bytes() == body
     assert "does not match its recorded sha256; fetching it again" in caplog.text
@@ -133,7 +133,7 @@ def test_a_cached_source_that_changed_on_disk_is_downloaded_again(home, bucket, 
 def test_the_source_cache_evicts_the_least_recently_used_download(home, bucket, monkeypatch) -> None:
     """Expected: with room for one source, downloading a second removes the first (not in use any
     more), sidecar included; the new one stays."""
-    from audiox_core.s3 import download, s3_client
+    from audiox_core.store.s3 import download, s3_client
 
     for name in ("one", "two"):
         s3_client().put_object(Bucket=bucket, Key=f"reels/{name}.mp4", Body=os.urandom(10_000))
@@ -183,7 +183,7 @@ def test_equal_effective_settings_count_as_processed(db_url) -> None:
     """Expected: runs that stored ``{}`` and every default spelled out both count as processed for
     ``{}``, for the full dict and for a dict giving one default explicitly; another value does not,
     nor does another object version or a failed run."""
-    from audiox_core.settings import RunSettings
+    from audiox_core.reel.settings import RunSettings
     from db import repository
     from db.session import upgrade
     from tasks.footage import needing_soundtracks
@@ -213,7 +213,7 @@ def test_equal_effective_settings_count_as_processed(db_url) -> None:
 def test_a_model_path_compares_by_the_folder_it_names(tmp_path, monkeypatch) -> None:
     """Expected: a release folder given relative, with a trailing '/', or absolute is one model;
     another folder is not, and ``tiny`` stays the name ``tiny``."""
-    from audiox_core.settings import RunSettings
+    from audiox_core.reel.settings import RunSettings
     from tasks.footage import comparable, same_settings
 
     (tmp_path / "models" / "audiox").mkdir(parents=True)

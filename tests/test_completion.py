@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiox_core.cues import Cue
 from audiox_core.errors import InputError
-from audiox_core.given_sound import cue_request, finished_cue, read_given_audio
-from audiox_core.media.audio import resample
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.inpaint import EDGE_FADE_S
 from audiox_core.model.longform import generate_scenes
+from audiox_core.reel.cues import Cue
+from audiox_core.reel.given_sound import cue_request, finished_cue, read_given_audio
+from audiox_core.sound.audio import resample
 from audiox_core.train.tempo import tempo_bpm, tempo_ratio
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

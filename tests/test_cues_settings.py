@@ -5,15 +5,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from audiox_core.cues import CUE_KINDS, SceneLook, cue_seed, look_note, look_words, measure, plan_cues, prompts
 from audiox_core.errors import InputError, ModelError
-from audiox_core.media.mix import MixSettings
-from audiox_core.media.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
-from audiox_core.media.timeline import TimelineSettings
 from audiox_core.model.config import TaskPrompts
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
-from audiox_core.settings import SETTING_PATHS, RunSettings
+from audiox_core.reel.cues import SceneLook, cue_seed, look_note, look_words, measure, plan_cues, prompts
+from audiox_core.reel.settings import SETTING_PATHS, RunSettings
+from audiox_core.sound.mix import MixSettings
+from audiox_core.sound.timeline import CUE_KINDS, TimelineSettings
+from audiox_core.video.scenes import DetectorSettings, FrameCurves, scenes_from_cuts
 
 
 def test_measure_sees_motion_and_brightness() -> None:
@@ -233,8 +233,8 @@ def test_prompt_tokens_are_counted_as_the_text_encoder_tokenizes() -> None:
     from dataclasses import replace
 
     from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.prompt_length import prompt_tokens
     from audiox_core.model.spec import load_config
-    from audiox_core.prompt_length import prompt_tokens
 
     cfg = load_config("tiny")
     prompts = ["rain", "Grüße aus 東京", "x" * 126, "x" * 127, "x" * 200]
@@ -255,8 +255,8 @@ def test_prompt_tokens_of_an_official_t5_are_what_its_tokenizer_makes(tmp_path) 
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
     from audiox_core.model.conditioners import TextEncoder
+    from audiox_core.model.prompt_length import prompt_tokens
     from audiox_core.model.spec import load_config
-    from audiox_core.prompt_length import prompt_tokens
 
     words = "rain on a roof slow strings door slams in the night".split()
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(dict.fromkeys(words))}}

@@ -7,20 +7,12 @@ from fractions import Fraction
 
 import pytest
 
-from audiox_core.cues import SceneLook
-from audiox_core.cuesheet import (
-    CueSheet,
-    SheetCue,
-    draft_sheet,
-    is_draft,
-    music_cue_csv,
-    parse_sheet,
-    resolve,
-)
 from audiox_core.errors import InputError
-from audiox_core.media.scenes import Scene
-from audiox_core.media.timecode import timecode
-from audiox_core.media.timeline import FOLEY, MUSIC, place_cues, plan_timeline
+from audiox_core.reel.cues import SceneLook
+from audiox_core.reel.cuesheet import CueSheet, SheetCue, draft_sheet, is_draft, music_cue_csv, parse_sheet, resolve
+from audiox_core.sound.timeline import FOLEY, MUSIC, place_cues, plan_timeline
+from audiox_core.video.scenes import Scene
+from audiox_core.video.timecode import timecode
 
 FPS = Fraction(25)
 CALM, BUSY = SceneLook(1.0, 120.0, 20.0), SceneLook(20.0, 120.0, 20.0)
@@ -202,7 +194,7 @@ def test_the_music_cue_sheet_lists_each_unmuted_music_cue_with_timecodes_and_dur
 
 
 def test_a_directions_changes_make_the_next_sheet_and_record_only_what_changed() -> None:
-    from audiox_core.direction import CueChange, apply_changes, described
+    from audiox_core.reel.direction import CueChange, apply_changes, described
 
     sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
     changes = [
@@ -228,7 +220,7 @@ def test_a_directions_changes_make_the_next_sheet_and_record_only_what_changed()
 def test_a_sheet_written_for_another_reel_is_refused_naming_both_reels() -> None:
     """Expected: a sheet applies to the reel its ``reel`` names; another reel's sheet, or one naming no
     reel, is one line saying how the producer applies it (name this reel in it)."""
-    from audiox_core.cuesheet import for_reel
+    from audiox_core.reel.cuesheet import for_reel
 
     sheet = draft_sheet("bikes", SCENES, FPS, LOOKS, run_seed=7)
     assert for_reel(sheet, "bikes", "cues.yaml") is sheet
@@ -283,7 +275,7 @@ def test_the_flow_refuses_another_reels_sheet_before_any_work_and_stores_nothing
 def test_a_prompt_over_the_limit_is_one_line_naming_the_cue_and_the_limit() -> None:
     """Expected: a 100 kB prompt is refused (the text encoder would cut it without a word, and it would be
     stored whole); a prompt of exactly the limit is kept."""
-    from audiox_core.prompt_length import MAX_PROMPT_CHARS
+    from audiox_core.model.prompt_length import MAX_PROMPT_CHARS
 
     with pytest.raises(InputError) as err:
         parse_sheet(
@@ -301,8 +293,8 @@ def test_a_direction_with_a_prompt_over_the_limit_is_refused_and_recorded_short(
     """Expected: the change is refused in one line naming the cue and the limit (the flow records the
     direction as refused with this line, and the version waits again); the record keeps the limit's worth
     of the prompt and its length, not 100 kB."""
-    from audiox_core.direction import CueChange, apply_changes, described
-    from audiox_core.prompt_length import MAX_PROMPT_CHARS
+    from audiox_core.model.prompt_length import MAX_PROMPT_CHARS
+    from audiox_core.reel.direction import CueChange, apply_changes, described
 
     sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
     change = CueChange(cue="F002", prompt="x" * 100_000)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audiox_core.model.spec import DEMO_FOLDER, resolve_model_spec
-from audiox_core.settings import RunSettings
+from audiox_core.reel.settings import RunSettings
 
 pytestmark = pytest.mark.skipif(
     not (DEMO_FOLDER / "model.safetensors").is_file(), reason=f"no demo model in {DEMO_FOLDER}"
@@ -38,7 +38,7 @@ def test_the_demo_model_makes_finite_audible_sound() -> None:
     from audiox_core.model.generate import SamplingSettings
     from audiox_core.model.longform import SceneRequest, generate_scenes
     from audiox_core.model.runtime import load_model
-    from audiox_core.train.synthetic import ClipSpec, render_clip
+    from audiox_core.train.builder import ClipSpec, render_clip
 
     model = load_model("demo", device="cpu")
     size = model.config.video.clip.image_size

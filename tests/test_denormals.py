@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from audiox_core.media.ducking import DuckingSettings, ducking_curve
-from audiox_core.media.loudness import K_WEIGHTING_48K, KWeighting, LoudnessMeter
+from audiox_core.sound.ducking import DuckingSettings, ducking_curve
+from audiox_core.sound.loudness import K_WEIGHTING_48K, KWeighting, LoudnessMeter
 
 RATE = 48_000
 

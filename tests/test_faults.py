@@ -120,7 +120,7 @@ def test_a_disk_that_fills_during_the_run_is_named_and_nothing_is_left(
 def test_full_disk_named_picks_the_folder_of_the_failed_write(tmp_path: Path) -> None:
     import errno
 
-    from audiox_core.full_disk import DiskFull, full_disk_named
+    from audiox_core.store.full_disk import DiskFull, full_disk_named
 
     folders = {"out": tmp_path / "out", "work": tmp_path / "work"}
     with pytest.raises(DiskFull, match="^work: the disk filled up"):
@@ -202,7 +202,7 @@ sys.stdin.read()  # "live": wait until the test closes stdin
 def test_repair_removes_the_staged_frames_only_a_killed_process_wrote(home: Path, tmp_path: Path, processes) -> None:
     """Two real processes stage frames in the tensor cache: one is SIGKILLed, one stays alive.
     Expected: `doctor --repair` removes the dead one's entry (and says so), the live one's stays."""
-    from audiox_core.shared_store import tensor_cache
+    from audiox_core.store.shared import tensor_cache
 
     env = {**os.environ, "AUDIOX_HOME": str(home)}
     dead = subprocess.run(

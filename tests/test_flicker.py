@@ -1,6 +1,6 @@
 """Flicker without a change of shot is not a cut (issue 23, item 9): flames, a strobe, lightning and a
 flashing sign, each one continuous shot made with ffmpeg's lavfi sources, and flicker on both sides
-of a real hard cut, which is still found on its exact frame (recipes in audiox_core/media/flicker.py)."""
+of a real hard cut, which is still found on its exact frame (recipes in audiox_core/video/flicker.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from audiox_core.media.flicker import FRAMES, encode
-from audiox_core.media.scenes import DetectorSettings, detect_scenes
+from audiox_core.video.flicker import FRAMES, encode
+from audiox_core.video.scenes import DetectorSettings, detect_scenes
 
 
 def cut_frames(path: Path, settings: DetectorSettings = DetectorSettings()) -> list[int]:

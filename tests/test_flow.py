@@ -12,11 +12,11 @@ import pytest
 import yaml
 from harness import Processes, scaled_timeout
 
-from audiox_core.media.audio import read_wav
-from audiox_core.media.mux import packet_md5s
-from audiox_core.media.probe import probe
-from audiox_core.naming import reel_folder
-from audiox_core.storage import sha256_file
+from audiox_core.reel.naming import reel_folder
+from audiox_core.sound.audio import read_wav
+from audiox_core.store.files import sha256_file
+from audiox_core.video.mux import packet_md5s
+from audiox_core.video.probe import probe
 from audiox_core.workspace import studio_home
 from db import repository
 from db.session import database_url
@@ -250,7 +250,7 @@ def test_provenance_of_a_renamed_copy(finished, same_home, tmp_path) -> None:
 def test_lineage_json_is_the_reels_provenance_json(finished, same_home, capsys) -> None:
     """`audiox-studio provenance mix.wav --json` rebuilds from the database the very document the
     run wrote beside its outputs (after the rerun above: reused cues keep their original records)."""
-    from audiox_core.records import ProvenanceDocument
+    from audiox_core.provenance.records import ProvenanceDocument
     from cli.main import main
 
     _, folder, _ = finished
@@ -272,7 +272,7 @@ def test_rerun_after_a_crash_skips_the_batches_that_finished(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL
 
-    from audiox_core.cache import entry_name
+    from audiox_core.store.cache import entry_name
     from flows.soundtrack import soundtrack
 
     settings = {"steps": 60, "seed": 9, "batch_size": 1}  # batches of 4 cues (PACK x 1 window per pass)

@@ -58,7 +58,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def long_reel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six 1.6 s shots: long enough for a signal to land while its cues are being generated."""
-    from audiox_core.media.synthetic import make_reel
+    from audiox_core.video.lavfi_reel import make_reel
 
     path = tmp_path_factory.mktemp("reel") / "interrupted_reel.mp4"
     return make_reel(path, shot_frames=(40,) * 6, fps=Fraction(25), size=(320, 180)).path
@@ -392,7 +392,7 @@ def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
     while two reels generate in worker threads: each reel stops at its next stage or batch and closes
     its own row as cancelled; no row is left running, none succeeded after the signal, the third reel
     never starts; no work folder and no published version is left; the process exits non-zero."""
-    from audiox_core.s3 import s3_client
+    from audiox_core.store.s3 import s3_client
 
     bucket = "nightly-sigterm"
     s3_client().create_bucket(Bucket=bucket)

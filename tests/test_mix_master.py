@@ -13,13 +13,13 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from audiox_core.media.audio import Wav24File, extract_audio, read_wav, write_wav24
-from audiox_core.media.ducking import DuckingSettings
-from audiox_core.media.loudness import PRESETS, LoudnessMeter
-from audiox_core.media.mix import CueTrack, MixSettings, master
-from audiox_core.media.parallel import RangePool
-from audiox_core.media.scenes import Scene
-from audiox_core.media.timeline import FOLEY, MUSIC, Placement, plan_timeline
+from audiox_core.sound.audio import Wav24File, extract_audio, read_wav, write_wav24
+from audiox_core.sound.ducking import DuckingSettings
+from audiox_core.sound.loudness import PRESETS, LoudnessMeter
+from audiox_core.sound.mix import CueTrack, MixSettings, master
+from audiox_core.sound.parallel import RangePool
+from audiox_core.sound.timeline import FOLEY, MUSIC, Placement, plan_timeline
+from audiox_core.video.scenes import Scene
 
 RATE = 48_000
 
@@ -286,7 +286,7 @@ def test_a_failing_range_stops_the_mix_and_leaves_no_files(tmp_path: Path) -> No
 
 
 def test_true_peak_is_the_same_in_any_blocks_and_matches_an_independent_oversampler() -> None:
-    from audiox_core.media.truepeak import TruePeak
+    from audiox_core.sound.truepeak import TruePeak
 
     audio = loud_material(3.0, seed=7) * np.float32(0.9)
     reference = true_peak(audio)
@@ -300,7 +300,7 @@ def test_true_peak_is_the_same_in_any_blocks_and_matches_an_independent_oversamp
 
 
 def test_oversampled_envelope_is_the_interpolator_applied_directly() -> None:
-    from audiox_core.media.truepeak import PHASES, SEGMENT, envelope_where
+    from audiox_core.sound.truepeak import PHASES, SEGMENT, envelope_where
 
     rng = np.random.default_rng(3)
     audio = (0.5 * rng.standard_normal((2, 3 * SEGMENT + 100))).astype(np.float32)

@@ -6,8 +6,8 @@ import torch
 from conftest import AUDIOX_FACTS, needs_audiox_facts
 
 from audiox_core.model.config import AudioXConfig
+from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.spec import PRESETS
-from audiox_core.model.synthetic_weights import synthetic_state_dict
 from cli.main import main
 
 TINY = PRESETS / "tiny.json"
@@ -30,7 +30,7 @@ def test_check_reports_counts_dtype_and_hash(tiny_ckpt: Path, capsys) -> None:
     assert main(["model", "check", "--config", str(TINY), "--ckpt", str(tiny_ckpt)]) == 0
     out = capsys.readouterr().out
     assert "loads strictly" in out and "float32 ×" in out and "dit" in out
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
 
     assert sha256_file(tiny_ckpt) in out
 
@@ -84,7 +84,7 @@ def test_zero_frame_video_is_an_input_error(tmp_path: Path) -> None:
     import subprocess
 
     from audiox_core.errors import InputError
-    from audiox_core.media.probe import probe
+    from audiox_core.video.probe import probe
 
     path = tmp_path / "zero.mp4"
     subprocess.run(

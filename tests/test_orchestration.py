@@ -21,9 +21,9 @@ import pytest
 import yaml
 from harness import Processes, scaled_timeout, wait_until_serving
 
-from audiox_core.media.audio import read_wav
-from audiox_core.naming import reel_folder
-from audiox_core.s3 import read_current, s3_client
+from audiox_core.reel.naming import reel_folder
+from audiox_core.sound.audio import read_wav
+from audiox_core.store.s3 import read_current, s3_client
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +216,7 @@ def _wait_state(api: str, flow_run_id: str, types: tuple[str, ...], timeout_s: f
 
 
 def _cue_hashes(folder: Path) -> dict[str, str]:
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
 
     return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
 

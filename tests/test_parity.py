@@ -9,7 +9,7 @@ from conftest import AUDIOX_FACTS
 
 from audiox_core.model.checkpoint import load_weights
 from audiox_core.model.config import AudioXConfig
-from audiox_core.model.synthetic_weights import synthetic_state_dict
+from audiox_core.model.parity_weights import synthetic_state_dict
 
 PARITY = AUDIOX_FACTS / "parity"
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from audiox_core.media.pictures import AXIS, BANDS, TITLE, ReviewPictures
+from audiox_core.sound.pictures import AXIS, BANDS, TITLE, ReviewPictures
 
 RATE = 48_000
 

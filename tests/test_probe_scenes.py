@@ -6,11 +6,11 @@ import pytest
 from conftest import MEDIA, needs_media
 
 from audiox_core.errors import InputError
-from audiox_core.media.decode import ModelFrames
-from audiox_core.media.frames import FrameStore
-from audiox_core.media.probe import probe
-from audiox_core.media.scenes import detect_scenes
-from audiox_core.media.synthetic import make_reel
+from audiox_core.video.decode import ModelFrames
+from audiox_core.video.frames import FrameStore
+from audiox_core.video.lavfi_reel import make_reel
+from audiox_core.video.probe import probe
+from audiox_core.video.scenes import detect_scenes
 
 
 def test_probe_reads_exact_fps_and_streams(reel) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from test_records import sample_document
 
-from audiox_core.cuesheet import CueSheet, SheetCue, music_cue_csv, resolve
-from audiox_core.media.edl import read_scenes_csv, scenes_csv
-from audiox_core.media.scenes import DetectorSettings, Scene, SceneList
-from audiox_core.media.timecode import timecode
+from audiox_core.reel.cuesheet import CueSheet, SheetCue, music_cue_csv, resolve
+from audiox_core.video.edl import read_scenes_csv, scenes_csv
+from audiox_core.video.scenes import DetectorSettings, Scene, SceneList
+from audiox_core.video.timecode import timecode
 from cli.lineage import CueLineage, RunLineage, describe
 
 FPS = Fraction(25)

@@ -3,7 +3,9 @@ import json
 from prov.model import ProvDocument
 from test_records import sample_document
 
-from audiox_core.provenance import generation_key, public_uri, to_prov_json
+from audiox_core.provenance.keys import generation_key
+from audiox_core.provenance.prov_json import to_prov_json
+from audiox_core.store.uri import public_uri
 
 
 def test_public_uri_drops_passwords_and_signatures() -> None:

@@ -25,12 +25,13 @@ from urllib.parse import urlparse
 import pytest
 from harness import scaled_timeout
 
-from audiox_core import s3
 from audiox_core.errors import InputError, TransientError
 from audiox_core.lifecycle import process_tag
-from audiox_core.naming import FOLDER_MAX_BYTES, reel_folder, reel_title
-from audiox_core.s3 import S3Store, list_objects, read_current, s3_client
-from audiox_core.storage import LocalStore, fsync_tree, staged_directory, write_atomic
+from audiox_core.reel.naming import FOLDER_MAX_BYTES, reel_folder, reel_title
+from audiox_core.store import s3
+from audiox_core.store.files import fsync_tree, staged_directory, write_atomic
+from audiox_core.store.local import LocalStore
+from audiox_core.store.s3 import S3Store, list_objects, read_current, s3_client
 from tasks.review import artifact_slug
 
 # ---------------------------------------------------------------- names
@@ -576,7 +577,7 @@ def test_a_cue_whose_first_version_was_removed_is_found_in_a_later_output(
     """A reused cue keeps the generation row of the run that made it, whose output_uri names that
     run's version; once the version is pruned, the same bytes are still an output of a later version.
     Expected: that later copy is found (by sha256); with no copy left, None (the cue is made again)."""
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
     from db import repository
     from db.session import upgrade
     from tasks.generation import _recorded_copy

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from conftest import MEDIA, needs_media
 
-from audiox_core.media.audio import extract_audio
-from audiox_core.media.mux import mux
-from audiox_core.media.probe import probe
-from audiox_core.media.scenes import DetectorSettings, FrameCurves, detect_scenes, find_cuts
-from audiox_core.media.synthetic import make_reel
-from audiox_core.media.timeline import MUSIC, plan_timeline
+from audiox_core.sound.audio import extract_audio
+from audiox_core.sound.timeline import MUSIC, plan_timeline
+from audiox_core.video.lavfi_reel import make_reel
+from audiox_core.video.mux import mux
+from audiox_core.video.probe import probe
+from audiox_core.video.scenes import DetectorSettings, FrameCurves, detect_scenes, find_cuts
 
 BIKES = MEDIA / "video" / "bikes.mp4"
 X264 = ("-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p")

@@ -10,10 +10,9 @@ import math
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table
 
-from audiox_core.records import (
+from audiox_core.provenance.records import (
     CueGeneration,
     GenerationRecord,
-    LoudnessReport,
     MixRecord,
     ModelFacts,
     OutputRecord,
@@ -22,8 +21,8 @@ from audiox_core.records import (
     RunFacts,
     SceneRecord,
     SourceFacts,
-    StemLoudness,
 )
+from audiox_core.sound.loudness import LoudnessReport, StemLoudness
 from db.models import Generation, Mix, Output, Scene
 
 # Record type, its table, and the columns no record carries (surrogate ids, the run link, timestamps).

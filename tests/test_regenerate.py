@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiox_core.direction import CueChange, apply_changes
 from audiox_core.errors import InputError
-from audiox_core.given_sound import read_given_audio
-from audiox_core.media.audio import read_wav, to_ints, write_wav24
-from audiox_core.naming import reel_folder
-from audiox_core.provenance import to_prov_json
-from audiox_core.records import ProvenanceDocument
+from audiox_core.provenance.prov_json import to_prov_json
+from audiox_core.provenance.records import ProvenanceDocument
+from audiox_core.reel.direction import CueChange, apply_changes
+from audiox_core.reel.given_sound import read_given_audio
+from audiox_core.reel.naming import reel_folder
+from audiox_core.sound.audio import read_wav, to_ints, write_wav24
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_regenerated_spans_keep_every_other_sample_and_record_where_they_came_fr
     Expected: outside the spans every 24-bit sample equals the first version's (the crossfades lie
     inside the spans); inside, the sound is new; the generation record and provenance.json name the
     previous cue (uri, sha256) and the spans; the same sheet again reuses the inpainted cues."""
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
     from flows.soundtrack import soundtrack
 
     home, out, folder, before = in_first_home
@@ -123,7 +123,7 @@ def test_a_cue_continues_its_sketch_kept_as_given_or_only_heard(in_first_home, r
     0.975 s are the sketch at 48 kHz sample for sample (the last 25 ms cross into the continuation),
     the rest is new; only heard (prompt_audio_kept: false): the cue is not the sketch; both record
     the sketch's sha256 and whether it was kept."""
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
     from flows.soundtrack import soundtrack
 
     home, out, folder, _ = in_first_home
@@ -206,7 +206,7 @@ def test_the_direction_form_asks_for_spans_and_a_new_take_clears_them(first) -> 
     """Expected: "regenerate 00:00:00:05–00:00:00:12 of F001" sets the span (any dash, several
     comma-separated); a cue not changed keeps its spans (later versions reuse it); a new seed without
     spans is a whole new take; a span that is not two timecodes, or lies outside the cue, is refused."""
-    from audiox_core.cuesheet import parse_sheet
+    from audiox_core.reel.cuesheet import parse_sheet
     from db import repository
     from db.session import database_url
     from tasks.direction import directed_sheet
@@ -236,12 +236,12 @@ def test_a_span_at_the_cues_start_or_end_or_across_a_window_boundary_keeps_the_r
     cue, two windows of the tiny model (11 s, 2 s overlap). Expected: outside the span every sample
     is the previous version's; at the cue's own start or end no crossfade is needed, so the span is
     new right up to that edge."""
-    from audiox_core.cues import Cue
-    from audiox_core.given_sound import cue_request, finished_cue
-    from audiox_core.media.audio import resample
     from audiox_core.model.generate import SamplingSettings
     from audiox_core.model.inpaint import Span
     from audiox_core.model.longform import generate_scenes
+    from audiox_core.reel.cues import Cue
+    from audiox_core.reel.given_sound import cue_request, finished_cue
+    from audiox_core.sound.audio import resample
 
     config = tiny_model.config
     hop_s = config.autoencoder.hop / config.sample_rate

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from harness import scaled_timeout
 
-from audiox_core.naming import reel_folder
+from audiox_core.reel.naming import reel_folder
 from db import repository
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def _resume(flow_run_id: str, direction: dict[str, Any]) -> None:
 
 
 def _cue_hashes(folder: Path) -> dict[str, str]:
-    from audiox_core.storage import sha256_file
+    from audiox_core.store.files import sha256_file
 
     return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audiox_core.cuesheet import CueSheet, SheetCue, resolve
-from audiox_core.media.scenes import Scene
-from audiox_core.media.timeline import Placement
-from audiox_core.records import LoudnessReport, ModelFacts, ProcessFacts, RenderedCue, StemLoudness
-from audiox_core.review import ReviewFacts, review_html
-from audiox_core.serving import local_link, served_path
+from audiox_core.provenance.records import ModelFacts, ProcessFacts, RenderedCue
+from audiox_core.reel.cuesheet import CueSheet, SheetCue, resolve
+from audiox_core.reel.review import ReviewFacts, review_html
+from audiox_core.sound.loudness import LoudnessReport, StemLoudness
+from audiox_core.sound.timeline import Placement
+from audiox_core.store.serving import local_link, served_path
+from audiox_core.video.scenes import Scene
 from cli.serve import byte_range, make_server
 from tasks.review import review_page_task
 

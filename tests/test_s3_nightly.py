@@ -10,9 +10,9 @@ import pytest
 from harness import scaled_timeout
 
 from audiox_core.errors import InputError
-from audiox_core.media.synthetic import make_reel
-from audiox_core.naming import reel_folder
-from audiox_core.s3 import S3Store, download, list_objects, parse_s3, read_current, s3_client, upload_folder
+from audiox_core.reel.naming import reel_folder
+from audiox_core.store.s3 import S3Store, download, list_objects, parse_s3, read_current, s3_client, upload_folder
+from audiox_core.video.lavfi_reel import make_reel
 from tasks.review import artifact_slug
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,8 @@ def test_each_download_has_its_own_partial_removed_on_an_interrupt(bucket, tmp_p
     """Two downloads of one object, each interrupted (KeyboardInterrupt, a BaseException) just before
     the file is put in the cache. Expected: two distinct `.<name>.<process tag>.<random>.partial` files
     (concurrent downloads never share one, a sweep can read the owner), both removed, nothing cached."""
-    from audiox_core import cache
     from audiox_core.lifecycle import owner_tag, process_tag
+    from audiox_core.store import cache
 
     s3_client().put_object(Bucket=bucket, Key="in/reel.mp4", Body=b"reel bytes")
     partials: list[Path] = []

@@ -12,11 +12,11 @@ import pytest
 from conftest import MEDIA, needs_media
 
 from audiox_core.errors import InputError
-from audiox_core.media.edl import read_edl, read_scenes_csv, scenes_csv, scenes_edl
-from audiox_core.media.probe import probe
-from audiox_core.media.scenes import DetectorSettings, detect_scenes
-from audiox_core.media.synthetic import make_reel
-from audiox_core.media.timecode import frame_from_timecode, timecode
+from audiox_core.video.edl import read_edl, read_scenes_csv, scenes_csv, scenes_edl
+from audiox_core.video.lavfi_reel import make_reel
+from audiox_core.video.probe import probe
+from audiox_core.video.scenes import DetectorSettings, detect_scenes
+from audiox_core.video.timecode import frame_from_timecode, timecode
 
 SIZE = "320x180"
 

@@ -15,8 +15,8 @@ import pytest
 from harness import scaled_timeout
 
 from audiox_core.errors import InputError
-from audiox_core.provenance import public_uri, scrub, secret_in_uri
-from audiox_core.storage import local_path
+from audiox_core.store.local import local_path
+from audiox_core.store.uri import public_uri, scrub, secret_in_uri
 
 SECRETS = ("AKIAEXAMPLE", "SECRETEXAMPLE", "SIGSECRET", "CREDSECRET", "TOKENSECRET")
 PRESIGNED = (
@@ -171,7 +171,7 @@ def test_presigned_links_live_no_longer_than_a_review_needs(
     otherwise (at most S3's seven days); they were seven days whatever the need."""
     from urllib.parse import parse_qs, urlparse
 
-    from audiox_core.s3 import S3Store, s3_client
+    from audiox_core.store.s3 import S3Store, s3_client
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
@@ -190,7 +190,7 @@ def test_presigned_links_live_no_longer_than_a_review_needs(
 
 @pytest.mark.parametrize("given", ["604801", "0", "soon", "nan"])
 def test_a_link_expiry_s3_cannot_sign_is_one_line(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
-    from audiox_core.s3 import link_expiry_s
+    from audiox_core.store.s3 import link_expiry_s
 
     monkeypatch.setenv("AUDIOX_LINK_EXPIRY_S", given)
     with pytest.raises(InputError, match=r"^AUDIOX_LINK_EXPIRY_S="):

@@ -18,7 +18,7 @@ from audiox_core.errors import InputError
 
 @pytest.fixture
 def shared(home, s3_endpoint, monkeypatch) -> str:
-    from audiox_core.s3 import s3_client
+    from audiox_core.store.s3 import s3_client
 
     try:
         s3_client().create_bucket(Bucket="studio-shared")
@@ -31,8 +31,8 @@ def shared(home, s3_endpoint, monkeypatch) -> str:
 
 def test_the_default_store_is_this_machines_cache_folder(home, monkeypatch) -> None:
     """Expected: without AUDIOX_SHARED_STORE the cues stay where one machine kept them before."""
-    from audiox_core.cache import TensorCache, cache_root
-    from audiox_core.shared_store import shared_store, tensor_cache
+    from audiox_core.store.cache import TensorCache, cache_root
+    from audiox_core.store.shared import shared_store, tensor_cache
 
     monkeypatch.delenv("AUDIOX_SHARED_STORE", raising=False)
     assert shared_store() == str(cache_root())
@@ -42,7 +42,7 @@ def test_the_default_store_is_this_machines_cache_folder(home, monkeypatch) -> N
 
 @pytest.mark.parametrize("value", ["gs://bucket/x", "s3://", "s3://bucket/../up"])
 def test_a_bad_shared_store_is_one_line(home, monkeypatch, value) -> None:
-    from audiox_core.shared_store import shared_store
+    from audiox_core.store.shared import shared_store
 
     monkeypatch.setenv("AUDIOX_SHARED_STORE", value)
     with pytest.raises(InputError) as e:
@@ -53,9 +53,9 @@ def test_a_bad_shared_store_is_one_line(home, monkeypatch, value) -> None:
 def test_cues_on_s3_come_back_equal_and_a_damaged_object_is_deleted(shared, caplog) -> None:
     """Expected: put/get round-trips the tensors through one S3 object under the prefix; an object
     whose bytes changed is refused with a warning and deleted (the cue is made again)."""
-    from audiox_core.s3 import s3_client
-    from audiox_core.s3_cache import S3TensorCache
-    from audiox_core.shared_store import tensor_cache
+    from audiox_core.store.s3 import s3_client
+    from audiox_core.store.s3_cache import S3TensorCache
+    from audiox_core.store.shared import tensor_cache
 
     cues = tensor_cache()
     assert isinstance(cues, S3TensorCache) and cues.location == shared + "/cues"
@@ -68,7 +68,7 @@ def test_cues_on_s3_come_back_equal_and_a_damaged_object_is_deleted(shared, capl
     body = bytearray(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
     body[-3] ^= 0xFF
     s3_client().put_object(Bucket=bucket, Key=key, Body=bytes(body))
-    with caplog.at_level(logging.WARNING, logger="audiox_core.cache"):
+    with caplog.at_level(logging.WARNING, logger="audiox_core.store.cache"):
         assert cues.get("cue-1") is None
     assert "does not match its recorded sha256" in caplog.text
     assert not cues.has("cue-1")
@@ -77,8 +77,8 @@ def test_cues_on_s3_come_back_equal_and_a_damaged_object_is_deleted(shared, capl
 def test_an_unreachable_shared_store_is_one_line_naming_it(home, monkeypatch) -> None:
     """Expected: S3 that cannot be reached is a transient error naming the object, not a traceback."""
     from audiox_core.errors import TransientError
-    from audiox_core.s3 import s3_client
-    from audiox_core.shared_store import tensor_cache
+    from audiox_core.store.s3 import s3_client
+    from audiox_core.store.shared import tensor_cache
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -104,7 +104,7 @@ def test_prefect_results_on_s3_are_a_block_without_credentials(prefect_api, shar
     from prefect.client.orchestration import get_client
     from prefect.results import ResultStore
 
-    from audiox_core.s3 import s3_client
+    from audiox_core.store.s3 import s3_client
     from tasks.result_storage import S3Results, results_storage
 
     storage = results_storage()
@@ -137,7 +137,7 @@ def test_prefect_results_on_s3_are_a_block_without_credentials(prefect_api, shar
 def test_batches_in_flight_run_together_and_come_back_in_order() -> None:
     """Expected: with 3 in flight, three slow items overlap (all started before any finished) and
     the results keep the items' order although the last finishes first."""
-    from audiox_core.reel import _in_order
+    from audiox_core.reel.stages import _in_order
 
     started: list[int] = []
     lock = threading.Lock()
@@ -156,7 +156,7 @@ def test_batches_in_flight_run_together_and_come_back_in_order() -> None:
 
 
 def test_a_failed_batch_stops_the_rest_and_raises() -> None:
-    from audiox_core.reel import _in_order
+    from audiox_core.reel.stages import _in_order
 
     ran: list[int] = []
 

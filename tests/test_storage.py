@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from audiox_core.errors import InputError
-from audiox_core.storage import local_path, staged_directory, write_atomic
+from audiox_core.store.files import staged_directory, write_atomic
+from audiox_core.store.local import local_path
 
 
 def test_staged_directory_publishes_on_success(tmp_path: Path) -> None:
@@ -49,8 +50,9 @@ def test_unsupported_scheme_is_input_error() -> None:
 
 
 def test_store_is_chosen_once_from_the_uri_scheme(tmp_path: Path) -> None:
-    from audiox_core.s3 import S3Store
-    from audiox_core.storage import LocalStore, store_for
+    from audiox_core.store.by_uri import store_for
+    from audiox_core.store.local import LocalStore
+    from audiox_core.store.s3 import S3Store
 
     assert isinstance(store_for(str(tmp_path)), LocalStore)
     assert isinstance(store_for(tmp_path.as_uri()), LocalStore)
@@ -60,7 +62,7 @@ def test_store_is_chosen_once_from_the_uri_scheme(tmp_path: Path) -> None:
 
 
 def test_local_store_names_and_assembles_a_folder_in_place(tmp_path: Path) -> None:
-    from audiox_core.storage import LocalStore
+    from audiox_core.store.local import LocalStore
 
     store = LocalStore()
     folder_uri = store.child(str(tmp_path / "out"), "reel1")
@@ -73,7 +75,7 @@ def test_local_store_names_and_assembles_a_folder_in_place(tmp_path: Path) -> No
 
 
 def test_s3_store_assembles_under_the_work_folder_and_refuses_escaping_keys(tmp_path: Path) -> None:
-    from audiox_core.s3 import S3Store
+    from audiox_core.store.s3 import S3Store
 
     store = S3Store()
     folder_uri = store.child("s3://bucket/soundtracks/", "reel1")
@@ -96,7 +98,7 @@ def test_staging_folder_names_carry_the_process_tag_a_sweep_reads(tmp_path: Path
 def test_write_probe_of_check_writable_leaves_nothing(tmp_path: Path) -> None:
     """Expected: a missing root is probed at its nearest existing ancestor and not created (a run
     refused later leaves no empty folder); the probe file is removed; room enough passes."""
-    from audiox_core.storage import LocalStore
+    from audiox_core.store.local import LocalStore
 
     LocalStore().check_writable(str(tmp_path / "new" / "out"), 1)
     assert list(tmp_path.iterdir()) == []
@@ -127,7 +129,7 @@ def test_without_exchange_the_two_renames_still_replace_the_folder(tmp_path: Pat
     import ctypes
     import errno
 
-    from audiox_core import storage
+    from audiox_core.store import files as storage
 
     def no_exchange(*args) -> int:
         ctypes.set_errno(errno.EINVAL)
@@ -147,7 +149,7 @@ def test_a_failed_flush_of_the_parent_after_the_swap_is_a_warning_not_a_failure(
 ) -> None:
     """Expected: the new version is live when the parent's fsync fails, so no exception, a warning
     naming the folder, and no hidden folder left."""
-    from audiox_core import storage
+    from audiox_core.store import files as storage
 
     final = tmp_path / "reel"
     real = storage._fsync_folder

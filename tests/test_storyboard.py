@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from audiox_core.errors import InputError
-from audiox_core.media.probe import probe
-from audiox_core.media.scenes import DetectorSettings
-from audiox_core.naming import reel_folder
-from audiox_core.reel import analyse
-from audiox_core.storyboard import BOARD_FPS, Board, Card, board_sha256, card_frames, read_board, render_animatic
+from audiox_core.reel.naming import reel_folder
+from audiox_core.reel.stages import analyse
+from audiox_core.reel.storyboard import BOARD_FPS, Board, Card, board_sha256, card_frames, read_board, render_animatic
+from audiox_core.video.probe import probe
+from audiox_core.video.scenes import DetectorSettings
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
@@ -154,7 +154,7 @@ def test_a_text_brief_writes_one_cue_with_no_picture_and_its_provenance(prefect_
     result = soundtrack(str(brief), str(tmp_path / "out"), {"steps": 2, "seconds": 6.0, "kind": "music"})
     folder = tmp_path / "out" / reel_folder(str(brief))
     assert sorted(p.name for p in (folder / "cues").iterdir()) == ["scene0000_music.wav"]
-    from audiox_core.media.audio import read_wav
+    from audiox_core.sound.audio import read_wav
 
     audio, rate = read_wav(folder / "cues" / "scene0000_music.wav")
     assert audio.shape[1] == 6 * rate and np.abs(audio).max() > 0
@@ -171,7 +171,7 @@ def test_the_cli_scores_a_still_and_a_text_brief(prefect_api, home, tmp_path, ca
     Expected: the still is one scene of 72 frames with its Foley and music cues; the brief one
     music cue of 4 s; a still that is not an image and a brief with a bad kind are one line each,
     exit 1, the run recorded as failed."""
-    from audiox_core.media.audio import read_wav
+    from audiox_core.sound.audio import read_wav
     from cli.main import main
 
     out = tmp_path / "out"

@@ -12,10 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from audiox_core.cues import look_words, measure
-from audiox_core.cuesheet import draft_sheet
-from audiox_core.media.audio import write_wav24
-from audiox_core.media.scenes import Scene
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.checkpoint import state_dict_sha256
 from audiox_core.model.config import AudioXConfig, TaskPrompts
@@ -23,11 +19,15 @@ from audiox_core.model.generate import GenerationRequest, SamplingSettings, gene
 from audiox_core.model.runtime import LoadedModel, load_model
 from audiox_core.model.spec import PRESETS, resolve_model_spec
 from audiox_core.model.sync import resample_to_latents
+from audiox_core.reel.cues import look_words, measure
+from audiox_core.reel.cuesheet import draft_sheet
+from audiox_core.sound.audio import write_wav24
 from audiox_core.train.batches import Clip, vae_crops
 from audiox_core.train.discriminator import MultiResolutionDiscriminator
 from audiox_core.train.loop import DiscriminatorStep, VaeObjective, calibrate_fresh_vae, train
 from audiox_core.train.recipe import TrainConfig, VaeStage
 from audiox_core.train.spectral import onset_loss
+from audiox_core.video.scenes import Scene
 from tests.test_train import RATE, _clip, tiny_architecture
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "audiox" / "config_base.json"
@@ -182,7 +182,7 @@ def test_the_pooled_caption_reaches_the_dit_and_leaves_the_unconditional_rows_al
 
 def test_every_word_of_the_training_captions_is_in_the_demo_vocabulary() -> None:
     from audiox_core.model.conditioners import words
-    from audiox_core.train.synthetic import AMBIENCE_WORDS, MUSIC_WORDS, SOUNDS, ClipSpec, render_clip
+    from audiox_core.train.builder import AMBIENCE_WORDS, MUSIC_WORDS, SOUNDS, ClipSpec, render_clip
 
     vocabulary = set(AudioXConfig.from_json(PRESETS / "demo.json").text.vocabulary)
     train_beds = {Path(p).stem for c in ("ambience", "music") for p in SOUNDS[c]["train"]}
@@ -220,7 +220,7 @@ def test_official_config_keeps_its_parts_and_task_prompts() -> None:
 
 def test_a_small_ball_crossing_a_still_room_is_not_still() -> None:
     """The bouncing ball of the demo reel at the demo model's 32 px: a few per cent of the picture."""
-    from audiox_core.train.synthetic import ClipSpec, render_clip
+    from audiox_core.train.builder import ClipSpec, render_clip
 
     clip = render_clip(ClipSpec("bounce", "heldout", seed=101, seconds=3.0, width=320, height=180))
     small = np.stack([np.asarray(torch.nn.functional.interpolate(torch.from_numpy(f).permute(2, 0, 1)[None].float(), size=(32, 32), mode="area")[0].permute(1, 2, 0).byte()) for f in clip.frames])  # fmt: skip
@@ -418,8 +418,8 @@ def test_the_vae_ceiling_is_checked_between_the_stages(tmp_path: Path, caplog: p
     """A random autoencoder keeps no onsets: the check says so, names the missed targets and writes them."""
     import logging
 
+    from audiox_core.train.builder import build_dataset
     from audiox_core.train.loop import check_vae_ceiling
-    from audiox_core.train.synthetic import build_dataset
 
     build_dataset(tmp_path / "data", media=MEDIA, clips=1, heldout=5, seed=2, seconds=3.0, sample_rate=RATE)
     net = AudioX(AudioXConfig.from_dict(_config(sync=False)))
@@ -470,7 +470,7 @@ def test_band_loss_hears_a_low_thump_that_a_bin_average_barely_does() -> None:
 
 
 def test_prompt_tokens_of_a_words_encoder_are_its_words() -> None:
-    from audiox_core.prompt_length import prompt_tokens
+    from audiox_core.model.prompt_length import prompt_tokens
 
     cfg = AudioXConfig.from_json(PRESETS / "demo.json")
     model = _loaded(_config(sync=False))

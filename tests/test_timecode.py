@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from audiox_core.media.timecode import timecode
+from audiox_core.video.timecode import timecode
 
 NTSC = Fraction(30000, 1001)
 

@@ -19,7 +19,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from audiox_core.errors import InputError, ModelError
-from audiox_core.media.audio import write_wav24
 from audiox_core.model import longform
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.conditioners import TextEncoder
@@ -28,6 +27,7 @@ from audiox_core.model.generate import GenerationRequest, SamplingSettings, audi
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.runtime import load_model
 from audiox_core.model.spec import PRESETS
+from audiox_core.sound.audio import write_wav24
 from audiox_core.train.batches import DitSampler, decode_clips
 from audiox_core.train.ema import EMA
 from audiox_core.train.examples import load_examples

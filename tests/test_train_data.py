@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from audiox_core.errors import InputError
+from audiox_core.train.builder import ClipSpec, build_dataset, render_clip
 from audiox_core.train.evaluation import LogMelCentroids, audio_onsets, match_events
 from audiox_core.train.examples import decode_audio, load_examples
-from audiox_core.train.synthetic import ClipSpec, build_dataset, render_clip
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 

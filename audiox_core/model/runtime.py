@@ -23,7 +23,7 @@ from audiox_core.model.compiled import CompiledForward, compile_dit, compile_wan
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig, TextKind
 from audiox_core.model.spec import resolve_model_spec
-from audiox_core.storage import sha256_file
+from audiox_core.store.files import sha256_file
 
 log = logging.getLogger(__name__)
 

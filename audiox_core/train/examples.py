@@ -1,6 +1,6 @@
 """A training data folder: examples of picture, sound and caption, checked before anything trains.
 
-Layout (``audiox_core.train.synthetic`` writes it; a studio can write its own):
+Layout (``audiox_core.train.builder`` writes it; a studio can write its own):
 ``manifest.json`` lists each example's files with sha256 and licence; each example has a picture
 (``<id>.mp4`` or a ``<id>.frames/`` folder of numbered PNGs), a sound (``<id>.wav`` or any
 ffmpeg-readable audio) and a caption file ``<id>.json`` (``caption``, optional ``sound_class``,
@@ -13,7 +13,7 @@ one ffmpeg decode of the sound at a low rate, many sounds per ffmpeg process (st
 far more than decoding an 8 s clip).
 
 Frames are made by the same ffmpeg filter chain as the pipeline's decode pass
-(``audiox_core.media.decode``), so the model trains on exactly the frames it is given at inference.
+(``audiox_core.video.decode``), so the model trains on exactly the frames it is given at inference.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
-from audiox_core.media.tools import run, stall_timeout_s
+from audiox_core.video.ffmpeg import run, stall_timeout_s
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def decode_audio(path: Path, rate: int, channels: int = 2) -> np.ndarray:
 
 
 def _video_frames(path: Path, fps: int, size: int) -> np.ndarray:
-    # The model branch of audiox_core.media.decode's graph, with the same input flags and output mode.
+    # The model branch of audiox_core.video.decode's graph, with the same input flags and output mode.
     graph = f"[0:V:0]fps={fps},scale={size}:{size}:flags=area,format=rgb24[m]"
     proc = run(
         "ffmpeg",

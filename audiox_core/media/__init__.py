@@ -1,1 +1,0 @@
-"""Media handling: probing, scene detection, frames, mixing and muxing."""

@@ -1,0 +1,1 @@
+"""The AudioX model: configuration, network, checkpoint loading, samplers and generation."""

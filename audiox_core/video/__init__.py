@@ -1,0 +1,1 @@
+"""The picture: probing, decoding, scene detection, the model's frames, timecode, EDL, proxy and mux."""

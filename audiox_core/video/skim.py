@@ -1,0 +1,185 @@
+"""Scene detection faster than decoding every frame: a skim, then exact frames around candidates.
+
+The skim decodes only the reference frames, without the loop filter (``-skip_loop_filter all
+-skip_frame noref``), and scores them as the full pass scores every frame. A gap between two skimmed
+frames that changed enough to hide a cut is then decoded in full (an accurate seek; windows a few
+frames wider for the neighbour mean and the flash check, merged when close, since each seek decodes
+from the keyframe before it), so cuts stay frame-exact. Every frame's time comes from the demuxer
+(ffprobe's packets, no decoding), so frame numbers and timecodes stay exact too. Between the exact
+windows a frame gets the skim's change spread evenly over its gap and the brightness interpolated:
+enough for the threshold's statistics and the fades, which are smooth there.
+
+Only worth it where the decoder can skip: codecs with B-frames that honour ``skip_frame``
+(``SKIMMABLE``). Intra-only and B-frame-less streams (MJPEG, ProRes, MPEG-4 part 2 without
+B-frames) and VP8/VP9/AV1 take the full pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+from audiox_core.video.change import look, with_boxes
+from audiox_core.video.curves import FrameCurves, measure
+from audiox_core.video.decode import DecodeReport, decode_thumbnails
+from audiox_core.video.ffmpeg import run, stall_timeout_s
+from audiox_core.video.probe import MediaInfo
+
+SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})
+MERGE_S = 2.0  # exact windows closer than this share one seek
+
+
+def skimmable(info: MediaInfo) -> bool:
+    return info.video.codec in SKIMMABLE and info.video.has_b_frames > 0
+
+
+def frame_times(info: MediaInfo) -> list[Fraction]:
+    """Every frame's presentation time on the container's timeline, sorted, from the packets
+    (ffmpeg's own offset: the container start in microseconds, rounded to the stream's time base);
+    empty when the container gives packets no presentation times (AVI)."""
+    out = run(
+        "ffprobe",
+        [
+            "-v",
+            "error",
+            "-select_streams",
+            f"{info.video.index}",
+            "-show_entries",
+            "stream=time_base:packet=pts,flags",
+            "-of",
+            "csv",
+            str(info.path),
+        ],
+        subject=info.path,
+        what="cannot list its video packets",
+        timeout_s=stall_timeout_s(),
+    ).stdout
+    base, ticks = None, []
+    for line in out.splitlines():
+        kind, _, rest = line.partition(",")
+        if kind == "stream":
+            base = Fraction(rest.strip(",").split(",")[0])
+        elif kind == "packet":
+            pts, _, flags = rest.partition(",")
+            if pts != "N/A" and "D" not in flags:
+                ticks.append(int(pts))
+    if base is None or len(ticks) < len(out.splitlines()) - 1:
+        return []
+    offset = round(Fraction(round(info.start_s * 1_000_000), 1_000_000) / base)
+    return [(t - offset) * base for t in sorted(ticks)]
+
+
+def _index(times: Sequence[Fraction], t: Fraction) -> int | None:
+    """The frame whose time is nearest ``t``, if within half a frame."""
+    k = bisect.bisect_left(times, t)
+    best = min((j for j in (k - 1, k) if 0 <= j < len(times)), key=lambda j: abs(times[j] - t), default=None)
+    if best is None:
+        return None
+    step = times[min(best + 1, len(times) - 1)] - times[max(best - 1, 0)]
+    return best if abs(times[best] - t) <= step / 2 else None
+
+
+def skim(
+    info: MediaInfo,
+    report: DecodeReport,
+    *,
+    min_threshold: float,
+    flash_frames: int,
+    pad: int,
+    threshold_of: Callable[[Sequence[float]], float],
+    fading_of: Callable[[FrameCurves], set[int]],
+    ceiling: float,
+    progress: Callable[[int], None] | None = None,
+) -> FrameCurves | None:
+    """Per-frame curves for every frame, decoding in full only around the skim's candidate cuts;
+    None when the packets carry no presentation times (take the full pass)."""
+    field = info.video.first_field
+    if "avi" in info.container.split(","):
+        return None  # AVI packets carry no presentation times
+    with ThreadPoolExecutor(1) as pool:  # the packet listing runs beside the skim's decoding
+        listing = pool.submit(frame_times, info)
+        # the flash check over the next flash_frames skimmed frames: they span at least as many frames
+        coarse = measure(
+            with_boxes(decode_thumbnails(info.path, report, field=field, cheap=True)),
+            min_threshold,
+            flash_frames,
+            progress,
+        )
+        times = listing.result()
+    if not times:
+        return None
+    if not coarse.times:
+        return coarse
+    at = [_index(times, t) for t in coarse.times]
+    pairs = [(j, a, b) for j, (a, b) in enumerate(zip(at, at[1:]), 1) if a is not None and b is not None and b > a]
+    n = len(times)
+    change, light = [0.0] * n, [coarse.brightness[0]] * n
+    for j, a, b in pairs:
+        for k in range(a + 1, b + 1):
+            change[k] = coarse.change[j] / (b - a)
+            light[k] = coarse.brightness[j - 1] + (coarse.brightness[j] - coarse.brightness[j - 1]) * (k - a) / (b - a)
+    for j, k in enumerate(at):
+        if k is not None:
+            light[k] = coarse.brightness[j]
+    last = max((k for k in at if k is not None), default=0)
+    light[last + 1 :] = [light[last]] * (n - last - 1)
+    curves = FrameCurves(times=list(times), change=change, brightness=light)
+    for mine, theirs in (
+        (curves.returns, coarse.returns),
+        (curves.comebacks, coarse.comebacks),
+        (curves.coverage, coarse.coverage),
+    ):
+        mine.update({at[j]: v for j, v in theirs.items() if at[j] is not None})
+    for j, a, b in pairs:  # a gap of one frame: both of its ends were decoded, its change is exact
+        if b == a + 1:
+            change[b] = coarse.change[j]
+    # A gap whose change could hide a cut, with frames the skim did not decode, is decoded in full;
+    # inside a fade only a change near the full ceiling can.
+    estimate, fading = threshold_of(change), fading_of(curves)
+    wanted = [
+        (a, b)
+        for j, a, b in pairs
+        if b > a + 1 and coarse.change[j] >= max(min_threshold, 0.8 * (ceiling if b in fading else estimate))
+    ]
+    box_times = coarse.times
+    for lo, hi in _windows(wanted, times, pad):
+        span = (times[lo], times[hi] - times[lo] + (times[min(hi + 1, n - 1)] - times[hi]) / 2)
+        frames = decode_thumbnails(info.path, DecodeReport(), field=field, span=span)
+        exact = measure(
+            ((t, look(bgr), coarse.boxes[_nearest(box_times, t)]) for t, bgr in frames), min_threshold, flash_frames
+        )
+        local = [_index(times, t) for t in exact.times]
+        for i, k in enumerate(local):
+            if k is None:
+                continue
+            curves.brightness[k] = exact.brightness[i]
+            if i:
+                curves.change[k] = exact.change[i]
+            for mine, theirs in (
+                (curves.returns, exact.returns),
+                (curves.comebacks, exact.comebacks),
+                (curves.coverage, exact.coverage),
+            ):
+                if i in theirs:
+                    mine[k] = theirs[i]
+    curves.boxes = [coarse.boxes[_nearest(box_times, t)] for t in times]
+    return curves
+
+
+def _nearest(times: Sequence[Fraction], t: Fraction) -> int:
+    k = bisect.bisect_left(times, t)
+    return min((j for j in (k - 1, k) if 0 <= j < len(times)), key=lambda j: abs(times[j] - t))
+
+
+def _windows(gaps: Sequence[tuple[int, int]], times: Sequence[Fraction], pad: int) -> list[tuple[int, int]]:
+    """Frame ranges [lo, hi] to decode exactly: each gap widened by ``pad``, merged when close."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(gaps):
+        lo, hi = max(0, a - pad), min(len(times) - 1, b + pad)
+        if out and times[lo] - times[out[-1][1]] < MERGE_S:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
