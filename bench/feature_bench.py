@@ -1,7 +1,8 @@
 """A whole feature through the pipeline: a synthetic 2-hour film (hundreds of shots of varied length,
-a dialogue track) cut into scenes, a Foley and a music cue generated for every scene, mixed,
-mastered and muxed; wall time per stage, windows per second, GPU utilisation, and the share of the
-wall time that is not generation (target ≤ 10 %; target on one H200: the whole feature in ≤ 15 min).
+a dialogue track) cut into scenes, its drafted cue sheet (a Foley cue per scene, music cues over
+runs of scenes) generated, mixed, mastered and muxed; wall time per stage, windows per second, GPU
+utilisation, and the share of the wall time that is not generation (target ≤ 10 %; target on one
+H200: the whole feature in ≤ 15 min).
 
     python bench/feature_bench.py                    # CUDA: official-size config, random weights, 2 h
     .venv/bin/python bench/feature_bench.py --cpu-smoke   # tiny model, 10 min of footage, on the CPU
@@ -41,8 +42,8 @@ from audiox_core.model.generate import GenerationRequest, SamplingSettings, gene
 from audiox_core.model.longform import SceneRequest, generate_scenes, pack_passes, plan_windows
 from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.runtime import LoadedModel, dtype_plan, load_model, place, resolve_device
-from audiox_core.reel.stages import BatchGenerator, analyse, mix_reel, reel_cues, render_cues
-from audiox_core.sound.timeline import plan_timeline
+from audiox_core.reel.stages import BatchGenerator, analyse, choose_sheet, mix_reel, plan_sheet, render_cues
+from audiox_core.sound.timeline import TimelineSettings
 from audiox_core.video.ffmpeg import run
 from audiox_core.video.lavfi_reel import DIALOGUE, SOURCES
 from audiox_core.video.mux import mux
@@ -242,9 +243,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 frame_fps=model.config.video.video_fps,
                 frame_size=model.config.video.clip.image_size,
             )
-        with timed.stage("spotting (cues, timeline)"):
-            cues = reel_cues(analysis, 0)
-            placements = plan_timeline(analysis.scenes.scenes)
+        with timed.stage("spotting (cue sheet, timeline)"):
+            sheet, origin = choose_sheet(analysis, "feature", 0, None, None, model.config.prompts)
+            plan = plan_sheet(analysis, sheet, origin, "cues.yaml", TimelineSettings())
+            cues, placements = plan.cues, plan.placements
         with timed.stage("generation batches (conditioning, sampling, VAE) + cue files"):
             rendered = render_cues(
                 model.config,

@@ -31,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from audiox_core.reel.cues import SceneLook
+from audiox_core.reel.cuesheet import draft_sheet, resolve
 from audiox_core.sound.audio import write_wav24
 from audiox_core.sound.mix import MixSettings, master
-from audiox_core.sound.timeline import plan_timeline
+from audiox_core.sound.timeline import Placement, place_cues
 from audiox_core.video.lavfi_reel import make_reel
 from audiox_core.video.mux import mux
 from audiox_core.video.scenes import Scene
@@ -78,16 +80,26 @@ def cue_library(folder: Path, count: int = 40, seconds: float = 9.0) -> list[Pat
     return paths
 
 
+FPS = Fraction(24000, 1001)
+
+
 def timeline(hours: float, cues: int) -> list[Scene]:
     """``cues`` / 2 scenes with random lengths over ``hours`` (one Foley and one music cue each)."""
-    fps = Fraction(24000, 1001)
-    total_frames = round(hours * 3600 * fps)
+    total_frames = round(hours * 3600 * FPS)
     rng = np.random.default_rng(1)
     cuts = np.sort(rng.choice(np.arange(48, total_frames - 48), cues // 2 - 1, replace=False))
     bounds = [0, *cuts.tolist(), total_frames]
     return [
-        Scene(i, a, b, float(a / fps), float(b / fps), "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))
+        Scene(i, a, b, float(a / FPS), float(b / FPS), "", "") for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
+
+
+def placements_of(scenes: list[Scene]) -> list[Placement]:
+    """The drafted cue sheet's placements, as the pipeline's ``plan_sheet`` makes them; the mood changes at
+    every cut, so the draft has a music cue per scene."""
+    looks = [SceneLook(20.0 if i % 2 else 1.0, 120.0, 20.0) for i in range(len(scenes))]
+    sheet = draft_sheet("bench", scenes, FPS, looks, run_seed=0)
+    return place_cues([s.as_span() for s in resolve(sheet, scenes, FPS, "drafted cue sheet")])
 
 
 def cpu() -> str:
@@ -125,7 +137,7 @@ def main() -> None:
 
         library = cue_library(work)
         scenes = timeline(args.hours, args.cues)
-        placements = plan_timeline(scenes)
+        placements = placements_of(scenes)
         cues = [(pl, library[i % len(library)]) for i, pl in enumerate(placements)]
         total = round(scenes[-1].end_s * RATE)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6

@@ -143,7 +143,8 @@ def main() -> None:
         )
         latent = torch.randn(b, cfg.dit.io_channels, cfg.latent_frames, device=device)
         results["vae_decode_s"] = timed(lambda: net.pretransform.decode(latent), device, 1)
-    flops = step_flops(cfg.dit, cfg.latent_frames, cfg.n_cond_tokens, b)
+    n_cond = cfg.video.n_tokens + cfg.text.max_length + cfg.audio.n_tokens  # video, text, audio prompt tokens
+    flops = step_flops(cfg.dit, cfg.latent_frames, n_cond, b)
     results["step_tflop"] = flops / 1e12
     results["ours_tflops"] = flops / results["ours_step_s"] / 1e12
     window = lambda step: results["conditioning_s"] + args.window_steps * step + results["vae_decode_s"]  # noqa: E731

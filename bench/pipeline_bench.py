@@ -15,8 +15,8 @@ from pathlib import Path
 
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
-from audiox_core.reel.stages import analyse, direct_generator, mix_reel, reel_cues, render_cues
-from audiox_core.sound.timeline import plan_timeline
+from audiox_core.reel.stages import analyse, choose_sheet, direct_generator, mix_reel, plan_sheet, render_cues
+from audiox_core.sound.timeline import TimelineSettings
 from audiox_core.video.lavfi_reel import make_reel
 from audiox_core.video.mux import mux
 from audiox_core.video.scenes import DetectorSettings
@@ -54,14 +54,16 @@ def main() -> None:
                 frame_fps=model.config.video.video_fps,
                 frame_size=model.config.video.clip.image_size,
             )
-        cues = reel_cues(analysis, 0)
-        placements = plan_timeline(analysis.scenes.scenes)
+        with timed("cue sheet + timeline"):
+            sheet, origin = choose_sheet(analysis, "reel", 0, None, None, model.config.prompts)
+            plan = plan_sheet(analysis, sheet, origin, "cues.yaml", TimelineSettings())
+        cues = plan.cues
         with timed("generate (sampling, VAE, conditioning)"):
             rendered = render_cues(
                 model.config,
                 cues,
                 analysis,
-                placements,
+                plan.placements,
                 work / "cues",
                 direct_generator(model, SamplingSettings(steps=args.steps)),
             )

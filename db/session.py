@@ -115,11 +115,3 @@ def sessions(url: str) -> sessionmaker[Session]:
             upgrade(url)
             _factories[url] = sessionmaker(make_engine(url), expire_on_commit=False)
         return _factories[url]
-
-
-def close_all() -> None:
-    """Close every pooled connection this process opened (before a test stops its database server)."""
-    with _lock:
-        for factory in _factories.values():
-            factory.kw["bind"].dispose()
-        _factories.clear()

@@ -180,9 +180,12 @@ class PostgresCluster:
         """Stop the server (whatever state a failed start left it in) and remove the cluster."""
         import shutil
 
-        from db.session import close_all
+        from db import session
 
-        close_all()
+        with session._lock:  # close every pooled connection this process opened before the server stops
+            for factory in session._factories.values():
+                factory.kw["bind"].dispose()
+            session._factories.clear()
         self.stop("immediate", check=False)
         shutil.rmtree(self.base, ignore_errors=True)
 

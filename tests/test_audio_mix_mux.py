@@ -2,10 +2,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from readers import packet_md5s
 
 from audiox_core.sound.audio import extract_audio, read_wav, write_wav24
 from audiox_core.sound.mix import level_cue
-from audiox_core.video.mux import mux, packet_md5s
+from audiox_core.video.mux import mux
 from audiox_core.video.probe import probe
 
 

@@ -9,7 +9,8 @@ from audiox_core.errors import InputError, ModelError
 from audiox_core.model.config import TaskPrompts
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
-from audiox_core.reel.cues import SceneLook, cue_seed, look_note, look_words, measure, plan_cues, prompts
+from audiox_core.reel.cues import SceneLook, cue_seed, look_note, look_words, measure, prompts
+from audiox_core.reel.cuesheet import draft_sheet, resolve
 from audiox_core.reel.settings import SETTING_PATHS, RunSettings
 from audiox_core.sound.mix import MixSettings
 from audiox_core.sound.timeline import CUE_KINDS, TimelineSettings
@@ -34,9 +35,12 @@ def test_looks_follow_the_picture_and_prompts_the_model() -> None:
 
 
 def test_one_foley_and_one_music_cue_per_scene_with_distinct_reproducible_seeds() -> None:
+    """Expected: scenes whose mood changes at every cut draft a Foley and a music cue each, in scene order."""
     curves = FrameCurves(times=[Fraction(i, 25) for i in range(30)])
     scenes = scenes_from_cuts([10, 20], curves, Fraction(25), DetectorSettings()).scenes
-    cues = plan_cues(scenes, [SceneLook(0, 100, 0)] * 3, run_seed=7)
+    still, busy = SceneLook(0, 100, 0), SceneLook(40, 100, 0)
+    sheet = draft_sheet("r", scenes, Fraction(25), [still, busy, still], run_seed=7)
+    cues = [s.as_cue() for s in resolve(sheet, scenes, Fraction(25), "cues.yaml")]
     assert CUE_KINDS == ("foley", "music")
     assert [(c.scene_index, c.kind) for c in cues] == [(i, k) for i in range(3) for k in CUE_KINDS]
     assert len({c.seed for c in cues}) == 6

@@ -10,7 +10,7 @@ import pytest
 from audiox_core.errors import InputError
 from audiox_core.reel.cues import SceneLook
 from audiox_core.reel.cuesheet import CueSheet, SheetCue, draft_sheet, is_draft, music_cue_csv, parse_sheet, resolve
-from audiox_core.sound.timeline import FOLEY, MUSIC, place_cues, plan_timeline
+from audiox_core.sound.timeline import FOLEY, MUSIC, Placement, place_cues
 from audiox_core.video.scenes import Scene
 from audiox_core.video.timecode import timecode
 
@@ -51,9 +51,10 @@ def test_yaml_round_trip_keeps_every_field() -> None:
     assert not is_draft(again, SCENES, FPS, LOOKS)  # an edited sheet is no draft: it wins on reruns
 
 
-def test_one_music_cue_per_scene_places_exactly_as_the_per_scene_timeline() -> None:
-    """Expected: place_cues over per-scene spans equals plan_timeline (the property that keeps
-    the content keys of unchanged reels)."""
+def test_one_music_cue_per_scene_crossfades_centred_on_every_cut() -> None:
+    """Expected at 48 kHz: Foley covers its scene exactly with 10 ms fades; each music cue reaches half a
+    crossfade (0.5 s) across every inner cut, fading over the whole overlap, and fades over 50 ms at the
+    reel's start and end; in scene order, Foley first."""
     sheet = CueSheet(
         "r",
         FPS,
@@ -62,7 +63,25 @@ def test_one_music_cue_per_scene_places_exactly_as_the_per_scene_timeline() -> N
         ),
     )
     spans = [s.as_span() for s in resolve(sheet, SCENES, FPS, "cues.yaml")]
-    assert place_cues(spans) == plan_timeline(SCENES)
+    bounds = [0, 96_000, 192_000, 336_000, 480_000, 576_000]  # cuts at frames 50, 100, 175, 250 of 300
+    expected = []
+    for i, scene in enumerate(SCENES):
+        a, b = bounds[i], bounds[i + 1]
+        left, right = (24_000 if i > 0 else 0), (24_000 if i < 4 else 0)
+        fade_in, fade_out = 2 * left or 2_400, 2 * right or 2_400
+        expected.append(Placement(scene.index, FOLEY, a, b - a, 480, 480, False))
+        expected.append(Placement(scene.index, MUSIC, a - left, b + right - (a - left), fade_in, fade_out, True))
+    assert place_cues(spans) == expected
+
+
+def test_a_crossfade_is_at_most_half_of_either_music_cue() -> None:
+    """Expected: around a 0.4 s scene (19 200 samples) the crossfades on both its cuts shrink to its half."""
+    scenes = scenes_at([50, 60], 110)  # 2 s, 0.4 s, 2 s
+    sheet = CueSheet("r", FPS, tuple(SheetCue(f"M{s.index}", MUSIC, "p", 1, (s.index, s.index)) for s in scenes))
+    first, short, last = place_cues([s.as_span() for s in resolve(sheet, scenes, FPS, "cues.yaml")])
+    assert first.start + first.length == 96_000 + 9_600 and first.fade_out == 19_200
+    assert (short.start, short.length, short.fade_in, short.fade_out) == (96_000 - 9_600, 38_400, 19_200, 19_200)
+    assert last.start == 115_200 - 9_600 and last.fade_in == 19_200
 
 
 def test_a_music_cue_across_cuts_is_one_placement_crossfading_into_the_next() -> None:

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 from harness import Processes, scaled_timeout
+from readers import packet_md5s
 
 from audiox_core.reel.naming import reel_folder
 from audiox_core.sound.audio import read_wav
 from audiox_core.store.files import sha256_file
-from audiox_core.video.mux import packet_md5s
 from audiox_core.video.probe import probe
 from audiox_core.workspace import studio_home
 from db import repository

@@ -22,7 +22,7 @@ def test_base_config_manifest_equals_official_keys() -> None:
 def test_base_config_official_geometry() -> None:
     cfg = AudioXConfig.from_json(AUDIOX_FACTS / "config_base.json")
     assert cfg.latent_frames == 236 and cfg.window_samples == 483_328
-    assert cfg.n_cond_tokens == 471
+    assert (cfg.video.n_tokens, cfg.text.max_length, cfg.audio.n_tokens) == (128, 128, 215)  # 471 cond tokens
     assert cfg.video.n_frames == 50 and cfg.video.clip.tokens_per_frame == 50
     assert (cfg.dit.kv_heads, cfg.dit.rotary_dim) == (12, 32)
 

@@ -82,7 +82,9 @@ def test_cfg_scale_1_equals_the_conditional_branch_of_the_cfg_batch(tiny_model) 
     dit = tiny_model.network.model.model
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(2, 8, 236, generator=g), torch.rand(2, generator=g)
-    cond = torch.randn(2, tiny_model.config.n_cond_tokens, tiny_model.config.cond_dim, generator=g)
+    config = tiny_model.config
+    n_cond = config.video.n_tokens + config.text.max_length + config.audio.n_tokens  # video, text, audio prompt
+    cond = torch.randn(2, n_cond, config.cond_dim, generator=g)
     with torch.inference_mode():
         kvs = dit.condition(cond)
         single = dit.guided(x, t, kvs, 1.0)

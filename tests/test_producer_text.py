@@ -12,10 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from readers import read_scenes_csv
 from test_records import sample_document
 
 from audiox_core.reel.cuesheet import CueSheet, SheetCue, music_cue_csv, resolve
-from audiox_core.video.edl import read_scenes_csv, scenes_csv
+from audiox_core.video.edl import scenes_csv
 from audiox_core.video.scenes import DetectorSettings, Scene, SceneList
 from audiox_core.video.timecode import timecode
 from cli.lineage import CueLineage, RunLineage, describe

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import MEDIA, needs_media
+from drafted import drafted_placements
 
 from audiox_core.sound.audio import extract_audio
-from audiox_core.sound.timeline import MUSIC, plan_timeline
+from audiox_core.sound.timeline import MUSIC
 from audiox_core.video.lavfi_reel import make_reel
 from audiox_core.video.mux import mux
 from audiox_core.video.probe import probe
@@ -159,8 +160,9 @@ def test_picture_and_sound_share_the_container_timeline(tmp_path: Path) -> None:
     first_frames = [starts[s.start_frame] - container_start for s in scenes.scenes]
     assert first_frames[0] > 0.45  # the picture really starts late
     assert [s.start_s for s in scenes.scenes] == pytest.approx(first_frames, abs=1e-6)
-    music = [p for p in plan_timeline(scenes.scenes) if p.kind == MUSIC]
-    foley = [p for p in plan_timeline(scenes.scenes) if p.kind != MUSIC]
+    placements = drafted_placements(scenes.scenes, scenes.fps)
+    music = [p for p in placements if p.kind == MUSIC]
+    foley = [p for p in placements if p.kind != MUSIC]
     assert [p.start for p in foley] == [round(t * 48_000) for t in first_frames]
     assert music[0].start == foley[0].start
 

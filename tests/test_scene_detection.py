@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import MEDIA, needs_media
+from readers import read_edl, read_scenes_csv
 
 from audiox_core.errors import InputError
-from audiox_core.video.edl import read_edl, read_scenes_csv, scenes_csv, scenes_edl
+from audiox_core.video.edl import scenes_csv, scenes_edl
 from audiox_core.video.lavfi_reel import make_reel
 from audiox_core.video.probe import probe
 from audiox_core.video.scenes import DetectorSettings, detect_scenes

@@ -154,7 +154,8 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(arch: dict) -> None:
     cfg = net.cfg
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(4, cfg.dit.io_channels, cfg.latent_frames, generator=g)
-    cond = torch.randn(4, cfg.n_cond_tokens, cfg.cond_dim, generator=g)
+    n_cond = cfg.video.n_tokens + cfg.text.max_length + cfg.audio.n_tokens  # video, text, audio prompt
+    cond = torch.randn(4, n_cond, cfg.cond_dim, generator=g)
     t, noise = torch.rand(4, generator=g), torch.randn(x0.shape, generator=g)
     dit = net.model.model
     optimiser = torch.optim.AdamW(dit.parameters(), lr=1e-3)

@@ -201,10 +201,6 @@ class AudioXConfig:
         return self.latent_frames * self.autoencoder.hop
 
     @property
-    def n_cond_tokens(self) -> int:
-        return self.video.n_tokens + self.text.max_length + self.audio.n_tokens
-
-    @property
     def audio_prompt_samples(self) -> int:
         if self.audio.prompt_samples is not None:
             return self.audio.prompt_samples

@@ -1,4 +1,4 @@
-"""Cues: what to generate for each scene (a Foley cue and a music cue), with prompts and seeds.
+"""Cues: what to generate, a Foley or a music cue starting in a scene, with its prompt and seed.
 
 A cue's prompt is the text the model understands for its kind (``TaskPrompts``: the official
 release's task prompts, or our demo model's own caption words), so a drafted sheet asks each model
@@ -17,7 +17,6 @@ import numpy as np
 from audiox_core.model.config import TaskPrompts
 from audiox_core.model.inpaint import Span
 from audiox_core.sound.timeline import CUE_KINDS, CueKind
-from audiox_core.video.scenes import Scene
 
 
 @dataclass(frozen=True)
@@ -96,14 +95,3 @@ def look_note(look: SceneLook) -> str:
 def prompts(task: TaskPrompts) -> dict[CueKind, str]:
     """The prompt of each cue kind: the model's own task prompts."""
     return {"foley": task.foley, "music": task.music}
-
-
-def plan_cues(
-    scenes: tuple[Scene, ...], looks: list[SceneLook], run_seed: int, task: TaskPrompts = TaskPrompts()
-) -> list[Cue]:
-    """One Foley and one music cue per scene, in scene order."""
-    cues = []
-    text = prompts(task)
-    for scene in scenes:
-        cues += [Cue(scene.index, kind, text[kind], cue_seed(run_seed, scene.index, kind)) for kind in CUE_KINDS]
-    return cues

@@ -28,7 +28,7 @@ from audiox_core.model.inpaint import Span
 from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.provenance.records import GivenSound, RenderedCue
-from audiox_core.reel.cues import Cue, SceneLook, measure, plan_cues
+from audiox_core.reel.cues import Cue, SceneLook, measure
 from audiox_core.reel.cuesheet import CueSheet, SpannedCue, draft_sheet, is_draft, music_cue_csv, resolve
 from audiox_core.reel.given_sound import cue_request, finished_cue, read_given_audio, read_previous_cue, span_list
 from audiox_core.sound.audio import extract_audio, resample, write_wav24
@@ -94,11 +94,6 @@ def write_scene_exports(scenes: SceneList, folder: Path, title: str, clip_name: 
 
 def reel_looks(analysis: Analysis) -> list[SceneLook]:
     return [measure(analysis.frames.between(s.start_s, s.end_s)) for s in analysis.scenes.scenes]
-
-
-def reel_cues(analysis: Analysis, run_seed: int, task: TaskPrompts = TaskPrompts()) -> list[Cue]:
-    """One Foley and one music cue per scene (the benchmarks' plan; the pipeline follows the cue sheet)."""
-    return plan_cues(analysis.scenes.scenes, reel_looks(analysis), run_seed, task)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Where each cue goes on the 48 kHz timeline, to the sample.
 
-Positions come from each scene's start and end time (the container's PTS), converted to samples
-once, never accumulated. Foley cues cover their scene with short linear fades at the edges. Music
-cues reach half a crossfade into their neighbours, so consecutive cues overlap by one crossfade
-(equal power, default 1 s) centred on the cut.
+Positions come from each cue's span on the cue sheet (its scenes' start and end times, the
+container's PTS), converted to samples once, never accumulated. Foley cues cover their span with
+short linear fades at the edges. A music cue reaches half a crossfade into the music cue it meets,
+so consecutive cues overlap by one crossfade (equal power, default 1 s) centred on their boundary.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Literal, get_args
 import numpy as np
 
 from audiox_core.validation import above, at_least, check_fields
-from audiox_core.video.scenes import Scene
 
 CueKind = Literal["foley", "music"]
 CUE_KINDS: tuple[CueKind, ...] = get_args(CueKind)  # a scene's cues, in the order they are planned (and seeded)
@@ -56,29 +55,6 @@ def to_sample(seconds: float, rate: int) -> int:
     return round(seconds * rate)
 
 
-def plan_timeline(scenes: Sequence[Scene], settings: TimelineSettings = TimelineSettings()) -> list[Placement]:
-    """A Foley and a music placement per scene, in scene order."""
-    rate = settings.rate
-    bounds = [to_sample(s.start_s, rate) for s in scenes] + [to_sample(scenes[-1].end_s, rate)]
-    half = to_sample(settings.music_crossfade_s / 2, rate)
-    foley_fade = to_sample(settings.foley_fade_ms / 1000, rate)
-    edge = to_sample(settings.edge_fade_ms / 1000, rate)
-    placements = []
-    for i, scene in enumerate(scenes):
-        a, b = bounds[i], bounds[i + 1]
-        fade = min(foley_fade, (b - a) // 2)
-        placements.append(Placement(scene.index, FOLEY, a, b - a, fade, fade, equal_power=False))
-        # Half a crossfade each side of an inner cut, limited by the neighbouring scenes' lengths.
-        left = min(half, (b - a) // 2, (a - bounds[i - 1]) // 2) if i > 0 else 0
-        right = min(half, (b - a) // 2, (bounds[i + 2] - b) // 2) if i + 1 < len(scenes) else 0
-        fade_in = 2 * left if i > 0 else min(edge, (b - a) // 2)
-        fade_out = 2 * right if i + 1 < len(scenes) else min(edge, (b - a) // 2)
-        placements.append(
-            Placement(scene.index, MUSIC, a - left, (b + right) - (a - left), fade_in, fade_out, equal_power=True)
-        )
-    return placements
-
-
 @dataclass(frozen=True)
 class CueSpan:
     """A cue's span on the reel (seconds, the container's timeline) and its gain, as the cue sheet says."""
@@ -92,9 +68,8 @@ class CueSpan:
 
 def place_cues(spans: Sequence[CueSpan], settings: TimelineSettings = TimelineSettings()) -> list[Placement]:
     """Placements for cue sheet spans: Foley covers its span with short linear fades; a music cue that
-    meets the next one reaches half a crossfade across their boundary (equal power, centred on it, as
-    ``plan_timeline`` does at every cut), and fades in or out over the edge fade where no music cue
-    meets it. One music cue per scene gives ``plan_timeline``'s placements."""
+    meets the next one reaches half a crossfade across their boundary (equal power, centred on it, at
+    most half of either cue), and fades in or out over the edge fade where no music cue meets it."""
     rate = settings.rate
     half = to_sample(settings.music_crossfade_s / 2, rate)
     foley_fade = to_sample(settings.foley_fade_ms / 1000, rate)

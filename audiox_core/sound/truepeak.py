@@ -8,8 +8,6 @@ matrix product.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -149,8 +147,3 @@ class TruePeak:
         """The peak including the last samples (zeros after the end)."""
         x = np.concatenate((self.context, self.pending, np.zeros((self.pending.shape[0], AFTER), np.float32)), axis=1)
         return max(self.peak, self._scan(x, self.pending.shape[1]))
-
-    @property
-    def dbtp(self) -> float:
-        peak = self.final
-        return 20 * math.log10(peak) if peak > 0 else -math.inf

@@ -12,10 +12,8 @@ fitted through them (the object's lowest row is on the floor at exactly those fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ import cv2
 import numpy as np
 
 from audiox_core.errors import InputError
+from audiox_core.store.files import sha256_file, write_atomic
 from audiox_core.train.examples import Event
 from audiox_core.video.ffmpeg import binary, run
 from audiox_core.video.lavfi_reel import SyntheticReel
@@ -524,10 +523,6 @@ def _write_wav16(path: Path, audio: np.ndarray, rate: int) -> None:
         w.writeframes(ints.tobytes())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _source_licences(media: Path) -> dict[str, str]:
     try:
         manifest = json.loads((media / "MANIFEST.json").read_text())
@@ -584,12 +579,12 @@ def build_dataset(
         (out / f"{cid}.json").write_text(json.dumps(caption, indent=1) + "\n")
         audio_licence = "; ".join(sorted({licences.get(u, "unknown") for u in used}))
         files = {
-            f"{cid}.mp4": {"sha256": _sha256(out / f"{cid}.mp4"), "licence": OWN_LICENCE},
-            f"{cid}.wav": {"sha256": _sha256(out / f"{cid}.wav"), "licence": f"mixed from: {audio_licence}"},
-            f"{cid}.json": {"sha256": _sha256(out / f"{cid}.json"), "licence": OWN_LICENCE},
+            f"{cid}.mp4": {"sha256": sha256_file(out / f"{cid}.mp4"), "licence": OWN_LICENCE},
+            f"{cid}.wav": {"sha256": sha256_file(out / f"{cid}.wav"), "licence": f"mixed from: {audio_licence}"},
+            f"{cid}.json": {"sha256": sha256_file(out / f"{cid}.json"), "licence": OWN_LICENCE},
         }
         for u in used:
-            sources_used.setdefault(u, {"sha256": _sha256(media / u), "licence": licences.get(u, "unknown")})
+            sources_used.setdefault(u, {"sha256": sha256_file(media / u), "licence": licences.get(u, "unknown")})
         examples.append(
             {
                 "id": cid,
@@ -620,9 +615,7 @@ def build_dataset(
         "heldout_pitch_semitones": PITCH_HELDOUT,
     }
     manifest = {"format": FORMAT, "examples": examples, "sources": sources_used, "recipe": recipe}
-    tmp = out / ".manifest.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out / "manifest.json")
+    write_atomic(out / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return BuildReport(out, clips, heldout, per_class)
 
 

@@ -1,4 +1,4 @@
-"""Scene lists for editors: CSV and CMX 3600 EDL, and readers for both (round trips in the tests).
+"""Scene lists for editors: CSV and CMX 3600 EDL.
 
 The EDL has one cut event per scene on track V with the reel's own timecode as source and record
 (record starts where the source starts), drop-frame at 29.97/59.94, so an editor can load the cuts
@@ -7,29 +7,14 @@ against the original picture.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from dataclasses import dataclass
-from fractions import Fraction
 
 from audiox_core.producer_text import csv_table
 from audiox_core.video.scenes import SceneList
-from audiox_core.video.timecode import frame_from_timecode, is_drop_frame
+from audiox_core.video.timecode import is_drop_frame
 
 CSV_FIELDS = ("scene", "start_frame", "end_frame", "start_s", "end_s", "start_tc", "end_tc", "duration_s")
 _NUMERIC_FIELDS = frozenset(CSV_FIELDS) - {"start_tc", "end_tc"}
-_EVENT = re.compile(r"^(\d{3,6})\s+(\S+)\s+V\s+C\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class EdlEvent:
-    number: int
-    reel: str
-    source_in: int  # frames
-    source_out: int
-    record_in: int
-    record_out: int
 
 
 def scenes_csv(scenes: SceneList) -> str:
@@ -50,10 +35,6 @@ def scenes_csv(scenes: SceneList) -> str:
     return csv_table(CSV_FIELDS, rows, numeric=_NUMERIC_FIELDS)
 
 
-def read_scenes_csv(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
-
-
 def _reel_name(name: str) -> str:
     """CMX 3600 reel names: up to 8 characters, letters, digits and underscores."""
     return (re.sub(r"[^A-Za-z0-9_]", "", name)[:8] or "AX").upper()
@@ -68,13 +49,3 @@ def scenes_edl(scenes: SceneList, title: str, clip_name: str) -> str:
         lines.append(f"* FROM CLIP NAME: {clip_name}")
         lines.append("")
     return "\n".join(lines)
-
-
-def read_edl(text: str, fps: Fraction) -> list[EdlEvent]:
-    """The cut events of a CMX 3600 EDL, timecodes converted to frames at ``fps``."""
-    events = []
-    for line in text.splitlines():
-        if m := _EVENT.match(line.strip()):
-            tcs = [frame_from_timecode(tc, fps) for tc in m.groups()[2:]]
-            events.append(EdlEvent(int(m.group(1)), m.group(2), *tcs))
-    return events

@@ -42,14 +42,3 @@ def mux(video: Path, video_stream: int, audio: Path, out: Path) -> None:
         subject=video,
         what="muxing the soundtrack into the picture failed",
     )
-
-
-def packet_md5s(path: Path, stream: str = "v:0") -> list[str]:
-    """MD5 of every packet of one stream (ffmpeg framemd5 on a stream copy): equal lists = identical packets."""
-    out = run(
-        "ffmpeg",
-        ["-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "framemd5", "-"],
-        subject=path,
-        what="hashing its packets failed",
-    ).stdout
-    return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]

@@ -126,12 +126,7 @@ def skim(
     last = max((k for k in at if k is not None), default=0)
     light[last + 1 :] = [light[last]] * (n - last - 1)
     curves = FrameCurves(times=list(times), change=change, brightness=light)
-    for mine, theirs in (
-        (curves.returns, coarse.returns),
-        (curves.comebacks, coarse.comebacks),
-        (curves.coverage, coarse.coverage),
-    ):
-        mine.update({at[j]: v for j, v in theirs.items() if at[j] is not None})
+    _merge_marks(curves, coarse, at)
     for j, a, b in pairs:  # a gap of one frame: both of its ends were decoded, its change is exact
         if b == a + 1:
             change[b] = coarse.change[j]
@@ -157,15 +152,19 @@ def skim(
             curves.brightness[k] = exact.brightness[i]
             if i:
                 curves.change[k] = exact.change[i]
-            for mine, theirs in (
-                (curves.returns, exact.returns),
-                (curves.comebacks, exact.comebacks),
-                (curves.coverage, exact.coverage),
-            ):
-                if i in theirs:
-                    mine[k] = theirs[i]
+        _merge_marks(curves, exact, local)
     curves.boxes = [coarse.boxes[_nearest(box_times, t)] for t in times]
     return curves
+
+
+def _merge_marks(curves: FrameCurves, measured: FrameCurves, at: Sequence[int | None]) -> None:
+    """Copy ``measured``'s flash and coverage marks onto ``curves``: its frame j is frame ``at[j]`` there."""
+    for mine, theirs in (
+        (curves.returns, measured.returns),
+        (curves.comebacks, measured.comebacks),
+        (curves.coverage, measured.coverage),
+    ):
+        mine.update({at[j]: v for j, v in theirs.items() if at[j] is not None})
 
 
 def _nearest(times: Sequence[Fraction], t: Fraction) -> int:
