@@ -9,6 +9,8 @@ Third-party exceptions are wrapped at the boundary with ``raise InputError(...) 
 sees one clear line and ``--debug`` shows the chain.
 """
 
+from __future__ import annotations
+
 
 class PipelineError(Exception):
     """Base class of all errors the pipeline raises deliberately."""
@@ -16,6 +18,10 @@ class PipelineError(Exception):
 
 class InputError(PipelineError):
     """The input (a media file, a URI, a setting) is unusable; retrying will not help."""
+
+    def naming(self, path: object, shown: str) -> InputError:
+        """This error naming the input as ``shown`` where it names ``path``, the local copy it was read from."""
+        return InputError(str(self).replace(str(path), shown))
 
 
 class TransientError(PipelineError):

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import math
 import numbers
-import os
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -93,16 +92,3 @@ def check_fields(settings: Any) -> None:
     owner = type(settings)
     for f in dataclasses.fields(owner):
         checked(f"{owner.__name__}: {f.name}", owner, f.name, getattr(settings, f.name))
-
-
-def env_seconds(name: str, default: float) -> float:
-    """A duration from the environment variable ``name`` (seconds, > 0), else ``default``; a bad
-    value is one InputError line naming the variable."""
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise InputError(f"{name}={raw!r}: must be a number of seconds above 0")
-    return value

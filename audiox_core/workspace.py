@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 from audiox_core import __version__
+from audiox_core.environment import env_path
 
 
 def studio_home() -> Path:
     """Data folder (database, work files): $AUDIOX_HOME, default ~/.audiox-studio."""
-    return Path(os.environ.get("AUDIOX_HOME", Path.home() / ".audiox-studio")).expanduser()
+    return env_path("AUDIOX_HOME") or Path.home() / ".audiox-studio"
 
 
 def code_version() -> str:

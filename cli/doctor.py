@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,7 @@ def check_torch() -> Check:
 
 def check_model(spec: str) -> Check:
     """The model ``--model`` names, by the loader's own rules, and the T5 folder when it needs one."""
+    from audiox_core.environment import t5_dir
     from audiox_core.errors import ModelError
     from audiox_core.model.conditioners import require_t5_dir
     from audiox_core.model.spec import resolve_model_spec
@@ -60,9 +60,8 @@ def check_model(spec: str) -> Check:
     if model.weights_path is None:
         return Check("model", True, "tiny: built-in random-weight test model (not a trained model)")
     if model.needs_t5:
-        t5 = os.environ.get("AUDIOX_T5_DIR")
         try:
-            require_t5_dir(model.config.text, Path(t5) if t5 else None)
+            require_t5_dir(model.config.text, t5_dir())
         except ModelError as e:
             return Check("model", False, f"{model.weights_path} found, but {e}")
     size = model.weights_path.stat().st_size

@@ -4,11 +4,12 @@ training data (see audiox_core.train)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from audiox_core.environment import env_text
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -110,9 +111,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     data = nested.add_parser("data", help="training data")
     build = data.add_subparsers(dest="data_command", required=True).add_parser("build", help="render synthetic clips")
     build.add_argument("--out", required=True, help="data folder to write")
-    build.add_argument(
-        "--media", default=os.environ.get("AUDIOX_MEDIA", str(DEFAULT_MEDIA)), help="source sounds (CC0/PD)"
-    )
+    build.add_argument("--media", default=env_text("AUDIOX_MEDIA", str(DEFAULT_MEDIA)), help="source sounds (CC0/PD)")
     build.add_argument("--clips", type=int, default=600, help="training clips")
     build.add_argument("--heldout", type=int, default=60, help="held-out evaluation clips")
     build.add_argument("--seed", type=int, default=0)

@@ -22,9 +22,10 @@ from audiox_core.reel.settings import RunSettings
 from audiox_core.workspace import studio_home
 from db.repository import CANCELLED
 from db.session import database_url
-from flows.soundtrack import forget_secret_parameters, interruption_reason, soundtrack
+from flows.soundtrack import soundtrack
 from tasks.footage import list_footage, unprocessed
 from tasks.provenance import close_process_runs
+from tasks.run_end import forget_secret_parameters, interruption_reason
 
 
 @task(name="reel", cache_policy=NO_CACHE)

@@ -4,8 +4,7 @@ the same key, and the batches for the rest, sent to wherever inference runs (tas
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,21 +14,20 @@ from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import stop_point
-from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.spec import load_config
-from audiox_core.provenance.keys import generation_key
 from audiox_core.provenance.records import CueId, GivenSound, ModelFacts, RenderedCue
 from audiox_core.reel.cues import Cue
 from audiox_core.reel.cuesheet import SpannedCue
+from audiox_core.reel.generation_plan import GenerationPlan, plan_generation
 from audiox_core.reel.given_sound import read_given_audio, span_list
 from audiox_core.reel.settings import RunSettings
-from audiox_core.reel.stages import Analysis, render_cues
-from audiox_core.sound.timeline import Placement
+from audiox_core.reel.source import Footage, Source
+from audiox_core.reel.stages import Analysis, SheetPlan, render_cues
 from audiox_core.store.by_uri import store_for
+from audiox_core.store.cache import sources_cache
 from audiox_core.store.files import sha256_file
 from audiox_core.store.uri import public_uri
-from audiox_core.workspace import code_version, studio_home
 from db import repository
 from tasks.inference import BATCH_PROGRESS, batches_in_flight, run_batch
 from tasks.progress import progress_bar
@@ -37,83 +35,14 @@ from tasks.retry import TRANSIENT_RETRIES
 from tasks.review import artifact_slug
 
 ARTIFACT_EVERY_S = 1.0
+
+
 CHECK_RATE = 16_000  # a given sketch is decoded at this rate to check it before the run generates anything
-
-
-@dataclass(frozen=True)
-class GenerationPlan:
-    """What the generate stage does for one reel: which model where, with which sampling, in what
-    batches, for which cues at which placements, and each cue's content key."""
-
-    model_spec: str
-    device: str
-    sampling: SamplingSettings
-    batch_size: int
-    cues: tuple[Cue, ...]
-    placements: tuple[Placement, ...]
-    keys: dict[CueId, str]
-    given: dict[CueId, GivenSound] = field(default_factory=dict)  # the sound a cue starts from (given_sound.py)
-
-
-def generation_keys(
-    cues: list[Cue],
-    placements: list[Placement],
-    source_sha256: str,
-    model: ModelFacts,
-    sampling: SamplingSettings,
-    given: Mapping[CueId, GivenSound] | None = None,
-) -> dict[CueId, str]:
-    """The content key of every cue: everything that determines its audio, this code version included
-    (for a cue made from a given sound, that sound's sha256, the spans made again and the sketch kept)."""
-    where = {(p.scene_index, p.kind): p for p in placements}
-    given = given or {}
-    keys = {}
-    for c in cues:
-        p = where[(c.scene_index, c.kind)]
-        facts = {
-            "source_sha256": source_sha256,
-            "kind": c.kind,
-            "span": [p.start, p.length, p.fade_in, p.fade_out],
-            "model": model.name,
-            "checkpoint_sha256": model.checkpoint_sha256,
-            "prompt": c.prompt,
-            "seed": c.seed,
-            "sampling": asdict(sampling),
-            "precision": model.precision,
-            "code_version": code_version(),
-        }
-        if g := given.get((c.scene_index, c.kind)):
-            spans = span_list(c.regenerate)
-            facts["audio_input"] = {"task": g.task, "sha256": g.sha256, "spans": spans, "kept": c.prompt_audio_kept}
-        keys[(c.scene_index, c.kind)] = generation_key(facts)
-    return keys
-
-
-def plan_generation(
-    settings: RunSettings,
-    model: ModelFacts,
-    cues: list[Cue],
-    placements: list[Placement],
-    source_sha256: str,
-    given: Mapping[CueId, GivenSound] | None = None,
-) -> GenerationPlan:
-    """The reel's generation plan, its cues keyed by what determines them."""
-    keys = generation_keys(cues, placements, source_sha256, model, settings.sampling, given)
-    return GenerationPlan(
-        settings.model,
-        settings.device,
-        settings.sampling,
-        settings.batch_size,
-        tuple(cues),
-        tuple(placements),
-        keys,
-        dict(given or {}),
-    )
 
 
 @task(name="given-sounds", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def given_sounds_task(
-    db_url: str, source_uri: str, spanned: tuple[SpannedCue, ...], sheet_name: str, work: Path
+    db_url: str, source_shown: str, spanned: tuple[SpannedCue, ...], sheet_name: str, work: Path
 ) -> dict[CueId, GivenSound]:
     """The sound each cue starts from, fetched and verified before anything is generated: for a cue with
     spans to regenerate, its previous version (the latest succeeded run's cue; when that cue was this
@@ -126,7 +55,7 @@ def given_sounds_task(
         if s.cue.mute:
             continue
         if c.regenerate:
-            found[where] = _previous_cue(db_url, public_uri(source_uri), c, name)
+            found[where] = _previous_cue(db_url, source_shown, c, name)
         elif c.prompt_audio:
             shown = public_uri(c.prompt_audio)
             try:
@@ -184,7 +113,7 @@ def _recorded_copy(db_url: str, output_uri: str, sha256: str) -> Path | None:
     with the same sha256; None when none is left (the cue is generated again)."""
     for uri in dict.fromkeys([output_uri, *repository.output_uris(db_url, sha256)]):
         try:
-            path = store_for(uri).fetch(uri, studio_home() / "cache" / "sources").path
+            path = store_for(uri).fetch(uri, sources_cache()).path
         except InputError:
             continue  # this copy is gone (removed with an old version, or deleted)
         if sha256_file(path) == sha256:
@@ -192,9 +121,24 @@ def _recorded_copy(db_url: str, output_uri: str, sha256: str) -> Path | None:
     return None
 
 
-def generate_cues(
-    plan: GenerationPlan, analysis: Analysis, reuse: dict[CueId, Path], out_dir: Path, reel: str
-) -> list[RenderedCue]:
+def plan_cues(
+    db_url: str,
+    settings: RunSettings,
+    model: ModelFacts,
+    spotted: SheetPlan,
+    source: Source,
+    footage: Footage,
+    work: Path,
+) -> GenerationPlan:
+    """The generate stage's plan: the sound each cue starts from, every cue's content key, and the cues
+    an earlier run already made with the same key."""
+    name = spotted.sheet_name
+    given = given_sounds_task(db_url, source.shown, spotted.spanned, name, work)
+    plan = plan_generation(settings, model, list(spotted.cues), list(spotted.placements), footage.file.sha256, given)
+    return replace(plan, reuse=reusable_task(db_url, plan.keys))
+
+
+def generate_cues(plan: GenerationPlan, analysis: Analysis, out_dir: Path, reel: str) -> list[RenderedCue]:
     """The generate stage, run in the flow itself (not inside a task): each batch is then a task of
     the flow whose cached result is committed as soon as it finishes, where a task nested in another
     task would commit only with its parent, and a crash would lose every finished batch."""
@@ -202,6 +146,7 @@ def generate_cues(
         progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated"
     )
     total = len(plan.cues)
+    reuse = plan.reuse
     done = float(len(reuse))  # cues finished (reused ones from the start), fractional while a batch samples
     last_sent = 0.0
 

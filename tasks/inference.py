@@ -25,7 +25,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -35,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectDistributedFuture
 
+from audiox_core.environment import env_count, env_seconds, env_text, t5_dir
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.inpaint import Span
@@ -45,7 +45,6 @@ from audiox_core.store.cache import TensorCache, cache_root
 from audiox_core.store.s3_cache import S3TensorCache
 from audiox_core.store.shared import shared_store, tensor_cache
 from audiox_core.store.staged import record_staged
-from audiox_core.validation import env_seconds
 from tasks.progress import working
 from tasks.result_storage import results_storage
 
@@ -65,8 +64,8 @@ class ModelCache:
     def get(self, spec: str, device: str) -> tuple[LoadedModel, ProcessFacts]:
         with self._lock:
             if (spec, device) not in self._models:
-                t5 = os.environ.get("AUDIOX_T5_DIR")
-                model = load_model(spec, device=device, t5_dir=Path(t5) if t5 else None)
+                t5 = t5_dir()
+                model = load_model(spec, device=device, t5_dir=t5)
                 loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
                 self._models[(spec, device)] = (model, ProcessFacts(socket.gethostname(), os.getpid(), loaded_at))
             return self._models[(spec, device)]
@@ -84,7 +83,7 @@ MODELS = ModelCache()
 
 def inference_mode() -> InferenceMode:
     """Where batches run: $AUDIOX_INFERENCE, ``in-process`` (default) or ``task-worker``."""
-    mode = os.environ.get("AUDIOX_INFERENCE", "in-process")
+    mode = env_text("AUDIOX_INFERENCE", "in-process")
     if mode not in INFERENCE_MODES:
         raise InputError(f"AUDIOX_INFERENCE={mode!r}: unknown inference mode (known: {', '.join(INFERENCE_MODES)})")
     return mode  # type: ignore[return-value]
@@ -141,7 +140,7 @@ def model_facts(spec: str, device: str) -> ModelFacts:
     """The model's facts from wherever inference runs (an inference worker loads it there)."""
     check_inference_settings(device)
     if inference_mode() == "task-worker":
-        wait_s = float(os.environ.get("AUDIOX_INFERENCE_WAIT_S", DEFAULT_WAIT_S))
+        wait_s = env_seconds("AUDIOX_INFERENCE_WAIT_S", DEFAULT_WAIT_S)
         get_run_logger().info(
             "waiting up to %g s for an inference worker (audiox-studio inference-worker) to load %s", wait_s, spec
         )
@@ -276,12 +275,7 @@ def batch_wait_s() -> float:
 def batches_in_flight() -> int:
     """How many of a reel's batches go to the inference workers at once: $AUDIOX_BATCHES_IN_FLIGHT,
     default 4 with task workers (free workers on any machine take them), 1 in-process."""
-    raw = os.environ.get("AUDIOX_BATCHES_IN_FLIGHT", "")
-    if not raw:
-        return 4 if inference_mode() == "task-worker" else 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise InputError(f"AUDIOX_BATCHES_IN_FLIGHT={raw!r}: not a whole number of batches, 1 or more")
-    return int(raw)
+    return env_count("AUDIOX_BATCHES_IN_FLIGHT", 4 if inference_mode() == "task-worker" else 1)
 
 
 def _on_a_worker(args: tuple[Any, ...], cues: int) -> list[str]:

@@ -10,30 +10,39 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
-from audiox_core.provenance.records import SourceFile
-from audiox_core.reel.stages import Analysis, RenderedCue, analyse, mix_reel, write_scene_exports
-from audiox_core.reel.storyboard import Animatic, board_kind, board_sha256, read_board, render_animatic
+from audiox_core.provenance.records import ModelFacts, SourceFile
+from audiox_core.reel.preflight import check_frames
+from audiox_core.reel.source import Footage, Source
+from audiox_core.reel.stages import (
+    Analysis,
+    RenderedCue,
+    SheetPlan,
+    analyse,
+    mix_reel,
+    write_cue_exports,
+    write_scene_exports,
+)
+from audiox_core.reel.storyboard import board_kind, board_sha256, read_board, render_animatic
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.sound.mix import MixSettings
 from audiox_core.store.by_uri import store_for
+from audiox_core.store.cache import sources_cache
 from audiox_core.store.files import sha256_file
 from audiox_core.store.local import local_path
-from audiox_core.store.uri import public_uri
 from audiox_core.video.mux import mux, soundtrack_name
 from audiox_core.video.proxy import review_proxy
 from audiox_core.video.scenes import DetectorSettings
-from audiox_core.workspace import studio_home
 from tasks.progress import progress_bar, working
 from tasks.retry import TRANSIENT_RETRIES
 
 
 @task(name="fetch", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def fetch_source(source_uri: str, work: Path) -> SourceFile:
+def fetch_source(source: Source, work: Path) -> SourceFile:
     """The local path, sha256, size and object version of the source. An S3 object is downloaded into
     the source cache and hard-linked into the run's ``work`` folder, so the cache's eviction (another
     run's download) cannot take it away before this run's mux reads it at the very end."""
-    cache = studio_home() / "cache" / "sources"
-    fetched = store_for(source_uri).fetch(source_uri, cache)
+    cache = sources_cache()
+    fetched = store_for(source.uri).fetch(source.uri, cache)
     path = fetched.path
     if path.is_relative_to(cache):
         pinned = work / "source"
@@ -46,25 +55,25 @@ def fetch_source(source_uri: str, work: Path) -> SourceFile:
 
 
 @task(name="animatic", cache_policy=NO_CACHE)
-def animatic_task(
-    source: SourceFile, source_uri: str, work: Path, seconds: float
-) -> tuple[SourceFile, Animatic | None]:
+def animatic_task(file: SourceFile, source: Source, work: Path, seconds: float) -> Footage:
     """A still, storyboard or text brief as the picture the reel is made of (audiox_core/reel/storyboard.py):
-    its animatic, with the board's own identity as the source's sha256; footage as it is (None)."""
-    if board_kind(source.path) is None:
-        return source, None
-    shown = public_uri(source_uri)
-    board = read_board(source.path, shown, seconds)
+    its animatic, with the board's own identity as the source's sha256; footage as it is."""
+    if board_kind(file.path) is None:
+        return Footage(file)
+    board = read_board(file.path, source.shown, seconds)
     with working(f"animatic of {len(board.cards)} card(s) …"):
         animatic = render_animatic(board, work / "animatic.mp4")
-    return SourceFile(animatic.path, board_sha256(board), source.bytes, source.version), animatic
+    return Footage(SourceFile(animatic.path, board_sha256(board), file.bytes, file.version), animatic)
 
 
-def fetch_picture(source_uri: str, work: Path) -> SourceFile:
-    """``fetch_source``, or for a local storyboard folder the folder itself (its stills are read in place)."""
-    if not source_uri.startswith("s3://") and (folder := local_path(source_uri)).is_dir():
-        return SourceFile(folder, "", 0, None)
-    return fetch_source(source_uri, work)
+def fetch_footage(source: Source, work: Path, seconds: float) -> Footage:
+    """The source as this run reads it: fetched (a local storyboard folder is read in place), then a
+    still, storyboard or brief made into its animatic."""
+    if not source.uri.startswith("s3://") and (folder := local_path(source.uri)).is_dir():
+        file = SourceFile(folder, "", 0, None)
+    else:
+        file = fetch_source(source, work)
+    return animatic_task(file, source, work, seconds)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -75,33 +84,36 @@ def publish_task(folder: Path, folder_uri: str, version: str) -> None:
 
 
 @task(name="scenes", cache_policy=NO_CACHE)
-def analyse_source(
-    path: Path,
-    source_uri: str,
-    work: Path,
-    detector: DetectorSettings,
-    frame_fps: int,
-    frame_size: int,
-    animatic: Animatic | None = None,
+def analyse_task(
+    footage: Footage, source: Source, work: Path, detector: DetectorSettings, model: ModelFacts
 ) -> Analysis:
     """ffprobe, then one OpenCV pass for scene cuts and the model's frames (a storyboard's cuts are its
     cards'; a text brief gives the model no picture). Errors name the source as the user gave it (an
     S3 object is read from a cache file with a hashed name)."""
-    cuts = animatic.cuts if animatic else None
-    with progress_bar(f"scenes  {Path(source_uri).name}") as update:
+    path, animatic = footage.file.path, footage.animatic
+    with progress_bar(f"scenes  {source.name}") as update:
         try:
             analysis = analyse(
-                path, work, detector, frame_fps=frame_fps, frame_size=frame_size, progress=update, known_cuts=cuts
+                path,
+                work,
+                detector,
+                frame_fps=model.frame_fps,
+                frame_size=model.frame_size,
+                progress=update,
+                known_cuts=animatic.cuts if animatic else None,
             )
         except InputError as e:
-            raise InputError(str(e).replace(str(path), source_uri)) from e
+            raise e.naming(path, source.shown) from e
+    check_frames(source.shown, analysis.scenes.frames)  # the header's count can be an estimate
     return replace(analysis, picture=animatic.picture) if animatic else analysis
 
 
-@task(name="write-scenes", cache_policy=NO_CACHE)
-def publish_scenes(analysis: Analysis, stage: Path, reel: str, clip_name: str) -> list[Path]:
-    """scenes.json, scenes.csv and scenes.edl for the editors (the EDL's clip is the source's own name)."""
-    return write_scene_exports(analysis.scenes, stage, reel, clip_name)
+@task(name="write-exports", cache_policy=NO_CACHE)
+def exports_task(analysis: Analysis, spotted: SheetPlan, stage: Path, source: Source) -> list[Path]:
+    """scenes.json, scenes.csv and scenes.edl for the editors (the EDL's clip is the source's own name),
+    cues.yaml and music_cues.csv."""
+    scenes = write_scene_exports(analysis.scenes, stage, source.folder, source.name)
+    return scenes + write_cue_exports(spotted, analysis, stage)
 
 
 @task(name="mix", cache_policy=NO_CACHE)

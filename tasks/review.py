@@ -8,7 +8,6 @@ credential, so they go to the producer's UI and nowhere else), local outputs go 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -18,11 +17,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from audiox_core.environment import t5_dir
 from audiox_core.errors import ModelError
 from audiox_core.model.prompt_length import prompt_tokens
 from audiox_core.model.spec import load_config
-from audiox_core.provenance.records import OutputRecord
+from audiox_core.provenance.records import ModelFacts, OutputRecord, RenderedCue
+from audiox_core.reel.destination import Destination
 from audiox_core.reel.review import ReviewFacts, review_html
+from audiox_core.reel.settings import RunSettings
+from audiox_core.reel.source import Source
+from audiox_core.reel.stages import Analysis, SheetPlan
+from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import write_atomic
 
@@ -61,6 +66,42 @@ def page_links(base_uri: str) -> Callable[[str], str]:
     return lambda name: name
 
 
+def version_facts(
+    stage: Path,
+    where: Destination,
+    source: Source,
+    trigger: str,
+    settings: RunSettings,
+    model: ModelFacts,
+    mix: LoudnessReport,
+    analysis: Analysis,
+    spotted: SheetPlan,
+    rendered: list[RenderedCue],
+) -> ReviewFacts:
+    """What the review page and the Prefect UI show of the staged version."""
+    return ReviewFacts(
+        reel=source.title,
+        source=source.shown,
+        version=where.version,
+        trigger=trigger,
+        settings_changed=settings.changed(),
+        model=model,
+        mix=mix,
+        scenes=analysis.scenes.scenes,
+        cues=spotted.spanned,
+        rendered=rendered,
+        files=version_files(stage),
+        cue_sheet_origin=spotted.origin,
+        rate=settings.mix.rate,
+    )
+
+
+def version_files(stage: Path) -> list[str]:
+    """The names of a staged version's files, with those still to come (the review page, provenance)."""
+    names = {p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()}
+    return sorted(names | {REVIEW_PAGE, "provenance.json"})
+
+
 @task(name="review-page", cache_policy=NO_CACHE)
 def review_page_task(stage: Path, facts: ReviewFacts, base_uri: str) -> Path:
     """review.html in the staged version folder (published with the rest)."""
@@ -72,10 +113,9 @@ def review_page_task(stage: Path, facts: ReviewFacts, base_uri: str) -> Path:
 def with_prompt_tokens(facts: ReviewFacts) -> ReviewFacts:
     """The facts with each prompt's length in the model's text tokens, so the page notes a prompt the
     encoder cuts; without them (a line in the log) where this process cannot read the T5 tokenizer."""
-    t5 = os.environ.get("AUDIOX_T5_DIR")
     try:
         text = load_config(facts.model.name).text
-        counts = prompt_tokens(text, [c.cue.prompt for c in facts.cues], Path(t5) if t5 else None)
+        counts = prompt_tokens(text, [c.cue.prompt for c in facts.cues], t5_dir())
     except ModelError as e:
         get_run_logger().info("prompt lengths in tokens not checked for the review page: %s", e)
         return facts

@@ -28,11 +28,11 @@ from prefect.states import Crashed
 
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import abandoned, ended_reason, tag_alive
-from audiox_core.store.cache import cache_root
+from audiox_core.store.cache import cache_root, sources_cache
 from audiox_core.store.local import local_path
 from audiox_core.store.shared import tensor_cache
 from audiox_core.store.staged import sweep_staged
-from audiox_core.store.uri import scrub
+from audiox_core.store.uri import public_uri, scrub
 from audiox_core.workspace import studio_home
 from db import repository
 from db.pending import PENDING_CLOSINGS, apply_deferred
@@ -68,7 +68,7 @@ def sweep(db_url: str, out_uris: Iterable[str] = ()) -> list[Repair]:
             repairs.append(Repair("work folder", f"removed work folder {folder}"))
     if staged := sweep_staged(cache_root(), tensor_cache()):
         repairs.append(Repair("staged frames", f"removed {staged} staged-frame cache entries of dead processes"))
-    sources = studio_home() / "cache" / "sources"  # s3.download's .<name>.<tag>.<random>.partial
+    sources = sources_cache()  # s3.download's .<name>.<tag>.<random>.partial
     for partial in sorted(sources.iterdir()) if sources.is_dir() else ():
         if partial.name.startswith(".") and partial.is_file() and abandoned(partial.name):
             partial.unlink(missing_ok=True)
@@ -82,7 +82,7 @@ def sweep_task(db_url: str, out_uri: str) -> int:
     would go unrecorded): whatever goes wrong is one warning line, and ``doctor --repair`` can retry."""
     logger = get_run_logger()
     try:
-        repairs = sweep(db_url, [out_uri])
+        repairs = sweep(db_url, [public_uri(out_uri)])
     except Exception as e:  # any failure of the clean-up is reported, and the run goes on
         logger.warning("sweep of abandoned runs and folders skipped: %s: %s", type(e).__name__, scrub(str(e)))
         return 0

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from audiox_core.errors import InputError
-from audiox_core.store.cache import IN_USE_S, SIDECAR, TensorCache, cache_budget, cache_root, evict
+from audiox_core.store.cache import IN_USE_S, SIDECAR, TensorCache, cache_budget, cache_root, evict, sources_cache
 
 OUT = "s3://deliveries/soundtracks"  # the destination the runs of the settings test delivered to
 
@@ -87,7 +87,7 @@ def test_least_recently_used_entries_go_first_never_the_new_one_nor_one_in_use(h
 @pytest.mark.parametrize("value", ["lots", "0", "-1", "nan", "inf"])
 def test_a_bad_cache_budget_is_one_line(monkeypatch, value) -> None:
     monkeypatch.setenv("AUDIOX_CACHE_GB", value)
-    with pytest.raises(InputError, match=rf"^AUDIOX_CACHE_GB='{value}': not a positive number of gigabytes$"):
+    with pytest.raises(InputError, match=rf"^AUDIOX_CACHE_GB='{value}': must be a number of gigabytes above 0$"):
         cache_budget()
 
 
@@ -116,7 +116,7 @@ def test_a_cached_source_that_changed_on_disk_is_downloaded_again(home, bucket, 
 
     body = os.urandom(4096)
     s3_client().put_object(Bucket=bucket, Key="reels/a.mp4", Body=body)
-    sources = cache_root() / "sources"
+    sources = sources_cache()
     path, _ = download(f"s3://{bucket}/reels/a.mp4", sources)
     sidecar = path.with_name(path.name + SIDECAR)
     assert path.read_bytes() == body and sidecar.read_text() == sha256_file(path)
@@ -137,7 +137,7 @@ def test_the_source_cache_evicts_the_least_recently_used_download(home, bucket, 
 
     for name in ("one", "two"):
         s3_client().put_object(Bucket=bucket, Key=f"reels/{name}.mp4", Body=os.urandom(10_000))
-    sources = cache_root() / "sources"
+    sources = sources_cache()
     first, _ = download(f"s3://{bucket}/reels/one.mp4", sources)
     age(first, 2 * IN_USE_S)
     monkeypatch.setenv("AUDIOX_CACHE_GB", str(15_000 / 1e9))

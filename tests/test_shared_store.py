@@ -179,14 +179,17 @@ def test_a_failed_batch_stops_the_rest_and_raises() -> None:
         ("AUDIOX_BATCH_WAIT_S", "0", "batch_wait_s"),
         ("AUDIOX_BATCHES_IN_FLIGHT", "0", "batches_in_flight"),
         ("AUDIOX_BATCHES_IN_FLIGHT", "two", "batches_in_flight"),
+        ("AUDIOX_INFERENCE_WAIT_S", "soon", "model_facts"),
     ],
 )
 def test_bad_batch_settings_are_one_line(monkeypatch, name, value, call) -> None:
     import tasks.inference as inference
 
     monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AUDIOX_INFERENCE", "task-worker" if call == "model_facts" else "in-process")
+    args = ("tiny", "cpu") if call == "model_facts" else ()
     with pytest.raises(InputError, match=rf"^{name}=") as e:
-        getattr(inference, call)()
+        getattr(inference, call)(*args)
     assert "\n" not in str(e.value)
 
 

@@ -13,11 +13,12 @@ build)."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from audiox_core.environment import env_text
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ Compiler = Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]
 
 def compile_wanted(device: torch.device) -> bool:
     """Compile on CUDA unless ``AUDIOX_COMPILE=0``."""
-    return device.type == "cuda" and os.environ.get("AUDIOX_COMPILE", "1") != "0"
+    return device.type == "cuda" and env_text("AUDIOX_COMPILE", "1") != "0"
 
 
 def padded_size(n: int) -> int:

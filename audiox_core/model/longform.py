@@ -24,6 +24,8 @@ from audiox_core.model.generate import GenerationRequest, SamplingSettings, gene
 from audiox_core.model.inpaint import Span
 from audiox_core.model.runtime import LoadedModel
 
+WINDOW_OVERLAP_S = 2.0  # consecutive windows of a long cue share this much sound, crossfaded at equal power
+
 
 @dataclass(frozen=True)
 class SceneRequest:
@@ -148,7 +150,7 @@ def generate_scenes(
     scenes: Sequence[SceneRequest],
     sampling: SamplingSettings,
     *,
-    overlap_s: float = 2.0,
+    overlap_s: float = WINDOW_OVERLAP_S,
     batch_size: int | None = None,
     on_step: Callable[[float], None] | None = None,
     prefetch: bool | None = None,

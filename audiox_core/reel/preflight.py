@@ -112,7 +112,7 @@ def check_footage(path: Path, shown: str, rate: int) -> MediaInfo:
     try:
         info = probe(path)
     except InputError as e:
-        raise InputError(str(e).replace(str(path), shown)) from e
+        raise e.naming(path, shown) from e
     check_media(info, shown, rate)
     return info
 

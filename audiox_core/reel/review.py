@@ -20,6 +20,7 @@ from typing import Any
 
 from audiox_core.provenance.records import ModelFacts, RenderedCue
 from audiox_core.reel.cuesheet import SpannedCue
+from audiox_core.sound.audio import MIX_RATE
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.video.scenes import Scene
 
@@ -42,7 +43,7 @@ class ReviewFacts:
     rendered: Sequence[RenderedCue]
     files: Sequence[str]  # names in the version folder: soundtrack.mp4, stems/music.wav, …
     cue_sheet_origin: str = "draft"
-    rate: int = 48_000  # the mix's sample rate
+    rate: int = MIX_RATE
     text_tokens: int = 0  # how many tokens of a prompt the model's text encoder reads (0: not counted)
     prompt_tokens: Mapping[str, int] = field(default_factory=dict)  # cue id → its prompt's tokens
 

@@ -10,12 +10,12 @@ finds the reels already made with these settings by comparing them).
 
 from __future__ import annotations
 
-import os
 import typing
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from audiox_core.environment import env_text
 from audiox_core.errors import InputError
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.sound.mix import MixSettings
@@ -48,7 +48,7 @@ DEFAULT_MODEL = "demo"
 def default_model() -> str:
     """The model a run uses when its settings name none: ``AUDIOX_MODEL`` (a studio's workers point
     it at their own release folder; the test suite at ``tiny``), else the shipped demo model."""
-    return os.environ.get("AUDIOX_MODEL") or DEFAULT_MODEL
+    return env_text("AUDIOX_MODEL", DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)

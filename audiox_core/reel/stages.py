@@ -25,13 +25,13 @@ from audiox_core.errors import InputError
 from audiox_core.model.config import AudioXConfig, TaskPrompts
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.inpaint import Span
-from audiox_core.model.longform import SceneRequest, generate_scenes, plan_windows
+from audiox_core.model.longform import WINDOW_OVERLAP_S, SceneRequest, generate_scenes, plan_windows
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.provenance.records import GivenSound, RenderedCue
 from audiox_core.reel.cues import Cue, SceneLook, measure
 from audiox_core.reel.cuesheet import CueSheet, SpannedCue, draft_sheet, is_draft, music_cue_csv, resolve
 from audiox_core.reel.given_sound import cue_request, finished_cue, read_given_audio, read_previous_cue, span_list
-from audiox_core.sound.audio import extract_audio, resample, write_wav24
+from audiox_core.sound.audio import MIX_RATE, extract_audio, resample, write_wav24
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.sound.mix import MixSettings, master
 from audiox_core.sound.pictures import ReviewPictures
@@ -106,6 +106,7 @@ class SheetPlan:
     spanned: tuple[SpannedCue, ...]
     cues: tuple[Cue, ...]
     placements: tuple[Placement, ...]
+    sheet_name: str = "the reel's cue sheet"  # how errors about its cues name it
 
 
 def choose_sheet(
@@ -163,7 +164,7 @@ BatchGenerator = Callable[[list[Cue], list[SceneRequest]], list[torch.Tensor]]
 
 
 def direct_generator(
-    model: LoadedModel, sampling: SamplingSettings, overlap_s: float = 2.0, batch_size: int = 8
+    model: LoadedModel, sampling: SamplingSettings, overlap_s: float = WINDOW_OVERLAP_S, batch_size: int = 8
 ) -> BatchGenerator:
     """Batches straight through a model loaded in this process, ``batch_size`` windows per pass."""
     return lambda cues, requests: generate_scenes(model, requests, sampling, overlap_s=overlap_s, batch_size=batch_size)
@@ -182,10 +183,10 @@ def render_cues(
     *,
     reuse: Mapping[tuple[int, str], Path] | None = None,
     given: Mapping[tuple[int, str], GivenSound] | None = None,
-    rate: int = 48_000,
+    rate: int = MIX_RATE,
     batch_size: int = 8,
     cue_peak_dbfs: float = -6.0,
-    overlap_s: float = 2.0,
+    overlap_s: float = WINDOW_OVERLAP_S,
     progress: Progress | None = None,
     in_flight: int = 1,
 ) -> list[RenderedCue]:

@@ -19,6 +19,8 @@ from pydub import AudioSegment
 from audiox_core.store.files import write_atomic
 from audiox_core.video.ffmpeg import run
 
+MIX_RATE = 48_000  # the soundtrack's sample rate: the film and broadcast delivery rate, 24-bit
+
 INT24_MAX = 2**23 - 1
 
 
@@ -41,7 +43,7 @@ class RawAudio:
         return out
 
 
-def extract_audio(path: Path, stream_index: int, out: Path, rate: int = 48_000, channels: int = 2) -> RawAudio:
+def extract_audio(path: Path, stream_index: int, out: Path, rate: int = MIX_RATE, channels: int = 2) -> RawAudio:
     """Decode stream ``stream_index`` of ``path`` to raw float32 at ``rate`` (5.1 and mono become stereo
     through ffmpeg's standard downmix) and return it as a RawAudio. Sample 0 is time 0 on the
     container's timeline (where the scene times live): a stream that starts late is padded with

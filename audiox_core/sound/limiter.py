@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import minimum_filter1d
 
-from audiox_core.sound.audio import sample_peak
+from audiox_core.sound.audio import MIX_RATE, sample_peak
 from audiox_core.sound.truepeak import OVERSHOOT, envelope_where
 
 MARGIN_DB = 0.1  # below the ceiling, for the interpolator's own error
@@ -26,7 +26,7 @@ class LimiterSettings:
     ceiling_dbtp: float = -1.0
     lookahead_ms: float = 5.0
     release_ms: float = 50.0
-    rate: int = 48_000
+    rate: int = MIX_RATE
 
     @property
     def lookahead(self) -> int:

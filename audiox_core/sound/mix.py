@@ -28,7 +28,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from audiox_core.sound.audio import INT24_MAX, Wav24File, from_segment, read_wav, segment_ints, to_ints, to_segment
+from audiox_core.sound.audio import (
+    INT24_MAX,
+    MIX_RATE,
+    Wav24File,
+    from_segment,
+    read_wav,
+    segment_ints,
+    to_ints,
+    to_segment,
+)
 from audiox_core.sound.ducking import DuckingSettings, ducking_curve, frame_levels, gain_for_samples
 from audiox_core.sound.limiter import LimiterSettings, limiter_gain
 from audiox_core.sound.loudness import PRESETS, KWeighting, LoudnessMeter, LoudnessReport, Measurement, preset
@@ -89,7 +98,7 @@ class CueTrack:
 
 @dataclass(frozen=True)
 class MixSettings:
-    rate: int = field(default=48_000, metadata=above(0))
+    rate: int = field(default=MIX_RATE, metadata=above(0))
     stem_gain_db: dict[str, float] = field(default_factory=lambda: {DIALOGUE: 0.0, FOLEY: -6.0, MUSIC: -10.0})
     ducking: DuckingSettings = field(default_factory=DuckingSettings)
     preset: str = field(default="ebu-r128", metadata=one_of(PRESETS))

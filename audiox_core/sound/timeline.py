@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from audiox_core.sound.audio import MIX_RATE
 from audiox_core.validation import above, at_least, check_fields
 
 CueKind = Literal["foley", "music"]
@@ -26,7 +27,7 @@ DIALOGUE = "dialogue"  # the reel's own audio: a stem, not a cue
 
 @dataclass(frozen=True)
 class TimelineSettings:
-    rate: int = field(default=48_000, metadata=above(0))
+    rate: int = field(default=MIX_RATE, metadata=above(0))
     music_crossfade_s: float = field(default=1.0, metadata=at_least(0))
     foley_fade_ms: float = field(default=10.0, metadata=at_least(0))
     edge_fade_ms: float = field(

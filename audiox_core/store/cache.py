@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audiox_core.errors import InputError
+from audiox_core.environment import env_number
 from audiox_core.store.files import sha256_file, write_atomic
 from audiox_core.workspace import studio_home
 
@@ -40,16 +39,14 @@ def cache_root() -> Path:
     return studio_home() / "cache"
 
 
+def sources_cache() -> Path:
+    """Where fetched sources and earlier outputs are downloaded (S3 objects, by content)."""
+    return cache_root() / "sources"
+
+
 def cache_budget() -> int:
     """The caches' size budget in bytes: $AUDIOX_CACHE_GB gigabytes (default 20)."""
-    raw = os.environ.get("AUDIOX_CACHE_GB", "")
-    try:
-        gb = float(raw) if raw else DEFAULT_BUDGET_GB
-    except ValueError:
-        gb = math.nan
-    if not (math.isfinite(gb) and gb > 0):
-        raise InputError(f"AUDIOX_CACHE_GB={raw!r}: not a positive number of gigabytes")
-    return int(gb * 1e9)
+    return int(env_number("AUDIOX_CACHE_GB", DEFAULT_BUDGET_GB, "gigabytes") * 1e9)
 
 
 def touch(path: Path) -> None:

@@ -29,13 +29,13 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from audiox_core.environment import env_seconds
 from audiox_core.errors import InputError, TransientError
 from audiox_core.lifecycle import process_tag
 from audiox_core.store.files import CHUNK, sha256_file
 from audiox_core.store.media_types import media_type
 from audiox_core.store.protocol import Fetched
 from audiox_core.store.uri import public_uri
-from audiox_core.validation import env_seconds
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ the home folder or a database.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from audiox_core.environment import env_text
 from audiox_core.errors import InputError
 
 DEFAULT_PORT = 8765
@@ -23,7 +23,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 def serve_url() -> str:
     """The serve address links are made with: ``$AUDIOX_SERVE_URL``, or this machine on the default port."""
-    return os.environ.get(SERVE_URL_ENV, f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+    return env_text(SERVE_URL_ENV, f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
 
 
 def local_link(path: Path) -> str:

@@ -6,10 +6,10 @@ machine's own disk is then only scratch for the run in progress."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audiox_core.environment import env_text
 from audiox_core.errors import InputError
 from audiox_core.store.cache import TensorCache, cache_root
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def shared_store() -> str:
     """$AUDIOX_SHARED_STORE: an ``s3://`` prefix (no trailing slash) or an absolute local folder."""
-    raw = os.environ.get("AUDIOX_SHARED_STORE", "").strip()
+    raw = env_text("AUDIOX_SHARED_STORE")
     if not raw:
         return str(cache_root())
     if raw.startswith("s3://"):

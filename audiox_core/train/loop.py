@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from audiox_core.environment import t5_dir
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.autoencoder import Pretransform, WNConv1d, WNConvTranspose1d
@@ -731,8 +732,7 @@ def _dit(run: _Run, state: dict[str, Any] | None) -> tuple[StageLog, EMA, bool]:
         (run.out / "dit").mkdir(parents=True, exist_ok=True)
         (run.out / "dit" / "latent_scale.json").write_text(json.dumps({"scale": cfg.latent_scale}) + "\n")
         log.info("latent scale %.4f: the DiT learns the VAE's latents divided by it", cfg.latent_scale)
-    t5_dir = os.environ.get("AUDIOX_T5_DIR")
-    text = TextEncoder(cfg.text, cfg.cond_dim, Path(t5_dir) if t5_dir else None, words=net.text_words)
+    text = TextEncoder(cfg.text, cfg.cond_dim, t5_dir(), words=net.text_words)
     if not text.trainable:
         text.to(torch.device("cpu"), torch.float32)
     sampler = DitSampler(cfg, s, run.clips, latents, text, run.recipe.seed)

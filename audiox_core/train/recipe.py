@@ -16,6 +16,7 @@ from typing import Any
 
 from audiox_core.errors import InputError
 from audiox_core.model.config import AudioXConfig, SyncConfig
+from audiox_core.model.longform import WINDOW_OVERLAP_S
 from audiox_core.model.spec import PRESETS
 from audiox_core.validation import above, at_least, check_fields, checked, rule, within
 
@@ -110,7 +111,7 @@ class DitStage:
     # captions replaced by the pipeline's own cue prompt for the picture
     pipeline_prompt_prob: float = field(default=0.25, metadata=PROBABILITY)
     # as audiox_core.model.longform.generate_scenes joins windows
-    overlap_s: float = field(default=2.0, metadata=at_least(0))
+    overlap_s: float = field(default=WINDOW_OVERLAP_S, metadata=at_least(0))
     # the time-aligned video branch's onset head (model/sync.py), where the model has the branch
     onset_weight: float = field(default=0.0, metadata=at_least(0))
     # divide the latents of this run's own VAE by their spread over the training clips, so the DiT

@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from audiox_core.environment import env_seconds
 from audiox_core.errors import InputError, PipelineError
-from audiox_core.validation import env_seconds
 
 INSTALL_HINT = "install it with: apt-get install -y ffmpeg"
 # Seconds ffmpeg may go without delivering a frame (ffprobe: without answering) before it is stopped:
