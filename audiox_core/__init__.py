@@ -1,6 +1,4 @@
-"""AudioX Studio engine: media analysis, the AudioX model, mixing and muxing.
-
-Importable without Prefect or a database (DESIGN.md, "Layers and folders").
-"""
+"""AudioX Studio engine: media analysis, the AudioX model, mixing and muxing; importable without Prefect or a
+database (README, "Architecture")."""
 
 __version__ = "0.1.0"

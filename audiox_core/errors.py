@@ -1,13 +1,5 @@
-"""The pipeline's exception tree.
-
-PipelineError            base of everything we raise on purpose
-├── InputError           bad media or settings: never retried, reason stored on the run
-├── TransientError       network, throttling, a busy resource: safe to retry
-└── ModelError           weights, shapes, devices
-
-Third-party exceptions are wrapped at the boundary with ``raise InputError(...) from e`` so a user
-sees one clear line and ``--debug`` shows the chain.
-"""
+"""The pipeline's exception tree: ``PipelineError`` → ``InputError`` (never retried), ``TransientError``
+(safe to retry), ``ModelError``; third-party errors are wrapped with ``raise InputError(...) from e``."""
 
 from __future__ import annotations
 

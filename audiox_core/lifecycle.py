@@ -1,23 +1,4 @@
-"""Which process owns a run, a staging folder or a work folder, and whether that process still lives.
-
-A process tag is ``<host>-<pid>-<start>``: a short hash naming the pid space the process lives in
-(host name and PID namespace), the pid, and the process's start time in clock ticks since boot (from
-/proc), so a pid reused by a later process is not mistaken for the one that made the folder. Folders
-are named with the tag of the process that writes them; a sweep removes those whose process is gone.
-
-"This host" is the pid space, not the name: containers sharing a host name (``--hostname``, host
-networking) but not a PID namespace cannot see each other's processes, so each counts the other's
-tags as another host's and leaves them alone. The host's own PID namespace has a fixed inode
-(0xEFFFFFFC, the kernel's PROC_PID_INIT_INO), so across a reboot of the host its tags stay "this
-host", and the reboot's dead processes read as dead: their pid is gone or started at another tick.
-A container restarted into a new PID namespace cannot prove its earlier processes dead and leaves
-their rows and folders (a sweep never removes what it cannot prove abandoned).
-
-SIGTERM and SIGINT become ``Interrupted`` (a ``KeyboardInterrupt``) in the main thread, so a run
-interrupted either way closes its provenance row and removes its folders on the way out; only
-SIGKILL leaves them, for the sweep. A signal reaches the main thread only: ``request_stop`` makes
-every other thread (the reels a batch runs in worker threads) stop at its next ``stop_point``.
-"""
+"""Which process owns a run, a staging or a work folder (its tag ``<host>-<pid>-<start>``), and whether it lives."""
 
 from __future__ import annotations
 
@@ -41,6 +22,7 @@ _TAG = re.compile(r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)")
 def host_id() -> str:
     """8 hex characters naming the pid space this process sees: a hash of the host name and the inode
     of its PID namespace (two containers with one host name are two hosts)."""
+    # the host's own PID namespace has a fixed inode (0xEFFFFFFC, PROC_PID_INIT_INO): its tags survive a reboot
     pid_namespace = os.stat("/proc/self/ns/pid").st_ino
     return hashlib.sha256(f"{socket.gethostname()}\0{pid_namespace}".encode()).hexdigest()[:8]
 
@@ -57,13 +39,13 @@ def _start_ticks(pid: int) -> int | None:
 
 @cache
 def process_tag() -> str:
-    """This process's tag: host, pid and start time."""
+    """This process's tag: host, pid and start time (so a pid reused by a later process is not this one)."""
     return f"{host_id()}-{os.getpid()}-{_start_ticks(os.getpid()) or 0}"
 
 
 def tag_alive(tag: str) -> bool | None:
-    """Whether the process a tag names is running: True/False on this host, None for another host
-    (a sweep here cannot tell, and leaves its folders alone)."""
+    """Whether the process a tag names is running: True/False on this host, None for another host or PID
+    namespace (a sweep here cannot tell, and leaves its folders alone)."""
     match = _TAG.fullmatch(tag)
     if match is None:
         raise ValueError(f"{tag!r} is not a process tag")

@@ -1,12 +1,4 @@
-"""Producer text on its way out: titles, prompts, cue ids and file names, in the CSV files we write
-and in the lines our commands print.
-
-A spreadsheet runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` (or a tab or CR before one)
-as a formula: every text cell that starts so gets a leading single quote (OWASP, "CSV Injection");
-only the numeric columns we fill ourselves are written as they are. A terminal obeys control
-characters (ESC starts an ANSI sequence, CR rewrites the line, BEL rings) and bidi controls reorder
-what it shows: C0, DEL, C1 and U+202A–202E, U+2066–2069 are printed escaped (``\\x1b``, ``\\u202e``).
-"""
+"""Producer text on its way out: CSV cells no spreadsheet runs (OWASP, "CSV Injection") and lines no terminal obeys."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""What a setting may hold, declared once on its dataclass field and checked in one place.
-
-Stage settings (sampling, scene detection, timeline, mix) and the run's own settings are frozen
-dataclasses. A field's annotation says its type; a rule in the field's metadata says what it allows
-(``steps: int = field(default=50, metadata=at_least(1))``). ``check_fields`` (from ``__post_init__``)
-and ``checked`` (from ``RunSettings.from_dict``, naming the user's key) apply both, so a bad value is
-one InputError line naming the setting and what is allowed, raised before any work starts.
-"""
+"""What a setting may hold, declared once on its dataclass field (``metadata=at_least(1)``) and checked in one place."""
 
 from __future__ import annotations
 

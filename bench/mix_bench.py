@@ -1,6 +1,6 @@
 """Mix and master speed and memory: a two-hour timeline with 1000 cues and a dialogue stem; and the
-mux of 30 s of 1080p (measured first, median of three). Targets (DESIGN.md): ≤ 60 s and ≤ 4 GB on
-2 cores; mux ≤ 1 s.
+mux of 30 s of 1080p (measured first, median of three). Targets (README, "Mixing and mastering"):
+≤ 60 s and ≤ 4 GB on 2 cores; mux ≤ 1 s.
 
     .venv/bin/python bench/mix_bench.py [--hours 2] [--cues 1000] [--preset ebu-r128] [--keep DIR]
 

@@ -1,7 +1,7 @@
 """Where a reel's time goes: each stage of the pipeline timed on a synthetic reel, without Prefect.
 
-Prints wall seconds per stage and the share of everything but sampling (DESIGN.md target on a GPU:
-≤ 10 % of the run). Usage: .venv/bin/python bench/pipeline_bench.py [--seconds 20] [--steps 50] [--device auto]
+Prints wall seconds per stage and the share of everything but sampling (target on a GPU, README
+"Tests and benchmarks": ≤ 10 % of the run). Usage: .venv/bin/python bench/pipeline_bench.py [--seconds 20] [--steps 50] [--device auto]
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""The assembled AudioX network: DiT (``model``), conditioners (``conditioner``), VAE (``pretransform``).
-
-Registration order gives the official state-dict key order. The v objective with a cosine
-schedule is wrapped as a σ-parameterised denoiser (σ_data = 1), as the official sampler does.
-"""
+"""The assembled AudioX network, as the official checkpoint has it: DiT (``model``), conditioners, VAE."""
 
 from __future__ import annotations
 
@@ -47,6 +43,7 @@ class AudioX(nn.Module):
     def __init__(self, cfg: AudioXConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        # registration order gives the official state-dict key order
         self.model = DiTWrapper(cfg.dit)
         self.conditioner = MultiConditioner(cfg)
         self.pretransform = Pretransform(cfg.autoencoder)
@@ -129,7 +126,8 @@ class AudioX(nn.Module):
         sync: torch.Tensor | None = None,
         pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Estimate the clean latent from x at noise level σ (v objective, σ_data = 1)."""
+        """Estimate the clean latent from x at noise level σ: the v objective on the cosine schedule as a
+        σ-parameterised denoiser (σ_data = 1), as the official sampler wraps it."""
         sigma = sigma.to(torch.float32)
         c_skip = 1 / (sigma**2 + 1)
         c_out = -sigma / torch.sqrt(sigma**2 + 1)

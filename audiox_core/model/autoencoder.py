@@ -1,8 +1,5 @@
-"""Oobleck VAE (the AudioX pretransform): 44.1 kHz stereo ⇄ latent frames at hop 2048.
-
-Module names and parameter layout follow the official checkpoint: legacy weight norm
-(``weight_g``/``weight_v``), SnakeBeta with log-scale ``alpha``/``beta``, ``nn.Sequential`` indices.
-"""
+"""Oobleck VAE (the AudioX pretransform): 44.1 kHz stereo ⇄ latent frames at hop 2048, in the official checkpoint's
+layout (legacy weight norm ``weight_g``/``weight_v``, SnakeBeta with log-scale ``alpha``/``beta``)."""
 
 from __future__ import annotations
 

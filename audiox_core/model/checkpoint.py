@@ -1,8 +1,4 @@
-"""Building AudioX from a config and loading weights STRICTLY (every key and shape must match).
-
-The official loader copies only matching keys and ignores the rest, so a wrong implementation
-"loads fine"; here any missing, unexpected or mis-shaped key is an error that lists them all.
-"""
+"""Building AudioX from a config and loading weights strictly: every missing, unexpected or mis-shaped key is listed."""
 
 from __future__ import annotations
 

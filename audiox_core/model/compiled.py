@@ -1,14 +1,4 @@
-"""The DiT under ``torch.compile`` on CUDA: compiled once per process and batch shape, eager as the
-fallback.
-
-On an H200 the compiled DiT ran at 65 % of the card's bf16 rate against 33 % eager (bench/
-model_bench.py). Compilation happens on the first call for each input shape, so generation batches
-are padded to a few fixed sizes (``BATCH_SIZES``): a reel of any length meets at most that many
-shapes per window length. Where compilation or a compiled call fails (no Triton, an unsupported
-op, a driver problem), the failure is logged once in one line and the DiT runs eager for the rest
-of the process: slower, never wrong. ``AUDIOX_COMPILE=0`` keeps it eager; CPU runs are never
-compiled (the tiny and demo models gain nothing there, and the first call would pay for a C++
-build)."""
+"""The DiT under ``torch.compile`` on CUDA, compiled once per process and padded batch shape, eager as the fallback."""
 
 from __future__ import annotations
 
@@ -22,12 +12,13 @@ from audiox_core.environment import env_text
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZES = (1, 2, 4, 8, 16, 32)  # generation batches are padded up to one of these
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)  # batches are padded up to one of these: one compile per shape, so few shapes
 Compiler = Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]
 
 
 def compile_wanted(device: torch.device) -> bool:
-    """Compile on CUDA unless ``AUDIOX_COMPILE=0``."""
+    """Compile on CUDA unless ``AUDIOX_COMPILE=0``; never on the CPU (the small models gain nothing there and
+    the first call would pay for a C++ build)."""
     return device.type == "cuda" and env_text("AUDIOX_COMPILE", "1") != "0"
 
 

@@ -1,10 +1,4 @@
-"""The three AudioX conditioners, producing cross-attention tokens in the order video | text | audio.
-
-- video: CLIP vision tower per frame → temporal transformer per token position → raw-reshape pooling.
-- text: a T5 encoder held outside the module tree (its weights are not in the AudioX checkpoint).
-- audio: a second copy of the VAE encodes the audio prompt, projected to the condition width.
-An all-zero video or audio item means "modality absent" and yields the learned empty feature.
-"""
+"""The AudioX conditioners (CLIP video, T5 or ``words`` text, VAE audio prompt); tokens ordered video | text | audio."""
 
 from __future__ import annotations
 
@@ -104,6 +98,8 @@ def _clip_tower(cfg: VideoConditionerConfig) -> nn.Module:
 
 
 class VideoConditioner(nn.Module):
+    """CLIP vision tower per frame → temporal transformer per token position → raw-reshape pooling."""
+
     def __init__(self, cfg: VideoConditionerConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -144,6 +140,8 @@ class VideoConditioner(nn.Module):
 
 
 class AudioPromptConditioner(nn.Module):
+    """A second copy of the VAE encodes the audio prompt, projected to the condition width."""
+
     def __init__(self, cfg: AudioConditionerConfig, dim: int) -> None:
         super().__init__()
         self.cfg = cfg

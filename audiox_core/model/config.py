@@ -1,10 +1,4 @@
-"""AudioX model configuration: official-format ``config.json`` parsed once into frozen dataclasses.
-
-The official code hard-codes several sizes (50 CLIP tokens per frame, a 10 s window, 128 video
-tokens, 215 audio tokens, 768-wide conditioning). Here they are fields with the official values as
-defaults, so a genuinely tiny model can be described. An optional top-level ``"studio"`` block in
-the JSON overrides them (our extension; the official loader ignores unknown keys).
-"""
+"""AudioX model configuration: the official ``config.json`` parsed once into frozen dataclasses (and our ``studio``)."""
 
 from __future__ import annotations
 

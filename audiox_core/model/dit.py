@@ -1,9 +1,4 @@
-"""The AudioX diffusion transformer (DiT), read top-down: norm → attention → feed-forward → block → model.
-
-Facts from shared/audiox/SPEC.md: the timestep embedding is prepended as one token; rotary
-embedding on the first ``rotary_dim`` of each head (NeoX rotate-half), self-attention only;
-grouped-query cross-attention; SwiGLU; LayerNorm whose zero ``beta`` is a saved buffer; no masks.
-"""
+"""The AudioX diffusion transformer (shared/audiox/SPEC.md): norm → attention → feed-forward → block → model."""
 
 from __future__ import annotations
 
@@ -42,7 +37,7 @@ class RotaryEmbedding(nn.Module):
         return torch.cat((freqs, freqs), dim=-1)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:  # NeoX rotate-half
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
 
@@ -66,6 +61,8 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:  # (B, H, T, D) -> (B, T, H·
 
 
 class SelfAttention(nn.Module):
+    """Self-attention, the only one with rotary embedding; no masks (SPEC.md)."""
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads

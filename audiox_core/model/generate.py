@@ -1,10 +1,4 @@
-"""One ``generate()`` for a batch of requests, used by the CLI, the pipeline, the tests and the benchmarks.
-
-Conditions are encoded once per request (down to each layer's cross-attention keys and values);
-only the DiT runs per sampling step, with the conditional and unconditional branches in one batched
-pass. The DiT runs in bf16 on CUDA (SDPA attention) and fp32 on the CPU. Every random draw comes
-from the request's own ``torch.Generator`` (CPU), so a batch of N equals N single calls.
-"""
+"""One ``generate()`` for a batch of requests, used by the CLI, the pipeline, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -89,12 +83,9 @@ def stack_video(config: AudioXConfig, frames: Sequence[np.ndarray]) -> torch.Ten
 def _inpainting(
     model: LoadedModel, requests: Sequence[GenerationRequest], x: torch.Tensor
 ) -> Callable[[Denoiser], Denoiser] | None:
-    """For a batch with inpainting requests, a function that steers a denoiser to their previous
-    latents outside their spans (the others untouched); None when there is none. The noise that
-    carries the kept latents is a fixed draw per request, from a generator of its own (seed + 1),
-    so requests without inpainting draw exactly what they would alone. A model trained for it
-    (``studio.inpaint.channels``) reads the keep-mask and the kept latents too (all zero for the
-    batch's other requests: nothing known), with the guidance on top where ``studio.inpaint.guidance``."""
+    """For a batch with inpainting requests, a function that steers a denoiser to their previous latents
+    outside their spans (the others untouched; with ``studio.inpaint.channels`` the DiT reads them too);
+    None when there is none."""
     if not any(r.previous is not None and r.spans for r in requests):
         return None
     cfg, net = model.config, model.network
@@ -112,7 +103,7 @@ def _inpainting(
         known[i] = (mean[0] / cfg.latent_scale).to(x.dtype)
         keep[i, 0] = keep_mask(r.spans, x.shape[-1], hop_s).to(x.device)
         keep[i, 0, int(np.ceil(r.seconds / hop_s)) :] = False  # past the request's end: nothing to keep
-        g = torch.Generator().manual_seed(int(r.seed) + 1)
+        g = torch.Generator().manual_seed(int(r.seed) + 1)  # its own: requests without inpainting draw as alone
         fixed[i] = torch.randn(tuple(x.shape[1:]), generator=g).to(x.device, x.dtype)
     steer = cfg.inpaint.guidance
     if not cfg.inpaint.channels:

@@ -1,19 +1,5 @@
-"""Regenerating spans of a cue with a model that was never trained for it.
-
-Guidance in the sampler (the stable-audio-tools family's approach): at every step the previous cue's
-latents, noised to the current σ with one fixed draw, replace the sampler's state where they are
-kept, and the denoised estimate there is the previous latent itself; any sampler that lands on the
-denoised estimate at σ = 0 then ends on the previous latents outside the spans, and the model
-fills the spans in agreement with what surrounds them at every noise level.
-
-A model of ours may also have been trained for it (``studio.inpaint.channels``): its DiT reads the
-keep-mask and the kept latents as extra input channels (``channels_input``, set for each pass by
-``known_input``), and the guidance can still apply on top (``studio.inpaint.guidance``).
-
-The latents only guide; the samples themselves come from ``splice``: the previous cue everywhere
-outside the spans (bit-identical), the new sound inside, with a short crossfade just inside each
-span edge.
-"""
+"""Regenerating spans of a cue: the sampler steered to the previous latents outside them (stable-audio-tools'
+approach, any model), optionally a DiT trained with inpainting channels, and the samples spliced."""
 
 from __future__ import annotations
 
@@ -74,9 +60,9 @@ def keep_mask(spans: Sequence[Span], frames: int, hop_s: float, offset_s: float 
 
 
 def guided(denoise: Denoiser, known: Tensor, keep: Tensor, noise: Tensor) -> Denoiser:
-    """``denoise`` steered to ``known`` (B, C, T) where ``keep`` (T,) or (B, 1, T) is True: the state
-    there is ``known + σ · noise`` (one fixed draw, so the kept part follows one noising path) and the
-    estimate there is ``known``."""
+    """``denoise`` steered to ``known`` (B, C, T) where ``keep`` (T,) or (B, 1, T) is True: the state there is
+    ``known + σ · noise`` (one fixed draw) and the estimate ``known``, so any sampler that lands on the
+    estimate at σ = 0 ends on ``known`` there, and the model fills the spans to agree at every noise level."""
     mask = keep.reshape(1, 1, -1) if keep.dim() == 1 else keep
 
     def inner(x: Tensor, sigma: Tensor) -> Tensor:

@@ -1,13 +1,5 @@
-"""Sound for scenes of any length: overlapping windows joined by equal-power crossfades.
-
-Each window after the first is conditioned on the previous window's tail through the audio prompt,
-so window k of a scene depends on window k − 1 of the same scene only. Every model pass takes the
-windows that are ready, up to ``batch_size``: the next window of each scene in progress first (in
-scene order), then the first windows of scenes not started, so passes stay full while short scenes
-finish and long ones go on (``pack_passes`` is the schedule, computed before any sampling). The
-schedule being known, the next pass's video input (frames read, converted, copied to the card) is
-prepared in a thread while the current pass samples: on CUDA by default, on a side stream.
-"""
+"""Sound for scenes of any length: overlapping windows, each continuing the one before through the audio prompt,
+joined by equal-power crossfades and packed into full model passes."""
 
 from __future__ import annotations
 

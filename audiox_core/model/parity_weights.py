@@ -1,10 +1,4 @@
-"""Deterministic synthetic weights (recipe ``audiox-synth-v1``, shared/audiox/parity/WEIGHTS.md).
-
-Every parameter is drawn from its own CPU generator seeded by (seed · 1000003 + CRC32(key)) mod 2^63
-and scaled by a rule on its name and shape; buffers keep their constructor values. Used to check the
-implementation against the official numerics and to benchmark full-size models without shipping
-weights.
-"""
+"""Synthetic weights for parity tests and benches: recipe ``audiox-synth-v1`` (shared/audiox/parity/WEIGHTS.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ from audiox_core.model.dit import RotaryEmbedding
 
 
 def key_seed(seed: int, key: str) -> int:
+    """The seed of the CPU generator that draws parameter ``key``: (seed · 1000003 + CRC32(key)) mod 2^63."""
     return (seed * 1_000_003 + zlib.crc32(key.encode("utf-8"))) % 2**63
 
 
@@ -45,6 +40,7 @@ def synthetic_parameter(key: str, shape: tuple[int, ...], seed: int) -> torch.Te
 
 
 def _buffer_value(key: str, shape: tuple[int, ...], cfg: AudioXConfig) -> torch.Tensor:
+    """A buffer keeps its constructor value."""
     if key.endswith("rotary_pos_emb.inv_freq"):
         return RotaryEmbedding(cfg.dit.rotary_dim).inv_freq
     assert key.endswith(".beta"), f"unknown buffer {key}"

@@ -1,12 +1,4 @@
-"""Prompt length: how many characters a producer's prompt may have, and how many of its tokens the
-model's text encoder reads.
-
-A prompt enters from the cue sheet and from the direction form and travels whole into the database,
-provenance and the review page, while the text encoder reads only its first ``max_length`` tokens
-(128 for the official T5, 64 words for the demo model's word encoder): a prompt longer than
-``MAX_PROMPT_CHARS`` is refused where it enters. A prompt within the limit may still run past what the
-encoder reads; ``prompt_tokens`` counts it as the encoder's tokenizer does, so the review page can say so.
-"""
+"""How many characters a producer's prompt may have, and how many of its tokens the model's text encoder reads."""
 
 from __future__ import annotations
 

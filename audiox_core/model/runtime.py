@@ -1,10 +1,4 @@
-"""Where the model runs and in which precision per part, and the handle of a loaded model.
-
-On CUDA the DiT runs in bf16 (its timestep path stays fp32), the VAE and the video and audio
-conditioners in fp32, and the T5 text encoder in fp16; on the CPU every part runs in fp32. The
-precision label that provenance records and generation keys hold is read back from the loaded
-parts, so it says what runs, not what was meant to.
-"""
+"""Where the model runs and in which precision per part, and the handle of a loaded model."""
 
 from __future__ import annotations
 
@@ -65,7 +59,8 @@ def check_device(device: str) -> None:
 
 
 def dtype_plan(device: torch.device, text_kind: TextKind) -> DtypePlan:
-    """The dtype of each part on ``device``: reduced precision only on CUDA, for the DiT and T5."""
+    """The dtype of each part on ``device``: on CUDA the DiT in bf16 (its timestep path stays fp32), T5 in fp16,
+    the VAE and the other conditioners in fp32; on the CPU everything in fp32."""
     if device.type != "cuda":
         return DtypePlan(torch.float32, torch.float32, torch.float32, torch.float32)
     text = torch.float16 if text_kind == "t5" else torch.float32
@@ -122,7 +117,8 @@ class LoadedModel:
 
     @property
     def precision(self) -> str:
-        """The precision label of what runs, e.g. ``fp32`` or ``dit=bf16 vae=fp32 cond=fp32 text=fp16``."""
+        """The precision label of what runs, e.g. ``fp32`` or ``dit=bf16 vae=fp32 cond=fp32 text=fp16``: read
+        back from the loaded parts (provenance and generation keys hold it), so it says what runs."""
         return precision_label(self.part_dtypes)
 
 

@@ -1,9 +1,5 @@
-"""Diffusion samplers as pure functions with one signature, chosen by name.
-
-``sample(denoise, x, sigmas, *, noise, callback)``: ``denoise(x, sigma)`` returns the model's
-estimate of the clean latent; ``sigmas`` runs from σ_max down to 0. The maths follows the
-published methods (Karras et al. 2022; Lu et al. 2022, DPM-Solver++), written here from them.
-"""
+"""Diffusion samplers as pure functions ``sample(denoise, x, sigmas, *, noise, callback)``, chosen by name;
+written from the papers (Karras et al. 2022; Lu et al. 2022, DPM-Solver++)."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
-Denoiser = Callable[[Tensor, Tensor], Tensor]
+Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x, σ) → the model's estimate of the clean latent
 StepCallback = Callable[[int, int], None]
 
 
@@ -65,6 +61,7 @@ def _log_sigma_steps(sigmas: Tensor, callback: StepCallback | None) -> Iterator[
 def sample_euler(
     denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSource, callback: StepCallback | None = None
 ) -> Tensor:
+    """Euler steps along the probability-flow ODE; ``sigmas`` run from σ_max down to 0."""
     for i in _steps(sigmas, callback):
         denoised = denoise(x, sigmas[i])
         x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])

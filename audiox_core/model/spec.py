@@ -1,13 +1,4 @@
-"""What a ``--model`` value names, resolved once: ``tiny``, ``demo`` or PATH to an AudioX release.
-
-``demo`` is the model trained here by ``audiox-studio train`` and shipped in ``audiox_core/model/demo/``
-(config.json + model.safetensors + MODEL_CARD.md, the release layout); ``tiny`` has random weights.
-
-The one reader of the official release layout (a folder holding ``config.json`` beside
-``model.safetensors`` or ``model.ckpt``), used by the loader, by flows that only need the config and
-by ``doctor``, so a folder that one of them accepts is accepted by all and refused with the same
-words. Resolving parses the config and locates the weights; reading the weights is the loader's job.
-"""
+"""What a ``--model`` value names (``tiny``, ``demo`` or an AudioX release): the one reader of the release layout."""
 
 from __future__ import annotations
 
@@ -58,8 +49,9 @@ class ModelSpec:
 
 
 def resolve_model_spec(value: str) -> ModelSpec:
-    """``tiny``, ``demo`` or PATH to a release folder or to a weights file inside one; ModelError says
-    which part of the layout is missing or wrong."""
+    """``tiny``, ``demo`` or PATH to a release folder or to a weights file inside one, its config parsed and its
+    weights located (not read); ModelError says which part of the layout is missing or wrong, in the same words
+    for the loader, the flows and ``doctor``."""
     if value == "demo":
         weights = DEMO_FOLDER / WEIGHTS_NAMES[0]
         if not weights.is_file():

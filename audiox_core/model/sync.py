@@ -1,17 +1,4 @@
-"""Time-aligned video conditioning: the picture's timing on the latent time axis.
-
-AudioX gives the DiT the video only through cross-attention, with no shared time axis, so a model
-must learn from content alone where in the window an impact is; a small one does not. Here, as
-MMAudio does with its 24 fps sync features, each frame and its difference from the frame before
-become a feature vector at the video rate; those are resampled to the latent frame rate (each latent
-frame reads the picture at its own centre time) and added to the DiT's input tokens at the same
-positions (``DiffusionTransformer.sync_proj``, zero-initialised, so a model with the option switched
-on starts exactly as the one without). An onset head on the features gives the branch a task of its
-own (``train.sync``) before the DiT learns to use it.
-
-Frames: the conditioner's input (B, F, 3, S, S), values 0…255, frame j shown at j / fps − offset
-seconds from the window's start (``offset`` ≥ 0 when the first frame starts before the window).
-"""
+"""Time-aligned video conditioning (ours, after MMAudio's sync features): the picture's timing on the latent axis."""
 
 from __future__ import annotations
 
@@ -79,9 +66,11 @@ class SyncEncoder(nn.Module):
     def forward(
         self, video: torch.Tensor, fps: float, offset_s: torch.Tensor, latent_frames: int, hop_s: float
     ) -> torch.Tensor:
-        """(B, T, dim) features on the latent grid."""
+        """(B, T, dim) features on the latent grid from ``video`` (B, F, 3, S, S), 0…255, frame j shown at
+        j / fps − ``offset_s`` seconds from the window's start."""
         return resample_to_latents(self.per_frame(video), fps, offset_s, latent_frames, hop_s)
 
     def onset_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, T, dim) → (B, T): how likely a sound starts in each latent frame."""
+        """(B, T, dim) → (B, T): how likely a sound starts in each latent frame (the branch's own task while
+        the DiT's zero-initialised ``sync_proj`` learns to read it)."""
         return self.onset_head(features)[..., 0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: storage imports this module, and records imports the media modules
+if TYPE_CHECKING:  # annotations only: records brings in the model and sound modules, which PROV-JSON needs not
     from audiox_core.provenance.records import ProvenanceDocument
 
 

@@ -1,12 +1,4 @@
-"""Cues: what to generate, a Foley or a music cue starting in a scene, with its prompt and seed.
-
-A cue's prompt is the text the model understands for its kind (``TaskPrompts``: the official
-release's task prompts, or our demo model's own caption words), so a drafted sheet asks each model
-in its own words; a producer's prompt always wins. What the spotting measures of the scene (motion,
-light, colour) is kept beside it as the cue's ``look`` (and groups scenes into music cues); seeds
-derive from the run's seed, the scene index and the cue kind, so a rerun with the same settings
-regenerates identical audio.
-"""
+"""A cue to render (a Foley or music cue starting in a scene, with its prompt and seed) and the look of its scene."""
 
 from __future__ import annotations
 
@@ -61,7 +53,8 @@ def measure(frames: np.ndarray) -> SceneLook:
 
 
 def cue_seed(run_seed: int, scene_index: int, kind: CueKind) -> int:
-    """A distinct, reproducible 31-bit seed per (run seed, scene, kind)."""
+    """A distinct, reproducible 31-bit seed per (run seed, scene, kind): a rerun with the same settings
+    regenerates identical audio."""
     return (run_seed * 1_000_003 + scene_index * len(CUE_KINDS) + CUE_KINDS.index(kind)) % 2**31
 
 

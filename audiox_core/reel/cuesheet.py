@@ -1,18 +1,4 @@
-"""The cue sheet: a reel's spotting document (YAML), what the producer edits.
-
-Every cue has an id, a kind (Foley or music), a span, a prompt and a seed, and may carry a gain and a
-mute. A span is a scene range (``scenes: [first, last]``, both included) or timecodes ``in`` / ``out``
-at the reel's frame rate (``out`` exclusive, as in an EDL). Foley stays within one scene; a music cue
-may run across several (it is generated as one long-form cue, so the score flows through the cuts);
-music cues must not overlap. The first run drafts the sheet from the analysis (``draft_sheet``: the
-model's own task prompts, each cue's measured ``look`` noted beside it, consecutive scenes of one mood grouped into one music
-cue); a sheet that differs from its own draft has been edited, and wins on every rerun.
-
-A cue is identified in the pipeline by its kind and the scene its span starts in (``CueId``), so two
-cues of one kind may not start in one scene. A sheet names the reel it was written for, and a given
-sheet is followed only on that reel (``for_reel``): a producer applies another reel's sheet by naming
-this reel in it. Every problem is one line naming the sheet and the cue.
-"""
+"""The cue sheet (``cues.yaml``): a reel's spotting document, what the producer edits; parsed, checked and drafted."""
 
 from __future__ import annotations
 
@@ -355,7 +341,7 @@ def _check_clashes(spanned: list[SpannedCue], name: str) -> None:
     for a, b in zip(music, music[1:]):
         if b.start_s < a.end_s - 1e-9:
             raise InputError(f"{name}: music cues {a.cue.id} and {b.cue.id} overlap (one score plays at a time)")
-    starts: dict[tuple[int, str], str] = {}
+    starts: dict[tuple[int, str], str] = {}  # the pipeline knows a cue by its first scene and kind (CueId)
     for s in spanned:
         key = (s.scene_index, s.cue.kind)
         if key in starts:

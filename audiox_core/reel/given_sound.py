@@ -1,11 +1,4 @@
-"""The sound a cue starts from, besides its picture and prompt: the previous version of the cue
-(inpainting: spans made again, the rest kept bit for bit) or a given sketch (completion: a
-composer's sketch or temp track the cue continues, kept at its start or only heard by the model).
-
-``cue_request`` turns either into the scene request the generator takes (at the model's rate);
-``finished_cue`` makes the cue's samples at the cue's own rate from what the model made: spliced into
-the previous version, joined to the kept sketch, or levelled like any cue.
-"""
+"""What a cue starts from besides picture and prompt: its previous version (inpainting) or a sketch (completion)."""
 
 from __future__ import annotations
 

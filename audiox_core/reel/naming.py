@@ -1,16 +1,4 @@
-"""Names of a reel's outputs: one folder (local) or prefix (S3) per source, keyed by the source's
-full identity, not its file name, so ``dayA/reel1.mp4`` and ``dayB/reel1.mp4`` never share one.
-
-A folder name is the readable stem (any script kept, NFC, characters unsafe in paths, S3 keys or
-shells replaced by ``_``, truncated on a character boundary) then ``-`` and the first 10 hex digits
-of the sha256 of the source's identity: the resolved absolute path of a local file, the
-``s3://bucket/key`` of an object (credentials and query removed). At most 100 bytes of UTF-8, so the
-staging folder's name ``.{folder}.{process tag}.<random>.partial`` stays far below the 255-byte
-limit of common file systems.
-
-A published version is named by a sortable UTC timestamp and the run id: S3 keeps each version
-under its own prefix (``audiox_core/s3.py``) and orders them by this name.
-"""
+"""Names of a reel's outputs: one folder or prefix per source (``<stem>-<hash of its identity>``) and its versions."""
 
 from __future__ import annotations
 
@@ -23,7 +11,7 @@ from pathlib import PurePosixPath
 from audiox_core.store.local import local_path
 from audiox_core.store.uri import public_uri
 
-FOLDER_MAX_BYTES = 100
+FOLDER_MAX_BYTES = 100  # so ".{folder}.{process tag}.<random>.partial" stays far below the usual 255-byte limit
 HASH_HEX = 10  # 40 bits: a collision between two sources of one studio is out of reach
 _TITLE_MAX_BYTES = FOLDER_MAX_BYTES - 1 - HASH_HEX
 _KEPT = "._-"  # besides letters, marks and digits of any script (Unicode categories L, M, N)
@@ -60,5 +48,6 @@ def reel_folder(source_uri: str) -> str:
 
 
 def version_name(run_id: int, now: datetime | None = None) -> str:
-    """A published version's name: UTC time to the microsecond, then the run id (sorts by time)."""
+    """A published version's name: UTC time to the microsecond, then the run id (sorts by time, which is
+    how ``store/s3.py`` orders the versions under a reel's prefix)."""
     return f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%S%fZ}-run{run_id}"

@@ -1,11 +1,4 @@
-"""Checks that run before the expensive stages, so that every error a user can cause is found in
-seconds and reported in one line naming the input as it was given (secrets removed).
-
-Before fetch: the source URI (no credentials, a supported scheme, a readable file), the destination
-(writable, room for the outputs) and the database (reachable). Right after the cheap ffprobe:
-the media facts the pipeline depends on (a frame rate timecode can count, at least two frames, a
-mix that fits in a WAV file).
-"""
+"""Checks before the expensive stages: every error a user can cause found in seconds, one line naming the input."""
 
 from __future__ import annotations
 

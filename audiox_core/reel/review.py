@@ -1,14 +1,4 @@
-"""The review page of one reel version (``review.html``): one self-contained file (no script or style
-from elsewhere) that a producer opens in a browser to watch and judge the soundtrack.
-
-The picture plays with its new mix; the stems (dialogue, music, Foley) can be soloed or muted, played
-in step with the picture; the scene and cue table's timecodes seek; the waveform and spectrogram seek
-where they are clicked. Beside them: the prompts and seeds of every cue (new in this version or
-reused; a note under a prompt longer than the model's text encoder reads), the model and its
-checkpoint, the loudness figures, the trigger and the settings that differ from the defaults. Media
-are linked, not embedded: ``link`` turns a file's name in the version folder into the URL the page
-uses (relative for local outputs served by ``audiox-studio serve``, presigned for S3).
-"""
+"""The review page of one reel version (``review.html``): one self-contained file, no script or style from elsewhere."""
 
 from __future__ import annotations
 
@@ -57,7 +47,8 @@ def _seek(seconds: float, label: str) -> str:
 
 
 def review_html(facts: ReviewFacts, link: Callable[[str], str]) -> str:
-    """The page's HTML; ``link(name)`` gives the URL of a file of the version folder."""
+    """The page's HTML; media are linked, not embedded: ``link(name)`` gives the URL of a file of the version
+    folder (relative for local outputs that ``audiox-studio serve`` serves, presigned for S3)."""
     files = set(facts.files)
     video = next((n for n in ("soundtrack.mp4", "review_proxy.mp4", "soundtrack.mov") if n in files), None)
     rendered = {(r.scene_index, r.kind): r for r in facts.rendered}

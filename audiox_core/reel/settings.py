@@ -1,12 +1,4 @@
-"""Run settings: what determines a reel's output, recorded for provenance.
-
-A run's settings are the stages' own settings (sampling, scene detection, timeline, mix), each
-default declared once in its stage's dataclass, plus the run's model spec, seed, device, review
-proxy and batch size. Flow parameters, the runs table and provenance.json carry them as one flat
-JSON dict with the keys of ``SETTING_PATHS``. ``from_dict`` checks every key and value before any
-work starts; ``to_dict`` writes every key, so equal settings give equal dicts (the nightly flow
-finds the reels already made with these settings by comparing them).
-"""
+"""Run settings: what determines a reel's output, one flat dict (``SETTING_PATHS``) for flows, runs and provenance."""
 
 from __future__ import annotations
 
@@ -93,7 +85,8 @@ class RunSettings:
         return cls(**own, **{stage: field_types[stage](**fields) for stage, fields in given.items()})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key of ``SETTING_PATHS`` with its value: the flow parameter, run row and provenance shape."""
+        """Every key of ``SETTING_PATHS`` with its value: the flow parameter, run row and provenance shape; equal
+        settings give equal dicts (the nightly flow compares them to find the reels already made)."""
         return {key: attrgetter(path)(self) for key, path in SETTING_PATHS.items()}
 
     def changed(self) -> dict[str, Any]:

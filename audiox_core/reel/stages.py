@@ -1,8 +1,4 @@
-"""The stages of one reel as plain functions over files: analyse, render cues, mix, mux.
-
-Prefect tasks wrap these one to one; tests call them directly. Each takes paths and small values
-and writes its results to the folder it is given.
-"""
+"""The stages of one reel as plain functions over files (analyse, render cues, mix, mux); Prefect tasks wrap them."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""Stills, storyboards and text briefs as reels: each becomes an animatic (one scene per card, the
-cuts known, not detected) that goes through the same cue sheet, mix, mux and review as footage.
-
-A source is a board when it is a still (an image file), a storyboard (a folder of stills in name
-order, or a CSV of ``still,seconds`` rows, paths relative to the CSV) or a text brief (a ``.txt``
-file whose text is the prompt; ``run --text`` writes one). A brief's card is blank and the model is
-given no picture at all (text to audio or music); a still's pixels reach the model exactly as a
-video frame's do: 8-bit RGB, resized, divided by 255 once in the CLIP conditioner (the official
-release's image path divides by 255 twice and hands CLIP a nearly black picture).
-"""
+"""Stills, storyboards and text briefs as reels: an animatic, one scene per card with its cuts known, not detected."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Sidechain ducking: music and Foley dip under the dialogue, only where dialogue is present.
-
-The dialogue's level is measured per 10 ms frame; frames above the threshold (held for a short
-time to bridge syllables) ask for ``depth`` dB of reduction, and the gain follows that target with
-separate attack and release time constants, in dB.
-"""
+"""Sidechain ducking: music and Foley dip under the dialogue, only where dialogue is present."""
 
 from __future__ import annotations
 
@@ -35,7 +30,8 @@ def frame_levels(audio: np.ndarray, frame: int) -> np.ndarray:
 
 
 def ducking_curve(levels_db: np.ndarray, settings: DuckingSettings) -> np.ndarray:
-    """Gain in dB per frame (0 or below) from the dialogue's frame levels."""
+    """Gain in dB per frame (0 or below) from the dialogue's frame levels: frames above the threshold (held to
+    bridge syllables) ask for ``depth`` dB, and the gain follows that target with attack and release, in dB."""
     present = levels_db > settings.threshold_dbfs
     hold = round(settings.hold_ms / 1000 / FRAME_S)
     if hold and present.any():

@@ -1,12 +1,4 @@
-"""A true-peak limiter: the mix never exceeds the ceiling, measured 4× oversampled.
-
-Per sample, the gain needed to keep the true-peak envelope under the ceiling; then the minimum of
-that over a window reaching ``lookahead`` ahead and ``release`` behind, smoothed by a moving
-average of ``lookahead`` samples. Every smoothed gain is at most the gain its own sample needs
-(the average only takes minima over windows that contain that sample), so no peak escapes; gain
-reductions ramp in over the lookahead and hold for the release time. Runs block by block with
-the neighbouring blocks as context, so a two-hour mix streams through it.
-"""
+"""A true-peak limiter (BS.1770-4 Annex 2 peaks, 4× oversampled): the mix never exceeds the ceiling."""
 
 from __future__ import annotations
 
@@ -43,7 +35,9 @@ class LimiterSettings:
 
 
 def limiter_gain(audio: np.ndarray, before: np.ndarray, after: np.ndarray, settings: LimiterSettings) -> np.ndarray:
-    """Gain per sample (N,) for (C, N) ``audio`` given up to ``settings.context`` samples of context each side."""
+    """Gain per sample (N,) for (C, N) ``audio`` given up to ``settings.context`` samples of context each side: the
+    least gain needed over [n − release, n + lookahead], averaged over the lookahead, and never above what its own
+    sample needs, so no peak escapes (reductions ramp in over the lookahead and hold for the release)."""
     la, rel = settings.lookahead, settings.release
     ceiling = 10 ** ((settings.ceiling_dbtp - MARGIN_DB) / 20)
     if max(sample_peak(before), sample_peak(audio), sample_peak(after)) * OVERSHOOT < ceiling:

@@ -1,17 +1,5 @@
-"""Loudness to broadcast spec, measured in a stream of blocks (a two-hour mix never sits in memory).
-
-- Integrated loudness: ITU-R BS.1770-4 (K-weighting, 400 ms blocks every 100 ms, absolute gate
-  −70 LUFS, relative gate −10 LU), checked against pyloudnorm in the tests.
-- Loudness range: EBU Tech 3342 (3 s short-term blocks every 100 ms, gates −70 LUFS and −20 LU,
-  95th minus 10th percentile).
-- True peak: BS.1770-4 Annex 2, in ``truepeak.py``.
-
-The K-weighting runs denormal-free: fed digital silence, a float32 recursive filter decays into
-subnormal floats and settles into a limit cycle there instead of reaching zero, and Intel cores
-compute on subnormals ~50× slower (a two-hour mix took five times as long). A flush-to-zero flag
-would not do: it is per thread (the meter runs in whichever thread calls the mix, a Prefect
-worker's included) and only threads and processes created after it is set inherit it.
-"""
+"""Loudness to broadcast spec, measured in a stream of blocks: ITU-R BS.1770-4 integrated loudness, EBU Tech 3342
+loudness range, BS.1770-4 Annex 2 true peak (``truepeak.py``), R128/A85 presets."""
 
 from __future__ import annotations
 
@@ -134,6 +122,7 @@ class KWeighting:
         if not self.state.any() and not x.any():
             return np.zeros_like(x)  # exactly what the filter would compute
         weighted, self.state = signal.sosfilt(self.sos, x, axis=1, zi=self.state)
+        # flushed here, not by an FTZ flag: that is per thread, and only threads made after it inherit it
         self.state[np.abs(self.state) < TINY] = 0.0
         return weighted
 
@@ -203,7 +192,8 @@ class Measurement:
         return (cumulative[length:] - cumulative[:-length]) / length
 
     def integrated(self, gain: float = 1.0) -> float:
-        """Gated integrated loudness in LUFS (−inf for silence or under 400 ms)."""
+        """Gated integrated loudness in LUFS (−inf for silence or under 400 ms): BS.1770-4, 400 ms blocks every
+        100 ms, absolute gate −70 LUFS, relative gate −10 LU."""
         power = self._windows(4, gain)
         power = power[_loudness(power) > -70]
         if not len(power):
@@ -212,7 +202,8 @@ class Measurement:
         return float(_loudness(np.array([power.mean()]))[0])
 
     def loudness_range(self, gain: float = 1.0) -> float:
-        """EBU Tech 3342 loudness range in LU (0 when too short or silent)."""
+        """EBU Tech 3342 loudness range in LU (0 when too short or silent): 3 s short-term blocks every 100 ms,
+        gates −70 LUFS and −20 LU, 95th minus 10th percentile."""
         short_term = _loudness(self._windows(30, gain))
         short_term = short_term[short_term > -70]
         if len(short_term) < 2:

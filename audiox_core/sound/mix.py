@@ -1,21 +1,4 @@
-"""The soundtrack mix and master, streamed block by block so a two-hour reel fits in memory.
-
-Stems: Foley and music from their placed cues (sample-exact, with fades and crossfades), ducked
-under the dialogue; the dialogue is the reel's own audio. pydub sums the stems on a 32-bit bus
-(24-bit full scale, 8 bits of headroom: its 16-bit overlay would clip): Foley and music make the
-music-and-effects stem, the dialogue joins it to make the pre-limiter mix.
-
-Mastering in two passes over the timeline. Pass 1 measures every stem, the music-and-effects and
-their sum (K-weighted powers per 100 ms, sample and true peaks) at unity gain. One gain then brings
-the sum to the preset's loudness; the stems' figures at that gain follow exactly from pass 1
-(powers scale by its square, peaks by it). Pass 2 writes the stems at that gain as 24-bit integers,
-so they sum to the pre-limiter mix exactly, and the mix through the true-peak limiter, measured
-again as written.
-
-The timeline is cut into ranges (default 10 minutes) that two worker processes work through side
-by side (``parallel.py``): each range starts its filters one second early and gives the limiter the
-audio on both sides of every block, so the outputs do not depend on where the ranges fall.
-"""
+"""The soundtrack mix and master in two passes, streamed block by block so a two-hour reel fits in memory."""
 
 from __future__ import annotations
 
@@ -322,8 +305,9 @@ def master(
     progress: Progress | None = None,
     pictures: ReviewPictures | None = None,
 ) -> LoudnessReport:
-    """Write mix.wav and stems/{dialogue,foley,music,m_and_e}.wav (48 kHz, 24-bit) under ``out_dir``;
-    ``pictures`` (if given) is fed the mix."""
+    """Write mix.wav and stems/{dialogue,foley,music,m_and_e}.wav (48 kHz, 24-bit) under ``out_dir``: the stems
+    sum to the pre-limiter mix exactly, and the outputs do not depend on where the ranges fall; ``pictures``
+    (if given) is fed the mix."""
     target = preset(settings.preset)
     mixer = Mixer(cues, dialogue, total, settings)
     done = 0

@@ -1,13 +1,4 @@
-"""Run the range tasks of a long job in worker processes, two CPU cores at once.
-
-Threads would share one interpreter lock: pydub's bus (audioop), numpy's copies and casts hold it,
-so two threads mixing gain little. Forked processes share nothing but what they are given: the job
-object (a mixer) and a progress queue reach each worker once, when it is forked, as the arguments
-of its initialiser (inherited, not pickled); each task is then a function, a range and arguments,
-called as ``task(job, span, *args)``; results come back pickled (small: measurements, peaks), audio
-goes straight to files. The parent keeps no global state, so pools in several threads stay apart.
-Where ``fork`` is unavailable, or for one range, tasks run in-process.
-"""
+"""The range tasks of a long job in forked worker processes, two CPU cores at once (threads would share one GIL)."""
 
 from __future__ import annotations
 
@@ -26,7 +17,8 @@ _QUEUE: Any = None  # in a worker only: where it reports progress
 
 
 def _initialise(job: Any, queue: Any) -> None:
-    """A new worker's set-up: its job and progress queue, one thread, glibc's allocator tuned."""
+    """A new worker's set-up: its job and progress queue (inherited at the fork, not pickled), one thread,
+    glibc's allocator tuned."""
     global _JOB, _QUEUE
     import torch
 

@@ -1,10 +1,4 @@
-"""Where each cue goes on the 48 kHz timeline, to the sample.
-
-Positions come from each cue's span on the cue sheet (its scenes' start and end times, the
-container's PTS), converted to samples once, never accumulated. Foley cues cover their span with
-short linear fades at the edges. A music cue reaches half a crossfade into the music cue it meets,
-so consecutive cues overlap by one crossfade (equal power, default 1 s) centred on their boundary.
-"""
+"""Where each cue goes on the 48 kHz timeline, to the sample (PTS times converted once, never accumulated)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""True peak: ITU-R BS.1770-4 Annex 2, the peak of the signal oversampled 4× by a windowed-sinc
-interpolator, measured in a stream of blocks and, for the limiter, as a per-sample envelope.
-
-Oversampling costs far more than the rest of the meter, so only the 2048-sample segments whose
-sample peak could hide the maximum (within ``OVERSHOOT`` of it) are oversampled, each batch as one
-matrix product.
-"""
+"""True peak, ITU-R BS.1770-4 Annex 2: 4× oversampled by a windowed-sinc interpolator, in a stream of blocks."""
 
 from __future__ import annotations
 
@@ -23,7 +17,7 @@ def _phases(taps: int = 32) -> np.ndarray:
 PHASES = _phases()
 TAPS = PHASES.shape[1]
 BEFORE, AFTER = TAPS // 2 - 1, TAPS // 2  # context each value between samples needs
-SEGMENT = 2048  # samples per segment when looking for candidate peaks
+SEGMENT = 2048  # only the segments whose sample peak could hide the maximum (within OVERSHOOT) are oversampled
 OVERSHOOT = 10 ** (3 / 20)  # inter-sample peaks of real audio stay within 3 dB of the sample peak (square waves: 2 dB)
 LANE = 32  # oversampled outputs per matrix row
 

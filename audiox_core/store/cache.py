@@ -1,13 +1,4 @@
-"""The local caches under $AUDIOX_HOME/cache: bounded, least-recently-used first out, verified on read.
-
-Every worker on a machine shares these folders, so nothing in them is trusted as code: tensors are
-safetensors files (a JSON header and raw bytes, never a pickle) carrying the sha256 of their bytes,
-and downloaded sources have a sidecar with theirs; a read that does not match is discarded and
-made again. An entry's modification time is its last use (refreshed on every hit); after each put,
-the least recently used entries go until the whole cache fits $AUDIOX_CACHE_GB. The entry just
-written and any entry used within ``IN_USE_S`` stay: a run reads its source from the fetch to the
-final mux, and an inference worker reads the frames the flow has just staged.
-"""
+"""The local caches under $AUDIOX_HOME/cache: bounded by $AUDIOX_CACHE_GB, least recently used first out, verified."""
 
 from __future__ import annotations
 
@@ -29,7 +20,9 @@ if TYPE_CHECKING:  # torch loads only where tensors are cached: the S3 source ca
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_GB = 20.0
-IN_USE_S = 3600.0  # an entry used in the last hour counts as in use and is never evicted
+# An entry used in the last hour counts as in use and is never evicted: a run reads its source from the
+# fetch to the final mux, and an inference worker reads the frames the flow has just staged.
+IN_USE_S = 3600.0
 SIDECAR = ".sha256"  # a downloaded file's recorded content hash, beside it
 _HEADER_BYTES = 8  # safetensors: a little-endian u64 header length, the JSON header, then the data
 

@@ -1,9 +1,4 @@
-"""A disk that fills while a run writes: one line naming the folder whose disk is full, instead of
-an ``OSError: [Errno 28]`` that names a hidden staging file or nothing at all.
-
-The preflight checks (``preflight.py``) find a disk that is already too small; this covers one that
-fills during the run (another job writing to it, an estimate that fell short, a quota, inodes).
-"""
+"""A disk that fills during a run: one line naming the folder, not an ``OSError: [Errno 28]`` naming a hidden file."""
 
 from __future__ import annotations
 

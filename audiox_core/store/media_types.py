@@ -1,12 +1,10 @@
-"""The media type (Content-Type) of every file a reel's output folder holds, so a link to it plays or
-shows in the browser instead of downloading (S3 serves an object with the type it was stored with,
-``binary/octet-stream`` when none was given). One table, not the platform's ``mimetypes`` registry,
-whose answers differ between machines (``.edl``, ``.yaml`` and ``.wav`` have no or different entries)."""
+"""The media type (Content-Type) of every file a reel's output folder holds, so a link plays in the browser."""
 
 from __future__ import annotations
 
 from pathlib import PurePath
 
+# One table, not the platform's ``mimetypes``, whose answers differ between machines (.edl, .yaml, .wav).
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
     ".mov": "video/quicktime",

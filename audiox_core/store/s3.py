@@ -1,20 +1,5 @@
-"""S3 behind the storage protocol: boto3 with adaptive retries, multipart transfers with SHA-256
-checksums, any S3-compatible endpoint (``AWS_ENDPOINT_URL``), and a local download cache keyed by
-ETag and size, so the same object version is downloaded once. Keys never become local paths (the
-cache names files by hash), and keys with ``..`` segments or a leading ``/`` are refused.
-
-Publishing is all or nothing. A finished reel folder is assembled locally and uploaded under its
-own version prefix, ``<folder>/versions/<version>/``; then ``<folder>/current.json``, a small
-manifest of exactly that version's files (key, sha256, size), is written last: one PUT, which S3
-applies whole. A reader follows current.json; a publish that fails part-way leaves it on the
-previous complete version, and the half-uploaded prefix is never listed in any manifest. Once the
-pointer has moved, only versions whose names sort before both the new version and the one the
-pointer named before are removed: neither is ever deleted, so a reader that read the old pointer a
-moment ago still finds its files, and a run that started earlier but published later (an older
-version name) never deletes the version it replaced nor has its own deleted. The last publish wins
-the pointer. A current.json that cannot be parsed is treated as absent (with a warning) and
-replaced by the next publish.
-"""
+"""S3 behind the ``Store`` protocol: adaptive retries, checksummed multipart transfers, a download cache by ETag, and
+all-or-nothing publishing of a version behind ``current.json``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The tensor cache on S3: one object per content key under a prefix, the same safetensors bytes as
-the local cache (audiox_core/store/cache.py) and verified the same way on every read, so any machine can
-reuse a cue another machine generated. Each put is a single PUT, which S3 applies whole: a reader
-sees the old object, the new one, or none, never a part. Nothing is evicted here: the bucket's
-lifecycle rules bound it (staged frames are deleted by the batch that read them)."""
+"""The tensor cache on S3: one object per content key, the local cache's safetensors bytes, verified on every read."""
 
 from __future__ import annotations
 
@@ -48,7 +44,7 @@ class S3TensorCache:
 
     def put(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         data = pack_tensors(key, tensors)
-        try:
+        try:  # one PUT, which S3 applies whole: a reader sees the old object, the new one or none
             s3_client().put_object(
                 Bucket=self.bucket,
                 Key=self.object_key(key),

@@ -1,10 +1,4 @@
-"""Where a browser reaches local outputs: ``audiox-studio serve`` answers HTTP for the output folders,
-so the Prefect UI's links and the review page play and seek (a browser page cannot open ``file://``
-links, and a player needs range requests to seek). A file's URL is the serve address followed by its
-absolute path; only files under the output roots the server was given are served, never a hidden
-one (``.``-names: staging folders, half-written files), and no root may hold the file system's root,
-the home folder or a database.
-"""
+"""Where a browser reaches local outputs: the URL of a file under ``audiox-studio serve`` and the roots it may serve."""
 
 from __future__ import annotations
 

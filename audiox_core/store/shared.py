@@ -1,8 +1,4 @@
-"""Where what several machines share lives: $AUDIOX_SHARED_STORE, an ``s3://bucket/prefix`` that
-every flow run and inference worker of a studio reads and writes (generated cues, staged frames,
-Prefect's task parameters and results), or a local folder for one machine (the default:
-$AUDIOX_HOME/cache). Provenance lives in the database and orchestration in the Prefect server; a
-machine's own disk is then only scratch for the run in progress."""
+"""Where what several machines share lives: $AUDIOX_SHARED_STORE, an ``s3://`` prefix or a local folder."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Which staged-frame entries a process put in the tensor cache, so a sweep can remove a killed
-process's.
-
-A flow stages each scene's frames in the tensor cache (local or S3) for the batch that generates it,
-and the batch discards them when it ends; a process killed in between leaves them, and nothing else
-ever reads them (their keys are random). Each process appends the keys it stages to a ledger named
-with its process tag (``<cache>/staged/frames.<tag>.<random>``); the sweep (every run's start and
-``doctor --repair``) discards the entries of ledgers whose process on this host is gone.
-"""
+"""Which staged-frame entries a process put in the tensor cache, so a sweep can remove a killed process's."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""From examples to training batches: clips decoded once, the VAE's latents cached, samples drawn.
-
-A DiT training sample is one model window cut from a clip at a latent-aligned start, with the
-inputs ``generate()`` would give for it: the frames of that window through ``video_tensor``, the
-caption (or the pipeline's own cue prompt for the picture, or nothing), and as audio prompt the
-clip's audio just before the window, placed as ``generate_scenes`` places the previous window's
-audio (continuation). Every draw comes from the sample's own generator (``objective.sample_generator``);
-what the sample hides on top (inpainting keep-mask, masked patches, words, prompt segments) from two
-more of its own (``masking``).
-"""
+"""From examples to training batches: clips decoded once, the VAE's latents cached, DiT samples drawn."""
 
 from __future__ import annotations
 
@@ -117,7 +108,9 @@ class DitBatch:
 
 
 class DitSampler:
-    """Draws DiT samples for global batch positions from the clips and their cached latents."""
+    """Draws DiT samples for global batch positions from the clips and their cached latents: a window at a
+    latent-aligned start with ``generate()``'s inputs (its frames, the caption, the clip's audio just before it
+    as continuation prompt), every draw from the sample's own generators (``objective``, ``masking``)."""
 
     def __init__(
         self,
@@ -185,6 +178,7 @@ class DitSampler:
         if continuation and sample > 0 and not dropped.audio:
             prompt = clip.audio[:, max(0, sample - self.hop_samples) : sample].numpy()
         prompt_audio = audio_prompt_tensor(cfg, prompt)
+        # masks draw from generators of their own: a recipe whose rates are all 0 draws the batches it drew before
         m = sample_generator(self.seed, "dit/mask", step, position)
         if st.video_patch_mask > 0 and len(frames) > 0:
             video = mask_patches(m, video, st.video_patch_mask, cfg.video.clip.patch_size)

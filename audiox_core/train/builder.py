@@ -1,14 +1,4 @@
-"""The training data the project builds itself: synthetic clips whose sounds land on visual events.
-
-Objects fall and bounce, slide into each other, doors slide shut, shapes whoosh past, a figure
-walks, water ripples, music pulses; each is rendered with numpy/OpenCV, and real CC0/public-domain
-sounds (read from the shared media folder at build time, never copied) are placed with their onset
-exactly on the frame of the event. Captions say what happens. Held-out clips use other seeds, other
-shapes and, where a class has more than one source, other sound files.
-
-Event times are frame-exact by construction: contact frames are drawn first and the motion is
-fitted through them (the object's lowest row is on the floor at exactly those frames).
-"""
+"""The training data the project builds itself: synthetic clips whose CC0/public-domain sounds land on visual events."""
 
 from __future__ import annotations
 
@@ -167,7 +157,8 @@ def _contact_frames(
     n: int, rng: np.random.Generator, first: tuple[float, float], gaps: tuple[float, float]
 ) -> list[int]:
     """Increasing frame indices: the first in ``first`` (share of the clip), then gaps of the given
-    share range, each shorter than the last (a bounce loses height), inside the clip."""
+    share range, each shorter than the last (a bounce loses height), inside the clip. Drawn first, the
+    motion fitted through them, so event times are frame-exact by construction."""
     frames = [int(rng.uniform(*first) * n)]
     gap = rng.uniform(*gaps) * n
     while frames[-1] + gap < n - 2 and gap >= 5:
@@ -545,8 +536,8 @@ def build_dataset(
     sample_rate: int = 44100,
     progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
-    """Render ``clips`` training and ``heldout`` evaluation clips into ``out`` (see the module doc);
-    manifest.json is written last, so a folder with a manifest is complete."""
+    """Render ``clips`` training and ``heldout`` evaluation clips into ``out`` (held-out ones with other seeds,
+    shapes and sound files; README "Training"); manifest.json is written last, so a folder with one is complete."""
     if clips < 1 or heldout < 0:
         raise InputError(
             f"train data: need at least 1 training clip and 0 or more held-out clips (got {clips}, {heldout})"

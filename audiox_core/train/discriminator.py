@@ -1,12 +1,5 @@
-"""The autoencoder's adversary: multi-resolution STFT discriminators on band-pooled log magnitudes.
-
-As DAC and stable-audio-tools train their autoencoders, a reconstruction loss alone leaves smeared
-transients and bursty noise beds (both read as onsets by the sync measure); a discriminator per FFT
-size that judges spectrogram patches, with least-squares GAN losses and feature matching (HiFi-GAN),
-pushes the decoder towards sounds whose time-frequency texture is real. To fit a CPU, each
-resolution's magnitudes are pooled into ``bands`` log-spaced bands before the 2-D convolutions: the
-discriminator sees the envelope over time and frequency, where onsets live, not each bin.
-"""
+"""The autoencoder's adversary, as DAC and stable-audio-tools train theirs: multi-resolution STFT discriminators
+on band-pooled log magnitudes, least-squares GAN losses and feature matching (HiFi-GAN)."""
 
 from __future__ import annotations
 
@@ -18,7 +11,8 @@ from audiox_core.train.spectral import log_bands
 
 
 class SpectrogramDiscriminator(nn.Module):
-    """One resolution: log band magnitudes (B, 1, bands, frames) → patch logits and features."""
+    """One resolution: log band magnitudes (B, 1, bands, frames) → patch logits and features; pooled into bands
+    to fit a CPU, it judges the envelope over time and frequency, where onsets live, not each bin."""
 
     def __init__(self, n_fft: int, bands: int, channels: int) -> None:
         super().__init__()

@@ -1,10 +1,4 @@
-"""Exponential moving average of the trained weights: what ships is the average, not the last step.
-
-After update n (counting from 0) the average is ema ← d·ema + (1 − d)·θ with
-d = min(decay, (1 + n) / (10 + n)): the usual warm-up (d = 0.1, 0.18, 0.25, … at first), so early in a
-run the average follows the weights instead of remembering the random initialisation for ~1/(1 − decay)
-steps.
-"""
+"""Exponential moving average of the trained weights, with the usual warm-up: what ships is the average."""
 
 from __future__ import annotations
 
@@ -25,7 +19,8 @@ class EMA:
         self.shadow = {name: p.detach().float().clone() for name, p in self.params.items()}
 
     def rate(self) -> float:
-        """The decay the next update uses."""
+        """The decay the next update uses, min(decay, (1 + n) / (10 + n)) after n updates: early in a run the
+        average follows the weights instead of remembering the random initialisation."""
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()

@@ -1,17 +1,4 @@
-"""Measures of a generated soundtrack against the picture it was made for.
-
-- ``audio_onsets``: onset times of a sound (spectral flux of the log-magnitude STFT, peaks above
-  an adaptive threshold, at least ``min_gap_s`` apart).
-- ``match_events``: one-to-one matching of visual events to onsets within a tolerance (±80 ms),
-  giving hits (events with an onset) and matched onsets (for precision). A sound's later
-  transients (a door's latch after its slam, a footstep's toe after its heel: 90–260 ms later on
-  the real held-out sounds) are part of the sound whose onset matched, not onsets of their own.
-- ``edge_flux_ratio``: how much a splice jumps at its edges, as the spectral flux there over the
-  sound's own median frame-to-frame flux (1: no more change than any other 10 ms; a click is many).
-- ``LogMelCentroids``: a nearest-centroid classifier on log-mel statistics (per-band mean and
-  standard deviation over time), fitted on real examples of each sound class; text control is
-  measured by how often it recovers the prompted class from the generated sound.
-"""
+"""Measures of generated sound against its picture: onsets, events matched within ±80 ms, splices, text control."""
 
 from __future__ import annotations
 
@@ -27,7 +14,9 @@ from audiox_core.train.spectral import compressed_spectrogram, onset_envelope
 
 SHARP_KINDS = frozenset({"impact", "door", "footstep"})  # events whose sound starts at the visual event
 TOLERANCE_S = 0.08
-TAIL_S = 0.3  # unmatched onsets this soon after a matched one belong to the matched sound
+# Unmatched onsets this soon after a matched one belong to the matched sound (a door's latch after its slam,
+# a toe after its heel: 90–260 ms later on the real held-out sounds).
+TAIL_S = 0.3
 
 
 def _mono(audio: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -1,20 +1,4 @@
-"""A training data folder: examples of picture, sound and caption, checked before anything trains.
-
-Layout (``audiox_core.train.builder`` writes it; a studio can write its own):
-``manifest.json`` lists each example's files with sha256 and licence; each example has a picture
-(``<id>.mp4`` or a ``<id>.frames/`` folder of numbered PNGs), a sound (``<id>.wav`` or any
-ffmpeg-readable audio) and a caption file ``<id>.json`` (``caption``, optional ``sound_class``,
-``events``, and ``frames_fps`` for frame folders). Without a manifest, examples are paired by name.
-
-Bad examples (missing or altered files, captions that do not parse, no sound, sound ffmpeg cannot
-decode, silence, under 1 s) are reported with a one-line reason and skipped; the rest train.
-The checks stay cheap, so thousands of examples load in seconds: sha256 of the listed files, and
-one ffmpeg decode of the sound at a low rate, many sounds per ffmpeg process (starting ffmpeg costs
-far more than decoding an 8 s clip).
-
-Frames are made by the same ffmpeg filter chain as the pipeline's decode pass
-(``audiox_core.video.decode``), so the model trains on exactly the frames it is given at inference.
-"""
+"""A training data folder: examples of picture, sound and caption, checked before anything trains."""
 
 from __future__ import annotations
 
@@ -45,7 +29,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 # The sound check decodes a mono mix at 16 kHz: enough to measure length and peak (an 8 kHz band),
 # a fraction of the data of a full decode.
 CHECK_RATE = 16000
-CHECK_BATCH = 32  # sounds per ffmpeg process
+CHECK_BATCH = 32  # sounds per ffmpeg process: starting ffmpeg costs far more than decoding an 8 s clip
 
 
 @dataclass(frozen=True)
@@ -215,8 +199,9 @@ def _sound_reasons(examples: list[Example]) -> list[Example | _Bad]:
 
 
 def load_examples(data: Path, *, split: str | None = None) -> ExampleSet:
-    """The usable examples of ``data`` (of ``split`` when given) and the skipped ones with reasons;
-    InputError (one line naming the folder) when the folder is missing or nothing in it is usable."""
+    """The usable examples of ``data`` (of ``split`` when given) and the skipped ones with reasons (checks kept
+    cheap: sha256 of the listed files, one low-rate decode of each sound); InputError (one line naming the
+    folder) when the folder is missing or nothing in it is usable."""
     if not data.is_dir():
         raise InputError(f"{data}: training data folder not found")
     entries = [e for e in _entries(data) if split is None or e.get("split", "train") == split]
@@ -263,7 +248,8 @@ def decode_audio(path: Path, rate: int, channels: int = 2) -> np.ndarray:
 
 
 def _video_frames(path: Path, fps: int, size: int) -> np.ndarray:
-    # The model branch of audiox_core.video.decode's graph, with the same input flags and output mode.
+    # The model branch of audiox_core.video.decode's graph, with the same input flags and output mode:
+    # the model trains on exactly the frames it is given at inference.
     graph = f"[0:V:0]fps={fps},scale={size}:{size}:flags=area,format=rgb24[m]"
     proc = run(
         "ffmpeg",

@@ -1,17 +1,4 @@
-"""The training loop behind ``audiox-studio train``: the VAE stage, then the DiT stage on its latents.
-
-- VAE: random crops, multi-resolution STFT + L1 + KL; the EMA weights become both the model's
-  autoencoder and the audio-prompt conditioner's frozen copy.
-- DiT: the DiT, the video conditioner and the audio prompt's projection learn on the frozen VAE's
-  cached latents (see ``batches``), AdamW with linear warm-up, gradient clipping, EMA.
-- ``--init``: an AudioX release (official format, loaded strictly) is the starting point; its VAE
-  stays frozen, and with ``lora_rank`` only LoRA adapters on the DiT learn (merged before saving).
-- Several processes (torchrun): DistributedDataParallel; each rank takes positions rank, rank + W, …
-  of the same global batch, so N processes compute what one does with that batch.
-
-Out folder: ``<stage>/checkpoint.pt`` (resumable), ``model/`` (config.json + model.safetensors: the
-EMA weights, loadable with ``--model``), ``metrics.json`` and ``loss.png``.
-"""
+"""The training loop behind ``audiox-studio train``: the VAE stage, then the DiT stage on its latents."""
 
 from __future__ import annotations
 
@@ -107,7 +94,7 @@ class World:
         return self.rank == 0
 
     def share(self, batch: int) -> list[int]:
-        """This rank's positions in a global batch."""
+        """This rank's positions in a global batch (rank, rank + W, …): N processes compute what one does."""
         return list(range(self.rank, batch, self.size))
 
     def mean(self, value: float) -> float:
@@ -174,18 +161,17 @@ class VaeObjective(nn.Module):
         return loss
 
 
-FRESH_FILTER_NORM = 0.75  # measured on the demo VAE: see calibrate_fresh_vae
+# Measured on the demo VAE: our filters start at norm 1, which grows the activations through the residual
+# stacks and the snakes' offsets (0.7 → 40 through the encoder); PyTorch's default 1/√3 makes the decoder's
+# vanish (0.55 → 0.004); at 0.75 they stay within 0.3–1.3 on audio.
+FRESH_FILTER_NORM = 0.75
 
 
 @torch.no_grad()
 def calibrate_fresh_vae(vae: Pretransform, audio: torch.Tensor) -> None:
-    """A fresh autoencoder made ready to learn. First every weight-normed convolution's filters get
-    the norm ``FRESH_FILTER_NORM`` (ours start at 1, which grows the activations through the residual
-    stacks and the snakes' offsets: 0.7 → 40 through the demo encoder; PyTorch's default 1/√3 makes
-    the decoder's vanish: 0.55 → 0.004; at 0.75 they stay within 0.3–1.3 on audio). Then, on this
-    batch, through the last convolutions' gains and biases: the encoder's means to unit spread, its
-    posterior std to about softplus(−3) ≈ 0.05 (a fresh encoder's std would drown the means in
-    sampling noise), and the decoder's output to ``audio``'s RMS."""
+    """A fresh autoencoder made ready to learn: filters at norm ``FRESH_FILTER_NORM``, then on this batch the
+    encoder's means to unit spread, its posterior std to about softplus(−3) ≈ 0.05 (a fresh one's would drown
+    the means in sampling noise) and the decoder's output to ``audio``'s RMS."""
     for module in vae.modules():
         if isinstance(module, WNConv1d | WNConvTranspose1d):
             module.weight_g.copy_(_weight_norms(module.weight_v) * FRESH_FILTER_NORM)
@@ -507,9 +493,9 @@ def train(
     progress: TrainProgress | None = None,
     stop_at: int | None = None,
 ) -> TrainResult:
-    """Train the recipe's stages on the "train" split of ``data`` into ``out`` (see the module doc).
-    ``stop_at`` ends the session after that many steps of a stage with a checkpoint, as an
-    interruption would (``resume`` continues it)."""
+    """Train the recipe's stages on the "train" split of ``data`` into ``out`` (``<stage>/checkpoint.pt``,
+    ``model/`` with the EMA weights, ``metrics.json``, ``loss.png``). ``stop_at`` ends the session after that
+    many steps of a stage with a checkpoint, as an interruption would (``resume`` continues it)."""
     dev = resolve_device(device)
     has_checkpoint = any((out / s / "checkpoint.pt").is_file() for s in recipe.stages)
     if has_checkpoint and not resume:

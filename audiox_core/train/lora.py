@@ -1,9 +1,4 @@
-"""LoRA adapters on the DiT's attention and feed-forward projections (Hu et al. 2021).
-
-A frozen base ``nn.Linear`` plus a low-rank update scale·B·A (A: kaiming-uniform, B: zeros, so a
-fresh adapter changes nothing; scale = alpha / rank). ``merge_lora`` folds the update into plain
-``nn.Linear`` layers again, so the saved state dict has exactly the official keys and shapes.
-"""
+"""LoRA adapters on the DiT's attention and feed-forward projections (Hu et al. 2021), merged back before saving."""
 
 from __future__ import annotations
 
@@ -16,6 +11,8 @@ from audiox_core.model.dit import DiffusionTransformer
 
 
 class LoRALinear(nn.Module):
+    """A frozen base ``nn.Linear`` plus scale·B·A (B starts at zero: a fresh adapter changes nothing)."""
+
     def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
         super().__init__()
         self.base = base.requires_grad_(False)
@@ -58,7 +55,8 @@ def add_lora(dit: DiffusionTransformer, rank: int, alpha: float) -> list[nn.Para
 
 
 def merge_lora(module: nn.Module) -> None:
-    """Replace every LoRALinear inside ``module`` by its merged nn.Linear."""
+    """Replace every LoRALinear inside ``module`` by its merged nn.Linear, so the saved state dict has exactly
+    the official keys and shapes."""
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, LoRALinear):

@@ -1,15 +1,5 @@
-"""What a DiT training sample hides beyond ``objective.draw_dropout``'s whole modalities.
-
-- The inpainting keep-mask (a model with ``studio.inpaint.channels``): random segments made again,
-  a known prefix (causal: continue it), or nothing known (plain generation), as stable-audio-tools'
-  inpainting model trains; the loss stays on the whole window.
-- Masked multi-modal training (AudioX's masking strategy): patches of each frame in the vision
-  tower's patch grid replaced by CLIP's mean colour (zero once normalised), caption words dropped,
-  segments of the audio prompt silenced, each at its own rate.
-
-Every draw comes from a generator of the sample's own (``sample_generator`` with stage ``dit/inpaint``
-or ``dit/mask``), so a recipe whose rates are all 0 draws exactly the batches it drew before.
-"""
+"""What a DiT training sample hides beyond whole modalities: the inpainting keep-mask (as stable-audio-tools trains)
+and AudioX's masked multi-modal training (frame patches, caption words, audio-prompt segments)."""
 
 from __future__ import annotations
 

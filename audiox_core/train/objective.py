@@ -1,18 +1,5 @@
-"""The diffusion objective the sampler expects, and the condition dropout that makes one model serve
-video→audio, text→audio and continuation.
-
-v objective on the cosine schedule (stable-audio-tools' ``diffusion_objective="v"``): t ~ U(0, 1),
-α = cos(πt/2), σ = sin(πt/2), x_t = α·x₀ + σ·ε, the network predicts v = α·ε − σ·x₀. The sampler's
-``AudioX.denoise`` inverts exactly this with σ_k = tan(πt/2). The CFG null condition is all-zero raw
-condition tokens (what ``DiffusionTransformer.guided`` feeds its unconditional half), so classifier-
-free-guidance dropout zeroes a sample's whole condition. Each modality is also dropped on its own:
-an all-zero video or audio prompt selects the learned empty feature, an empty caption the text
-encoder's empty sequence.
-
-Every draw for sample i of step n comes from its own generator seeded by (seed, stage, n, i), so the
-result does not depend on how a global batch is split across processes, and a resumed run repeats
-the same draws.
-"""
+"""The diffusion objective the sampler expects (stable-audio-tools' ``diffusion_objective="v"``, cosine schedule) and
+the condition dropout that makes one model serve video→audio, text→audio and continuation."""
 
 from __future__ import annotations
 
@@ -52,9 +39,9 @@ def v_loss(
     pooled: torch.Tensor | None = None,
     known: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the v prediction over the whole window; x0, noise (B, C, T), cond (B, S, D)
-    raw tokens, t (B,), sync (B, T, sync_dim) time-aligned video features or None, pooled (B, D) global
-    condition or None, known (B, 1 + C, T) an inpainting DiT's keep-mask and masked x0 or None."""
+    """Mean squared error of v = α·ε − σ·x₀ at x_t = α·x₀ + σ·ε over the whole window (``AudioX.denoise``
+    inverts it with σ = tan(πt/2)); x0, noise (B, C, T), cond (B, S, D) raw tokens, t (B,), sync (B, T, sync_dim)
+    or None, pooled (B, D) global condition or None, known (B, 1 + C, T) an inpainting DiT's input or None."""
     alpha, sigma = (a[:, None, None] for a in alpha_sigma(t))
     x_t = alpha * x0 + sigma * noise
     target = alpha * noise - sigma * x0
@@ -64,9 +51,10 @@ def v_loss(
 
 @dataclass(frozen=True)
 class Dropped:
-    """Which conditions one training sample loses."""
+    """Which conditions one training sample loses: an all-zero video or audio prompt selects the learned empty
+    feature, an empty caption the text encoder's empty sequence."""
 
-    everything: bool  # the CFG null condition
+    everything: bool  # the CFG null condition: all-zero raw tokens, what ``DiffusionTransformer.guided`` feeds
     video: bool
     text: bool
     audio: bool

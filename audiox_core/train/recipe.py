@@ -1,9 +1,4 @@
-"""A training recipe: which architecture, which stages, and every number that decides the result.
-
-Read once from JSON into frozen dataclasses; an unknown key or a bad value is one line naming the
-file and the key. ``model`` is a preset name (``demo``, ``tiny``) or the path of a config.json in
-the official format; shipped recipes live in ``audiox_core/train/presets/``.
-"""
+"""A training recipe, read once from JSON: architecture, stages and every number that decides the result."""
 
 from __future__ import annotations
 

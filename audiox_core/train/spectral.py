@@ -1,17 +1,4 @@
-"""Spectral losses for the autoencoder.
-
-- ``multi_resolution_stft_loss`` (Yamamoto et al. 2020, as used for Oobleck VAEs): spectral
-  convergence plus L1 of log magnitudes, summed over several FFT sizes, so both the transients
-  (short windows) and the tonal detail (long windows) are reconstructed.
-- ``band_loss``: L1 of log1p band magnitudes on log-spaced bands, so every octave counts alike (a
-  door's thump below 200 Hz is 8 of the measure's 321 bins, and a plain bin average lets an
-  autoencoder drop it).
-- ``onset_envelope`` is the sync measure's own view of a sound (``evaluation.audio_onsets``): the
-  half-wave rectified spectral flux of the log1p-compressed magnitudes, 10 ms hops. ``onset_loss``
-  holds a reconstruction to it (the compressed spectrogram and its flux), so what the measure counts
-  as an onset is what the autoencoder is taught to keep, and a noisy bed that it would count is
-  penalised where the plain log-magnitude loss hardly sees it.
-"""
+"""Spectral losses for the autoencoder: multi-resolution STFT (Yamamoto et al. 2020), log bands, onset envelope."""
 
 from __future__ import annotations
 
@@ -23,7 +10,8 @@ import torch
 def multi_resolution_stft_loss(
     pred: torch.Tensor, target: torch.Tensor, *, fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128)
 ) -> torch.Tensor:
-    """pred, target (B, C, L) → scalar; zero when they are equal."""
+    """pred, target (B, C, L) → scalar, zero when they are equal: spectral convergence plus L1 of log magnitudes
+    over several FFT sizes, so transients (short windows) and tonal detail (long ones) are both kept."""
     x, y = pred.flatten(0, 1).float(), target.flatten(0, 1).float()  # (B·C, L)
     total = x.new_zeros(())
     for n in fft_sizes:
@@ -55,7 +43,8 @@ def onset_envelope(mono: torch.Tensor, rate: int, hop_s: float = 0.01) -> torch.
 
 def onset_loss(pred: torch.Tensor, target: torch.Tensor, rate: int) -> torch.Tensor:
     """pred, target (B, C, L): L1 of the compressed spectrograms of the channels' mean plus L1 of their
-    onset envelopes relative to the target's mean flux; zero when they are equal."""
+    onset envelopes relative to the target's mean flux; zero when they are equal. What the sync measure
+    counts as an onset is what the autoencoder is taught to keep (and a noisy bed it would count costs)."""
     p, t = pred.float().mean(dim=1), target.float().mean(dim=1)  # (B, L)
     spec_p, spec_t = compressed_spectrogram(p, rate), compressed_spectrogram(t, rate)
     flux_p = torch.relu(spec_p[..., 1:] - spec_p[..., :-1]).mean(dim=-2)
@@ -81,7 +70,8 @@ def band_loss(
     pred: torch.Tensor, target: torch.Tensor, *, fft_sizes: tuple[int, ...] = (256, 1024), bands: int = 32
 ) -> torch.Tensor:
     """pred, target (B, C, L): mean L1 of log1p(100·band magnitude) of the channels' mean over
-    log-spaced bands at each FFT size; zero when they are equal."""
+    log-spaced bands at each FFT size; zero when they are equal. Every octave counts alike: a door's
+    thump below 200 Hz is 8 of 321 bins, which a plain bin average lets an autoencoder drop."""
     p, t = pred.float().mean(dim=1), target.float().mean(dim=1)
     total = p.new_zeros(())
     for n in fft_sizes:

@@ -1,12 +1,4 @@
-"""Training checkpoints (resumable) and the trained model in the official release layout.
-
-A checkpoint holds the model, the EMA, the optimiser, the step, the losses so far and every RNG
-state, plus the recipe and the data fingerprint it belongs to. It is data only: tensors and plain
-values (numbers, strings, lists, dicts) in torch.save's archive, read back by torch's weights-only
-unpickler, so a planted or foreign ``checkpoint.pt`` is one line and none of its code runs. Files
-are written beside their final name, fsynced, then renamed over it, so running out of disk while
-saving leaves the previous checkpoint intact and no half-written file behind.
-"""
+"""Training checkpoints (resumable, read as data only) and the trained model in the official release layout."""
 
 from __future__ import annotations
 
@@ -78,7 +70,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``state`` (the keys of ``LAYOUT`` but ``format``) to ``path`` atomically (temp file in the same
-    folder, fsync, rename)."""
+    folder, fsync, rename): a full disk leaves the previous checkpoint intact."""
     state = {"format": FORMAT, **state}
     problem = _layout_problem(state)
     assert problem is None, problem

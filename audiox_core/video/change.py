@@ -1,23 +1,4 @@
-"""How much the picture changed between two frames, measured on the active picture only.
-
-A frame becomes a ``Look``: its HSV thumbnail as floats, how defined its hue and saturation are at
-each pixel, and the brightest value of each row and column (for the bars). The change between two
-looks is the mean absolute change of hue (circular), saturation and value inside the active box
-(the picture inside letterbox or pillarbox bars), on PySceneDetect's 0–255 scale, where hue counts only as far as both pixels have
-a hue (chroma: near-black, near-white and grey pixels have none) and saturation only as far as one
-of them is bright enough to have one. The weighted sum is divided by the weight actually present, so a
-saturated picture scores as the plain HSV mean and a monochrome one as its value change alone.
-Chroma noise in near-black shadows ((0, 0, 0) → (0, 1, 0) is hue 60, saturation 255) counts none
-of its hue swing and 1/32 of its saturation swing; in the bars it does not count at all.
-
-Bars are the rows (columns) from each edge whose brightest pixel stays at most ``BAR_LEVEL`` over
-a stretch of frames (``with_boxes``: about a second either side), so a bar stays a bar when re-encoding
-makes its values drift by a few code values, and a dark or fading frame keeps the picture's box.
-
-``coverage`` (of the big changes) is the share of the active picture that changed visibly, less
-what a change of light explains (``relit``: one gain and offset of the value, the hue kept), so
-flames, a strobe or a sign's glow over one shot change little of it and a cut most of it.
-"""
+"""How much the picture changed between two frames, on the active picture only (PySceneDetect's 0–255 HSV scale)."""
 
 from __future__ import annotations
 
@@ -81,7 +62,9 @@ def look(bgr: np.ndarray) -> Look:
 
 
 def content_change(a: Look, b: Look, box: Box) -> float:
-    """Weighted mean absolute HSV change inside ``box`` (0–255)."""
+    """Weighted mean absolute HSV change inside ``box`` (0–255): hue counts as far as both pixels have chroma,
+    saturation as far as one is bright, divided by the weight present, so a saturated picture scores as the
+    plain HSV mean and a monochrome one as its value change ((0,0,0) → (0,1,0) in a shadow counts next to none)."""
     rows, cols = slice(box[0], box[1]), slice(box[2], box[3])
     dh = np.abs(a.h[rows, cols] - b.h[rows, cols])
     dh = np.minimum(dh, 180 - dh)

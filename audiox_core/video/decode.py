@@ -1,13 +1,4 @@
-"""One decoding pass over a video: small thumbnails of every frame with exact timestamps, and the
-model's frames (5 fps, 224×224 RGB) written to a file as a side output.
-
-ffmpeg decodes in its own process (multithreaded, scaling straight from YUV) while Python scores
-the thumbnails, so decoding and scoring overlap and memory stays flat however long the reel.
-Timestamps come from the container's PTS through ffmpeg's showinfo filter, as exact fractions of
-a second; frames are delivered in decode output order with no frame dropped or duplicated.
-A watchdog stops an ffmpeg that delivers nothing for ``AUDIOX_FFMPEG_STALL_S`` seconds (a hung
-network mount, a decoder stuck on a damaged file), so a stalled pass is an error, not a hang.
-"""
+"""One ffmpeg decoding pass over a video: thumbnails of every frame with exact PTS, the model's 5 fps frames beside."""
 
 from __future__ import annotations
 

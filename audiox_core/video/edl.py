@@ -1,9 +1,4 @@
-"""Scene lists for editors: CSV and CMX 3600 EDL.
-
-The EDL has one cut event per scene on track V with the reel's own timecode as source and record
-(record starts where the source starts), drop-frame at 29.97/59.94, so an editor can load the cuts
-against the original picture.
-"""
+"""Scene lists for editors: CSV and a CMX 3600 EDL, one cut event per scene."""
 
 from __future__ import annotations
 
@@ -41,7 +36,8 @@ def _reel_name(name: str) -> str:
 
 
 def scenes_edl(scenes: SceneList, title: str, clip_name: str) -> str:
-    """A CMX 3600 EDL with one cut event per scene."""
+    """A CMX 3600 EDL with one cut event per scene on track V, the reel's own timecode as source and record
+    (drop-frame at 29.97/59.94), so an editor can load the cuts against the original picture."""
     reel = _reel_name(title)
     lines = [f"TITLE: {title}", f"FCM: {'DROP FRAME' if is_drop_frame(scenes.fps) else 'NON-DROP FRAME'}", ""]
     for s in scenes.scenes:

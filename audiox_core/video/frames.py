@@ -1,10 +1,4 @@
-"""The model's view of the picture: frames on a fixed time grid (5 fps), squashed to 224×224 RGB.
-
-The decoding pass (audiox_core.video.decode) writes them to a raw file; they are read back through
-a memory map, so a two-hour reel does not sit in memory. Grid point k (k / fps seconds on the
-container's timeline, the scenes' timeline) holds the frame on screen at that moment; grid points
-before the first frame hold the first frame.
-"""
+"""The model's view of the picture: frames on a fixed 5 fps grid, 224×224 RGB, memory-mapped from the decoding pass."""
 
 from __future__ import annotations
 
@@ -17,6 +11,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FrameStore:
+    """Grid point k (k / fps s on the container's timeline) holds the frame on screen then; points before the
+    first frame hold the first frame."""
+
     path: Path
     fps: int
     size: int

@@ -1,9 +1,4 @@
-"""Putting the new soundtrack into the picture: ffmpeg with the video stream copied, never re-encoded.
-
-Delivery: a QuickTime source gets ``soundtrack.mov`` with 24-bit PCM (what editing rooms expect);
-otherwise ``soundtrack.mp4`` with AAC 256 kb/s 48 kHz when MP4 can carry the video codec, else
-``soundtrack.mkv`` with AAC (VP8 or Theora, for instance, have no MP4 mapping).
-"""
+"""Putting the new soundtrack into the picture with ffmpeg: the video stream copied, never re-encoded."""
 
 from __future__ import annotations
 
@@ -19,7 +14,8 @@ MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video
 
 
 def soundtrack_name(video_codec: str, source: Path) -> str:
-    """The delivery file's name for a source with this video codec."""
+    """The delivery file's name for a source with this video codec: ``.mov`` (24-bit PCM, what editing rooms
+    expect) for QuickTime, ``.mp4`` (AAC) where MP4 carries the codec, else ``.mkv`` (VP8, Theora)."""
     if source.suffix.lower() == ".mov":
         return "soundtrack.mov"
     return "soundtrack.mp4" if video_codec in MP4_VIDEO_CODECS else "soundtrack.mkv"

@@ -1,21 +1,4 @@
-"""Hard-cut scene detection with OpenCV, sampling the model's frames in the same decoding pass.
-
-Per frame, the content change from the previous frame on the active picture (audiox_core.video.change:
-bars excluded, hue and saturation weighted by how defined they are). A cut needs the change to reach
-a threshold that adapts to the footage (``noise_factor`` times the clip's 90th-percentile change, kept between
-``min_threshold`` and ``threshold``, so monochrome, low-contrast and grainy material need no tuning)
-AND to stand out from its neighbourhood (ratio to the mean of the surrounding frames' changes, so
-fast motion does not cut), to change most of the picture visibly (``min_coverage``) other than by a
-change of light (flames, a strobe, a sign's glow: ``change.relit``), and not to be a flash (a few
-frames after which the picture returns to what it was, as lightning does). Flicker is no cut.
-Candidates closer together than the minimum scene length compete: the strongest wins,
-and the length counts from the last accepted cut. Fades to and from black are found from the
-brightness curve and reported as transitions; they do not cut. Interlaced footage is scored on its
-first field, so a cut between the two fields of a frame is one cut. Times are on the container's
-timeline (ffmpeg's, zero at the file's start: the picture's first frame is at ``start_pts_s`` when its
-stream starts later than the sound); frames are 0-based in decode output order; a scene's end frame
-is exclusive.
-"""
+"""Hard-cut scene detection with OpenCV, sampling the model's frames in the same decoding pass."""
 
 from __future__ import annotations
 
@@ -144,13 +127,8 @@ def find_cuts(
     threshold: float | None = None,
     transitions: Sequence[Transition] = (),
 ) -> list[int]:
-    """Frames that start a new shot.
-
-    Candidates reach the threshold, stand out from their neighbours (above the clip's median change,
-    the floor that noise and grain add to every frame) and are neither flashes nor the
-    last step of a fade (inside a fade in or out, only a change of the full ``threshold`` cuts); then, strongest first, a candidate is kept unless a kept cut (or the first
-    frame) is closer than the minimum scene length.
-    """
+    """Frames that start a new shot: candidates (README "Scene detection", *Cuts*) kept strongest first unless a
+    kept cut (or the first frame) is closer than the minimum scene length."""
     change, times = curves.change, curves.times
     threshold = adaptive_threshold(change, settings) if threshold is None else threshold
     n = len(change)

@@ -1,18 +1,4 @@
-"""Scene detection faster than decoding every frame: a skim, then exact frames around candidates.
-
-The skim decodes only the reference frames, without the loop filter (``-skip_loop_filter all
--skip_frame noref``), and scores them as the full pass scores every frame. A gap between two skimmed
-frames that changed enough to hide a cut is then decoded in full (an accurate seek; windows a few
-frames wider for the neighbour mean and the flash check, merged when close, since each seek decodes
-from the keyframe before it), so cuts stay frame-exact. Every frame's time comes from the demuxer
-(ffprobe's packets, no decoding), so frame numbers and timecodes stay exact too. Between the exact
-windows a frame gets the skim's change spread evenly over its gap and the brightness interpolated:
-enough for the threshold's statistics and the fades, which are smooth there.
-
-Only worth it where the decoder can skip: codecs with B-frames that honour ``skip_frame``
-(``SKIMMABLE``). Intra-only and B-frame-less streams (MJPEG, ProRes, MPEG-4 part 2 without
-B-frames) and VP8/VP9/AV1 take the full pass.
-"""
+"""Scene detection faster than decoding every frame: a skim of the reference frames, exact frames around candidates."""
 
 from __future__ import annotations
 
@@ -27,7 +13,7 @@ from audiox_core.video.decode import DecodeReport, decode_thumbnails
 from audiox_core.video.ffmpeg import run, stall_timeout_s
 from audiox_core.video.probe import MediaInfo
 
-SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})
+SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})  # decoders that honour skip_frame (with B-frames)
 MERGE_S = 2.0  # exact windows closer than this share one seek
 
 

@@ -1,9 +1,4 @@
-"""SMPTE timecode from a 0-based frame index and an exact frame rate.
-
-29.97 and 59.94 fps (30000/1001, 60000/1001) use drop-frame counting (SMPTE 12M: skip frame
-numbers 0–1, or 0–3 at 59.94, at the start of every minute except every tenth), written with ';'.
-Other rates, 23.976 included, count non-drop at their nominal rate.
-"""
+"""SMPTE 12M timecode from a 0-based frame index and an exact frame rate (drop-frame at 29.97 and 59.94 fps)."""
 
 from __future__ import annotations
 
@@ -11,6 +6,7 @@ from fractions import Fraction
 
 
 def is_drop_frame(fps: Fraction) -> bool:
+    """30000/1001 and 60000/1001: skip frame numbers 0–1 (0–3) each minute but every tenth; 23.976 is non-drop."""
     return fps.denominator == 1001 and round(fps) in (30, 60)
 
 
