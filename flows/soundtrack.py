@@ -21,10 +21,8 @@ from audiox_core.errors import InputError
 from audiox_core.lifecycle import stop_point, work_folder
 from audiox_core.reel.cuesheet import CueSheet
 from audiox_core.reel.destination import Destination
-from audiox_core.reel.direction import APPROVE
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
-from audiox_core.store.files import staged_directory
 from tasks.direction import await_direction, deliver_task, directed_sheet, record_direction_task
 from tasks.entry import (
     check_inputs,
@@ -38,7 +36,16 @@ from tasks.entry import (
     versions_made,
 )
 from tasks.generation import generate_cues, plan_cues
-from tasks.media import analyse_task, exports_task, fetch_footage, mix_task, mux_task, proxy_task, publish_task
+from tasks.media import (
+    analyse_task,
+    exports_task,
+    fetch_footage,
+    mix_task,
+    mux_task,
+    proxy_task,
+    publish_task,
+    staged_version,
+)
 from tasks.preflight import preflight
 from tasks.provenance import finish_run_task, provenance_task, record_results_task, record_source_task, start_run_task
 from tasks.review import REVIEW_PAGE, artifact_slug, review_page_task, review_task, version_facts
@@ -149,7 +156,7 @@ def _review(
         direction = await_direction(result["run_id"], questions_asked(db_url, result["run_id"]), timeout_s)
         if direction is None:
             return {**result, "approved": False}
-        if direction.decision == APPROVE:
+        if direction.approves:
             work = work_folder(f"deliver-{result['run_id']}")
             try:
                 target = delivery_root(out_uri, delivery_uri)
@@ -231,7 +238,7 @@ def _reel(
     spotted = spot_task(db_url, run_id, source, footage, analysis, s, model, given, cues_uri)
     plan = plan_cues(db_url, s, model, spotted, source, footage, work)
     stop_point()
-    with staged_directory(where.assembly) as stage:
+    with staged_version(where) as stage:
         exports_task(analysis, spotted, stage, source)
         rendered = generate_cues(plan, analysis, stage / "cues", source.folder)
         stop_point()
@@ -243,7 +250,7 @@ def _reel(
         review_page_task(stage, facts, where.base_uri)
         stop_point()  # the last: once publishing starts, the run ends as it would have
         document = provenance_task(db_url, run_id, stage, where, source, footage, analysis, plan, rendered, mix, model)
-    publish_task(where.assembly, where.folder_uri, where.version)
+    publish_task(where)
     record_results_task(db_url, run_id, scene_ids, document)
     key = review_task(source.folder, facts, document.outputs, where.base_uri)
     return {

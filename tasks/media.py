@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
 from audiox_core.provenance.records import ModelFacts, SourceFile
+from audiox_core.reel.destination import Destination
 from audiox_core.reel.preflight import check_frames
 from audiox_core.reel.source import Footage, Source
 from audiox_core.reel.stages import (
@@ -27,7 +29,7 @@ from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.sound.mix import MixSettings
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.cache import sources_cache
-from audiox_core.store.files import sha256_file
+from audiox_core.store.files import sha256_file, staged_directory
 from audiox_core.store.local import local_path
 from audiox_core.video.mux import mux, soundtrack_name
 from audiox_core.video.proxy import review_proxy
@@ -76,11 +78,16 @@ def fetch_footage(source: Source, work: Path, seconds: float) -> Footage:
     return animatic_task(file, source, work, seconds)
 
 
+def staged_version(where: Destination) -> AbstractContextManager[Path]:
+    """The version's folder while it is written: flushed and put in place when complete, removed on any error."""
+    return staged_directory(where.assembly)
+
+
 @task(name="publish", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def publish_task(folder: Path, folder_uri: str, version: str) -> None:
-    """Make a finished reel folder the current ``version`` at its destination, all or nothing (S3:
+def publish_task(where: Destination) -> None:
+    """Make a finished reel folder the current version at its destination, all or nothing (S3:
     uploaded under the version's prefix, then current.json). Idempotent: a transient failure is retried."""
-    store_for(folder_uri).publish(folder, folder_uri, version)
+    store_for(where.folder_uri).publish(where.assembly, where.folder_uri, where.version)
 
 
 @task(name="scenes", cache_policy=NO_CACHE)

@@ -188,7 +188,7 @@ _STAGE_AND_DIE = """
 import os, sys
 import numpy as np
 from audiox_core.model.longform import SceneRequest
-from audiox_core.shared_store import tensor_cache
+from audiox_core.store.shared import tensor_cache
 from tasks.inference import stage_request
 staged = stage_request(tensor_cache(), SceneRequest(np.zeros((2, 8, 8, 3), np.uint8), "rain", 0, 1.0))
 print(staged["frames"], flush=True)

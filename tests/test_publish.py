@@ -438,11 +438,13 @@ def test_the_publish_task_retries_transient_failures_until_the_version_is_curren
     attempt succeeds; a 403 is not retried (one attempt)."""
     from prefect import flow
 
+    from audiox_core.reel.destination import Destination
     from tasks.media import publish_task
 
     @flow
     def task(folder: Path, folder_uri: str, version: str) -> None:
-        publish_task.with_options(retry_delay_seconds=[0, 0, 0])(folder, folder_uri, version)
+        where = Destination(folder_uri, folder_uri, version, f"{folder_uri}/versions/{version}", folder)
+        publish_task.with_options(retry_delay_seconds=[0, 0, 0])(where)
 
     folder_uri = f"s3://{bucket}/out/reel1-0123456789"
     flaky = Fault("PUT", r"/out/reel1-0123456789/current\.json", 500, times=2)

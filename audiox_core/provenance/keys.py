@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # annotations only: storage imports this module, and records imports the media modules
-    pass
+from typing import Any
 
 
 def sha256_text(text: str) -> str:

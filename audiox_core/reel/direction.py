@@ -43,6 +43,10 @@ class Direction(BaseModel):
     note: str = Field(default="", description="a note for the record")
     changes: list[CueChange] = Field(default_factory=list, description="per cue: what to change")
 
+    @property
+    def approves(self) -> bool:
+        return self.decision == APPROVE
+
 
 def apply_changes(sheet: CueSheet, changes: list[CueChange]) -> CueSheet:
     """The sheet with the changes made (one line naming an unknown cue, a prompt over the limit or a

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # annotations only: storage imports this module, and records imports the media modules
-    pass
-
 
 # A URL: scheme, "://", then everything up to whitespace, a quote or a closing bracket.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{}]+")
