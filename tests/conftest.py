@@ -28,6 +28,17 @@ needs_audiox_facts = pytest.mark.skipif(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``long(seconds)`` first, longest first: with two workers taking tests one by one
+    (``--maxschedchunk 1``), each starts on its share of the long ones while the short ones fill in after."""
+
+    def weight(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return -float(mark.args[0]) if mark else 0.0
+
+    items.sort(key=weight)  # stable: the order within the long and the short tests is kept
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     """pytest-timeout's limit (pyproject's ``timeout``, ``--timeout``) scaled like every other wait

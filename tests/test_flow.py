@@ -262,6 +262,7 @@ def test_lineage_json_is_the_reels_provenance_json(finished, same_home, capsys) 
     assert printed["provenance"] == json.loads(written)
 
 
+@pytest.mark.long(30)
 def test_rerun_after_a_crash_skips_the_batches_that_finished(
     prefect_api, home, reel, tmp_path, processes: Processes
 ) -> None:

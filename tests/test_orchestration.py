@@ -101,6 +101,7 @@ def prefect(env: dict, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.long(165)
 def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel, processes) -> None:
     api, env = server
     sqs = __import__("boto3").client("sqs")
@@ -139,6 +140,7 @@ def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel, process
     }
 
 
+@pytest.mark.long(90)
 def test_two_workers_never_run_a_reel_twice(server, reel, processes) -> None:
     api, env = server
     ids = []
@@ -310,6 +312,7 @@ class _Producer:
         self.browser.quit()
 
 
+@pytest.mark.long(200)
 def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path, processes) -> None:
     """Expected, driven through headless Chromium as a producer would: the on-demand run renders and
     waits (suspended: its worker exits); the review page plays the picture with its new mix; two cues'
@@ -427,6 +430,7 @@ def _manifest_hashes(folder_uri: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.long(250)
 def test_two_machines_share_only_prefect_postgres_and_s3(server, reel, postgres_url, tmp_path, processes) -> None:
     """Two "machines" on this box, each a process worker and an inference worker with its own
     AUDIOX_HOME, sharing only the Prefect server, PostgreSQL and moto S3. Expected: the reel's

@@ -227,6 +227,7 @@ def test_every_shared_clip_exactly() -> None:
 
 
 @needs_media
+@pytest.mark.integration  # decodes every bench clip twice: the full suite's
 def test_the_skim_finds_what_decoding_every_frame_finds() -> None:
     """Same cuts, frame numbers, times and frame count with and without the skim, on every shared clip
     (the skim decodes only reference frames, and every frame only around candidate cuts)."""

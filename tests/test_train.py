@@ -438,6 +438,7 @@ train(TrainConfig.from_file(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), 
 
 
 @pytest.mark.integration
+@pytest.mark.long(45)
 def test_two_gloo_processes_equal_one(tmp_path: Path, data: Path, arch: dict) -> None:
     write_recipe(tmp_path / "r", arch, stages=["dit"], dit={"steps": 3, "checkpoint_every": 3})
     script = tmp_path / "child.py"

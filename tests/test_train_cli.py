@@ -13,6 +13,8 @@ from harness import scaled_timeout
 
 from tests.test_train import _clip
 
+pytestmark = pytest.mark.integration  # each test trains or runs the train command: the full suite's
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
