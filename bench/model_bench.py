@@ -28,6 +28,7 @@ from reference_dit import reference_guided  # noqa: E402
 
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig, DiTConfig  # noqa: E402
+from audiox_core.model.dit import Conditions  # noqa: E402
 from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.runtime import dtype_plan  # noqa: E402
 from audiox_core.model.spec import PRESETS  # noqa: E402
@@ -127,13 +128,13 @@ def main() -> None:
         kvs = net.cross_attention_kv(cond)
         if args.compile:  # an instance attribute shadows the method, so guided() calls the compiled pass
             dit.forward_once = torch.compile(dit.forward_once)
-        ours = lambda: net.denoise(x, sigma, kvs, args.cfg_scale)  # noqa: E731
+        ours = lambda: net.denoise(x, sigma, Conditions(kvs), args.cfg_scale)  # noqa: E731
         t = torch.full((b,), float(torch.atan(sigma) * 2 / torch.pi), device=device)
         x_in = (x / torch.sqrt(sigma**2 + 1)).to(net.dit_dtype)
         cond_dit = cond.to(net.dit_dtype)
         reference = lambda: reference_guided(dit, x_in, t, cond_dit, args.cfg_scale)  # noqa: E731
         agree = float(
-            (dit.guided(x_in, t, kvs, args.cfg_scale).float() - reference().float()).abs().max()
+            (dit.guided(x_in, t, Conditions(kvs), args.cfg_scale).float() - reference().float()).abs().max()
             / reference().float().abs().max()
         )
         results["ours_step_s"] = timed(ours, device, args.timed_steps)

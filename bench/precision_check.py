@@ -24,6 +24,7 @@ from reference_dit import reference_guided  # noqa: E402
 
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig  # noqa: E402
+from audiox_core.model.dit import Conditions  # noqa: E402
 from audiox_core.model.parity_weights import synthetic_state_dict
 
 
@@ -56,7 +57,7 @@ def main() -> None:
             x_in = (x / torch.sqrt(sigma**2 + 1)).to(net.dit_dtype)
             kvs = net.cross_attention_kv(cond)
             for guidance in (1.0, args.cfg_scale):
-                results[(name, "ours", guidance)] = dit.guided(x_in, t, kvs, guidance).float()
+                results[(name, "ours", guidance)] = dit.guided(x_in, t, Conditions(kvs), guidance).float()
                 results[(name, "reference", guidance)] = reference_guided(
                     dit, x_in, t, cond.to(net.dit_dtype), guidance
                 ).float()

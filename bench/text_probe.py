@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audiox_core.model.dit import Conditions  # noqa: E402
 from audiox_core.model.generate import SamplingSettings, audio_prompt_tensor, stack_video  # noqa: E402
 from audiox_core.model.longform import SceneRequest, generate_scenes  # noqa: E402
 from audiox_core.model.runtime import LoadedModel, load_model  # noqa: E402
@@ -67,7 +68,9 @@ def _attention_mass(model: LoadedModel, captions: list[str], sigma: float) -> tu
             cond = net.condition(video, text, prompts, noise, torch.zeros(n, dtype=torch.bool))
             x = torch.randn(1, cfg.dit.io_channels, cfg.latent_frames, generator=torch.Generator().manual_seed(1))
             x = x.expand(n, -1, -1) * sigma
-            out = net.denoise(x, torch.tensor(sigma), net.cross_attention_kv(cond), 1.0, None, net.pooled_text(text))
+            out = net.denoise(
+                x, torch.tensor(sigma), Conditions(net.cross_attention_kv(cond), None, net.pooled_text(text)), 1.0
+            )
     finally:
         for h in handles:
             h.remove()

@@ -233,27 +233,11 @@ def flow_run_versions(url: str, flow_run_id: str) -> list[dict[str, Any]]:
         return found
 
 
-def record_review(
-    url: str,
-    run_id: int,
-    flow_run_id: str | None,
-    decision: str,
-    reviewer: str,
-    note: str,
-    changes: list[dict[str, Any]],
-    delivered_uri: str | None = None,
-) -> int:
-    """A producer's decision on a version."""
+def record_review(url: str, review: dict[str, Any]) -> int:
+    """A producer's decision on a version: the columns of ``reviews`` (run, flow run, decision, reviewer,
+    note, changes, where it was delivered)."""
     with sessions(url).begin() as s:
-        row = Review(
-            run_id=run_id,
-            flow_run_id=flow_run_id,
-            decision=decision,
-            reviewer=reviewer,
-            note=note,
-            changes=changes,
-            delivered_uri=delivered_uri,
-        )
+        row = Review(**review)
         s.add(row)
         s.flush()
         return row.id

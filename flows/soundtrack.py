@@ -128,7 +128,9 @@ def _version(
     run_id = start_run_task(db_url, source.shown, out_uri, s.to_dict(), trigger)
     try:
         with cancellation_delivered():
-            result = _make_soundtrack(db_url, run_id, source, out_uri, s, cues_uri, trigger, sheet)
+            check_inputs(source, out_uri)  # before any work: refused URIs, missing files, unwritable outputs
+            with reel_work(source, out_uri) as work:
+                result = _reel(db_url, run_id, source, out_uri, s, cues_uri, trigger, sheet, work)
     except Exception as e:
         close_failed(db_url, run_id, e)
         raise
@@ -197,21 +199,6 @@ def _result(source: Source, base_uri: str, run_id: int, model: str, version: str
         "base_uri": base_uri,
         "version": version,
     }
-
-
-def _make_soundtrack(
-    db_url: str,
-    run_id: int,
-    source: Source,
-    out_uri: str,
-    s: RunSettings,
-    cues_uri: str | None,
-    trigger: str,
-    sheet: CueSheet | None = None,
-) -> dict[str, Any]:
-    check_inputs(source, out_uri)  # before any work: refused URIs, missing files, unwritable outputs
-    with reel_work(source, out_uri) as work:
-        return _reel(db_url, run_id, source, out_uri, s, cues_uri, trigger, sheet, work)
 
 
 def _reel(

@@ -79,16 +79,16 @@ def record_direction_task(
     """The decision on the record: approved (and where it went), changes, or refused (with why)."""
     decision = "refused" if refused else "approved" if direction.decision == "approve" else "changes"
     note = f"{direction.note} [refused: {refused}]".strip() if refused else direction.note
-    return repository.record_review(
-        db_url,
-        run_id,
-        flow_run.get_id(),
-        decision,
-        direction.reviewer,
-        note,
-        described(direction.changes),
-        delivered_uri,
-    )
+    review = {
+        "run_id": run_id,
+        "flow_run_id": flow_run.get_id(),
+        "decision": decision,
+        "reviewer": direction.reviewer,
+        "note": note,
+        "changes": described(direction.changes),
+        "delivered_uri": delivered_uri,
+    }
+    return repository.record_review(db_url, review)
 
 
 @task(name="deliver", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

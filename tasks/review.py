@@ -161,24 +161,19 @@ def review_task(reel: str, facts: ReviewFacts, outputs: Sequence[OutputRecord], 
     slug = artifact_slug(reel)
     prefix = base_uri.rstrip("/") + "/"
     links = {o.uri.removeprefix(prefix): store_for(o.uri).link(o.uri) for o in outputs}
-    if REVIEW_PAGE in links:
-        create_link_artifact(
-            key=f"review-page-{slug}",
-            link=links[REVIEW_PAGE],
-            link_text=f"{reel}: review page (play, solo stems, seek cues)",
-            description=f"Review page of {reel}",
-        )
+
+    def link_card(name: str, key: str, text: str) -> None:
+        if name in links:
+            create_link_artifact(
+                key=f"{key}-{slug}", link=links[name], link_text=f"{reel}: {text}", description=f"{text} of {reel}"
+            )
+
+    link_card(REVIEW_PAGE, "review-page", "review page (play, solo stems, seek cues)")
     create_markdown_artifact(
         key=f"review-{slug}", markdown=review_markdown(facts, links), description=f"Soundtrack review for {reel}"
     )
-    for name, prefix in LINKED.items():
-        if name in links:
-            create_link_artifact(
-                key=f"{prefix}-{slug}",
-                link=links[name],
-                link_text=f"{reel}: {name}",
-                description=f"{name} of {reel}",
-            )
+    for name, key in LINKED.items():
+        link_card(name, key, name)
     for name in PICTURES:
         if f"{name}.png" in links:
             create_image_artifact(

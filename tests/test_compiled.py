@@ -60,6 +60,7 @@ def test_a_compiled_call_that_fails_falls_back_once_and_stays_eager(caplog) -> N
     assert caplog.text.count("torch.compile of the DiT failed") == 1
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_padded_batches_give_each_request_what_an_unpadded_batch_gives() -> None:
     """With the DiT routed through a (pass-through) compiler, 3 requests run as a batch of 4; each
     real request's audio equals the eager, unpadded batch's."""

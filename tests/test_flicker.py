@@ -21,6 +21,7 @@ def test_flicker_in_one_shot_is_no_cut(tmp_path: Path, shot: str) -> None:
     assert cut_frames(encode(tmp_path / f"{shot}.mp4", shot)) == []
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_flames_keep_the_adaptive_threshold_and_get_no_cut(tmp_path: Path) -> None:
     """The issue's clip: calm enough between flares that the threshold adapts below the ceiling, and
     each flare's step in brightness stands out from its neighbours; a change of light is still no cut."""
@@ -29,11 +30,13 @@ def test_flames_keep_the_adaptive_threshold_and_get_no_cut(tmp_path: Path) -> No
     assert [s.start_frame for s in result.scenes[1:]] == []
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 @pytest.mark.parametrize(("first", "second"), [("flames", "strobe"), ("lightning", "sign"), ("sign", "flames")])
 def test_a_hard_cut_between_flickering_shots_is_found_on_its_frame(tmp_path: Path, first: str, second: str) -> None:
     assert cut_frames(encode(tmp_path / "cut.mp4", first, second)) == [FRAMES[first]]
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_the_skim_agrees_on_flicker(tmp_path: Path) -> None:
     clip = encode(tmp_path / "cut.mp4", "flames", "strobe")
     assert cut_frames(clip, DetectorSettings(skim=True)) == cut_frames(clip) == [FRAMES["flames"]]

@@ -362,6 +362,7 @@ def test_a_local_out_root_is_stored_absolute(home: Path, tmp_path: Path, monkeyp
     assert _stored_out_uri("s3://KEY:SECRET@bucket/p?X-Amz-Signature=s") == "s3://bucket/p"
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_doctor_repair_with_the_database_down_is_one_line(tmp_path: Path) -> None:
     """Expected: `doctor --repair` with an unreachable database exits 1 after one `error:` line naming
     the database, and touches nothing."""

@@ -78,6 +78,7 @@ def test_packed_passes_stay_full_and_keep_each_scenes_windows_in_order() -> None
     assert pack_passes([], 4) == []
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_packed_passes_give_the_same_bytes_every_time_and_the_scenes_own_sound(tiny_model) -> None:
     """Expected: a 25 s scene (three windows) packed into passes of two beside four 1 s scenes comes
     out bit for bit the same on a second call (a cue's key must always give the same bytes), every
@@ -98,6 +99,7 @@ def test_packed_passes_give_the_same_bytes_every_time_and_the_scenes_own_sound(t
     assert (packed[0][:, :first] - alone[:, :first]).abs().max() <= 1e-3 * scale
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_preparing_the_next_pass_ahead_changes_no_byte(tiny_model) -> None:
     """Expected: with the next pass's video input made in the background thread (the CUDA default;
     forced here on the CPU), every scene is bit for bit what the passes give made one after another."""

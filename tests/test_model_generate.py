@@ -4,6 +4,7 @@ import torch
 
 from audiox_core.errors import InputError, ModelError
 from audiox_core.model.checkpoint import check_state_dict, load_weights
+from audiox_core.model.dit import Conditions
 from audiox_core.model.generate import GenerationRequest, SamplingSettings, generate
 
 FAST = SamplingSettings(steps=3)
@@ -87,7 +88,7 @@ def test_cfg_scale_1_equals_the_conditional_branch_of_the_cfg_batch(tiny_model) 
     cond = torch.randn(2, n_cond, config.cond_dim, generator=g)
     with torch.inference_mode():
         kvs = dit.condition(cond)
-        single = dit.guided(x, t, kvs, 1.0)
+        single = dit.guided(x, t, Conditions(kvs), 1.0)
         both = dit.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs)  # second half unconditional
         unconditional = dit.forward_once(x, t, dit.condition(torch.zeros_like(cond)))
     torch.testing.assert_close(both[:2], single, rtol=1e-5, atol=1e-4)

@@ -74,6 +74,7 @@ def test_cues_on_s3_come_back_equal_and_a_damaged_object_is_deleted(shared, capl
     assert not cues.has("cue-1")
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_an_unreachable_shared_store_is_one_line_naming_it(home, monkeypatch) -> None:
     """Expected: S3 that cannot be reached is a transient error naming the object, not a traceback."""
     from audiox_core.errors import TransientError

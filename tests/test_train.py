@@ -23,6 +23,7 @@ from audiox_core.model import longform
 from audiox_core.model.audiox import AudioX
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig
+from audiox_core.model.dit import Conditions
 from audiox_core.model.generate import GenerationRequest, SamplingSettings, audio_prompt_tensor, generate
 from audiox_core.model.longform import SceneRequest
 from audiox_core.model.runtime import load_model
@@ -188,7 +189,7 @@ def test_v_target_is_what_the_sampler_inverts(arch: dict) -> None:
         s = torch.tan(t[i] * torch.pi / 2)
         v = alpha[i] * noise[i] - sigma[i] * x0[i]
         net.model.model.guided = lambda x, tt, kvs, scale, sync=None, pooled=None, v=v: v[None]  # the exact v at this t
-        estimate = net.denoise((x_t[i] * torch.sqrt(1 + s**2))[None], s, [], 1.0)  # x = x0 + σ·ε
+        estimate = net.denoise((x_t[i] * torch.sqrt(1 + s**2))[None], s, Conditions([]), 1.0)  # x = x0 + σ·ε
         torch.testing.assert_close(estimate[0], x0[i], atol=1e-4, rtol=1e-4)
 
 
@@ -294,6 +295,7 @@ def test_run_writes_checkpoints_metrics_plot_and_a_release_the_pipeline_loads(tr
     assert audio.shape == (2, RATE) and torch.isfinite(audio).all()
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_resume_repeats_the_uninterrupted_run_step_for_step(tmp_path: Path, trained, data: Path, arch: dict) -> None:
     recipe, result, _ = trained
     out = tmp_path / "out"
@@ -313,6 +315,7 @@ def test_resume_repeats_the_uninterrupted_run_step_for_step(tmp_path: Path, trai
     assert "different recipe" in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.integration  # slow for the quick subset: the full suite runs it
 def test_a_run_stopped_early_releases_what_the_shorter_recipe_trains(tmp_path: Path, data: Path, arch: dict) -> None:
     """Expected: `train --release` on a run stopped after DiT step 3 (of 4) writes the weights a run of
     the recipe with dit.steps = 3 ends with, and its card says where it stopped."""

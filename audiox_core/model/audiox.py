@@ -10,7 +10,7 @@ from torch import nn
 from audiox_core.model.autoencoder import Pretransform
 from audiox_core.model.conditioners import AudioPromptConditioner, VideoConditioner, WordEmbedding
 from audiox_core.model.config import AudioXConfig
-from audiox_core.model.dit import DiTWrapper, KeysValues
+from audiox_core.model.dit import Conditions, DiTWrapper, KeysValues
 from audiox_core.model.sync import SyncEncoder
 
 # Seeds of our optional parts (made outside the global random stream, so a model with them has
@@ -117,15 +117,7 @@ class AudioX(nn.Module):
         """Per-layer keys and values of the condition tokens: once per request, reused every step."""
         return self.model.model.condition(cond.to(self.dit_dtype))
 
-    def denoise(
-        self,
-        x: torch.Tensor,
-        sigma: torch.Tensor,
-        kvs: list[KeysValues],
-        cfg_scale: float,
-        sync: torch.Tensor | None = None,
-        pooled: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, c: Conditions, cfg_scale: float) -> torch.Tensor:
         """Estimate the clean latent from x at noise level σ: the v objective on the cosine schedule as a
         σ-parameterised denoiser (σ_data = 1), as the official sampler wraps it."""
         sigma = sigma.to(torch.float32)
@@ -133,7 +125,5 @@ class AudioX(nn.Module):
         c_out = -sigma / torch.sqrt(sigma**2 + 1)
         c_in = 1 / torch.sqrt(sigma**2 + 1)
         t = torch.atan(sigma) * 2 / torch.pi
-        v = self.model.model.guided(
-            (x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), kvs, cfg_scale, sync, pooled
-        )
+        v = self.model.model.guided((x * c_in).to(self.dit_dtype), t.expand(x.shape[0]).to(x.device), c, cfg_scale)
         return x * c_skip + v.to(x.dtype) * c_out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,18 @@ from torch.utils.checkpoint import checkpoint
 from audiox_core.model.config import DiTConfig
 
 KeysValues = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What every pass of one request's sampling reads besides x and t, encoded once (MMAudio's
+    ``preprocess_conditions``): per-layer cross-attention keys and values, the time-aligned video
+    features, the pooled caption and the inpainting input (see ``DiffusionTransformer.forward_once``)."""
+
+    kvs: list[KeysValues]
+    sync: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
+    known: torch.Tensor | None = None
 
 
 class LayerNorm(nn.Module):
@@ -200,8 +213,6 @@ class DiffusionTransformer(nn.Module):
         if cfg.inpaint_channels:  # ours: project_in's extra input columns for [keep-mask | masked latents]
             self.inpaint_proj = nn.Parameter(torch.zeros(cfg.embed_dim, 1 + cfg.io_channels))
         # The inpainting input (B, 1 + io, T) of the pass being made, where a caller of ``guided`` set it
-        # (inpaint.known_input: the sampler's denoiser cannot pass it down); None reads as nothing known.
-        self.known: torch.Tensor | None = None
 
     def condition(self, cond: torch.Tensor) -> list[KeysValues]:
         """Per-layer cross-attention keys and values of raw condition tokens (B, S, cond_dim)."""
@@ -245,22 +256,15 @@ class DiffusionTransformer(nn.Module):
         out = out.transpose(1, 2)[:, :, 1:]
         return self.postprocess_conv(out) + out
 
-    def guided(
-        self,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        kvs: list[KeysValues],
-        cfg_scale: float,
-        sync: torch.Tensor | None = None,
-        pooled: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def guided(self, x: torch.Tensor, t: torch.Tensor, c: Conditions, cfg_scale: float) -> torch.Tensor:
         """Classifier-free guidance in one batched pass: [x | x], the second half unconditional; both
-        halves read the inpainting input ``self.known`` (as stable-audio-tools' CFG batch does)."""
-        known = self.known
+        halves read the inpainting input (as stable-audio-tools' CFG batch does)."""
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, kvs, sync, pooled, known)
-        both = None if known is None else torch.cat((known, known))
-        cond_out, uncond_out = self.forward_once(torch.cat((x, x)), torch.cat((t, t)), kvs, sync, pooled, both).chunk(2)
+            return self.forward_once(x, t, c.kvs, c.sync, c.pooled, c.known)
+        both = None if c.known is None else torch.cat((c.known, c.known))
+        cond_out, uncond_out = self.forward_once(
+            torch.cat((x, x)), torch.cat((t, t)), c.kvs, c.sync, c.pooled, both
+        ).chunk(2)
         return uncond_out + (cond_out - uncond_out) * cfg_scale
 
     def forward(
@@ -276,7 +280,7 @@ class DiffusionTransformer(nn.Module):
         """x (B, io, T), t (B,), cond (B, S, cond_dim) raw tokens; the CFG null condition is all zeros
         (and no ``sync`` or ``pooled``); ``known`` (B, 1 + io, T) the inpainting input (training)."""
         if known is None:
-            return self.guided(x, t, self.condition(cond), cfg_scale, sync, pooled)
+            return self.guided(x, t, Conditions(self.condition(cond), sync, pooled), cfg_scale)
         assert cfg_scale == 1.0, "an explicit inpainting input is a training pass (no CFG batch)"
         return self.forward_once(x, t, self.condition(cond), sync, pooled, known)
 

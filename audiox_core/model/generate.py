@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from audiox_core.errors import InputError
 from audiox_core.model.compiled import padded_size
 from audiox_core.model.config import AudioXConfig
-from audiox_core.model.inpaint import Span, channels_input, guided, keep_mask, trained
+from audiox_core.model.dit import Conditions
+from audiox_core.model.inpaint import Span, channels_input, guided, keep_mask
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.model.sampling import (
     SAMPLERS,
@@ -82,12 +83,12 @@ def stack_video(config: AudioXConfig, frames: Sequence[np.ndarray]) -> torch.Ten
 
 def _inpainting(
     model: LoadedModel, requests: Sequence[GenerationRequest], x: torch.Tensor
-) -> Callable[[Denoiser], Denoiser] | None:
-    """For a batch with inpainting requests, a function that steers a denoiser to their previous latents
-    outside their spans (the others untouched; with ``studio.inpaint.channels`` the DiT reads them too);
-    None when there is none."""
+) -> tuple[Callable[[Denoiser], Denoiser] | None, torch.Tensor | None]:
+    """For a batch with inpainting requests: a function that steers a denoiser to their previous latents
+    outside their spans (the others untouched), and, with ``studio.inpaint.channels``, the DiT's own
+    inpainting input; (None, None) when there is none."""
     if not any(r.previous is not None and r.spans for r in requests):
-        return None
+        return None, None
     cfg, net = model.config, model.network
     hop_s = cfg.autoencoder.hop / cfg.sample_rate
     known = torch.zeros_like(x)
@@ -105,11 +106,10 @@ def _inpainting(
         keep[i, 0, int(np.ceil(r.seconds / hop_s)) :] = False  # past the request's end: nothing to keep
         g = torch.Generator().manual_seed(int(r.seed) + 1)  # its own: requests without inpainting draw as alone
         fixed[i] = torch.randn(tuple(x.shape[1:]), generator=g).to(x.device, x.dtype)
-    steer = cfg.inpaint.guidance
+    steered = lambda denoise: guided(denoise, known, keep, fixed)  # noqa: E731
     if not cfg.inpaint.channels:
-        return lambda denoise: guided(denoise, known, keep, fixed)
-    dit, given = net.model.model, channels_input(known, keep)
-    return lambda denoise: trained(dit, given, guided(denoise, known, keep, fixed) if steer else denoise)
+        return steered, None
+    return (steered if cfg.inpaint.guidance else None), channels_input(known, keep)
 
 
 def audio_prompt_tensor(config: AudioXConfig, prompt: np.ndarray | None) -> torch.Tensor:
@@ -156,17 +156,17 @@ def generate(
     # Draw order per request: the audio prompt's VAE noise, the initial latent, then sampler noise.
     prompt_noise = noise.draw((cfg.audio.autoencoder.latent_dim, cfg.audio.n_tokens), dev)
     kvs = net.cross_attention_kv(net.condition(video, text, prompts, prompt_noise, present))
-    offsets = torch.tensor([r.frames_offset_s for r in requests], dtype=torch.float64)
-    sync = net.sync_features(video, present, offsets)
-    pooled = net.pooled_text(text)
+    sync = net.sync_features(video, present, torch.tensor([r.frames_offset_s for r in requests], dtype=torch.float64))
     sigmas = sigma_schedule(sampling.steps, sampling.sigma_min, sampling.sigma_max).to(dev)
     x = noise.draw((cfg.dit.io_channels, cfg.latent_frames), dev) * sigmas[0]
     sampler = get_sampler(sampling.sampler)
 
-    def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return net.denoise(x, s, kvs, sampling.cfg_scale, sync, pooled)
+    steer, known = _inpainting(model, requests, x)
+    conditions = Conditions(kvs, sync, net.pooled_text(text), known)
 
-    steered = _inpainting(model, requests, x)
-    latents = sampler(steered(denoise) if steered else denoise, x, sigmas, noise=noise, callback=callback)
+    def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return net.denoise(x, s, conditions, sampling.cfg_scale)
+
+    latents = sampler(steer(denoise) if steer else denoise, x, sigmas, noise=noise, callback=callback)
     audio = net.pretransform.decode(latents.to(torch.float32) * cfg.latent_scale).float().cpu()  # (B, 2, window)
     return [audio[i, :, : int(round(r.seconds * cfg.sample_rate))].clone() for i, r in enumerate(requests[:wanted])]

@@ -4,13 +4,12 @@ approach, any model), optionally a DiT trained with inpainting channels, and the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from audiox_core.errors import InputError
 from audiox_core.model.sampling import Denoiser
@@ -77,28 +76,6 @@ def channels_input(known: Tensor, keep: Tensor) -> Tensor:
     where it is kept and zero elsewhere; all zeros for a row with nothing kept (plain generation)."""
     mask = keep.to(known.dtype)
     return torch.cat((mask, known * mask), dim=1)
-
-
-def trained(dit: nn.Module, given: Tensor, denoise: Denoiser) -> Denoiser:
-    """``denoise`` with ``dit`` (an ``inpaint_channels`` DiT) reading ``given`` (``channels_input``) in each pass."""
-
-    def inner(x: Tensor, sigma: Tensor) -> Tensor:
-        with known_input(dit, given):
-            return denoise(x, sigma)
-
-    return inner
-
-
-@contextmanager
-def known_input(dit: nn.Module, given: Tensor) -> Iterator[None]:
-    """``dit.known`` set to ``given`` for the passes made inside (the sampler's denoiser has no argument
-    for it), and cleared after, so a later request never reads this one's latents."""
-    assert getattr(dit, "inpaint_proj", None) is not None, "inpainting channels for a DiT without inpaint_proj"
-    dit.known = given
-    try:
-        yield
-    finally:
-        dit.known = None
 
 
 def splice(previous: np.ndarray, new: np.ndarray, spans: Sequence[Span], rate: int) -> np.ndarray:

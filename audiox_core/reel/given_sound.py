@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from audiox_core.model.longform import SceneRequest
 from audiox_core.reel.cues import Cue
 from audiox_core.sound.audio import read_wav, resample
 from audiox_core.sound.mix import level_cue
+from audiox_core.video.ffmpeg import run
 
 SILENT_BELOW_DBFS = -60.0  # a given sound whose peak stays under this is silence, not a sketch
 SPLICE_HEADROOM = 10 ** (-1 / 20)  # the regenerated part is turned down when it would peak above −1 dBFS
@@ -24,17 +24,15 @@ def read_given_audio(path: Path, rate: int, name: str) -> np.ndarray:
     ``name`` for a file that is missing, has no sound in it, or is silent."""
     if not path.is_file():
         raise InputError(f"{name}: no such file")
-    decode = [
-        *("ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0"),
-        *("-ac", "2", "-ar", str(rate), "-f", "f32le", "-"),
-    ]
-    done = subprocess.run(decode, capture_output=True, check=False)
-    if done.returncode != 0 or not done.stdout:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        reason = (
-            "it holds no audio stream" if "matches no streams" in " ".join(said) else "it is not audio ffmpeg reads"
-        )
-        raise InputError(f"{name}: {reason}{f' ({said[-1]})' if said and 'matches no streams' not in said[-1] else ''}")
+    decode = ["-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"]
+    try:
+        done = run("ffmpeg", decode, subject=path, what="it is not audio ffmpeg reads", binary_output=True)
+    except InputError as e:
+        if "matches no streams" in str(e):
+            raise InputError(f"{name}: it holds no audio stream") from e
+        raise e.naming(path, name) from e
+    if not done.stdout:
+        raise InputError(f"{name}: it is not audio ffmpeg reads (no samples decoded)")
     audio = np.frombuffer(done.stdout, np.float32).reshape(-1, 2).T.copy()
     peak = float(np.abs(audio).max(initial=0.0))
     if peak < 10 ** (SILENT_BELOW_DBFS / 20):
