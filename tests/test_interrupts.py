@@ -376,12 +376,12 @@ def test_doctor_repair_with_the_database_down_is_one_line(tmp_path: Path) -> Non
     assert line.startswith("error: ") and "127.0.0.1:1" in line, line
 
 
-# 24 steps: each reel generates for several seconds, so both are still generating when the signal lands
+# 60 steps: each reel generates for several seconds, so both are still generating when the signal lands
 # (at 2 steps a fast machine finished the first reel between the check and the signal)
 NIGHTLY_SCRIPT = """
 import sys
 from flows.nightly import nightly
-nightly(sys.argv[1], "reels/", out_prefix=f"s3://{sys.argv[1]}/out", settings={"model": "tiny", "steps": 24})
+nightly(sys.argv[1], "reels/", out_prefix=f"s3://{sys.argv[1]}/out", settings={"model": "tiny", "steps": 60})
 """
 
 

@@ -88,7 +88,7 @@ K_WEIGHTING_48K = np.array(
         [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621],
     ]
 )
-RATE = 48_000
+RATE = 48_000  # the rate the K-weighting coefficients above are for: the meter measures at this rate only
 
 
 def _loudness(mean_square: np.ndarray) -> np.ndarray:
