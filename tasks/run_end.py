@@ -25,10 +25,7 @@ from audiox_core.workspace import studio_home
 from db.pending import PENDING_CLOSINGS, database_lost, defer_closing, lost_reason
 from db.repository import CANCELLED, CRASHED, FAILED
 from db.session import database_url
-from tasks.provenance import (
-    close_flow_run,
-    close_run,
-)
+from tasks.provenance import close_flow_run, close_run
 
 CANCELLED_IN_PREFECT = "cancelled in Prefect"
 CANCELLATION_POLL_S = 2.0  # how often a run started here asks Prefect whether it was cancelled
