@@ -35,7 +35,7 @@ from tasks.entry import (
     reel_work,
     versions_made,
 )
-from tasks.generation import generate_cues, plan_cues
+from tasks.generation import generate_cues, plan_generation_stage
 from tasks.media import (
     analyse_task,
     exports_task,
@@ -223,7 +223,7 @@ def _reel(
     analysis = analyse_task(footage, source, work, s.detector, model)
     scene_ids = record_source_task(db_url, run_id, source, footage, analysis, model)
     spotted = spot_task(db_url, run_id, source, footage, analysis, s, model, given, cues_uri)
-    plan = plan_cues(db_url, s, model, spotted, source, footage, work)
+    plan = plan_generation_stage(db_url, s, model, spotted, source, footage, work)
     stop_point()
     with staged_version(where) as stage:
         exports_task(analysis, spotted, stage, source)

@@ -121,7 +121,7 @@ def _recorded_copy(db_url: str, output_uri: str, sha256: str) -> Path | None:
     return None
 
 
-def plan_cues(
+def plan_generation_stage(
     db_url: str,
     settings: RunSettings,
     model: ModelFacts,

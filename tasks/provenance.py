@@ -87,8 +87,7 @@ def finish_run_task(db_url: str, run_id: int, error: str | None = None, status: 
     close_run(db_url, run_id, error=error, status=status)
 
 
-@task(name="run-facts", cache_policy=NO_CACHE)
-def run_facts_task(db_url: str, run_id: int) -> RunFacts:
+def run_facts(db_url: str, run_id: int) -> RunFacts:
     """The run as recorded when it started (flow run, deployment, trigger, code version, resolved
     settings): the document states exactly what the run row holds."""
     row = repository.run_values(db_url, run_id)
@@ -137,7 +136,7 @@ def provenance_task(
     sha = footage.file.sha256
     generations = generation_records(rendered, plan.keys, sha, where.base_uri, stage, model, plan.sampling, recorded)
     outputs = output_records(stage, where.base_uri)
-    run = run_facts_task.fn(db_url, run_id)
+    run = run_facts(db_url, run_id)
     facts = source_facts(source.shown, footage.file, analysis)
     document = provenance_document(run, facts, model, analysis, generations, mix, outputs)
     write_atomic(stage / "provenance.json", document.to_json().encode())
