@@ -10,7 +10,6 @@ reason, and leaves no output and no work folder (``tasks/run_end.py``).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from audiox_core.errors import InputError
-from audiox_core.lifecycle import stop_point, work_folder
+from audiox_core.lifecycle import stop_point
 from audiox_core.reel.cuesheet import CueSheet
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
-from tasks.direction import await_direction, deliver_task, directed_sheet, record_direction_task
+from tasks.direction import await_direction, deliver, directed_sheet, record_direction_task
 from tasks.entry import (
     check_inputs,
     database,
@@ -159,14 +158,7 @@ def _review(
         if direction is None:
             return {**result, "approved": False}
         if direction.approves:
-            work = work_folder(f"deliver-{result['run_id']}")
-            try:
-                target = delivery_root(out_uri, delivery_uri)
-                delivered = deliver_task(
-                    result["base_uri"], target, source.folder, result["version"], result["files"], work
-                )
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            delivered = deliver(result, source, delivery_root(out_uri, delivery_uri))
             record_direction_task(db_url, result["run_id"], direction, delivered)
             return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
         try:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import deployment, flow_run
 
+from audiox_core.lifecycle import work_folder
 from audiox_core.reel.cuesheet import CueSheet, parse_sheet, resolve
 from audiox_core.reel.direction import CueChange, Direction, apply_changes, described
+from audiox_core.reel.source import Source
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import staged_directory
 from audiox_core.video.scenes import Scene
@@ -89,6 +92,15 @@ def record_direction_task(
         "delivered_uri": delivered_uri,
     }
     return repository.record_review(db_url, review)
+
+
+def deliver(result: dict[str, Any], source: Source, delivery_root: str) -> str:
+    """``deliver_task`` for a finished version (the flow's result), in a work folder removed after."""
+    work = work_folder(f"deliver-{result['run_id']}")
+    try:
+        return deliver_task(result["base_uri"], delivery_root, source.folder, result["version"], result["files"], work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @task(name="deliver", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

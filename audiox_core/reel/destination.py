@@ -27,7 +27,3 @@ class Destination:
 
     def file_uri(self, name: str) -> str:
         return f"{self.base_uri.rstrip('/')}/{name}"
-
-    def location(self) -> str:
-        """Where a person finds the version: a local path or its URI."""
-        return store_for(self.root).location(self.base_uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from audiox_core.provenance.records import SourceFile
 from audiox_core.reel.naming import reel_folder, reel_title, source_name
@@ -19,17 +20,17 @@ class Source:
     def of(cls, uri: str) -> Source:
         return cls(uri, public_uri(uri))
 
-    @property
+    @cached_property
     def title(self) -> str:
         """The readable stem: the reel's name in the UI and the first part of its output folder."""
         return reel_title(self.shown)
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The source's own file name, as editors know it (the EDL's clip, the pictures' titles)."""
         return source_name(self.shown)
 
-    @property
+    @cached_property
     def folder(self) -> str:
         """The output folder (or prefix) of this source: its title and the hash of its identity."""
         return reel_folder(self.shown)
