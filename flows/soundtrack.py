@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import stop_point
 from audiox_core.reel.cuesheet import CueSheet
+from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
@@ -37,6 +38,7 @@ from tasks.entry import (
 from tasks.generation import generate_cues, plan_generation_stage
 from tasks.media import (
     analyse_task,
+    daw_task,
     exports_task,
     fetch_footage,
     mix_task,
@@ -217,12 +219,14 @@ def _reel(
     spotted = spot_task(db_url, run_id, source, footage, analysis, s, model, given, cues_uri)
     plan = plan_generation_stage(db_url, s, model, spotted, source, footage, work)
     stop_point()
+    stamps = Stamps.of(s.daw, analysis.scenes.fps, source.title, run_id)  # the files' place on the DAW timeline
     with staged_version(where) as stage:
         exports_task(analysis, spotted, stage, source)
-        rendered = generate_cues(plan, analysis, stage / "cues", source.folder)
+        rendered = generate_cues(plan, analysis, stage / "cues", source.folder, stamps)
         stop_point()
-        mix = mix_task(analysis, rendered, work, stage, s.mix, source.name)
+        mix = mix_task(analysis, rendered, work, stage, s.mix, source.name, stamps)
         mux_task(analysis, stage)
+        daw_task(stage, run_id, source, analysis, spotted, rendered, plan, model, s, mix)
         if s.review_proxy:
             proxy_task(analysis, stage)
         facts = version_facts(stage, where, source, trigger, s, model, mix, analysis, spotted, rendered)

@@ -39,6 +39,7 @@ DELIVERABLES = (
     "stems/foley.wav",
     "stems/m_and_e.wav",
     "loudness.json",
+    "soundtrack.aaf",
     "scenes.edl",
     "scenes.csv",
     "music_cues.csv",

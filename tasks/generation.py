@@ -19,6 +19,7 @@ from audiox_core.model.spec import load_config
 from audiox_core.provenance.records import CueId, GivenSound, ModelFacts, RenderedCue
 from audiox_core.reel.cues import Cue
 from audiox_core.reel.cuesheet import SpannedCue
+from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.generation_plan import GenerationPlan, plan_generation
 from audiox_core.reel.given_sound import read_given_audio, span_list
 from audiox_core.reel.settings import RunSettings
@@ -138,7 +139,9 @@ def plan_generation_stage(
     return replace(plan, reuse=reusable_task(db_url, plan.keys))
 
 
-def generate_cues(plan: GenerationPlan, analysis: Analysis, out_dir: Path, reel: str) -> list[RenderedCue]:
+def generate_cues(
+    plan: GenerationPlan, analysis: Analysis, out_dir: Path, reel: str, stamps: Stamps | None = None
+) -> list[RenderedCue]:
     """The generate stage, run in the flow itself (not inside a task): each batch is then a task of
     the flow whose cached result is committed as soon as it finishes, where a task nested in another
     task would commit only with its parent, and a crash would lose every finished batch."""
@@ -183,6 +186,7 @@ def generate_cues(plan: GenerationPlan, analysis: Analysis, out_dir: Path, reel:
             batch_size=plan.batch_size,
             progress=update,
             in_flight=batches_in_flight(),
+            stamps=stamps,
         )
         update(total)  # 100 % also when every cue was reused (no batch ran)
     return rendered

@@ -12,8 +12,12 @@ from prefect.cache_policies import NO_CACHE
 
 from audiox_core.errors import InputError
 from audiox_core.provenance.records import ModelFacts, SourceFile
+from audiox_core.reel.daw_package import run_reel, write_timelines
+from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.destination import Destination
+from audiox_core.reel.generation_plan import GenerationPlan
 from audiox_core.reel.preflight import check_frames
+from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Footage, Source
 from audiox_core.reel.stages import (
     Analysis,
@@ -125,12 +129,51 @@ def exports_task(analysis: Analysis, spotted: SheetPlan, stage: Path, source: So
 
 @task(name="mix", cache_policy=NO_CACHE)
 def mix_task(
-    analysis: Analysis, rendered: list[RenderedCue], work: Path, stage: Path, settings: MixSettings, name: str
+    analysis: Analysis,
+    rendered: list[RenderedCue],
+    work: Path,
+    stage: Path,
+    settings: MixSettings,
+    name: str,
+    stamps: Stamps,
 ) -> LoudnessReport:
-    """Stems, mix and music-and-effects at the loudness preset, the loudness report and pictures
-    (titled with the source's own name)."""
+    """Stems, mix and music-and-effects at the loudness preset as broadcast WAVs (spotted to the
+    timeline's start timecode), the loudness report and pictures (titled with the source's own name)."""
     with progress_bar("mix") as update:
-        return mix_reel(analysis, rendered, work, stage, settings, progress=update, name=name)
+        return mix_reel(analysis, rendered, work, stage, settings, progress=update, name=name, stamps=stamps)
+
+
+@task(name="daw-timelines", cache_policy=NO_CACHE)
+def daw_task(
+    stage: Path,
+    run_id: int,
+    source: Source,
+    analysis: Analysis,
+    spotted: SheetPlan,
+    rendered: list[RenderedCue],
+    plan: GenerationPlan,
+    model: ModelFacts,
+    settings: RunSettings,
+    report: LoudnessReport,
+) -> list[Path]:
+    """soundtrack.otio and soundtrack.aaf: the version as an editable timeline, every cue a clip where
+    the mix placed it (audiox_core/reel/otio_timeline.py, aaf_export.py)."""
+    reel = run_reel(
+        title=source.title,
+        run_id=run_id,
+        source_shown=source.shown,
+        analysis=analysis,
+        spotted=spotted,
+        rendered=rendered,
+        keys=dict(plan.keys),
+        model=model,
+        timeline_settings=settings.timeline,
+        mix_settings=settings.mix,
+        report=report,
+        daw=settings.daw,
+    )
+    with working("DAW timelines (OTIO, AAF with embedded audio) …"):
+        return write_timelines(reel, stage)
 
 
 @task(name="mux", cache_policy=NO_CACHE)

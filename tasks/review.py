@@ -42,6 +42,8 @@ LINKED = {  # the deliverables' links, in this order: file in the version → ar
     "stems/foley.wav": "stem-foley",
     "stems/m_and_e.wav": "stem-m-and-e",
     "review_proxy.mp4": "review-proxy",
+    "soundtrack.otio": "daw-otio",
+    "soundtrack.aaf": "daw-aaf",
     "cues.yaml": "cue-sheet",
     "music_cues.csv": "music-cue-sheet",
     "scenes.edl": "edl",

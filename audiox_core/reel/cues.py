@@ -18,6 +18,11 @@ class SceneLook:
     saturation: float  # mean chroma spread, 0–255
 
 
+def cue_file(scene_index: int, kind: str) -> str:
+    """A rendered cue's file, relative to the version's folder."""
+    return f"cues/scene{scene_index:04d}_{kind}.wav"
+
+
 CHANGED_LEVELS = 12  # a pixel changes when a channel moves by more than this (above grain and coding noise)
 
 

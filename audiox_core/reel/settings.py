@@ -10,6 +10,7 @@ from typing import Any
 from audiox_core.environment import env_text
 from audiox_core.errors import InputError
 from audiox_core.model.generate import SamplingSettings
+from audiox_core.reel.daw_reel import DawSettings
 from audiox_core.sound.mix import MixSettings
 from audiox_core.sound.timeline import CUE_KINDS, TimelineSettings
 from audiox_core.validation import above, at_least, check_fields, checked, matching, one_of
@@ -31,6 +32,8 @@ SETTING_PATHS: dict[str, str] = {
     "batch_size": "batch_size",
     "seconds": "still_seconds",
     "kind": "brief_kind",
+    "start_timecode": "daw.start_timecode",
+    "stem_names": "daw.stem_names",
 }
 
 
@@ -61,6 +64,7 @@ class RunSettings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     timeline: TimelineSettings = field(default_factory=TimelineSettings)
     mix: MixSettings = field(default_factory=MixSettings)
+    daw: DawSettings = field(default_factory=DawSettings)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -10,8 +10,8 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,10 +24,12 @@ from audiox_core.model.inpaint import Span
 from audiox_core.model.longform import WINDOW_OVERLAP_S, SceneRequest, generate_scenes, plan_windows
 from audiox_core.model.runtime import LoadedModel
 from audiox_core.provenance.records import GivenSound, RenderedCue
-from audiox_core.reel.cues import Cue, SceneLook, measure
+from audiox_core.reel.cues import Cue, SceneLook, cue_file, measure
 from audiox_core.reel.cuesheet import CueSheet, SpannedCue, draft_sheet, is_draft, music_cue_csv, resolve
+from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.given_sound import cue_request, finished_cue, read_given_audio, read_previous_cue, span_list
 from audiox_core.sound.audio import MIX_RATE, extract_audio, resample, write_wav24
+from audiox_core.sound.bwf import Bext, read_bext, restamp, write_stamped
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.sound.mix import MixSettings, master
 from audiox_core.sound.pictures import ReviewPictures
@@ -185,6 +187,7 @@ def render_cues(
     overlap_s: float = WINDOW_OVERLAP_S,
     progress: Progress | None = None,
     in_flight: int = 1,
+    stamps: Stamps | None = None,
 ) -> list[RenderedCue]:
     """Generate every cue for its placement's span (batched, long cues in windows), resample to
     ``rate``, level its peak and write it as a WAV. Cues in ``reuse`` (a finished earlier
@@ -195,7 +198,9 @@ def render_cues(
     into passes of ``batch_size``): ``direct_generator`` here, or the pipeline's cached Prefect task
     (in this process or on an inference worker), so a rerun skips the batches that finished.
     ``in_flight`` batches are sent at once (inference workers on several machines take them in
-    parallel); their results are written in the batches' order either way."""
+    parallel); their results are written in the batches' order either way. With ``stamps`` each cue
+    file is a broadcast WAV spotted to its place on the timeline (a reused cue keeps its chunk when
+    its place is unchanged, so it stays byte for byte the file it was)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reuse, given = reuse or {}, given or {}
     hop_s = config.autoencoder.hop / config.sample_rate
@@ -235,9 +240,11 @@ def render_cues(
     for cue in cues:
         placement = where[(cue.scene_index, cue.kind)]
         frames = analysis.model_frames(placement.start / rate, (placement.start + placement.length) / rate)
-        path = out_dir / f"scene{cue.scene_index:04d}_{cue.kind}.wav"
+        path = out_dir / PurePosixPath(cue_file(cue.scene_index, cue.kind)).name
         if (cue.scene_index, cue.kind) in reuse:
             shutil.copyfile(reuse[(cue.scene_index, cue.kind)], path)
+            if stamps is not None:
+                _respot(path, stamps.cue(cue.scene_index, cue.kind, cue.prompt, placement.start))
             finish(cue, placement, frames, path, 0.0, True)
         else:
             todo.append((cue, placement, frames, path))
@@ -265,11 +272,21 @@ def render_cues(
             where = (cue.scene_index, cue.kind)
             pcm = _fit(resample(audio, config.sample_rate, rate), placement.length)
             pcm, new = finished_cue(cue, pcm, sounds.get(where), rate, cue_peak_dbfs)
-            write_wav24(path, pcm, rate)
+            chunk = stamps.cue(cue.scene_index, cue.kind, cue.prompt, placement.start).chunk(rate, 2) if stamps else b""
+            write_wav24(path, pcm, rate, chunk)
             finish(cue, placement, frames, path, elapsed, False, _audio_input(cue, given.get(where), new))
         if progress:
             progress(len(rendered), len(cues))
     return sorted(rendered, key=lambda r: (r.scene_index, r.kind))
+
+
+def _respot(path: Path, bext: Bext) -> None:
+    """A reused cue's chunk made ``bext`` where the timeline's start moved (its creation date kept)."""
+    had = read_bext(path)
+    if had is None:
+        write_stamped(path, path, bext)
+    elif had.time_reference != bext.time_reference:
+        restamp(path, replace(bext, origination=had.origination))
 
 
 def given_samples(given: GivenSound, rate: int) -> np.ndarray:
@@ -329,6 +346,7 @@ def mix_reel(
     settings: MixSettings = MixSettings(),
     progress: Progress | None = None,
     name: str = "",
+    stamps: Stamps | None = None,
 ) -> LoudnessReport:
     """mix.wav, stems/*.wav, loudness.json and the waveform/spectrogram PNGs under ``out_dir``; the
     pictures are titled with ``name`` (the source's own file name; the local file's by default)."""
@@ -346,6 +364,7 @@ def mix_reel(
         settings,
         progress=progress,
         pictures=pictures,
+        stamps=stamps.output if stamps else None,
     )
     mix = report.mix
     title = f"{name or analysis.info.path.name}  {mix.integrated_lufs:.1f} LUFS  LRA {mix.loudness_range_lu:.1f} LU  TP {mix.true_peak_dbtp:.1f} dBTP  ({report.preset})"

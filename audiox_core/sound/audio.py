@@ -5,9 +5,7 @@ Audio is float32 (channels, samples) in [-1, 1] between these functions.
 
 from __future__ import annotations
 
-import io
 import os
-import struct
 import wave
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import torch
 import torchaudio.functional as AF
 from pydub import AudioSegment
 
+from audiox_core.sound.bwf import wav_header
 from audiox_core.store.files import write_atomic
 from audiox_core.video.ffmpeg import run
 
@@ -114,38 +113,27 @@ def pack24(ints: np.ndarray) -> np.ndarray:
     return packed
 
 
-WAV_HEADER = 44
-
-
-def wav24_header(channels: int, rate: int, frames: int) -> bytes:
-    """The canonical 44-byte header of a 24-bit PCM WAV (what the stdlib ``wave`` module writes)."""
-    data = frames * channels * 3
-    if data + WAV_HEADER - 8 >= 2**32:
-        raise ValueError(f"{frames} frames of {channels} channels exceed the 4 GB limit of a RIFF WAV")
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 3, channels * 3, 24)
-    return (
-        b"RIFF"
-        + struct.pack("<I", data + WAV_HEADER - 8)
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data)
-    )
+def wav24_header(channels: int, rate: int, frames: int, chunks: bytes = b"") -> bytes:
+    """The header of a 24-bit PCM WAV: the canonical 44 bytes (what the stdlib ``wave`` module
+    writes), with ``chunks`` (a broadcast WAV's bext) between the RIFF header and the format."""
+    return wav_header(channels, rate, 24, frames * channels * 3, chunks)
 
 
 class Wav24File:
     """A 24-bit PCM WAV of known length, written at frame offsets under a temporary name and renamed
     into place on close(); abort() leaves nothing. Disjoint ranges may be written from several
-    processes (each opens the file for itself, and release() closes it)."""
+    processes (each opens the file for itself, and release() closes it). ``chunks`` (a bext chunk)
+    sit before the format; close() may replace them with chunks of the same size."""
 
-    def __init__(self, path: Path, channels: int, rate: int, frames: int) -> None:
-        self.path, self.channels, self.frames = path, channels, frames
+    def __init__(self, path: Path, channels: int, rate: int, frames: int, chunks: bytes = b"") -> None:
+        self.path, self.channels, self.frames, self.rate = path, channels, frames, rate
         self.tmp = path.with_name(f".{path.name}.partial")
+        header = wav24_header(channels, rate, frames, chunks)
+        self.data_offset, self.chunks = len(header), len(chunks)
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.pwrite(fd, wav24_header(channels, rate, frames), 0)
-            os.ftruncate(fd, WAV_HEADER + frames * channels * 3)
+            os.pwrite(fd, header, 0)
+            os.ftruncate(fd, self.data_offset + frames * channels * 3)
         finally:
             os.close(fd)
         self.fd: int | None = None
@@ -163,7 +151,7 @@ class Wav24File:
         if self.fd is None:
             self.fd = os.open(self.tmp, os.O_WRONLY)
         data = pack24(ints).data
-        offset = WAV_HEADER + frame * self.channels * 3
+        offset = self.data_offset + frame * self.channels * 3
         while data:
             written = os.pwrite(self.fd, data, offset)
             data, offset = data[written:], offset + written
@@ -173,8 +161,15 @@ class Wav24File:
             os.close(self.fd)
             self.fd = None
 
-    def close(self) -> None:
+    def close(self, chunks: bytes | None = None) -> None:
+        """Put the file in place, its leading chunks first replaced by ``chunks`` (the same size)."""
         self.release()
+        if chunks is not None:
+            if len(chunks) != self.chunks:
+                raise ValueError(f"{self.path.name}: {len(chunks)} bytes of chunks cannot replace {self.chunks}")
+            with open(self.tmp, "r+b") as f:
+                f.seek(12)
+                f.write(chunks)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
@@ -182,21 +177,15 @@ class Wav24File:
         self.tmp.unlink(missing_ok=True)
 
 
-def write_wav24(path: Path, audio: np.ndarray, rate: int) -> None:
+def write_wav24(path: Path, audio: np.ndarray, rate: int, chunks: bytes = b"") -> None:
     """24-bit PCM WAV, written atomically; samples beyond full scale are an error, not clipped.
-
-    Written with the stdlib ``wave`` module: pydub widens 24-bit data to 32 bits internally.
-    """
+    Without ``chunks`` the bytes are what the stdlib ``wave`` module writes (pydub would widen
+    24-bit data to 32 bits internally); ``chunks`` (a bext chunk) go before the format."""
     peak = float(np.abs(audio).max(initial=0.0))
     if peak > 1.0:
         raise ValueError(f"{path.name}: peak {peak:.3f} exceeds full scale; normalise before writing")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(audio.shape[0])
-        w.setsampwidth(3)
-        w.setframerate(rate)
-        w.writeframes(pack24(to_ints(audio)).data)
-    write_atomic(path, buffer.getvalue())
+    data = pack24(to_ints(audio)).tobytes()
+    write_atomic(path, wav24_header(audio.shape[0], rate, audio.shape[1], chunks) + data)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

@@ -21,6 +21,7 @@ from audiox_core.sound.audio import (
     to_ints,
     to_segment,
 )
+from audiox_core.sound.bwf import Bext, Loudness
 from audiox_core.sound.ducking import DuckingSettings, ducking_curve, frame_levels, gain_for_samples
 from audiox_core.sound.limiter import LimiterSettings, limiter_gain
 from audiox_core.sound.loudness import PRESETS, KWeighting, LoudnessMeter, LoudnessReport, Measurement, preset
@@ -304,10 +305,12 @@ def master(
     *,
     progress: Progress | None = None,
     pictures: ReviewPictures | None = None,
+    stamps: Callable[[str, Loudness], Bext] | None = None,
 ) -> LoudnessReport:
     """Write mix.wav and stems/{dialogue,foley,music,m_and_e}.wav (48 kHz, 24-bit) under ``out_dir``: the stems
     sum to the pre-limiter mix exactly, and the outputs do not depend on where the ranges fall; ``pictures``
-    (if given) is fed the mix."""
+    (if given) is fed the mix; ``stamps`` (if given) makes each file a broadcast WAV: its bext chunk
+    for an output's name and its measured loudness."""
     target = preset(settings.preset)
     mixer = Mixer(cues, dialogue, total, settings)
     done = 0
@@ -335,7 +338,7 @@ def master(
         tried: list[tuple[float, float]] = []
         while True:
             done = total  # pass 2 is the second half of the progress (again on a corrected rewrite)
-            report_, drawn = _write(pool, mixer, out_dir, duck, gain_db, measured, pictures is not None)
+            report_, drawn = _write(pool, mixer, out_dir, duck, gain_db, measured, pictures is not None, stamps)
             loudness = report_.mix.integrated_lufs
             error = target.integrated_lufs - loudness
             if not math.isfinite(error) or abs(error) <= 0.2 or len(tried) == 4:
@@ -359,6 +362,7 @@ def _write(
     gain_db: float,
     measured: dict[str, Measurement],
     pictures: bool,
+    stamps: Callable[[str, Loudness], Bext] | None,
 ) -> tuple[LoudnessReport, list[ReviewPictures]]:
     settings, target = mixer.settings, preset(mixer.settings.preset)
     g = 10 ** (gain_db / 20)
@@ -370,17 +374,19 @@ def _write(
     (out_dir / "stems").mkdir(parents=True, exist_ok=True)
     paths = {**{k: out_dir / "stems" / f"{k}.wav" for k in stems}, "mix": out_dir / "mix.wav"}
     files: dict[str, Wav24File] = {}
+
+    def chunk(k: str, loudness: Loudness = Loudness()) -> bytes:
+        return stamps(k, loudness).chunk(settings.rate, 2) if stamps else b""
+
     try:
         for k, path in paths.items():
-            files[k] = Wav24File(path, 2, settings.rate, mixer.total)
+            files[k] = Wav24File(path, 2, settings.rate, mixer.total, chunk(k))
         floors = {k: measured[k].sample_peak for k in stems}
         written = pool.map(Mixer.write, duck, g, offset, floors, measured[BUS].powers(), files, pictures)
     except BaseException:
         for f in files.values():
             f.abort()
         raise
-    for f in files.values():
-        f.close()
     mix = _joined([w.mix for w in written])
     min_gain = min(w.min_gain for w in written)
     for k in stems:
@@ -397,4 +403,7 @@ def _write(
         outputs={**outputs, "mix": mix.report()},
         samples=mixer.total,
     )
+    for k, f in files.items():
+        o = report_.outputs[k]
+        f.close(chunk(k, Loudness(o.integrated_lufs, o.loudness_range_lu, o.true_peak_dbtp)) if stamps else None)
     return report_, [w.pictures for w in written if w.pictures is not None]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from audiox_core.errors import InputError
+
 
 def is_drop_frame(fps: Fraction) -> bool:
     """30000/1001 and 60000/1001: skip frame numbers 0–1 (0–3) each minute but every tenth; 23.976 is non-drop."""
@@ -39,3 +41,21 @@ def frame_from_timecode(tc: str, fps: Fraction) -> int:
         total_minutes = hh * 60 + mm
         frame -= (nominal // 15) * (total_minutes - total_minutes // 10)
     return frame
+
+
+def parse_timecode(text: str, fps: Fraction, label: str) -> int:
+    """The frame a timecode a person typed names at ``fps`` (``HH:MM:SS:FF``, ``;`` before the frames
+    at drop frame, either accepted); InputError ``"{label} '…': <why>"`` for one that does not parse
+    or names no frame (a frame number a drop-frame minute skips, minutes or seconds past 59)."""
+    parts = text.replace(";", ":").split(":") if isinstance(text, str) else []
+    if len(parts) != 4 or not all(p.isdigit() and len(p) == 2 for p in parts):
+        raise InputError(f"{label} {text!r}: not a timecode HH:MM:SS:FF")
+    hh, mm, ss, ff = (int(p) for p in parts)
+    nominal = round(fps)
+    if hh > 23 or mm > 59 or ss > 59 or ff >= nominal:
+        raise InputError(f"{label} {text!r}: beyond 23:59:59:{nominal - 1:02d} at {float(fps):.3f} fps")
+    if is_drop_frame(fps) and ss == 0 and mm % 10 and ff < nominal // 15:
+        raise InputError(
+            f"{label} {text!r}: drop-frame timecode skips frames 00–{nominal // 15 - 1:02d} of minute {mm}"
+        )
+    return frame_from_timecode(text, fps)
