@@ -366,6 +366,14 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--loudness", dest="loudness_preset", help="{presets} (default {loudness_preset})")
     p.add_argument(
+        "--start-timecode",
+        dest="start_timecode",
+        help="where the DAW timeline and the broadcast WAVs start (default {start_timecode})",
+    )
+    p.add_argument(
+        "--stem-names", dest="stem_names", help="stem file names on export and delivery (default {stem_names})"
+    )
+    p.add_argument(
         "--proxy",
         dest="review_proxy",
         action="store_true",
@@ -481,11 +489,13 @@ def parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db)
 
+    from cli.export import add_parser as add_export_parser
     from cli.serve import add_parser as add_serve_parser
     from cli.train import add_train_parser
 
     add_train_parser(sub)
     add_serve_parser(sub)
+    add_export_parser(sub)
     return p
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import aaf2
 import opentimelineio as otio
+from otio_aaf_adapter.adapters.aaf_adapter import aaf_writer
 
 from audiox_core.reel.daw_reel import DawReel
 from audiox_core.reel.otio_timeline import timeline
@@ -38,15 +41,25 @@ def _dissolve(transition: otio.schema.Transition) -> dict[str, Any]:
     }
 
 
-def _essence_file(wav: Path, name: str, into: Path) -> tuple[str, str]:
-    """A one-clip AAF holding ``wav``'s samples (what the adapter embeds from); its path and master mob id."""
-    path = into / f"{len(os.listdir(into)):05d}.aaf"
-    with aaf2.open(str(path), "w") as f:
-        mob = f.create.MasterMob(name)
-        f.content.mobs.append(mob)
-        mob.import_audio_essence(str(wav))
-        mob_id = str(mob.mob_id)
-    return str(path), mob_id
+class _EmbeddingAudio(aaf_writer.AudioTrackTranscriber):
+    """The adapter's audio tracks with the one step it leaves open for audio: a clip's WAV imported
+    as PCM essence into the file being written (its video tracks import DNxHD the same way)."""
+
+    def _import_essence_for_clip(
+        self, otio_clip: otio.schema.Clip, essence_path: Path
+    ) -> tuple[aaf2.mobs.MasterMob, aaf2.mobslots.TimelineMobSlot]:
+        mastermob = self.root_file_transcriber._unique_mastermob(otio_clip)
+        return mastermob, mastermob.import_audio_essence(str(essence_path))
+
+
+@contextmanager
+def _embedding_audio() -> Iterator[None]:
+    plain = aaf_writer.AudioTrackTranscriber
+    aaf_writer.AudioTrackTranscriber = _EmbeddingAudio
+    try:
+        yield
+    finally:
+        aaf_writer.AudioTrackTranscriber = plain
 
 
 def write_aaf(reel: DawReel, folder: Path, target: Path) -> None:
@@ -55,21 +68,20 @@ def write_aaf(reel: DawReel, folder: Path, target: Path) -> None:
     start timecode at the picture's rate. Muted cues, markers, clip gains and our metadata stay in
     the OTIO file only; the picture is not embedded (import it beside the AAF)."""
     tl = timeline(reel, rate=Fraction(reel.rate), picture=False)
+    for track in tl.tracks:
+        for i, item in enumerate(track):
+            if isinstance(item, otio.schema.Transition):
+                item.metadata["AAF"] = _dissolve(item)
+            elif isinstance(item, otio.schema.Clip) and not item.enabled:
+                track[i] = otio.schema.Gap(source_range=item.source_range)
+            elif isinstance(item, otio.schema.Clip):
+                item.media_reference.target_url = str((folder / item.media_reference.target_url).resolve())
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".aaf-") as tmp:
-        essence = Path(tmp) / "essence"
-        essence.mkdir()
-        for track in tl.tracks:
-            for i, item in enumerate(track):
-                if isinstance(item, otio.schema.Transition):
-                    item.metadata["AAF"] = _dissolve(item)
-                elif isinstance(item, otio.schema.Clip) and not item.enabled:
-                    track[i] = otio.schema.Gap(source_range=item.source_range)
-                elif isinstance(item, otio.schema.Clip):
-                    url, mob_id = _essence_file(folder / item.media_reference.target_url, item.name, essence)
-                    item.media_reference.target_url = url
-                    item.metadata["AAF"] = {"MobID": mob_id}
-        written = Path(tmp) / "soundtrack.aaf"
-        otio.adapters.write_to_file(tl, str(written), adapter_name="AAF", embed_essence=True)
+        written = Path(tmp) / target.name
+        with _embedding_audio():
+            otio.adapters.write_to_file(
+                tl, str(written), adapter_name="AAF", embed_essence=True, use_empty_mob_ids=True
+            )
         _mark_drop_frame(written, reel.fps)
         os.replace(written, target)
 

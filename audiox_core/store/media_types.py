@@ -21,6 +21,8 @@ MEDIA_TYPES = {
     ".md": "text/markdown; charset=utf-8",
     ".html": "text/html; charset=utf-8",
     ".vtt": "text/vtt; charset=utf-8",
+    ".otio": "application/json",  # OpenTimelineIO's native format is JSON (registered by no one)
+    ".aaf": "application/octet-stream",  # AAF has no registered type: downloaded, opened by the DAW
 }
 DEFAULT_TYPE = "application/octet-stream"
 
