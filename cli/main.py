@@ -62,6 +62,8 @@ def _print_local_outputs(out: Path) -> None:
         "stems/music.wav",
         "scenes.json",
         "scenes.edl",
+        "soundtrack.otio",
+        "soundtrack.aaf",
         "cues.yaml",
         "music_cues.csv",
         "provenance.json",

@@ -160,7 +160,7 @@ def _review(
         if direction is None:
             return {**result, "approved": False}
         if direction.approves:
-            delivered = deliver(result, source, delivery_root(out_uri, delivery_uri))
+            delivered = deliver(result, source, delivery_root(out_uri, delivery_uri), s.daw)
             record_direction_task(db_url, result["run_id"], direction, delivered)
             return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
         try:

@@ -21,8 +21,11 @@ from prefect.runtime import deployment, flow_run
 
 from audiox_core.lifecycle import work_folder
 from audiox_core.reel.cuesheet import CueSheet, parse_sheet, resolve
+from audiox_core.reel.daw_reel import DawSettings
 from audiox_core.reel.direction import CueChange, Direction, apply_changes, described
 from audiox_core.reel.source import Source
+from audiox_core.reel.stem_names import delivered_names
+from audiox_core.sound.audio import MIX_RATE
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import staged_directory
 from audiox_core.video.scenes import Scene
@@ -95,27 +98,43 @@ def record_direction_task(
     return repository.record_review(db_url, review)
 
 
-def deliver(result: dict[str, Any], source: Source, delivery_root: str) -> str:
-    """``deliver_task`` for a finished version (the flow's result), in a work folder removed after."""
+def deliver(result: dict[str, Any], source: Source, delivery_root: str, daw: DawSettings) -> str:
+    """``deliver_task`` for a finished version (the flow's result), in a work folder removed after;
+    the stems and printmaster named by the run's ``stem_names`` pattern."""
     work = work_folder(f"deliver-{result['run_id']}")
+    fps = parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}").fps
+    names = delivered_names(daw.stem_names, reel=source.title, run_id=result["run_id"], fps=fps, rate=MIX_RATE)
     try:
-        return deliver_task(result["base_uri"], delivery_root, source.folder, result["version"], result["files"], work)
+        return deliver_task(
+            result["base_uri"], delivery_root, source.folder, result["version"], result["files"], work, names
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 @task(name="deliver", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def deliver_task(base_uri: str, delivery_root: str, reel: str, version: str, files: list[str], work: Path) -> str:
+def deliver_task(
+    base_uri: str,
+    delivery_root: str,
+    reel: str,
+    version: str,
+    files: list[str],
+    work: Path,
+    names: dict[str, str] | None = None,
+) -> str:
     """Copy the approved version's deliverables (those of ``DELIVERABLES`` among its ``files``) to
-    ``<delivery_root>/<reel>/``, atomically as a version is published; returns where they are."""
+    ``<delivery_root>/<reel>/`` (a file in ``names`` under its name there), atomically as a version
+    is published; returns where they are."""
+    names = names or {}
     source, target = store_for(base_uri), store_for(delivery_root)
     folder_uri = target.child(delivery_root, reel)
     final_dir = target.assembly_folder(folder_uri, work)
     with staged_directory(final_dir) as stage:
         for name in (n for n in DELIVERABLES if n in files):
             fetched = source.fetch(f"{base_uri.rstrip('/')}/{name}", work / "delivery-cache")
-            (stage / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fetched.path, stage / name)
+            delivered = stage / names.get(name, name)
+            delivered.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fetched.path, delivered)
     target.publish(final_dir, folder_uri, version)
     get_run_logger().info("delivered %s to %s", reel, target.location(target.version_uri(folder_uri, version)))
     return target.version_uri(folder_uri, version)

@@ -397,7 +397,8 @@ def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, 
         ("approved", "Ana (producer)"),
     ]
     assert [c["cue"] for c in decisions[0]["changes"]] == list(changed)
-    assert (out / "delivered" / reel_folder(str(reel.path)) / "mix.wav").is_file()
+    delivered = out / "delivered" / reel_folder(str(reel.path))
+    assert [p.name for p in delivered.glob("*_PM_2ch_48k_24b_*.wav")], sorted(p.name for p in delivered.iterdir())
     if target := os.environ.get("AUDIOX_SCREENSHOTS"):
         shutil.copytree(shots, target, dirs_exist_ok=True)
 

@@ -117,7 +117,10 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     result = done["result"]
     assert result["approved"] is True and result["reviewer"] == "Ana (producer)"
     delivered = out / "delivered" / reel_folder(str(reel.path))
-    assert (delivered / "mix.wav").is_file() and (delivered / "cues.yaml").is_file()
+    named = f"{reel.path.stem}_v{result['run_id']:03d}"
+    assert (delivered / f"{named}_PM_2ch_48k_24b_25.wav").is_file() and (delivered / "cues.yaml").is_file()
+    assert (delivered / f"{named}_FXStem_2ch_48k_24b_25.wav").is_file() and (delivered / "soundtrack.aaf").is_file()
+    assert not (delivered / "mix.wav").exists()  # stems and printmaster go by the studio's naming pattern
     assert (delivered / "soundtrack.mp4").read_bytes() == (folder / "soundtrack.mp4").read_bytes()
     db_url = f"sqlite:///{tmp_path / 'home' / 'studio.db'}"
     versions = repository.flow_run_versions(db_url, flow_run_id)

@@ -124,9 +124,14 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     bad = next(r for r in first["runs"] if r["status"] == "failed")
     assert "notes.mp4" in bad["error"] and "cannot be read as media" in bad["error"]
     for name in ("alpha", "beta"):
-        assert {"soundtrack.mp4", "mix.wav", "stems/music.wav", "provenance.json"} <= _published(
-            f"s3://{footage}/soundtracks", f"s3://{footage}/reels/{name}.mp4"
-        )
+        assert {
+            "soundtrack.mp4",
+            "mix.wav",
+            "stems/music.wav",
+            "provenance.json",
+            "soundtrack.otio",
+            "soundtrack.aaf",
+        } <= _published(f"s3://{footage}/soundtracks", f"s3://{footage}/reels/{name}.mp4")
     url = database_url(home)
     run = repository.get_run(url, next(r for r in first["runs"] if r["status"] == "succeeded")["run_id"])
     assert (
@@ -136,8 +141,10 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     current = read_current(f"s3://{footage}/soundtracks/{reel_folder(f's3://{footage}/reels/alpha.mp4')}")
     edl = s3_client().get_object(Bucket=footage, Key=current.prefix + "scenes.edl")["Body"].read().decode()
     assert "* FROM CLIP NAME: alpha.mp4" in edl  # the source's own name, not the download cache's
+    timeline = s3_client().get_object(Bucket=footage, Key=current.prefix + "soundtrack.otio")
+    assert timeline["ContentType"] == "application/json" and b'"OTIO_SCHEMA": "Timeline.1"' in timeline["Body"].read()
     alpha = artifact_slug(reel_folder(f"s3://{footage}/reels/alpha.mp4"))
-    expected = {f"review-{alpha}", f"mix-{alpha}", f"waveform-{alpha}"}
+    expected = {f"review-{alpha}", f"mix-{alpha}", f"waveform-{alpha}", f"daw-otio-{alpha}", f"daw-aaf-{alpha}"}
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(expected))))
     assert {a.key for a in found} == expected

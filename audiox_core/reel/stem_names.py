@@ -71,3 +71,11 @@ def stem_file(pattern: str, stem: str, *, reel: str, run_id: int, fps: Fraction,
         fps=fps_label(fps),
     )
     return f"{name}.wav"
+
+
+def delivered_names(pattern: str, *, reel: str, run_id: int, fps: Fraction, rate: int) -> dict[str, str]:
+    """Each stem's and the printmaster's file in a version folder → its name as delivered."""
+    files = {"mix": "mix.wav", **{k: f"stems/{k}.wav" for k in STEM_CODES if k != "mix"}}
+    return {
+        file: stem_file(pattern, stem, reel=reel, run_id=run_id, fps=fps, rate=rate) for stem, file in files.items()
+    }
