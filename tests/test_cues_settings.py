@@ -11,6 +11,7 @@ from audiox_core.model.generate import SamplingSettings
 from audiox_core.model.runtime import load_model
 from audiox_core.reel.cues import SceneLook, cue_seed, look_note, look_words, measure, prompts
 from audiox_core.reel.cuesheet import draft_sheet, resolve
+from audiox_core.reel.daw_reel import DawSettings
 from audiox_core.reel.settings import SETTING_PATHS, RunSettings
 from audiox_core.sound.mix import MixSettings
 from audiox_core.sound.timeline import CUE_KINDS, TimelineSettings
@@ -108,11 +109,12 @@ def test_stage_settings_check_themselves() -> None:
 
 def test_each_default_is_declared_once_in_its_stage() -> None:
     run = RunSettings()
-    assert (run.sampling, run.detector, run.timeline, run.mix) == (
+    assert (run.sampling, run.detector, run.timeline, run.mix, run.daw) == (
         SamplingSettings(),
         DetectorSettings(),
         TimelineSettings(),
         MixSettings(),
+        DawSettings(),
     )
     assert RunSettings.from_dict({}) == run
     # The flat shape of flow parameters, run rows and provenance.json, with the pipeline's defaults.
@@ -131,6 +133,8 @@ def test_each_default_is_declared_once_in_its_stage() -> None:
         "batch_size": 8,
         "seconds": 8.0,
         "kind": "foley",
+        "start_timecode": "01:00:00:00",
+        "stem_names": "{reel}_{version}_{stem}_{channels}ch_{rate}k_{bits}b_{fps}",
     }
 
 
@@ -150,6 +154,8 @@ def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> N
         "batch_size": 2,
         "seconds": 3.5,
         "kind": "music",
+        "start_timecode": "00:59:30;00",
+        "stem_names": "{reel}-{stem}",
     }
     assert set(values) == set(SETTING_PATHS)
     s = RunSettings.from_dict(values)
@@ -158,6 +164,7 @@ def test_flat_keys_reach_their_stages_and_equal_settings_give_equal_dicts() -> N
     assert s.timeline == TimelineSettings(music_crossfade_s=2.0) and s.mix == MixSettings(preset="atsc-a85")
     assert (s.model, s.seed, s.device, s.review_proxy, s.batch_size) == ("demo", 4, "cuda:1", True, 2)
     assert (s.still_seconds, s.brief_kind) == (3.5, "music")
+    assert s.daw == DawSettings(start_timecode="00:59:30;00", stem_names="{reel}-{stem}")
     assert s.to_dict() == values and RunSettings.from_dict(s.to_dict()) == s
     # An int given for a float is held as a float: the same settings written by to_dict compare (and key) alike.
     assert RunSettings.from_dict({"cfg_scale": 7}).to_dict() == json.loads(json.dumps(RunSettings().to_dict()))
