@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from audiox_core.errors import InputError
 from audiox_core.reel.daw_reel import DawSettings
 from audiox_core.reel.stem_names import DEFAULT_PATTERN, check_pattern
 from audiox_core.validation import checked
@@ -16,6 +17,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     start = checked("--start", DawSettings, "start_timecode", args.start)
     names = check_pattern(args.stem_names, "--stem-names")
+    if "://" in args.reel:
+        raise InputError(
+            f"{args.reel}: export reads a local version folder; copy the version first "
+            "(e.g. aws s3 sync s3://…/<reel>/versions/<version>/ DIR)"
+        )
     folder = Path(args.reel)
     target = Path(args.to) if args.to else Path.cwd() / f"{folder.resolve().name}-daw"
     reel, written, seconds = export_reel(folder, target, DawSettings(start, names))

@@ -306,10 +306,11 @@ def test_aaf_reads_back_with_the_same_clips_and_the_cue_samples_embedded(rendere
             if mob.essence is not None:
                 essence[mob.name.removesuffix(".PHYS")] = mob.essence.open("r").read()
     via_adapter = otio.adapters.read_from_file(str(folder / "soundtrack.aaf"), adapter_name="AAF")
-    placed = {}
+    placed, lengths = {}, {}
     for track in via_adapter.tracks:
         for clip, origin, _ in clip_origins(track):
             placed[clip.name] = origin
+            lengths[clip.name] = clip.source_range.duration.rescaled_to(MIX_RATE).value
     tl = otio.adapters.read_from_file(str(folder / "soundtrack.otio"))
     for track in tl.tracks[2:]:
         for clip, origin, _ in clip_origins(track):
@@ -318,6 +319,7 @@ def test_aaf_reads_back_with_the_same_clips_and_the_cue_samples_embedded(rendere
                 assert clip.name not in placed  # no audio to embed: the AAF keeps its place empty
                 continue
             assert placed[clip.name] == spans[(facts["scene"], facts["kind"])] == round(origin)
+            assert lengths[clip.name] == round(clip.source_range.duration.rescaled_to(MIX_RATE).value)
             assert essence[clip.name] == wav_data(folder / clip.media_reference.target_url)
     assert essence["dialogue"] == wav_data(folder / "stems/dialogue.wav")
 
@@ -338,7 +340,7 @@ def test_stems_mix_and_cues_are_broadcast_wavs_spotted_to_the_start(rendered) ->
     outputs = {o["uri"].rsplit("/", 1)[-1]: o for o in document["outputs"]}
     assert {"soundtrack.otio", "soundtrack.aaf"} <= set(outputs)
     page = (folder / "review.html").read_text()
-    assert 'href="soundtrack.otio"' in page and 'href="soundtrack.aaf"' in page
+    assert "<th>Into the DAW</th>" in page and page.count('href="soundtrack.aaf"') == 2  # the row and the file list
 
 
 # --- export ----------------------------------------------------------------------------------------------
@@ -410,6 +412,7 @@ def test_export_refuses_bad_input_in_one_line_and_writes_nothing(rendered, tmp_p
         ([str(folder), "--stem-names", "{reel}/{stem}"], "path separator"),
         ([str(folder), "--stem-names", "{reel}_{take}_{stem}"], "unknown field {take}"),
         ([str(tmp_path / "nowhere")], "no such reel folder"),
+        (["s3://bucket/out/reel-0123456789"], "export reads a local version folder"),
     ]
     for args, why in cases:
         target = tmp_path / "out"
@@ -437,3 +440,22 @@ def test_muted_and_crossfaded_cues_on_the_music_track(tmp_path: Path) -> None:
     assert [c.enabled for c in clips][:3] == [True, False, True]
     crossfades = [i for i in items if isinstance(i, otio.schema.Transition) and i.name == "crossfade"]
     assert len(crossfades) == len(clips) - 1
+
+
+@pytest.mark.integration
+def test_a_run_whose_start_timecode_the_picture_cannot_show_fails_in_one_line(
+    prefect_api, reel, home, tmp_path
+) -> None:
+    from sqlalchemy import select
+
+    from db.models import Run
+    from db.session import database_url, sessions
+    from flows.soundtrack import soundtrack
+
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"^start_timecode '01:00:00:25': beyond 23:59:59:24 at 25.000 fps$"):
+        soundtrack(str(reel.path), str(out), {"steps": 2, "start_timecode": "01:00:00:25"})
+    assert not (out / reel_folder(str(reel.path))).exists()
+    with sessions(database_url(home))() as s:
+        run = s.scalars(select(Run).order_by(Run.id.desc())).first()
+    assert run.status == "failed" and "start_timecode '01:00:00:25'" in run.error

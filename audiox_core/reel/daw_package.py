@@ -16,7 +16,7 @@ from audiox_core.reel.cues import cue_file
 from audiox_core.reel.daw_reel import DawReel, DawSettings, Made, Stamps, daw_cues, reel_from_folder
 from audiox_core.reel.otio_timeline import timeline
 from audiox_core.reel.stages import Analysis, SheetPlan
-from audiox_core.reel.stem_names import STEM_CODES, stem_file
+from audiox_core.reel.stem_names import delivered_names
 from audiox_core.sound.bwf import Loudness, read_bext, write_stamped
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.sound.mix import MixSettings
@@ -81,16 +81,10 @@ def export_reel(folder: Path, target: Path, settings: DawSettings) -> tuple[DawR
     target is staged and put in place whole). Returns the reel, the files written and the seconds taken."""
     started = time.perf_counter()
     reel = reel_from_folder(folder, settings)
-    reel.start_frame  # noqa: B018 -- a start timecode the picture's rate cannot show is refused before anything is written
+    stamps = Stamps.of(settings, reel.fps, reel.title, reel.run_id)  # a start the picture's rate skips is refused here
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"{target}: exists and is not an empty folder (export writes a new one)")
-    stamps = Stamps.of(settings, reel.fps, reel.title, reel.run_id)
-    names = {
-        k: stem_file(settings.stem_names, k, reel=reel.title, run_id=reel.run_id, fps=reel.fps, rate=reel.rate)
-        for k in STEM_CODES
-    }
-    if len(set(names.values())) < len(names):
-        raise InputError(f"stem_names {settings.stem_names!r} gives two stems the same file name")
+    names = delivered_names(settings.stem_names, reel=reel.title, run_id=reel.run_id, fps=reel.fps, rate=reel.rate)
     with staged_directory(target) as stage:
         (stage / "cues").mkdir()
         for cue in reel.cues:
@@ -101,14 +95,13 @@ def export_reel(folder: Path, target: Path, settings: DawSettings) -> tuple[DawR
                 write_stamped(
                     src, stage / cue.file, bext if had is None else replace(bext, origination=had.origination)
                 )
-        for stem, name in names.items():
-            src = folder / ("mix.wav" if stem == "mix" else f"stems/{stem}.wav")
-            if src.is_file():
-                had = read_bext(src)
-                loudness = had.loudness if had else Loudness()
-                write_stamped(src, stage / name, stamps.output(stem, loudness))
+        for file, name in names.items():
+            if (folder / file).is_file():
+                had = read_bext(folder / file)
+                stem = "mix" if file == "mix.wav" else Path(file).stem
+                write_stamped(folder / file, stage / name, stamps.output(stem, had.loudness if had else Loudness()))
         if reel.dialogue:
-            reel = replace(reel, dialogue=names[DIALOGUE])
+            reel = replace(reel, dialogue=names[reel.dialogue])
         write_timelines(reel, stage)
         written = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return reel, [target / p for p in written], time.perf_counter() - started

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +16,7 @@ from audiox_core.reel.cuesheet import SpannedCue, parse_sheet, resolve
 from audiox_core.reel.naming import reel_title, source_name
 from audiox_core.reel.stem_names import DEFAULT_PATTERN, STEM_CODES, pattern_problem, version_label
 from audiox_core.sound.audio import MIX_RATE
-from audiox_core.sound.bwf import Bext, Loudness
+from audiox_core.sound.bwf import Bext, Loudness, read_bext
 from audiox_core.sound.mix import MixSettings
 from audiox_core.sound.timeline import CueKind, Placement, TimelineSettings, place_cues, to_sample
 from audiox_core.store.files import sha256_file
@@ -106,6 +106,12 @@ class Stamps:
     @classmethod
     def of(cls, settings: DawSettings, fps: Fraction, title: str, run_id: int) -> Stamps:
         return cls(title, run_id, start_sample(settings, fps), datetime.now())
+
+    def dated(self, cues: Iterable[Path]) -> Stamps:
+        """Stamps dated when the newest of ``cues`` was made (a version made of reused cues is then
+        the same bytes again), or now when none carries a date."""
+        dates = [b.origination for path in cues if (b := read_bext(path)) is not None]
+        return replace(self, made=max(dates)) if dates else self
 
     def _reference(self, what: str) -> str:
         return f"{version_label(self.run_id)}-{what}-{self.title}"[:32]

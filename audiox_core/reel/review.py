@@ -73,6 +73,7 @@ def review_html(facts: ReviewFacts, link: Callable[[str], str]) -> str:
         f"<tr><th>Settings</th><td>{_e(settings)}</td></tr>",
         f"<tr><th>Cue sheet</th><td>{_e(facts.cue_sheet_origin)}; {new} of {len(facts.rendered)} cues generated "
         f"in this version, {len(facts.rendered) - new} reused</td></tr>",
+        _daw_row(files, link),
         "</table>",
         _pictures(files, link),
         "<h2>Scenes and cues</h2>",
@@ -85,6 +86,15 @@ def review_html(facts: ReviewFacts, link: Callable[[str], str]) -> str:
     return PAGE.format(
         title=_e(f"Review: {facts.reel}"), body="\n".join(parts), script=SCRIPT, data=_e(json.dumps(data))
     )
+
+
+def _daw_row(files: set[str], link: Callable[[str], str]) -> str:
+    """Where the sound editor starts: the timelines that open in a DAW (README, *Into the DAW*)."""
+    names = [n for n in ("soundtrack.aaf", "soundtrack.otio") if n in files]
+    if not names:
+        return ""
+    anchors = " · ".join(f'<a href="{_e(link(n))}">{_e(n)}</a>' for n in names)
+    return f"<tr><th>Into the DAW</th><td>{anchors} (the AAF for Pro Tools and Media Composer, audio embedded; the OTIO for DaVinci Resolve and OTIO-aware tools)</td></tr>"
 
 
 def _stem_controls(files: set[str], link: Callable[[str], str]) -> str:

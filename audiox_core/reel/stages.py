@@ -356,6 +356,8 @@ def mix_reel(
     if analysis.info.audio is not None:
         dialogue = extract_audio(analysis.info.path, analysis.info.audio.index, work / "dialogue.f32", rate)
     pictures = ReviewPictures(total, rate)
+    if stamps is not None:
+        stamps = stamps.dated(r.path for r in rendered)
     report = master(
         [(c.placement, c.path) for c in rendered],
         dialogue,
