@@ -22,6 +22,7 @@ from audiox_core.errors import ModelError
 from audiox_core.model.prompt_length import prompt_tokens
 from audiox_core.model.spec import load_config
 from audiox_core.provenance.records import ModelFacts, OutputRecord, RenderedCue
+from audiox_core.reel.cuesheet import SpannedCue
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.review import ReviewFacts, review_html
 from audiox_core.reel.settings import RunSettings
@@ -152,9 +153,16 @@ def review_markdown(facts: ReviewFacts, links: dict[str, str]) -> str:
     for c in facts.cues:
         r = rendered.get((c.scene_index, c.cue.kind))
         status = "muted" if c.cue.mute else ("reused" if r is not None and r.reused else "**new**")
-        span = f"{c.scene_index}" if c.cue.kind == "foley" else f"{c.scene_index}+"
-        lines.append(f"| {c.cue.id} | {span} | {c.cue.prompt.replace('|', '/')} | {c.cue.seed} | {status} |")
+        lines.append(f"| {c.cue.id} | {_scenes(c)} | {c.cue.prompt.replace('|', '/')} | {c.cue.seed} | {status} |")
     return "\n".join(line for line in lines) + "\n"
+
+
+def _scenes(c: SpannedCue) -> str:
+    """The scenes a cue covers as the sheet spans it: ``2``, ``0–3``, or its timecodes."""
+    if c.cue.scenes is None:
+        return f"{c.cue.tc_in}–{c.cue.tc_out}"
+    first, last = c.cue.scenes
+    return str(first) if first == last else f"{first}–{last}"
 
 
 @task(name="review", cache_policy=NO_CACHE)
