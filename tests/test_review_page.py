@@ -153,3 +153,11 @@ def test_the_review_page_notes_a_prompt_longer_than_the_model_reads(tmp_path: Pa
     note = "prompt longer than the model reads (100 of 64 tokens): only the first 64 count"
     assert note in rows["M01"]
     assert "longer than the model reads" not in rows["F001"] + rows["F002"]
+
+
+def test_the_prefect_summary_spans_a_music_cue_over_its_scenes() -> None:
+    from tasks.review import review_markdown
+
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in review_markdown(_facts(), {}).splitlines()}
+    assert rows["M01"].split(" | ")[1] == "1–2" and rows["F001"].split(" | ")[1] == "1"
+    assert "muted" in rows["F002"] and "reused" in rows["F001"]
