@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import stop_point
@@ -23,7 +24,15 @@ from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
-from tasks.direction import await_direction, deliver, directed_sheet, record_direction_task
+from tasks.direction import (
+    approval_facts,
+    await_direction,
+    deliver,
+    directed_sheet,
+    record_direction_task,
+    show_approval,
+    show_refusal,
+)
 from tasks.entry import (
     check_inputs,
     database,
@@ -87,7 +96,7 @@ def soundtrack(
     review: bool = False,
     review_timeout_s: int = DEFAULT_REVIEW_TIMEOUT_S,
     delivery_uri: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Completed:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
     ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record; ``cues``
     is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/reel/cuesheet.py).
@@ -150,7 +159,7 @@ def _review(
     s: RunSettings,
     timeout_s: int,
     delivery_uri: str | None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Completed:
     """The producer's loop: wait for direction on the current version; changes make the next version
     (only the changed cues are generated: the others' content keys are unchanged), approval delivers.
     A direction that cannot be applied (a cue the sheet does not have) is recorded as refused with its
@@ -160,14 +169,16 @@ def _review(
         if direction is None:
             return {**result, "approved": False}
         if direction.approves:
-            delivered = deliver(result, source, delivery_root(out_uri, delivery_uri), s.daw)
+            approval = approval_facts(result, direction)
+            delivered = deliver(result, source, delivery_root(out_uri, delivery_uri), s.daw, approval)
             record_direction_task(db_url, result["run_id"], direction, delivered)
-            return {**result, "approved": True, "delivered": delivered, "reviewer": direction.reviewer}
+            return show_approval(result, approval, delivered)  # the artifact, the tag, the final state's message
         try:
             sheet = directed_sheet(db_url, result["run_id"], result["cue_sheet"], direction.changes)
         except InputError as e:
             get_run_logger().error("direction refused: %s", e)
             record_direction_task(db_url, result["run_id"], direction, refused=str(e))
+            show_refusal(result, direction, str(e))
             continue
         record_direction_task(db_url, result["run_id"], direction)
         result = _version(db_url, source, out_uri, s, "review changes", sheet=sheet)

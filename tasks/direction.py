@@ -10,14 +10,19 @@ process polling. After ``timeout_s`` without an answer the version stays unappro
 
 from __future__ import annotations
 
+import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import deployment, flow_run
+from prefect.states import Completed
 
 from audiox_core.lifecycle import work_folder
 from audiox_core.reel.cuesheet import CueSheet, parse_sheet, resolve
@@ -28,6 +33,7 @@ from audiox_core.reel.stem_names import delivered_names
 from audiox_core.sound.audio import MIX_RATE
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import staged_directory
+from audiox_core.store.uri import public_uri
 from audiox_core.video.scenes import Scene
 from db import repository
 from tasks.retry import TRANSIENT_RETRIES
@@ -98,15 +104,17 @@ def record_direction_task(
     return repository.record_review(db_url, review)
 
 
-def deliver(result: dict[str, Any], source: Source, delivery_root: str, daw: DawSettings) -> str:
+def deliver(
+    result: dict[str, Any], source: Source, delivery_root: str, daw: DawSettings, approval: dict[str, Any]
+) -> str:
     """``deliver_task`` for a finished version (the flow's result), in a work folder removed after;
-    the stems and printmaster named by the run's ``stem_names`` pattern."""
+    the stems and printmaster named by the run's ``stem_names`` pattern, the approval in its provenance.json."""
     work = work_folder(f"deliver-{result['run_id']}")
     fps = parse_sheet(result["cue_sheet"], f"cue sheet of run {result['run_id']}").fps
     names = delivered_names(daw.stem_names, reel=source.title, run_id=result["run_id"], fps=fps, rate=MIX_RATE)
     try:
         return deliver_task(
-            result["base_uri"], delivery_root, source.folder, result["version"], result["files"], work, names
+            result["base_uri"], delivery_root, source.folder, result["version"], result["files"], work, names, approval
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -121,20 +129,83 @@ def deliver_task(
     files: list[str],
     work: Path,
     names: dict[str, str] | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> str:
     """Copy the approved version's deliverables (those of ``DELIVERABLES`` among its ``files``) to
     ``<delivery_root>/<reel>/`` (a file in ``names`` under its name there), atomically as a version
-    is published; returns where they are."""
+    is published, its provenance.json with the ``approval`` (who, when, which version); returns where they are."""
     names = names or {}
     source, target = store_for(base_uri), store_for(delivery_root)
     folder_uri = target.child(delivery_root, reel)
     final_dir = target.assembly_folder(folder_uri, work)
     with staged_directory(final_dir) as stage:
-        for name in (n for n in DELIVERABLES if n in files):
+        for name in (n for n in DELIVERABLES if n in files or n == "provenance.json"):  # written after its list
             fetched = source.fetch(f"{base_uri.rstrip('/')}/{name}", work / "delivery-cache")
             delivered = stage / names.get(name, name)
             delivered.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fetched.path, delivered)
+            if name == "provenance.json" and approval is not None:
+                document = json.loads(fetched.path.read_text())
+                delivered.write_text(json.dumps({**document, "approval": approval}, indent=2, default=str) + "\n")
+            else:
+                shutil.copyfile(fetched.path, delivered)
     target.publish(final_dir, folder_uri, version)
     get_run_logger().info("delivered %s to %s", reel, target.location(target.version_uri(folder_uri, version)))
     return target.version_uri(folder_uri, version)
+
+
+def approval_facts(result: dict[str, Any], direction: Direction) -> dict[str, Any]:
+    """The approval as the delivered provenance.json, the artifact and the run's state state it."""
+    return {
+        "approved_by": direction.reviewer,
+        "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": result["run_id"],
+        "version": result["version"],
+        "note": direction.note,
+    }
+
+
+def show_approval(result: dict[str, Any], approval: dict[str, Any], delivered: str) -> Completed:
+    """The approved run as the producer sees it on its page: an artifact saying who approved which
+    version when and where it went, the ``approved`` tag, and the final state's message (the state
+    the flow ends in, with its result)."""
+    where = public_uri(delivered)
+    line = f"approved by {approval['approved_by']}: version {approval['version']} (run {approval['run_id']}), delivered to {where}"
+    create_markdown_artifact(
+        key=f"approval-{result['review_artifact'].removeprefix('review-')}",
+        markdown="\n".join(
+            [
+                f"# Approved: {result['reel']}",
+                "",
+                f"**{approval['approved_by']}** approved version `{approval['version']}` (run {approval['run_id']}) "
+                f"at {approval['approved_at']}.  ",
+                f"Delivered to `{where}`.  ",
+                f"Note: {approval['note']}" if approval["note"] else "",
+            ]
+        ),
+        description=f"approval of {result['reel']}: {approval['approved_by']}, version {approval['version']}",
+    )
+    _tag_flow_run("approved")
+    return Completed(
+        message=line, data={**result, "approved": True, "delivered": delivered, "reviewer": approval["approved_by"]}
+    )
+
+
+def show_refusal(result: dict[str, Any], direction: Direction, reason: str) -> None:
+    """A direction that could not be followed, on the run's page (beside the form that asks again)."""
+    changes = "".join(f"\n- `{c}`" for c in described(direction.changes)) or " (none)"
+    create_markdown_artifact(
+        key=f"direction-refused-{result['review_artifact'].removeprefix('review-')}",
+        markdown=f"# Direction refused\n\n**{reason}**\n\nFrom {direction.reviewer}; changes asked:{changes}\n\n"
+        f"Version `{result['version']}` waits for direction again.",
+        description=f"direction refused: {reason}",
+    )
+
+
+def _tag_flow_run(tag: str) -> None:
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(run_id).tags
+        if tag not in tags:
+            client.update_flow_run(run_id, tags=[*tags, tag])

@@ -4,6 +4,7 @@ approval delivers the version and records who approved it."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -121,6 +122,10 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     assert (delivered / f"{named}_PM_2ch_48k_24b_25.wav").is_file() and (delivered / "cues.yaml").is_file()
     assert (delivered / f"{named}_FXStem_2ch_48k_24b_25.wav").is_file() and (delivered / "soundtrack.aaf").is_file()
     assert not (delivered / "mix.wav").exists()  # stems and printmaster go by the studio's naming pattern
+    approval = json.loads((delivered / "provenance.json").read_text())["approval"]
+    assert approval["approved_by"] == "Ana (producer)" and approval["version"] == result["version"]
+    assert approval["run_id"] == result["run_id"] and approval["note"] == "good" and approval["approved_at"]
+    _approval_is_on_the_run_page(flow_run_id, result)
     assert (delivered / "soundtrack.mp4").read_bytes() == (folder / "soundtrack.mp4").read_bytes()
     db_url = f"sqlite:///{tmp_path / 'home' / 'studio.db'}"
     versions = repository.flow_run_versions(db_url, flow_run_id)
@@ -134,6 +139,26 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
     assert "no cue 'F404'" in decisions[0]["note"]
     assert decisions[1]["changes"] == [{"cue": c, "prompt": p} for c, p in changed.items()]
     assert decisions[2]["delivered_uri"] and decisions[2]["decided_at"] is not None
+
+
+def _approval_is_on_the_run_page(flow_run_id: str, result: dict[str, Any]) -> None:
+    """The finished run says it was approved: its final state's message, its tag, its artifacts
+    (the approval, and the refused direction before it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    assert run.state.is_completed() and run.state.message.startswith("approved by Ana (producer): version ")
+    assert result["version"] in run.state.message and "delivered to " in run.state.message
+    assert "approved" in run.tags
+    by_key = {a.key: a for a in artifacts if a.key}
+    slug = result["review_artifact"].removeprefix("review-")
+    assert "**Ana (producer)** approved version" in by_key[f"approval-{slug}"].data
+    assert "no cue 'F404'" in by_key[f"direction-refused-{slug}"].data
 
 
 def test_without_an_answer_the_version_stays_unapproved(prefect_api, reel, tmp_path, monkeypatch) -> None:
