@@ -102,6 +102,13 @@ def prefect(env: dict, *args: str) -> str:
     return done.stdout
 
 
+def test_the_nightly_schedule_is_deployed_switched_off(server) -> None:
+    """prefect.yaml's buckets are placeholders: `deploy --all` must not start nightly runs against them."""
+    api, _ = server
+    (nightly,) = call("POST", f"{api}/deployments/filter", json={"deployments": {"name": {"any_": ["nightly"]}}})
+    assert [(s["schedule"]["cron"], s["active"]) for s in nightly["schedules"]] == [("0 2 * * *", False)]
+
+
 @pytest.mark.long(165)
 def test_s3_drop_starts_exactly_one_run_per_object_version(server, reel, processes) -> None:
     api, env = server
