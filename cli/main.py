@@ -38,6 +38,9 @@ def _print_outputs(result: dict[str, Any]) -> None:
         )
     else:
         _print_local_outputs(Path(result["out_dir"]))
+    if result.get("review_page"):
+        where = "" if result["out_dir"].startswith("s3://") else "   (served by: .venv/bin/audiox-studio serve)"
+        print(terminal_text(f"Review page: {result['review_page']}{where}"))
     api = os.environ.get("PREFECT_API_URL")
     ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200"
     print(f"Review artifact '{result['review_artifact']}' and the run's tasks are in the Prefect UI:")
@@ -60,6 +63,8 @@ def _print_local_outputs(out: Path) -> None:
         "stems/dialogue.wav",
         "stems/foley.wav",
         "stems/music.wav",
+        "waveform.png",
+        "spectrogram.png",
         "scenes.json",
         "scenes.edl",
         "soundtrack.otio",

@@ -161,3 +161,22 @@ def test_the_prefect_summary_spans_a_music_cue_over_its_scenes() -> None:
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in review_markdown(_facts(), {}).splitlines()}
     assert rows["M01"].split(" | ")[1] == "1–2" and rows["F001"].split(" | ")[1] == "1"
     assert "muted" in rows["F002"] and "reused" in rows["F001"]
+
+
+def test_the_cli_lists_the_pictures_and_gives_the_review_page_as_its_serve_address(tmp_path: Path, capsys) -> None:
+    from cli.main import _print_outputs
+
+    for name in ("review.html", "mix.wav", "waveform.png", "spectrogram.png", "soundtrack.otio"):
+        (tmp_path / name).write_bytes(b"x")
+    result = {
+        "reel": "reel1",
+        "model": "demo model",
+        "out_dir": str(tmp_path),
+        "review_artifact": "review-reel1",
+        "flow_run_id": "abc",
+        "review_page": "http://127.0.0.1:8765/out/reel1-0123456789/review.html",
+    }
+    _print_outputs(result)
+    out = capsys.readouterr().out
+    assert f"  {tmp_path / 'waveform.png'}" in out and f"  {tmp_path / 'spectrogram.png'}" in out
+    assert "Review page: http://127.0.0.1:8765/out/reel1-0123456789/review.html" in out and "audiox-studio serve" in out
