@@ -24,6 +24,7 @@ from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
+from audiox_core.workspace import studio_home
 from tasks.direction import (
     approval_facts,
     await_direction,
@@ -89,7 +90,7 @@ def run_name() -> str:
 )
 def soundtrack(
     source_uri: str,
-    out_uri: str = "out",
+    out_uri: str | None = None,
     settings: dict[str, Any] | None = None,
     trigger: str = "manual",
     cues: str | None = None,
@@ -98,11 +99,20 @@ def soundtrack(
     delivery_uri: str | None = None,
 ) -> dict[str, Any] | Completed:
     """Make the soundtrack of one reel; returns the output folder, run id and review artifact key.
-    ``trigger`` says what started it (manual, nightly, s3-drop) for the provenance record; ``cues``
-    is a cue sheet (path or URI) to follow instead of the reel's own (audiox_core/reel/cuesheet.py).
     With ``review``, each rendered version waits for the producer (``tasks/direction.py``): changes
-    make a new version with exactly those cues regenerated, approval delivers the version to
-    ``delivery_uri`` (default: ``<out_uri>/delivered``)."""
+    make a new version with exactly those cues regenerated, approval delivers the version.
+
+    Args:
+        source_uri: The footage: a path on the worker or s3://bucket/key (a still, a storyboard folder or CSV, or a .txt brief also work).
+        out_uri: Where the reel's folder goes: a folder on the worker or an s3:// prefix (empty: $AUDIOX_HOME/out on the worker).
+        settings: Settings that differ from the defaults, e.g. {"steps": 25, "seed": 3, "start_timecode": "00:59:58:00"}; the keys are listed in the README (Command line).
+        trigger: What started the run, for the provenance record (manual, on-demand, nightly, s3-drop).
+        cues: A cue sheet (path or s3:// URI) to follow instead of the reel's own edited sheet or a draft.
+        review: Wait for the producer's direction on each version (approve, or change cues).
+        review_timeout_s: How long a version waits for direction before it stays unapproved (seconds).
+        delivery_uri: Where an approved version is delivered (empty: <out_uri>/delivered).
+    """
+    out_uri = out_uri or str(studio_home() / "out")  # never a folder relative to wherever the worker started
     source = Source.of(source_uri)
     uris = {"source": source_uri, "destination": out_uri, "cue sheet": cues, "delivery": delivery_uri}
     forget_secret_parameters(uris)  # before anything can fail: Prefect keeps no secret
