@@ -5,7 +5,8 @@ GET and HEAD with byte ranges (``Range: bytes=a-b``, ``a-``, ``-n``: 206 with ``
 unsatisfiable range is 416), each file with its media type (``audiox_core/store/media_types.py``); a path
 that names no file (a NUL byte, a broken escape, not absolute) is 400. Only files under the roots are
 served: each local reel folder a run published into (its outputs rows; the ``--out`` a run was given
-is not served, nor a failed run's), and any ``--root``; no root may be or hold the file system's
+is not served, nor a failed run's), read again as runs publish, and any ``--root``; ``/`` lists
+the reels with links to their review pages; no root may be or hold the file system's
 root, the home folder, the studio's data folder, Prefect's home or a SQLite database's folder
 (``audiox_core/store/serving.py``). Listens on 127.0.0.1 unless ``--host`` says otherwise.
 """
@@ -16,11 +17,18 @@ import argparse
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from html import escape
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+from urllib.parse import quote
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from audiox_core.errors import InputError
 from audiox_core.store.media_types import media_type
@@ -58,7 +66,52 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     return (first, last) if first <= last and first < size else False
 
 
-def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
+Roots = Callable[[], Sequence[Path]]
+
+
+class LiveRoots:
+    """The folders to serve as runs publish them: ``local_roots`` read again at most every
+    ``refresh_s`` when a request comes, so a reel a run publishes into a new ``--out`` is served
+    without a restart (the last good answer kept while the database cannot be read)."""
+
+    def __init__(self, db_url: str, extra: Sequence[str], refresh_s: float = 2.0) -> None:
+        self.db_url, self.extra, self.refresh_s = db_url, list(extra), refresh_s
+        self.roots = local_roots(db_url, extra)  # a refused --root is the command's one line, at start
+        self.read_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Sequence[Path]:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.refresh_s:
+                try:
+                    self.roots = local_roots(self.db_url, self.extra)
+                except (InputError, SQLAlchemyError, OSError) as e:
+                    log.warning("the served folders were not read again (%s): serving the ones known", e)
+                self.read_at = time.monotonic()
+            return self.roots
+
+
+def index_page(roots: Sequence[Path]) -> bytes:
+    """The root's page: each served reel folder with its review page (when it has one) and files'
+    age; nothing of any folder but the roots."""
+    rows = []
+    for root in sorted(roots, key=lambda r: r.name):
+        review = root / "review.html"
+        when = datetime.fromtimestamp(root.stat().st_mtime).strftime("%Y-%m-%d %H:%M") if root.is_dir() else "gone"
+        link = (
+            f'<a href="{escape(quote(str(review)))}">{escape(root.name)}</a>' if review.is_file() else escape(root.name)
+        )
+        rows.append(f"<tr><td>{link}</td><td>{escape(str(root.parent))}</td><td>{when}</td></tr>")
+    body = "".join(rows) or "<tr><td colspan=3>no reel published yet</td></tr>"
+    return (
+        "<!doctype html><meta charset=utf-8><title>AudioX Studio: reels</title>"
+        "<style>body{font:14px system-ui;background:#111;color:#ddd;margin:2em}a{color:#8cf}"
+        "td,th{padding:4px 12px;text-align:left;border-bottom:1px solid #333}</style>"
+        f"<h1>Reels</h1><table><tr><th>reel (its review page)</th><th>output folder</th><th>updated</th></tr>{body}</table>"
+    ).encode()
+
+
+def make_handler(roots: Roots) -> type[BaseHTTPRequestHandler]:
     class OutputsHandler(BaseHTTPRequestHandler):
         server_version = "audiox-studio-serve"
 
@@ -69,8 +122,18 @@ def make_handler(roots: Sequence[Path]) -> type[BaseHTTPRequestHandler]:
             self._answer(body=True)
 
         def _answer(self, body: bool) -> None:
+            if self.path.split("?", 1)[0] == "/":
+                page = index_page(roots())
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", media_type("index.html"))
+                self.send_header("Content-Length", str(len(page)))
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                if body:
+                    self.wfile.write(page)
+                return
             try:
-                path = served_path(self.path, roots)
+                path = served_path(self.path, roots())
             except InputError as e:
                 self.send_error(HTTPStatus.BAD_REQUEST, str(e))
                 return
@@ -123,8 +186,14 @@ def _copy(source: BinaryIO, target: BinaryIO, n: int) -> None:
         n -= len(chunk)
 
 
-def make_server(roots: Sequence[Path], host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler([r.resolve() for r in roots]))
+def make_server(
+    roots: Sequence[Path] | Roots, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> ThreadingHTTPServer:
+    """The server for fixed ``roots``, or for the roots a callable gives at each request (``LiveRoots``)."""
+    if not callable(roots):
+        fixed = [r.resolve() for r in roots]
+        roots = lambda: fixed  # noqa: E731
+    server = ThreadingHTTPServer((host, port), make_handler(roots))
     server.daemon_threads = True
     return server
 
@@ -194,13 +263,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from audiox_core.workspace import studio_home
     from db.session import database_url
 
-    roots = local_roots(database_url(studio_home()), args.root or [])
+    roots = LiveRoots(database_url(studio_home()), args.root or [])
     try:
         server = make_server(roots, args.host, args.port)
     except OSError as e:
         raise InputError(f"{args.host}:{args.port}: cannot listen there: {e.strerror or e}") from e
-    shown = ", ".join(str(r) for r in roots) or "none yet (give --root)"
-    print(f"Serving the output folders ({shown}) on http://{args.host}:{server.server_port}/  (Ctrl-C stops)")
+    shown = ", ".join(str(r) for r in roots()) or "none yet"
+    print(
+        f"Serving the output folders ({shown}, and every reel a run publishes from now on) on "
+        f"http://{args.host}:{server.server_port}/  (its page lists the reels; Ctrl-C stops)"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from harness import scaled_timeout
@@ -246,3 +247,22 @@ def test_a_range_with_thousands_of_digits_is_unsatisfiable_or_clipped() -> None:
     assert byte_range("bytes=" + "9" * 5000 + "-", 100) is False
     assert byte_range("bytes=0-" + "9" * 5000, 100) == (0, 99)
     assert byte_range("bytes=-" + "9" * 5000, 100) == (0, 99)
+
+
+def test_a_reel_published_after_serve_started_is_served_and_listed(
+    studio_db: str, tmp_path: Path, serve: Callable[[Sequence[Path]], Get]
+) -> None:
+    from cli.serve import LiveRoots
+
+    get = serve(LiveRoots(studio_db, [], refresh_s=0))
+    status, page = get("/")
+    assert status == 200 and b"no reel published yet" in page
+    folder = _published_run(
+        studio_db, tmp_path / "new-out", {"review.html": b"<html>review</html>", "mix.wav": b"RIFF"}
+    )
+    review = folder.resolve() / "review.html"
+    assert get(quote(str(review))) == (200, b"<html>review</html>")
+    status, page = get("/")
+    assert status == 200 and f'href="{quote(str(review))}"'.encode() in page and REEL.encode() in page
+    assert get(quote(str(tmp_path / "new-out")))[0] == 404  # the output root itself is no listing
+    assert get(quote(str(folder.resolve())))[0] == 404  # nor is a reel folder
