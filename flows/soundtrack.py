@@ -22,6 +22,7 @@ from audiox_core.lifecycle import stop_point
 from audiox_core.reel.cuesheet import CueSheet
 from audiox_core.reel.daw_reel import Stamps
 from audiox_core.reel.destination import Destination
+from audiox_core.reel.direction import Direction
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
 from audiox_core.workspace import studio_home
@@ -30,6 +31,7 @@ from tasks.direction import (
     await_direction,
     deliver,
     directed_sheet,
+    direction_form,
     record_direction_task,
     show_approval,
     show_refusal,
@@ -174,8 +176,11 @@ def _review(
     (only the changed cues are generated: the others' content keys are unchanged), approval delivers.
     A direction that cannot be applied (a cue the sheet does not have) is recorded as refused with its
     one-line reason, and the version waits again."""
+    refused: tuple[Direction, str] | None = None
     while True:
-        direction = await_direction(result["run_id"], questions_asked(db_url, result["run_id"]), timeout_s)
+        form = direction_form(result["cue_sheet"], result["run_id"], refused)
+        direction = await_direction(result["run_id"], questions_asked(db_url, result["run_id"]), timeout_s, form)
+        refused = None
         if direction is None:
             return {**result, "approved": False}
         if direction.approves:
@@ -189,6 +194,7 @@ def _review(
             get_run_logger().error("direction refused: %s", e)
             record_direction_task(db_url, result["run_id"], direction, refused=str(e))
             show_refusal(result, direction, str(e))
+            refused = (direction, str(e))  # the form asks again with it kept and why it was refused
             continue
         record_direction_task(db_url, result["run_id"], direction)
         result = _version(db_url, source, out_uri, s, "review changes", sheet=sheet)

@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
+from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 from prefect.states import Completed
 
@@ -57,7 +58,43 @@ DELIVERABLES = (
 )
 
 
-def await_direction(run_id: int, asked: int, timeout_s: int) -> Direction | None:
+class DirectionForm(Direction, RunInput):
+    """The direction as Prefect's typed pause input (the form on the run's page)."""
+
+
+def direction_form(sheet_yaml: str, run_id: int, refused: tuple[Direction, str] | None = None) -> type[RunInput]:
+    """The form a version asks with: above it the version's cues as the sheet has them (id, kind,
+    span, prompt, seed, gain, mute), so a producer changes what is there; after a refused direction,
+    why it was refused first and the producer's own input kept in the form."""
+    sheet = parse_sheet(sheet_yaml, f"cue sheet of run {run_id}")
+    rows = [
+        "| cue | kind | span | prompt | seed | gain | mute |",
+        "|---|---|---|---|---:|---:|---|",
+        *(
+            f"| {c.id} | {c.kind} | {_span(c)} | {c.prompt.replace('|', '/')} | {c.seed} | {c.gain_db:+.1f} dB | "
+            f"{'muted' if c.mute else ''} |"
+            for c in sheet.cues
+        ),
+    ]
+    lines = [f"Version of run {run_id}: approve it, or change cues by their id (one item per cue)."]
+    kept: dict[str, Any] = {}
+    if refused is not None:
+        direction, reason = refused
+        lines.insert(
+            0, f"**Your last direction was refused: {reason}.** It is kept below: correct it and submit again.\n"
+        )
+        kept = direction.model_dump()
+    return DirectionForm.with_initial_data(description="\n".join([*lines, "", *rows]), **kept)
+
+
+def _span(cue: Any) -> str:
+    if cue.scenes is None:
+        return f"{cue.tc_in}–{cue.tc_out}"
+    first, last = cue.scenes
+    return f"scene {first}" if first == last else f"scenes {first}–{last}"
+
+
+def await_direction(run_id: int, asked: int, timeout_s: int, form: type[RunInput] = DirectionForm) -> Direction | None:
     """The producer's direction on version ``run_id`` (``asked`` decisions on it recorded before), or
     None when none came within ``timeout_s``. The key names the version and the question, so a
     resumed flow run asking again gets the answer it was given."""
@@ -66,11 +103,13 @@ def await_direction(run_id: int, asked: int, timeout_s: int) -> Direction | None
     log.info("version %d waits for the producer's direction (the run's page in the Prefect UI)", run_id)
     try:
         if deployment.get_id() is not None:
-            return suspend_flow_run(wait_for_input=Direction, timeout=timeout_s, key=key)
-        return pause_flow_run(wait_for_input=Direction, timeout=timeout_s, key=key, poll_interval=2)
+            answer = suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
+        else:
+            answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=key, poll_interval=2)
     except FlowPauseTimeout:
         log.warning("no direction within %d s: version %d stays unapproved", timeout_s, run_id)
         return None
+    return Direction.model_validate(answer.model_dump())
 
 
 def directed_sheet(db_url: str, run_id: int, sheet_yaml: str, changes: list[CueChange]) -> CueSheet:

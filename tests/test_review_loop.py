@@ -43,6 +43,19 @@ def _paused(flow_run_id: str | None, timeout_s: float = 300, seen: set[str] | No
     raise AssertionError("the flow run did not pause for review")
 
 
+def _form(flow_run_id: str) -> dict[str, Any]:
+    """The form the paused run shows: its description (markdown above it) and its JSON schema."""
+    from prefect.client.orchestration import get_client
+    from prefect.input.actions import read_flow_run_input
+
+    with get_client(sync_client=True) as client:
+        keyset = client.read_flow_run(flow_run_id).state.state_details.run_input_keyset
+    return {
+        "description": read_flow_run_input(keyset["description"], flow_run_id),
+        "schema": read_flow_run_input(keyset["schema"], flow_run_id),
+    }
+
+
 def _resume(flow_run_id: str, direction: dict[str, Any]) -> None:
     from prefect.flow_runs import resume_flow_run
 
@@ -90,6 +103,10 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
         )
         _paused(flow_run_id, seen=keys)  # refused (no such cue): the same version waits again
         assert _cue_hashes(folder) == first
+        form = _form(flow_run_id)  # it says why, above the version's cues, with the refused input kept
+        assert form["description"].startswith("**Your last direction was refused: cue sheet of ")
+        assert "no cue 'F404'" in form["description"] and f"| {foley[0]} | foley | scene 0 |" in form["description"]
+        assert form["schema"]["properties"]["changes"]["default"][0]["cue"] == "F404"
         _resume(
             flow_run_id,
             {
