@@ -61,7 +61,7 @@ from tasks.media import (
 )
 from tasks.preflight import preflight
 from tasks.provenance import finish_run_task, provenance_task, record_results_task, record_source_task, start_run_task
-from tasks.review import REVIEW_PAGE, artifact_slug, review_page_task, review_task, version_facts
+from tasks.review import REVIEW_PAGE, review_key, review_page_task, show_review, version_facts
 from tasks.run_end import (
     cancellation_delivered,
     close_cancelled,
@@ -215,7 +215,7 @@ def _result(source: Source, base_uri: str, run_id: int, model: str, version: str
         "out_dir": location(base_uri),
         "run_id": run_id,
         "flow_run_id": flow_run.get_id(),
-        "review_artifact": f"review-{artifact_slug(source.folder)}",
+        "review_artifact": review_key(source.folder, run_id),
         "model": model,
         "base_uri": base_uri,
         "version": version,
@@ -262,7 +262,7 @@ def _reel(
         document = provenance_task(db_url, run_id, stage, where, source, footage, analysis, plan, rendered, mix, model)
     publish_task(where)
     record_results_task(db_url, run_id, scene_ids, document)
-    key = review_task(source.folder, facts, document.outputs, where.base_uri)
+    key = show_review(source.folder, run_id, facts, document.outputs, where.base_uri)  # on the flow run
     return {
         **_result(source, where.base_uri, run_id, model.label, where.version),
         "review_artifact": key,

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.environment import t5_dir
@@ -33,23 +33,23 @@ from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import write_atomic
 
 REVIEW_PAGE = "review.html"
-LINKED = {  # the deliverables' links, in this order: file in the version → artifact key prefix
-    "soundtrack.mp4": "soundtrack",
-    "soundtrack.mov": "soundtrack",
-    "soundtrack.mkv": "soundtrack",
-    "mix.wav": "mix",
-    "stems/dialogue.wav": "stem-dialogue",
-    "stems/music.wav": "stem-music",
-    "stems/foley.wav": "stem-foley",
-    "stems/m_and_e.wav": "stem-m-and-e",
-    "review_proxy.mp4": "review-proxy",
-    "soundtrack.otio": "daw-otio",
-    "soundtrack.aaf": "daw-aaf",
-    "cues.yaml": "cue-sheet",
-    "music_cues.csv": "music-cue-sheet",
-    "scenes.edl": "edl",
-    "scenes.csv": "scenes-csv",
-}
+LINKED = (  # the deliverables linked from a version's card, in this order
+    "soundtrack.mp4",
+    "soundtrack.mov",
+    "soundtrack.mkv",
+    "mix.wav",
+    "stems/dialogue.wav",
+    "stems/music.wav",
+    "stems/foley.wav",
+    "stems/m_and_e.wav",
+    "review_proxy.mp4",
+    "soundtrack.otio",
+    "soundtrack.aaf",
+    "cues.yaml",
+    "music_cues.csv",
+    "scenes.edl",
+    "scenes.csv",
+)
 PICTURES = ("waveform", "spectrogram")
 
 
@@ -132,7 +132,7 @@ def review_markdown(facts: ReviewFacts, links: dict[str, str]) -> str:
     new = sum(1 for r in facts.rendered if not r.reused)
     changed = ", ".join(f"`{k}={v}`" for k, v in facts.settings_changed.items()) or "defaults"
     lines = [
-        f"# {facts.reel}",
+        f"# {facts.reel}: version {facts.version}",
         "",
         f"**[Open the review page]({links[REVIEW_PAGE]})**: picture with the new mix, stems, seekable cues."
         if REVIEW_PAGE in links
@@ -165,28 +165,21 @@ def _scenes(c: SpannedCue) -> str:
     return str(first) if first == last else f"{first}–{last}"
 
 
-@task(name="review", cache_policy=NO_CACHE)
-def review_task(reel: str, facts: ReviewFacts, outputs: Sequence[OutputRecord], base_uri: str) -> str:
-    """The review in the Prefect UI; keys are stable per reel, so each run adds a version."""
-    slug = artifact_slug(reel)
+def review_key(reel: str, run_id: int) -> str:
+    """A version's review card: the reel and the version's run, so each version's card is titled apart."""
+    return f"review-{artifact_slug(reel)}-run{run_id}"
+
+
+def show_review(reel: str, run_id: int, facts: ReviewFacts, outputs: Sequence[OutputRecord], base_uri: str) -> str:
+    """The version's one card on the run's page, under the flow run (not a task): titled with the reel
+    and the version's run, the review page's link its first line, then the figures, the pictures,
+    every deliverable's link and the cues. Returns its key."""
     prefix = base_uri.rstrip("/") + "/"
     links = {o.uri.removeprefix(prefix): store_for(o.uri).link(o.uri) for o in outputs}
-
-    def link_card(name: str, key: str, text: str) -> None:
-        if name in links:
-            create_link_artifact(
-                key=f"{key}-{slug}", link=links[name], link_text=f"{reel}: {text}", description=f"{text} of {reel}"
-            )
-
-    link_card(REVIEW_PAGE, "review-page", "review page (play, solo stems, seek cues)")
-    create_markdown_artifact(
-        key=f"review-{slug}", markdown=review_markdown(facts, links), description=f"Soundtrack review for {reel}"
-    )
-    for name, key in LINKED.items():
-        link_card(name, key, name)
-    for name in PICTURES:
-        if f"{name}.png" in links:
-            create_image_artifact(
-                image_url=links[f"{name}.png"], key=f"{name}-{slug}", description=f"{name} of the {reel} mix"
-            )
-    return f"review-{slug}"
+    files = [f"[{name}]({links[name]})" for name in LINKED if name in links]
+    markdown = review_markdown(facts, links)
+    if files:
+        markdown += "\nFiles: " + " · ".join(files) + "\n"
+    key = review_key(reel, run_id)
+    create_markdown_artifact(key=key, markdown=markdown, description=f"{facts.reel}: version {facts.version}")
+    return key

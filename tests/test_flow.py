@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -116,28 +117,30 @@ def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> 
 
 
 def test_review_artifacts_in_prefect_come_in_order_and_link_through_serve(finished) -> None:
-    """Expected: the run's artifacts start with the review page's link (through `audiox-studio serve`,
-    never file://), then the markdown summary with the pictures and one row per cue; the page is in
-    the version folder."""
+    """Expected: the version has one card on the flow run itself (no task run's), titled with the reel
+    and the version's run, whose first link is the review page (through `audiox-studio serve`, never
+    file://), then the pictures, every deliverable's link and one row per cue."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-    from prefect.client.schemas.sorting import ArtifactSort
 
     result, folder, _ = finished
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[result["flow_run_id"]])),
-            sort=ArtifactSort.CREATED_DESC,
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[result["flow_run_id"]]))
         )
-    reviewed = [a for a in reversed(artifacts) if a.type in ("markdown", "link", "image")]
-    assert reviewed[0].key.startswith("review-page-") and reviewed[1].key == result["review_artifact"]
-    page = str((folder / "review.html").resolve())
-    assert f"http://127.0.0.1:8765{page}" in reviewed[0].data
-    markdown = reviewed[1].data
+    (card,) = [a for a in artifacts if a.type == "markdown"]
     assert (
-        "[Open the review page](http://127.0.0.1:8765" in markdown and "![waveform](http://127.0.0.1:8765" in markdown
+        card.key
+        == result["review_artifact"]
+        == f"{result['review_artifact'].rsplit('-run', 1)[0]}-run{result['run_id']}"
     )
-    assert "| F000 | 0 |" in markdown and "file://" not in "".join(str(a.data) for a in artifacts)
+    assert card.task_run_id is None and result["version"] in card.description
+    assert not [a for a in artifacts if a.type in ("link", "image")]
+    page = str((folder / "review.html").resolve())
+    links = re.findall(r"\]\((http[^)]+)\)", card.data)
+    assert links[0] == f"http://127.0.0.1:8765{page}"
+    assert "![waveform](http://127.0.0.1:8765" in card.data and "[soundtrack.aaf](http://127.0.0.1:8765" in card.data
+    assert "| F000 | 0 |" in card.data and "file://" not in "".join(str(a.data) for a in artifacts)
 
 
 def test_the_flow_run_is_named_after_the_reel_and_its_source(finished, reel) -> None:
