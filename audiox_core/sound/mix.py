@@ -403,7 +403,12 @@ def _write(
         outputs={**outputs, "mix": mix.report()},
         samples=mixer.total,
     )
-    for k, f in files.items():
-        o = report_.outputs[k]
-        f.close(chunk(k, Loudness(o.integrated_lufs, o.loudness_range_lu, o.true_peak_dbtp)) if stamps else None)
+    try:
+        for k, f in files.items():
+            o = report_.outputs[k]
+            f.close(chunk(k, Loudness(o.integrated_lufs, o.loudness_range_lu, o.true_peak_dbtp)) if stamps else None)
+    except BaseException:  # nothing half-written left behind (a file already closed is in place, as before)
+        for f in files.values():
+            f.abort()
+        raise
     return report_, [w.pictures for w in written if w.pictures is not None]
