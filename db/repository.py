@@ -307,13 +307,17 @@ def latest_generation(url: str, source_uri: str, scene_index: int, kind: str) ->
         return None if g is None else _values(g, "id", "created_at")
 
 
-def record_generations(url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]]) -> None:
-    """Generation rows (kept if the key exists) linked to this run's scenes via ``scene_index``."""
+def record_generations(
+    url: str, scene_ids: dict[int, int], generations: Iterable[dict[str, Any]], takes: Iterable[dict[str, Any]] = ()
+) -> None:
+    """Generation rows (kept if the key exists) linked to this run's scenes via ``scene_index``; the
+    rows of ``takes`` (a cue's takes to choose from) unlinked, found by their key when one is chosen."""
     rows = [dict(g) for g in generations]
     links = [(r.pop("scene_index"), r["key"]) for r in rows]
+    unlinked = [{k: v for k, v in t.items() if k not in ("scene_index", "take")} for t in takes]
     with sessions(url).begin() as s:
         now = utcnow()
-        _insert_ignore(s, Generation, [{**r, "created_at": now} for r in rows], ["key"])
+        _insert_ignore(s, Generation, [{**r, "created_at": now} for r in rows + unlinked], ["key"])
         ids = dict(
             s.execute(select(Generation.key, Generation.id).where(Generation.key.in_([k for _, k in links]))).all()
         )

@@ -28,6 +28,7 @@ from audiox_core.reel.source import Source
 from audiox_core.workspace import studio_home
 from tasks.direction import (
     approval_facts,
+    as_changed,
     await_direction,
     deliver,
     directed_sheet,
@@ -183,6 +184,7 @@ def _review(
         refused = None
         if direction is None:
             return {**result, "approved": False}
+        given, direction = direction, as_changed(direction, result["cue_sheet"], result["run_id"])
         if direction.approves:
             approval = approval_facts(result, direction)
             delivered = deliver(result, source, delivery_root(out_uri, delivery_uri), s.daw, approval)
@@ -194,7 +196,7 @@ def _review(
             get_run_logger().error("direction refused: %s", e)
             record_direction_task(db_url, result["run_id"], direction, refused=str(e))
             show_refusal(result, direction, str(e))
-            refused = (direction, str(e))  # the form asks again with it kept and why it was refused
+            refused = (given, str(e))  # the form asks again with the producer's input kept and why it was refused
             continue
         record_direction_task(db_url, result["run_id"], direction)
         result = _version(db_url, source, out_uri, s, "review changes", sheet=sheet)
@@ -250,16 +252,22 @@ def _reel(
     with staged_version(where) as stage:
         exports_task(analysis, spotted, stage, source)
         rendered = generate_cues(plan, analysis, stage / "cues", source.folder, stamps)
+        takes = {
+            t.take: generate_cues(t, analysis, stage / "takes" / f"take{t.take}", source.folder, stamps)
+            for t in plan.takes
+        }
         stop_point()
         mix = mix_task(analysis, rendered, work, stage, s.mix, source.name, stamps)
         mux_task(analysis, stage)
         daw_task(stage, run_id, source, analysis, spotted, rendered, plan, model, s, mix)
         if s.review_proxy:
             proxy_task(analysis, stage)
-        facts = version_facts(stage, where, source, trigger, s, model, mix, analysis, spotted, rendered)
+        facts = version_facts(stage, where, source, trigger, s, model, mix, analysis, spotted, rendered, takes, work)
         review_page_task(stage, facts, where.base_uri)
         stop_point()  # the last: once publishing starts, the run ends as it would have
-        document = provenance_task(db_url, run_id, stage, where, source, footage, analysis, plan, rendered, mix, model)
+        document = provenance_task(
+            db_url, run_id, stage, where, source, footage, analysis, plan, rendered, mix, model, takes
+        )
     publish_task(where)
     record_results_task(db_url, run_id, scene_ids, document)
     key = show_review(source.folder, run_id, facts, document.outputs, where.base_uri)  # on the flow run

@@ -28,7 +28,7 @@ from prefect.states import Completed
 from audiox_core.lifecycle import work_folder
 from audiox_core.reel.cuesheet import CueSheet, parse_sheet, resolve
 from audiox_core.reel.daw_reel import DawSettings
-from audiox_core.reel.direction import CueChange, Direction, apply_changes, described
+from audiox_core.reel.direction import CueChange, Direction, apply_changes, described, effective_changes, prefilled
 from audiox_core.reel.source import Source
 from audiox_core.reel.stem_names import delivered_names
 from audiox_core.sound.audio import MIX_RATE
@@ -76,8 +76,11 @@ def direction_form(sheet_yaml: str, run_id: int, refused: tuple[Direction, str] 
             for c in sheet.cues
         ),
     ]
-    lines = [f"Version of run {run_id}: approve it, or change cues by their id (one item per cue)."]
-    kept: dict[str, Any] = {}
+    lines = [
+        f"Version of run {run_id}: approve it, or edit the cues' items below (each starts as the cue is now;"
+        " an item left as it is changes nothing)."
+    ]
+    kept: dict[str, Any] = {"changes": prefilled(sheet)}
     if refused is not None:
         direction, reason = refused
         lines.insert(
@@ -112,6 +115,12 @@ def await_direction(run_id: int, asked: int, timeout_s: int, form: type[RunInput
     return Direction.model_validate(answer.model_dump())
 
 
+def as_changed(direction: Direction, sheet_yaml: str, run_id: int) -> Direction:
+    """The direction with only the items that change their cue (the form starts with every cue's item)."""
+    sheet = parse_sheet(sheet_yaml, f"cue sheet of run {run_id}")
+    return direction.model_copy(update={"changes": effective_changes(sheet, direction.changes)})
+
+
 def directed_sheet(db_url: str, run_id: int, sheet_yaml: str, changes: list[CueChange]) -> CueSheet:
     """The next version's cue sheet: the version's sheet with the producer's changes made, checked on
     the version's own scenes (a span to regenerate outside its cue, say), so a direction that cannot
@@ -136,7 +145,7 @@ def record_direction_task(
         "flow_run_id": flow_run.get_id(),
         "decision": decision,
         "reviewer": direction.reviewer,
-        "note": note,
+        "note": f"{note}\ncomments:\n{direction.comments.strip()}".strip() if direction.comments.strip() else note,
         "changes": described(direction.changes),
         "delivered_uri": delivered_uri,
     }
@@ -176,7 +185,7 @@ def deliver_task(
     names = names or {}
     source, target = store_for(base_uri), store_for(delivery_root)
     folder_uri = target.child(delivery_root, reel)
-    final_dir = target.assembly_folder(folder_uri, work)
+    final_dir = target.assembly_folder(folder_uri, version, work)
     with staged_directory(final_dir) as stage:
         for name in (n for n in DELIVERABLES if n in files or n == "provenance.json"):  # written after its list
             fetched = source.fetch(f"{base_uri.rstrip('/')}/{name}", work / "delivery-cache")

@@ -20,7 +20,7 @@ from audiox_core.provenance.records import CueId, GivenSound, ModelFacts, Render
 from audiox_core.reel.cues import Cue
 from audiox_core.reel.cuesheet import SpannedCue
 from audiox_core.reel.daw_reel import Stamps
-from audiox_core.reel.generation_plan import GenerationPlan, plan_generation
+from audiox_core.reel.generation_plan import GenerationPlan, plan_generation, take_plans
 from audiox_core.reel.given_sound import read_given_audio, span_list
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Footage, Source
@@ -136,7 +136,13 @@ def plan_generation_stage(
     name = spotted.sheet_name
     given = given_sounds_task(db_url, source.shown, spotted.spanned, name, work)
     plan = plan_generation(settings, model, list(spotted.cues), list(spotted.placements), footage.file.sha256, given)
-    return replace(plan, reuse=reusable_task(db_url, plan.keys))
+    takes = {(s.scene_index, s.cue.kind): s.cue.takes for s in spotted.spanned if s.cue.takes > 1 and not s.cue.mute}
+    extra = take_plans(plan, takes, settings, model, footage.file.sha256)
+    return replace(
+        plan,
+        reuse=reusable_task(db_url, plan.keys),
+        takes=tuple(replace(t, reuse=reusable_task(db_url, t.keys)) for t in extra),
+    )
 
 
 def generate_cues(
@@ -145,15 +151,16 @@ def generate_cues(
     """The generate stage, run in the flow itself (not inside a task): each batch is then a task of
     the flow whose cached result is committed as soon as it finishes, where a task nested in another
     task would commit only with its parent, and a crash would lose every finished batch."""
+    what = "cues" if plan.take == 1 else f"take {plan.take} of cues"
     artifact = create_progress_artifact(
-        progress=0.0, key=f"generation-{artifact_slug(reel)}", description="cues generated"
+        progress=0.0, key=f"generation-{artifact_slug(reel)}", description=f"{what} generated"
     )
     total = len(plan.cues)
     reuse = plan.reuse
     done = float(len(reuse))  # cues finished (reused ones from the start), fractional while a batch samples
     last_sent = 0.0
 
-    with progress_bar(f"generate {total - len(reuse)} cues") as bar:
+    with progress_bar(f"generate {total - len(reuse)} {what}") as bar:
 
         def update(finished: float, _: int = total) -> None:
             nonlocal done, last_sent

@@ -14,11 +14,13 @@ from prefect.runtime import deployment, flow_run
 
 from audiox_core.lifecycle import process_tag
 from audiox_core.provenance.records import (
+    CueGeneration,
     GenerationRecord,
     ModelFacts,
     ProvenanceDocument,
     RenderedCue,
     RunFacts,
+    TakeGeneration,
 )
 from audiox_core.reel.destination import Destination
 from audiox_core.reel.document import (
@@ -128,17 +130,29 @@ def provenance_task(
     rendered: list[RenderedCue],
     mix: LoudnessReport,
     model: ModelFacts,
+    takes: dict[int, list[RenderedCue]] | None = None,
 ) -> ProvenanceDocument:
     """The version's provenance document (reused cues keep their original records, read from the
-    database), written as provenance.json beside the staged outputs (an S3 destination gets it last)."""
-    reused = [plan.keys[(c.scene_index, c.kind)] for c in rendered if c.reused]
+    database), its cues' takes beside its generations, written as provenance.json beside the staged
+    outputs (an S3 destination gets it last)."""
+    takes = takes or {}
+    plans = {t.take: t for t in plan.takes}
+    made = [(plan, rendered)] + [(plans[n], cues) for n, cues in sorted(takes.items())]
+    reused = [p.keys[(c.scene_index, c.kind)] for p, cues in made for c in cues if c.reused]
     recorded = {k: GenerationRecord(**values) for k, values in repository.find_generations(db_url, reused).items()}
     sha = footage.file.sha256
-    generations = generation_records(rendered, plan.keys, sha, where.base_uri, stage, model, plan.sampling, recorded)
+
+    def records(p: GenerationPlan, cues: list[RenderedCue]) -> list[CueGeneration]:
+        return generation_records(cues, p.keys, sha, where.base_uri, stage, model, p.sampling, recorded)
+
+    generations = records(plan, rendered)
+    take_records = [
+        TakeGeneration(p.take, g.scene_index, g.generation) for p, cues in made[1:] for g in records(p, cues)
+    ]
     outputs = output_records(stage, where.base_uri)
     run = run_facts(db_url, run_id)
     facts = source_facts(source.shown, footage.file, analysis)
-    document = provenance_document(run, facts, model, analysis, generations, mix, outputs)
+    document = provenance_document(run, facts, model, analysis, generations, mix, outputs, take_records)
     write_atomic(stage / "provenance.json", document.to_json().encode())
     return document
 
@@ -147,7 +161,10 @@ def provenance_task(
 def record_results_task(db_url: str, run_id: int, scene_ids: dict[int, int], document: ProvenanceDocument) -> None:
     """The document's generations (reused ones keep their row), its mix with the stems, and every output."""
     repository.record_generations(
-        db_url, scene_ids, [{"scene_index": g.scene_index, **asdict(g.generation)} for g in document.generations]
+        db_url,
+        scene_ids,
+        [{"scene_index": g.scene_index, **asdict(g.generation)} for g in document.generations],
+        [asdict(t.generation) for t in document.takes],
     )
     repository.record_mix(db_url, run_id, asdict(document.mix))
     repository.record_outputs(db_url, run_id, [asdict(o) for o in document.outputs])

@@ -18,16 +18,18 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audiox_core.environment import t5_dir
-from audiox_core.errors import ModelError
+from audiox_core.errors import ModelError, PipelineError
 from audiox_core.model.prompt_length import prompt_tokens
 from audiox_core.model.spec import load_config
 from audiox_core.provenance.records import ModelFacts, OutputRecord, RenderedCue
-from audiox_core.reel.cuesheet import SpannedCue
+from audiox_core.reel.cuesheet import SpannedCue, parse_sheet
+from audiox_core.reel.daw_reel import start_sample
 from audiox_core.reel.destination import Destination
-from audiox_core.reel.review import ReviewFacts, review_html
+from audiox_core.reel.review import OtherVersion, ReviewFacts, review_html
 from audiox_core.reel.settings import RunSettings
 from audiox_core.reel.source import Source
 from audiox_core.reel.stages import Analysis, SheetPlan
+from audiox_core.sound.audio import MIX_RATE
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.store.by_uri import store_for
 from audiox_core.store.files import write_atomic
@@ -80,8 +82,12 @@ def version_facts(
     analysis: Analysis,
     spotted: SheetPlan,
     rendered: list[RenderedCue],
+    takes: dict[int, list[RenderedCue]] | None = None,
+    work: Path | None = None,
 ) -> ReviewFacts:
-    """What the review page and the Prefect UI show of the staged version."""
+    """What the review page and the Prefect UI show of the staged version, with the reel's other kept
+    versions to A/B against (read from where they are published) and its cues' takes."""
+    fps = analysis.scenes.fps
     return ReviewFacts(
         reel=source.title,
         source=source.shown,
@@ -96,7 +102,37 @@ def version_facts(
         files=version_files(stage),
         cue_sheet_origin=spotted.origin,
         rate=settings.mix.rate,
+        fps=fps,
+        start_frame=round(start_sample(settings.daw, fps) * fps / MIX_RATE),
+        takes=takes or {},
+        others=other_versions(where, work or stage.parent),
     )
+
+
+OTHERS_SHOWN = 4  # the newest kept versions a review page A/Bs against
+
+
+def other_versions(where: Destination, work: Path) -> tuple[OtherVersion, ...]:
+    """The reel's published versions but this one, newest first (at most ``OTHERS_SHOWN``), each with
+    its mix's URL as this page reaches it and its cue sheet; one that cannot be read is left out (a line in the log)."""
+    store = store_for(where.folder_uri)
+    try:
+        kept = [v for v in store.versions(where.folder_uri) if v != where.version]
+    except PipelineError as e:  # the page is still worth having without A/B
+        get_run_logger().warning("other versions not offered for A/B on the review page: %s", e)
+        return ()
+    found = []
+    for version in reversed(kept[-OTHERS_SHOWN:]):
+        base = store.version_uri(where.folder_uri, version)
+        try:
+            sheet = store.fetch(f"{base}/cues.yaml", work / "other-versions" / version).path.read_text()
+            cues = parse_sheet(sheet, f"{version}/cues.yaml").cues
+        except (PipelineError, OSError) as e:
+            get_run_logger().info("version %s not offered for A/B on the review page: %s", version, e)
+            continue
+        mix = store.link(f"{base}/mix.wav") if base.startswith("s3://") else f"../{version}/mix.wav"
+        found.append(OtherVersion(version, mix, cues))
+    return tuple(found)
 
 
 def version_files(stage: Path) -> list[str]:

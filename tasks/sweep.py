@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -30,6 +31,7 @@ from audiox_core.errors import InputError
 from audiox_core.lifecycle import abandoned, ended_reason, tag_alive
 from audiox_core.store.cache import cache_root, sources_cache
 from audiox_core.store.local import local_path
+from audiox_core.store.local_versions import SUFFIX as VERSIONS_SUFFIX
 from audiox_core.store.shared import tensor_cache
 from audiox_core.store.staged import sweep_staged
 from audiox_core.store.uri import public_uri, scrub
@@ -108,15 +110,20 @@ def _crash_flow_run(flow_run_id: str, reason: str) -> bool:
     return True
 
 
+def _is_versions(folder: Path) -> bool:
+    return folder.name.endswith(VERSIONS_SUFFIX) and folder.is_dir() and not folder.is_symlink()
+
+
 def _sweep_out_root(root_uri: str) -> list[Repair]:
-    """A local output root's hidden entries of dead processes: ``.partial`` staging folders and write
-    probes removed; a ``.previous`` folder (the version being replaced when the process died) put back
+    """A local output root's hidden entries of dead processes (and those in its reels' versions
+    folders): ``.partial`` staging folders, write probes and pointer links removed; a ``.previous`` folder (the version being replaced when the process died) put back
     if the reel's folder is missing, else removed. S3 outputs are staged inside the work folder."""
     if root_uri.startswith("s3://"):
         return []
     try:
         root = local_path(root_uri)
         entries = sorted(root.iterdir()) if root.is_dir() else []
+        entries += [e for folder in entries if _is_versions(folder) for e in sorted(folder.iterdir())]
     except (InputError, OSError) as e:  # an output root gone or unreadable is the run's own check to report
         log.warning("output root %s not swept: %s", root_uri, e)
         return []
@@ -124,7 +131,7 @@ def _sweep_out_root(root_uri: str) -> list[Repair]:
     for entry in entries:
         if not (entry.name.startswith(".") and abandoned(entry.name)):
             continue
-        final = root / entry.name[1:].rsplit(".", 2)[0]  # .<reel>.<tag>.previous
+        final = entry.parent / entry.name[1:].rsplit(".", 2)[0]  # .<reel>.<tag>.previous
         if entry.name.endswith(".previous") and not final.exists():
             os.replace(entry, final)
             repairs.append(Repair("staging folder", f"restored {final} from {entry.name} (its successor never landed)"))

@@ -368,3 +368,38 @@ def test_a_bad_regenerate_span_is_one_line_naming_the_cue(regenerate: str, expec
     with pytest.raises(InputError, match=expected.replace("{", r"\{").replace("}", r"\}")) as e:
         resolve(parse_sheet(_sheet_with(regenerate), "c.yaml"), SCENES, FPS, "c.yaml")
     assert "\n" not in str(e.value) and "M01" in str(e.value)
+
+
+def test_the_prefilled_form_changes_nothing_until_edited_and_a_chosen_take_is_its_seed() -> None:
+    """Expected: the form's items (every cue as it is) make no change; an edited item keeps only what
+    differs; takes 2 asks for two takes (in the YAML, round-tripped); choosing take 2 gives the cue the
+    seed after its own, with takes back to one; a take that was not made, or a seed and a take at once,
+    is one line naming the cue; takes beyond the limit in a sheet are refused naming the cue."""
+    from audiox_core.reel.cuesheet import MAX_TAKES, take_seed
+    from audiox_core.reel.direction import CueChange, apply_changes, effective_changes, prefilled
+
+    sheet = draft_sheet("reel1", SCENES, FPS, LOOKS, run_seed=7)
+    items = prefilled(sheet)
+    assert [i.cue for i in items] == [c.id for c in sheet.cues] and items[0].prompt == sheet.cues[0].prompt
+    assert effective_changes(sheet, items) == []
+    items[1] = items[1].model_copy(update={"takes": 2, "gain_change_db": -3.0})
+    (change,) = effective_changes(sheet, items)
+    assert change.model_dump(exclude_defaults=True) == {"cue": items[1].cue, "takes": 2, "gain_change_db": -3.0}
+    cue_id = change.cue
+    asked = apply_changes(sheet, [change])
+    assert asked.cue(cue_id).takes == 2 and asked.cue(cue_id).seed == sheet.cue(cue_id).seed
+    assert parse_sheet(asked.to_yaml(), "cues.yaml").cue(cue_id).takes == 2
+    chosen = apply_changes(asked, [CueChange(cue=cue_id, take=2)]).cue(cue_id)
+    assert (chosen.seed, chosen.takes) == (take_seed(sheet.cue(cue_id).seed, 2), 1)
+    assert take_seed(2**31 - 1, 2) == 0
+    with pytest.raises(
+        InputError, match=rf"^change to cue {cue_id}: take 3 was not made \(the version has takes 1–2\)$"
+    ):
+        apply_changes(asked, [CueChange(cue=cue_id, take=3)])
+    with pytest.raises(InputError, match=rf"^change to cue {cue_id}: give a new seed or choose a take, not both$"):
+        apply_changes(asked, [CueChange(cue=cue_id, take=2, seed=5)])
+    text = asked.to_yaml().replace("takes: 2", f"takes: {MAX_TAKES + 1}")
+    with pytest.raises(
+        InputError, match=rf"cue {cue_id}: takes {MAX_TAKES + 1} is not a whole number from 1 to {MAX_TAKES}"
+    ):
+        parse_sheet(text, "cues.yaml")

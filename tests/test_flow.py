@@ -78,7 +78,9 @@ def test_outputs_exist_and_picture_is_untouched(finished, reel) -> None:
     info = probe(folder / "soundtrack.mp4")
     assert info.audio is not None and info.audio.channels == 2
     assert abs(info.audio.duration_s - info.video.duration_s) <= 1 / 25
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
+    assert folder.is_symlink() and folder.resolve().parent.name == f"{folder.name}.versions"  # behind the pointer
+    leftovers = [*folder.parent.iterdir(), *folder.resolve().parent.iterdir()]
+    assert not [p for p in leftovers if p.name.startswith(".")]  # no staging leftovers
 
 
 def test_mix_and_stems_are_48k_24bit_picture_length(finished, reel) -> None:
@@ -104,7 +106,7 @@ def test_scenes_json_and_provenance_match_the_reel_and_the_outputs(finished, ree
     assert len(prov["generations"]) == len(sheet["cues"])
     assert (folder / "music_cues.csv").read_text().startswith("cue,title,in,out,duration,usage\n1,")
     by_uri = {o["uri"]: o["sha256"] for o in prov["outputs"]}
-    assert by_uri[(folder / "mix.wav").as_uri()] == sha256_file(folder / "mix.wav")
+    assert by_uri[(folder / "mix.wav").resolve().as_uri()] == sha256_file(folder / "mix.wav")  # the version's own file
 
 
 def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> None:
@@ -113,7 +115,7 @@ def test_database_holds_the_run_its_scenes_generations_and_outputs(finished) -> 
     assert run.status == "succeeded" and run.error is None and run.flow_run_id == result["flow_run_id"]
     assert len(run.scenes) == 3 and sum(len(s.generations) for s in run.scenes) == _sheet_cues(folder)
     outputs = {o.uri: o.sha256 for o in run.outputs}
-    assert outputs[(folder / "soundtrack.mp4").as_uri()] == sha256_file(folder / "soundtrack.mp4")
+    assert outputs[(folder / "soundtrack.mp4").resolve().as_uri()] == sha256_file(folder / "soundtrack.mp4")
 
 
 def test_review_artifacts_in_prefect_come_in_order_and_link_through_serve(finished) -> None:

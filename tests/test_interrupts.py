@@ -74,7 +74,7 @@ def _start_run(processes: Processes, reel: Path, home: Path, out: Path, api: str
     """`audiox-studio run` on the reel; returns once its staging folder exists (generation under way;
     24 steps, so the run cannot finish before the signal lands)."""
     command = ["-m", "cli", "run", str(reel), "--model", "tiny", "--steps", "24", "--out", str(out)]
-    staged = lambda: out.is_dir() and any(e.name.endswith(".partial") for e in out.iterdir())  # noqa: E731
+    staged = lambda: any(name.endswith(".partial") for name in _hidden(out))  # noqa: E731
     return _start_until(processes, command, _env(home, api), staged, 120, "staging its outputs")
 
 
@@ -102,11 +102,19 @@ def _runs(home: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in db.execute("SELECT id, status, error, process, flow_run_id FROM runs")]
 
 
+def _hidden(out: Path) -> list[str]:
+    """Hidden entries in the out folder and in its reels' versions folders (where a version is staged)."""
+    if not out.is_dir():
+        return []
+    entries = list(out.iterdir())
+    entries += [e for folder in entries if folder.name.endswith(".versions") for e in folder.iterdir()]
+    return [e.name for e in entries if e.name.startswith(".")]
+
+
 def _leftovers(home: Path, out: Path) -> list[str]:
     """Hidden staging entries in the out folder and work folders: what an ended run must not leave."""
-    hidden = [e.name for e in out.iterdir() if e.name.startswith(".")] if out.is_dir() else []
     work = home / "work"
-    return hidden + ([e.name for e in work.iterdir()] if work.is_dir() else [])
+    return _hidden(out) + ([e.name for e in work.iterdir()] if work.is_dir() else [])
 
 
 def _flow_run_state(api: str, flow_run_id: str):

@@ -188,3 +188,89 @@ def test_without_an_answer_the_version_stays_unapproved(prefect_api, reel, tmp_p
     result = soundtrack(str(reel.path), str(tmp_path / "out"), {"steps": 2}, review=True, review_timeout_s=3)
     assert result["approved"] is False
     assert not (tmp_path / "out" / "delivered").exists()
+
+
+def test_takes_are_made_beside_the_cue_played_on_the_page_and_the_chosen_one_is_reused(
+    prefect_api, reel, tmp_path, monkeypatch
+) -> None:
+    """Expected: the form starts with every cue's item; two takes of one Foley cue asked by editing its
+    item make take 2 (the next seed) under takes/take2/, recorded as a generation beside the version
+    (not in its scenes), offered on the review page, which A/Bs against the first version and says
+    what changed; choosing take 2 makes a version that generates nothing and whose cue is take 2's
+    very bytes; each version keeps its own folder behind the reel's pointer."""
+    from audiox_core.reel.cuesheet import take_seed
+    from audiox_core.store.files import sha256_file
+    from flows.soundtrack import soundtrack
+
+    monkeypatch.setenv("AUDIOX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
+    out = tmp_path / "out"
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["result"] = soundtrack(
+                str(reel.path),
+                str(out),
+                {"steps": 2, "seed": 5},
+                review=True,
+                review_timeout_s=round(scaled_timeout(600)),
+            )
+        except BaseException as e:  # reported below
+            done["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    flow_run_id = None
+    try:
+        keys: set[str] = set()
+        flow_run_id = _paused(None, seen=keys)
+        folder = out / reel_folder(str(reel.path))
+        first_version = folder.resolve()
+        items = _form(flow_run_id)["schema"]["properties"]["changes"]["default"]
+        sheet = yaml.safe_load((folder / "cues.yaml").read_text())
+        assert [i["cue"] for i in items] == [c["id"] for c in sheet["cues"]]
+        assert [(i["prompt"], i["seed"]) for i in items] == [(c["prompt"], c["seed"]) for c in sheet["cues"]]
+        cue = next(c for c in sheet["cues"] if c["kind"] == "foley")
+        items = [{**i, "takes": 2} if i["cue"] == cue["id"] else i for i in items]
+        _resume(flow_run_id, {"decision": "request changes", "reviewer": "Ana (producer)", "changes": items})
+        _paused(flow_run_id, seen=keys)
+        second_version = folder.resolve()
+        assert second_version != first_version and first_version.is_dir()  # both kept
+        name = f"scene{cue['scenes'][0]:04d}_foley.wav"
+        take2 = second_version / "takes" / "take2" / name
+        assert take2.is_file() and sha256_file(take2) != sha256_file(second_version / "cues" / name)
+        assert not (second_version / "takes" / "take2" / f"scene{cue['scenes'][0]:04d}_music.wav").exists()
+        prov = json.loads((second_version / "provenance.json").read_text())
+        (take,) = prov["takes"]
+        assert (take["take"], take["seed"], take["output_sha256"]) == (2, take_seed(cue["seed"], 2), sha256_file(take2))
+        db_url = f"sqlite:///{tmp_path / 'home' / 'studio.db'}"
+        assert take["key"] in repository.find_generations(db_url, [take["key"]])
+        assert all(g["key"] != take["key"] for g in prov["generations"])
+        page = (second_version / "review.html").read_text()
+        assert f'data-cue="{cue["id"]}" data-take="2">take 2</button>' in page
+        assert f"../{first_version.name}/mix.wav" in page  # B: the first version, at the same playhead
+        assert f"<td>{cue['id']}</td><td>takes</td><td>1</td><td>2</td>" in page  # what changed
+        _resume(
+            flow_run_id,
+            {"decision": "request changes", "reviewer": "Ana (producer)", "changes": [{"cue": cue["id"], "take": 2}]},
+        )
+        _paused(flow_run_id, seen=keys)
+        third_version = folder.resolve()
+        assert sha256_file(third_version / "cues" / name) == sha256_file(take2)  # the take itself, not made again
+        chosen = yaml.safe_load((third_version / "cues.yaml").read_text())
+        assert next(c for c in chosen["cues"] if c["id"] == cue["id"])["seed"] == take_seed(cue["seed"], 2)
+        assert len(list(folder.parent.joinpath(f"{folder.name}.versions").iterdir())) == 3
+        _resume(flow_run_id, {"decision": "approve", "reviewer": "Ana (producer)"})
+        thread.join(timeout=scaled_timeout(300))
+    finally:
+        if thread.is_alive() and flow_run_id:
+            from prefect.flow_runs import resume_flow_run
+
+            resume_flow_run(flow_run_id, run_input={"decision": "approve", "reviewer": "test teardown"})
+            thread.join(timeout=scaled_timeout(120))
+    assert "error" not in done, done.get("error")
+    versions = repository.flow_run_versions(db_url, flow_run_id)
+    assert versions[-1]["run_id"] == done["result"]["run_id"]
+    third = repository.get_run(db_url, done["result"]["run_id"])
+    assert third.status == "succeeded"

@@ -132,7 +132,7 @@ def _facts() -> ReviewFacts:
 
 def test_the_review_page_plays_seeks_and_says_what_is_new() -> None:
     page = review_html(_facts(), lambda name: f"https://signed.example/{name}?sig=1")
-    assert '<video id="picture" controls preload="metadata" src="https://signed.example/soundtrack.mp4?sig=1">' in page
+    assert '<video id="picture" controls preload="auto" src="https://signed.example/soundtrack.mp4?sig=1">' in page
     assert 'data-stem="music"' in page and 'data-stem="foley"' in page and 'data-stem="dialogue"' not in page
     assert '<a href="#" class="seek" data-t="2.000">00:00:02:00</a>' in page  # F002's in point seeks to 2 s
     assert "glass &lt;breaks&gt;" in page and "<breaks>" not in page  # prompts are escaped
@@ -141,6 +141,50 @@ def test_the_review_page_plays_seeks_and_says_what_is_new() -> None:
     assert "<td>1–2</td>" in rows["M01"] and "-3.0 dB" in rows["M01"]
     assert "trigger: nightly" in page and "steps = 25" in page and "1 of 2 cues generated" in page
     assert "<script src" not in page and "<link " not in page  # self-contained
+
+
+def test_the_review_page_ab_lists_the_other_versions_with_what_changed_and_plays_the_takes() -> None:
+    """Expected: B buttons for the kept versions (newest first), the cue-sheet diff against each, the
+    takes of a cue asking for two (take 1 its cue file, take 2 under takes/take2/) in the page's data."""
+    import html as html_module
+    import json
+
+    from audiox_core.reel.review import OtherVersion, sheet_changes
+
+    facts = _facts()
+    before = [c.cue for c in facts.cues]
+    by_id = {c.id: c for c in before}
+    older = [replace(by_id["F001"], prompt="glass"), replace(by_id["F002"], mute=False), by_id["M01"]]
+    cues = [replace(c, cue=replace(c.cue, takes=2)) if c.cue.id == "F001" else c for c in facts.cues]
+    r = facts.rendered[0]
+    take2 = replace(r, seed=12, path=Path("x.wav"), reused=False)
+    facts = replace(
+        facts,
+        cues=cues,
+        others=(OtherVersion("20261207T101500000000Z-run4", "../20261207T101500000000Z-run4/mix.wav", older),),
+        takes={2: [take2]},
+    )
+    page = review_html(facts, lambda name: name)
+    assert ">B: run 4 (2026-12-07 10:15 UTC)</button>" in page and ">A: this version</button>" in page
+    assert sheet_changes(older, [c.cue for c in cues]) == [
+        ("F001", "prompt", "glass", "glass <breaks>"),
+        ("F001", "takes", "1", "2"),
+        ("F002", "mute", "False", "True"),
+    ]
+    assert "<td>F002</td><td>mute</td><td>False</td><td>True</td>" in page and "3 change(s)" in page
+    data = json.loads(html_module.unescape(page.split('data-review="')[1].split('"')[0]))
+    assert data["versions"][1]["mix"] == "../20261207T101500000000Z-run4/mix.wav"
+    assert [(t["cue"], t["take"], t["seed"], t["url"]) for t in data["takes"]] == [
+        ("F001", 1, 1, "cues/x.wav"),
+        ("F001", 2, 12, "takes/take2/x.wav"),
+    ]
+    assert 'data-cue="F001" data-take="2">take 2</button>' in page
+    assert sheet_changes(before, before) == [] and sheet_changes(before, before[:2])[-1] == (
+        "F002",
+        "cue",
+        "—",
+        "removed",
+    )
 
 
 def test_the_review_page_notes_a_prompt_longer_than_the_model_reads(tmp_path: Path) -> None:

@@ -67,7 +67,11 @@ def test_local_store_names_and_assembles_a_folder_in_place(tmp_path: Path) -> No
     store = LocalStore()
     folder_uri = store.child(str(tmp_path / "out"), "reel1")
     assert folder_uri == (tmp_path / "out" / "reel1").as_uri()
-    assert store.assembly_folder(folder_uri, tmp_path / "work") == tmp_path / "out" / "reel1"
+    version = "20261207T101010000000Z-run3"
+    assert (
+        store.assembly_folder(folder_uri, version, tmp_path / "work") == tmp_path / "out" / "reel1.versions" / version
+    )
+    assert store.version_uri(folder_uri, version) == (tmp_path / "out" / "reel1.versions" / version).as_uri()
     assert store.location(folder_uri) == str(tmp_path / "out" / "reel1")
     source = tmp_path / "a.mp4"
     source.write_bytes(b"x")
@@ -80,8 +84,8 @@ def test_s3_store_assembles_under_the_work_folder_and_refuses_escaping_keys(tmp_
     store = S3Store()
     folder_uri = store.child("s3://bucket/soundtracks/", "reel1")
     assert folder_uri == "s3://bucket/soundtracks/reel1"
-    assert store.assembly_folder(folder_uri, tmp_path).is_relative_to(tmp_path)
-    assert store.assembly_folder(folder_uri, tmp_path).name == "reel1"
+    assert store.assembly_folder(folder_uri, "v1", tmp_path).is_relative_to(tmp_path)
+    assert store.assembly_folder(folder_uri, "v1", tmp_path).name == "reel1"
     with pytest.raises(InputError, match="'..' segment"):
         store.child("s3://bucket/../x", "reel1")
 
@@ -152,17 +156,53 @@ def test_a_failed_flush_of_the_parent_after_the_swap_is_a_warning_not_a_failure(
     from audiox_core.store import files as storage
 
     final = tmp_path / "reel"
-    real = storage._fsync_folder
+    real = storage.fsync_folder
 
     def failing_parent(folder: Path) -> None:
         if folder == tmp_path:
             raise OSError(5, "Input/output error")
         real(folder)
 
-    monkeypatch.setattr(storage, "_fsync_folder", failing_parent)
+    monkeypatch.setattr(storage, "fsync_folder", failing_parent)
     for text in ("old", "new"):
         with staged_directory(final) as stage:
             (stage / "v.txt").write_text(text)
     assert (final / "v.txt").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["reel"]
     assert any("could not be flushed" in r.getMessage() and str(final) in r.getMessage() for r in caplog.records)
+
+
+def _publish_local(store, root: Path, version: str, text: str) -> None:
+    folder_uri = store.child(str(root), "reel1")
+    with staged_directory(store.assembly_folder(folder_uri, version, root)) as stage:
+        (stage / "mix.wav").write_text(text)
+    store.publish(store.assembly_folder(folder_uri, version, root), folder_uri, version)
+
+
+def test_local_versions_stay_behind_a_current_link_and_the_newest_few_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each version a folder of its own; <reel> a link swapped to the newest; older ones past the limit removed."""
+    from audiox_core.store.local import LocalStore
+    from audiox_core.store.local_versions import KEEP_ENV, current_version, versions
+
+    monkeypatch.setenv(KEEP_ENV, "3")
+    store, root = LocalStore(), tmp_path / "out"
+    (root / "reel1").mkdir(parents=True)  # the old layout: one version in the folder itself
+    (root / "reel1" / "mix.wav").write_text("old layout")
+    names = [f"20991207T1010{i:02d}000000Z-run{i}" for i in range(1, 6)]  # after the old folder's mtime
+    for i, name in enumerate(names[:2]):
+        _publish_local(store, root, name, f"v{i}")
+        assert (root / "reel1").is_symlink() and current_version(root / "reel1") == name
+        assert (root / "reel1" / "mix.wav").read_text() == f"v{i}"
+    assert versions(root / "reel1")[0].endswith("-earlier")  # the old layout's version kept among them
+    assert (root / "reel1.versions" / versions(root / "reel1")[0] / "mix.wav").read_text() == "old layout"
+    for name in names[2:]:
+        _publish_local(store, root, name, name)
+    assert versions(root / "reel1") == names[2:]
+    assert (root / "reel1" / "mix.wav").read_text() == names[-1]
+    assert sorted(p.name for p in root.iterdir()) == ["reel1", "reel1.versions"]  # no link or stage left
+    monkeypatch.setenv(KEEP_ENV, "1")
+    _publish_local(store, root, names[1], "republished older")  # the last publish wins the pointer
+    assert current_version(root / "reel1") == names[1]
+    assert versions(root / "reel1") == [names[1], names[-1]]  # the newest and the one it replaced

@@ -195,6 +195,16 @@ class CueGeneration:
 
 
 @dataclass(frozen=True)
+class TakeGeneration:
+    """A take of a cue made for the producer to choose from (take 2 …; take 1 is the cue): a generation
+    beside the version's cues, not in its mix."""
+
+    take: int
+    scene_index: int
+    generation: GenerationRecord
+
+
+@dataclass(frozen=True)
 class ProvenanceDocument:
     """A reel's chain from every output back to the footage, the model, prompts, seeds and settings."""
 
@@ -205,11 +215,15 @@ class ProvenanceDocument:
     generations: tuple[CueGeneration, ...]
     mix: MixRecord
     outputs: tuple[OutputRecord, ...]
+    takes: tuple[TakeGeneration, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["generations"] = [
             {"scene_index": g.scene_index, **dataclasses.asdict(g.generation)} for g in self.generations
+        ]
+        values["takes"] = [
+            {"take": t.take, "scene_index": t.scene_index, **dataclasses.asdict(t.generation)} for t in self.takes
         ]
         values["outputs"] = sorted(values["outputs"], key=lambda o: o["uri"])
         return values
@@ -223,6 +237,10 @@ class ProvenanceDocument:
         for g in values["generations"]:
             fields = dict(g)
             generations.append(CueGeneration(fields.pop("scene_index"), GenerationRecord(**fields)))
+        takes = []
+        for t in values.get("takes", []):
+            fields = dict(t)
+            takes.append(TakeGeneration(fields.pop("take"), fields.pop("scene_index"), GenerationRecord(**fields)))
         return cls(
             run=RunFacts(**values["run"]),
             source=SourceFacts(**values["source"]),
@@ -231,6 +249,7 @@ class ProvenanceDocument:
             generations=tuple(generations),
             mix=MixRecord(**values["mix"]),
             outputs=tuple(sorted((OutputRecord(**o) for o in values["outputs"]), key=lambda o: o.uri)),
+            takes=tuple(takes),
         )
 
     @classmethod

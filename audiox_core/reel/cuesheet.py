@@ -24,10 +24,16 @@ from audiox_core.video.timecode import frame_from_timecode, timecode
 SHEET_FORMAT = 1
 MAX_MUSIC_S = 120.0  # a drafted music cue stops growing at two minutes, as a score's cues do
 GAIN_RANGE_DB = (-60.0, 12.0)
+MAX_TAKES = 4  # a producer compares a few takes of a cue, not a sweep
 _FIELDS = {
     *("id", "kind", "scenes", "in", "out", "prompt", "seed", "gain_db", "mute", "title", "look"),
-    *("regenerate", "prompt_audio", "prompt_audio_kept"),
+    *("regenerate", "prompt_audio", "prompt_audio_kept", "takes"),
 }
+
+
+def take_seed(seed: int, take: int) -> int:
+    """The seed of take ``take`` (1 is the cue itself) of a cue with ``seed``: the next seeds in turn."""
+    return (seed + take - 1) % 2**31
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class SheetCue:
     # or, with prompt_audio_kept false, only heard by the model (given_sound.py)
     prompt_audio: str | None = None
     prompt_audio_kept: bool = True
+    # takes to choose from: the cue (take 1) and takes 2 … n with the next seeds, made beside it for
+    # the review page; the mix uses the cue until the producer chooses a take (direction.py)
+    takes: int = 1
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,8 @@ def _cue_dict(c: SheetCue) -> dict[str, Any]:
         d["prompt_audio"] = c.prompt_audio
         if not c.prompt_audio_kept:
             d["prompt_audio_kept"] = False
+    if c.takes > 1:
+        d["takes"] = c.takes
     return d
 
 
@@ -208,6 +219,9 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         raise InputError(f"{label}: prompt_audio_kept {kept!r} is not true or false")
     if "prompt_audio_kept" in entry and prompt_audio is None:
         raise InputError(f"{label}: prompt_audio_kept is set but the cue has no prompt_audio")
+    takes = entry.get("takes", 1)
+    if not isinstance(takes, int) or isinstance(takes, bool) or not 1 <= takes <= MAX_TAKES:
+        raise InputError(f"{label}: takes {takes!r} is not a whole number from 1 to {MAX_TAKES}")
     return SheetCue(
         cue_id.strip(),
         kind,
@@ -223,6 +237,7 @@ def _parse_cue(entry: Any, i: int, name: str) -> SheetCue:
         regenerate,
         prompt_audio.strip() if prompt_audio else None,
         kept,
+        takes,
     )
 
 

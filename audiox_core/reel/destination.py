@@ -22,7 +22,11 @@ class Destination:
         store = store_for(root)
         folder_uri, version = store.child(root, folder), version_name(run_id)
         return cls(
-            root, folder_uri, version, store.version_uri(folder_uri, version), store.assembly_folder(folder_uri, work)
+            root,
+            folder_uri,
+            version,
+            store.version_uri(folder_uri, version),
+            store.assembly_folder(folder_uri, version, work),
         )
 
     def file_uri(self, name: str) -> str:

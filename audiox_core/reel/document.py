@@ -21,6 +21,7 @@ from audiox_core.provenance.records import (
     SceneRecord,
     SourceFacts,
     SourceFile,
+    TakeGeneration,
 )
 from audiox_core.reel.stages import Analysis
 from audiox_core.sound.loudness import LoudnessReport
@@ -131,6 +132,7 @@ def provenance_document(
     generations: Sequence[CueGeneration],
     report: LoudnessReport,
     outputs: Sequence[OutputRecord],
+    takes: Sequence[TakeGeneration] = (),
 ) -> ProvenanceDocument:
     """The chain from the outputs back to the footage, as written to provenance.json and recorded."""
     return ProvenanceDocument(
@@ -141,4 +143,5 @@ def provenance_document(
         generations=tuple(generations),
         mix=mix_record(report, outputs),
         outputs=tuple(sorted(outputs, key=lambda o: o.uri)),
+        takes=tuple(takes),
     )

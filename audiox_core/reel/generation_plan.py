@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from audiox_core.model.generate import SamplingSettings
 from audiox_core.provenance.keys import generation_key
 from audiox_core.provenance.records import CueId, GivenSound, ModelFacts
 from audiox_core.reel.cues import Cue
+from audiox_core.reel.cuesheet import take_seed
 from audiox_core.reel.given_sound import span_list
 from audiox_core.reel.settings import RunSettings
 from audiox_core.sound.timeline import Placement
@@ -30,6 +31,8 @@ class GenerationPlan:
     keys: dict[CueId, str]
     given: dict[CueId, GivenSound] = field(default_factory=dict)  # the sound a cue starts from (given_sound.py)
     reuse: dict[CueId, Path] = field(default_factory=dict)  # cues an earlier run made with the same key: copied
+    take: int = 1  # 1: the version's own cues; 2 …: the cues' take of that number (the review page's choice)
+    takes: tuple[GenerationPlan, ...] = ()  # the plans of takes 2 … n of the cues that ask for takes
 
 
 def generation_keys(
@@ -86,3 +89,22 @@ def plan_generation(
         keys,
         dict(given or {}),
     )
+
+
+def take_plans(
+    plan: GenerationPlan, takes: Mapping[CueId, int], settings: RunSettings, model: ModelFacts, source_sha256: str
+) -> tuple[GenerationPlan, ...]:
+    """Plans of takes 2 … n for the cues in ``takes`` (cue → how many takes): each the cue with the
+    next seeds in turn (``take_seed``), at its own placement and with the sound it starts from, keyed as
+    the cue would be with that seed, so a take chosen for the next version is reused, not made again."""
+    where = {(p.scene_index, p.kind): p for p in plan.placements}
+    plans = []
+    for take in range(2, max(takes.values(), default=1) + 1):
+        cues = [
+            replace(c, seed=take_seed(c.seed, take)) for c in plan.cues if takes.get((c.scene_index, c.kind), 1) >= take
+        ]
+        ids = [(c.scene_index, c.kind) for c in cues]
+        given = {i: plan.given[i] for i in ids if i in plan.given}
+        made = plan_generation(settings, model, cues, [where[i] for i in ids], source_sha256, given)
+        plans.append(replace(made, take=take))
+    return tuple(plans)

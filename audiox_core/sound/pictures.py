@@ -22,8 +22,8 @@ class ReviewPictures:
         self.low = np.zeros(width, np.float32)
         self.high = np.zeros(width, np.float32)
         self.spectrum = np.full((BANDS, width), -120.0, np.float32)
-        edges = np.geomspace(30, rate / 2, BANDS + 1)  # log-spaced bands, 30 Hz to Nyquist
-        self.band_of_bin = np.clip(np.searchsorted(edges, np.fft.rfftfreq(FFT, 1 / rate)) - 1, 0, BANDS - 1)
+        self.edges = np.geomspace(30, rate / 2, BANDS + 1)  # log-spaced bands, 30 Hz to Nyquist
+        self.band_of_bin = np.clip(np.searchsorted(self.edges, np.fft.rfftfreq(FFT, 1 / rate)) - 1, 0, BANDS - 1)
 
     def add(self, start: int, audio: np.ndarray) -> None:
         """Feed the mix block that starts at sample ``start``."""
@@ -66,8 +66,12 @@ class ReviewPictures:
         """Both PNGs: the title, the picture with a line at every cut (``boundaries``, in samples) and
         the scene numbers between them, and a time axis (M:SS) below."""
         marks = [b * self.width // max(self.total, 1) for b in boundaries]
-        for path, body in ((waveform, self._waveform()), (spectrogram, self._spectrogram())):
-            cv2.imwrite(str(path), self._framed(body, marks, title, scene_numbers))
+        wave = self._framed(self._waveform(), marks, title, scene_numbers)
+        spectrum = self._framed(self._spectrogram(), marks, title, scene_numbers)
+        self._frequency_axis(spectrum[TITLE : TITLE + SPEC_HEIGHT])
+        self._colour_scale(spectrum[:TITLE])
+        cv2.imwrite(str(waveform), wave)
+        cv2.imwrite(str(spectrogram), spectrum)
 
     def _waveform(self) -> np.ndarray:
         img = np.full((WAVE_HEIGHT, self.width, 3), 24, np.uint8)
@@ -86,6 +90,28 @@ class ReviewPictures:
         scaled = np.clip((db - (top - 90)) / 90, 0, 1)
         img = cv2.resize((scaled * 255).astype(np.uint8), (self.width, SPEC_HEIGHT), interpolation=cv2.INTER_NEAREST)
         return cv2.applyColorMap(img, cv2.COLORMAP_MAGMA)
+
+    def _frequency_axis(self, body: np.ndarray) -> None:
+        """Frequency ticks and labels at the left edge, inside the picture (the time axis keeps the
+        full width, so a playhead at t / duration of the width is on the sound)."""
+        kept = np.unique(self.band_of_bin)
+        for hz, label in ((100, "100 Hz"), (1000, "1 kHz"), (10_000, "10 kHz")):
+            if not self.edges[0] <= hz < self.edges[-1]:
+                continue
+            band = int(np.searchsorted(self.edges, hz) - 1)
+            row = len(kept) - 1 - int(np.searchsorted(kept, band))  # low frequencies at the bottom
+            y = int((row + 0.5) * body.shape[0] / len(kept))
+            cv2.line(body, (0, y), (8, y), (255, 255, 255), 1)
+            cv2.putText(body, label, (11, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+
+    def _colour_scale(self, header: np.ndarray) -> None:
+        """The colours' scale at the header's right: band power from 90 dB below the loudest band to it."""
+        x0, x1, y0, y1 = self.width - 360, self.width - 150, 10, 24
+        ramp = np.linspace(0, 255, x1 - x0).astype(np.uint8)[None, :].repeat(y1 - y0, axis=0)
+        header[y0:y1, x0:x1] = cv2.applyColorMap(ramp, cv2.COLORMAP_MAGMA)
+        font, grey = cv2.FONT_HERSHEY_SIMPLEX, (220, 220, 220)
+        cv2.putText(header, "-90 dB", (x0 - 52, 22), font, 0.38, grey, 1, cv2.LINE_AA)
+        cv2.putText(header, "0 dB (loudest band)", (x1 + 6, 22), font, 0.38, grey, 1, cv2.LINE_AA)
 
     def _framed(self, body: np.ndarray, marks: Sequence[int], title: str, numbers: Sequence[int]) -> np.ndarray:
         for x in marks:

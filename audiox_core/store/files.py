@@ -76,7 +76,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
         _remove_empty(made)  # a failed run leaves no empty output root behind either
         raise
     try:
-        _fsync_folder(final.parent)
+        fsync_folder(final.parent)
     except OSError as e:  # the new version is already live: not a failed run, only a less durable rename
         log.warning("%s: in place, but its folder could not be flushed to disk (%s)", final, e.strerror or e)
     if old is not None:
@@ -163,10 +163,10 @@ def fsync_tree(folder: Path) -> None:
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
     for path in reversed(folders):
-        _fsync_folder(path)
+        fsync_folder(path)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -189,7 +189,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def _umask() -> int:

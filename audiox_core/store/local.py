@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlparse
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import process_tag
 from audiox_core.store.files import check_readable_file
+from audiox_core.store.local_versions import point_current, versions, versions_folder
 from audiox_core.store.protocol import Fetched
 from audiox_core.store.serving import local_link
 from audiox_core.store.uri import public_uri
@@ -73,20 +74,27 @@ class LocalStore:
             )
 
     def child(self, root_uri: str, name: str) -> str:
-        return as_uri(local_path(root_uri) / name)
+        """The reel's name under the root (not followed: it is the current pointer, a symbolic link)."""
+        return (local_path(root_uri) / name).as_uri()
 
     def version_uri(self, folder_uri: str, version: str) -> str:
-        """The folder itself: a local folder holds one version, replaced whole by ``staged_directory``."""
-        return folder_uri
+        """``<root>/<reel>.versions/<version>``: every version is a folder of its own."""
+        return versions_folder(given_path(folder_uri)).joinpath(version).as_uri()
 
-    def assembly_folder(self, folder_uri: str, work: Path) -> Path:
-        return local_path(folder_uri)
+    def assembly_folder(self, folder_uri: str, version: str, work: Path) -> Path:
+        """The version's own folder, staged and renamed into place by ``staged_directory``."""
+        return versions_folder(given_path(folder_uri)) / version
 
     def publish(self, folder: Path, folder_uri: str, version: str) -> None:
-        """Nothing to do: the staged folder was flushed and renamed into place when it was complete."""
+        """Point ``<root>/<reel>`` at the version (already in place), then keep the newest
+        ``kept_versions()`` versions and the one it replaced."""
+        point_current(given_path(folder_uri), version)
+
+    def versions(self, folder_uri: str) -> list[str]:
+        return versions(given_path(folder_uri))
 
     def location(self, folder_uri: str) -> str:
-        return str(local_path(folder_uri))
+        return str(given_path(folder_uri))
 
     def link(self, uri: str) -> str:
         """Its URL through ``audiox-studio serve`` (a browser page cannot open ``file://``)."""

@@ -31,12 +31,15 @@ class Store(Protocol):
     def version_uri(self, folder_uri: str, version: str) -> str:
         """Where the files of one published version of the folder live (the URIs provenance records)."""
 
-    def assembly_folder(self, folder_uri: str, work: Path) -> Path:
-        """The local folder in which the finished folder is assembled (staged, then renamed into place)."""
+    def assembly_folder(self, folder_uri: str, version: str, work: Path) -> Path:
+        """The local folder in which ``version`` of the folder is assembled (staged, then renamed into place)."""
 
     def publish(self, folder: Path, folder_uri: str, version: str) -> None:
         """Make the assembled ``folder`` the current ``version`` at ``folder_uri``, all or nothing;
         idempotent, so a transient failure can be retried."""
+
+    def versions(self, folder_uri: str) -> list[str]:
+        """The folder's published versions, oldest first (the names sort by time)."""
 
     def location(self, folder_uri: str) -> str:
         """Where a person finds the folder: a local path or the URI."""

@@ -382,12 +382,20 @@ class S3Store:
     def version_uri(self, folder_uri: str, version: str) -> str:
         return version_uri(folder_uri, version)
 
-    def assembly_folder(self, folder_uri: str, work: Path) -> Path:
+    def assembly_folder(self, folder_uri: str, version: str, work: Path) -> Path:
         bucket, key = parse_s3(folder_uri)
         return work / "out" / hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:16] / key.rsplit("/", 1)[-1]
 
     def publish(self, folder: Path, folder_uri: str, version: str) -> None:
         publish_version(folder, folder_uri, version)
+
+    def versions(self, folder_uri: str) -> list[str]:
+        """Versions whose provenance.json (uploaded last) is there: a version still uploading is left out."""
+        root = version_uri(folder_uri, "")
+        prefix = parse_s3(root)[1]
+        return sorted(
+            {o.key[len(prefix) :].split("/", 1)[0] for o in list_objects(root) if o.key.endswith("/provenance.json")}
+        )
 
     def location(self, folder_uri: str) -> str:
         return folder_uri
