@@ -122,10 +122,18 @@ def _soundtrack(
     except InputError as e:
         _record_failed_run(db_url, source_uri, out_uri, settings, str(e))
         raise
+    terminal = sys.stderr.isatty()  # a terminal: say what the first seconds go to
+    if terminal:
+        print("loading the pipeline (torch, OpenCV, Prefect) …", file=sys.stderr, flush=True)
     from flows.soundtrack import soundtrack
 
-    if not os.environ.get("PREFECT_API_URL") and sys.stderr.isatty():  # a terminal: say why it takes a while
-        print("starting a temporary local Prefect API (set PREFECT_API_URL to use a server) …", file=sys.stderr)
+    if not os.environ.get("PREFECT_API_URL") and terminal:
+        print(
+            "starting a temporary local Prefect API: 20–40 s on two cores (set PREFECT_API_URL to use a running"
+            " server and skip this) …",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         return soundtrack(source_uri, out_uri, settings, cues=cues)
     except RuntimeError as e:

@@ -31,6 +31,9 @@ from urllib.parse import quote
 from sqlalchemy.exc import SQLAlchemyError
 
 from audiox_core.errors import InputError
+from audiox_core.reel.naming import version_label
+from audiox_core.store.local_versions import SUFFIX as VERSIONS_SUFFIX
+from audiox_core.store.local_versions import current_version, versions
 from audiox_core.store.media_types import media_type
 from audiox_core.store.serving import DEFAULT_PORT, root_refusal, served_path
 
@@ -92,23 +95,32 @@ class LiveRoots:
 
 
 def index_page(roots: Sequence[Path]) -> bytes:
-    """The root's page: each served reel folder with its review page (when it has one) and files'
-    age; nothing of any folder but the roots."""
+    """The root's page: each served reel with its versions, newest first, each linked to its review
+    page (when it has one), the current one marked; nothing of any folder but the roots."""
     rows = []
     for root in sorted(roots, key=lambda r: r.name):
-        review = root / "review.html"
-        when = datetime.fromtimestamp(root.stat().st_mtime).strftime("%Y-%m-%d %H:%M") if root.is_dir() else "gone"
-        link = (
-            f'<a href="{escape(quote(str(review)))}">{escape(root.name)}</a>' if review.is_file() else escape(root.name)
-        )
-        rows.append(f"<tr><td>{link}</td><td>{escape(str(root.parent))}</td><td>{when}</td></tr>")
-    body = "".join(rows) or "<tr><td colspan=3>no reel published yet</td></tr>"
+        if root.name.endswith(VERSIONS_SUFFIX):
+            reel = root.with_name(root.name.removesuffix(VERSIONS_SUFFIX))
+            current = current_version(reel)
+            rows += [_index_row(reel.name, root / v, version_label(v), v == current) for v in reversed(versions(reel))]
+        else:
+            rows.append(_index_row(root.name, root, "", False))
+    body = "".join(rows) or "<tr><td colspan=4>no reel published yet</td></tr>"
     return (
         "<!doctype html><meta charset=utf-8><title>AudioX Studio: reels</title>"
         "<style>body{font:14px system-ui;background:#111;color:#ddd;margin:2em}a{color:#8cf}"
         "td,th{padding:4px 12px;text-align:left;border-bottom:1px solid #333}</style>"
-        f"<h1>Reels</h1><table><tr><th>reel (its review page)</th><th>output folder</th><th>updated</th></tr>{body}</table>"
+        "<h1>Reels</h1><table><tr><th>reel</th><th>version (its review page)</th><th>folder</th><th>updated</th></tr>"
+        f"{body}</table>"
     ).encode()
+
+
+def _index_row(reel: str, folder: Path, label: str, current: bool) -> str:
+    review = folder / "review.html"
+    when = datetime.fromtimestamp(folder.stat().st_mtime).strftime("%Y-%m-%d %H:%M") if folder.is_dir() else "gone"
+    text = escape(label or folder.name) + (" (current)" if current else "")
+    link = f'<a href="{escape(quote(str(review)))}">{text}</a>' if review.is_file() else text
+    return f"<tr><td>{escape(reel)}</td><td>{link}</td><td>{escape(str(folder.parent))}</td><td>{when}</td></tr>"
 
 
 def make_handler(roots: Roots) -> type[BaseHTTPRequestHandler]:
@@ -236,7 +248,8 @@ def _reel_folders(outputs: Iterable[tuple[str, str]]) -> Iterator[Path]:
         if not path.is_absolute() or not 0 < depth < len(path.parts):
             log.warning("%s: a recorded output whose folder cannot be told (kind %r), not served", uri, kind)
             continue
-        yield path.parents[depth - 1]
+        folder = path.parents[depth - 1]
+        yield folder.parent if folder.parent.name.endswith(VERSIONS_SUFFIX) else folder  # all the reel's versions
 
 
 def local_roots(db_url: str, extra: Sequence[str]) -> list[Path]:

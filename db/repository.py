@@ -250,6 +250,19 @@ def reviews(url: str, run_ids: Iterable[int]) -> list[dict[str, Any]]:
         return [_values(r) for r in rows]
 
 
+def latest_approval(url: str, source_uri: str) -> dict[str, Any] | None:
+    """The newest approval of any version of this source (the review's columns), or None."""
+    with sessions(url)() as s:
+        row = s.scalars(
+            select(Review)
+            .join(Run, Run.id == Review.run_id)
+            .where(Run.source_uri == source_uri, Review.decision == "approved")
+            .order_by(Review.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _values(row)
+
+
 def succeeded_settings(url: str, source_uri: str, version: str | None, out_uri: str) -> list[dict[str, Any]]:
     """The settings of this object version's succeeded runs that delivered to ``out_uri`` (as runs
     store it; an s3:// prefix with or without its trailing '/'), as each run stored them (the caller

@@ -19,7 +19,9 @@ from prefect.runtime import flow_run
 from audiox_core.lifecycle import clear_stop, request_stop
 from audiox_core.reel.preflight import refuse_secrets
 from audiox_core.reel.settings import RunSettings
+from audiox_core.store.uri import public_uri
 from audiox_core.workspace import studio_home
+from db import repository
 from db.repository import CANCELLED
 from db.session import database_url
 from flows.soundtrack import soundtrack
@@ -42,23 +44,34 @@ def reel_task(source_uri: str, out_prefix: str, settings: dict[str, Any]) -> dic
 def summary_task(bucket: str, prefix: str, results: list[dict[str, Any]]) -> str:
     """One table for the night: per reel its status, scenes, cues generated and reused, loudness and
     a link to its review page (or why it failed)."""
+    db_url = database_url(studio_home())
     lines = [
         f"# Nightly: s3://{bucket}/{prefix}",
         "",
-        "| reel | status | scenes | cues new / reused | LUFS | review |",
-        "|---|---|---:|---:|---:|---|",
+        "| reel | status | scenes | cues new / reused | LUFS | review | approved |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for r in sorted(results, key=lambda r: r["source"]):
+        approval = _approval(db_url, r["source"])
         if r["status"] == "succeeded":
             lines.append(
                 f"| {r['reel']} | succeeded | {r['scenes']} | {r['cues_generated']} / {r['cues_reused']} | "
-                f"{r['lufs']:.1f} | [review page]({r['review_page']}) |"
+                f"{r['lufs']:.1f} | [review page]({r['review_page']}) | {approval} |"
             )
         else:
-            lines.append(f"| {r['source']} | failed | | | | {r['error'].replace('|', '/')} |")
+            lines.append(f"| {r['source']} | failed | | | | {r['error'].replace('|', '/')} | {approval} |")
     key = "nightly-" + (re.sub(r"[^a-z0-9]+", "-", f"{bucket}-{prefix}".lower()).strip("-") or "batch")
     create_markdown_artifact(key=key, markdown="\n".join(lines) + "\n", description="the night's reels")
     return key
+
+
+def _approval(db_url: str, source_uri: str) -> str:
+    """The reel's newest approval (who, when, which version, where delivered), or that it has none yet."""
+    a = repository.latest_approval(db_url, public_uri(source_uri))
+    if a is None:
+        return "not yet (tonight's version awaits review)"
+    when = a["decided_at"].strftime("%Y-%m-%d %H:%M")
+    return f"{a['reviewer']}, {when}: run {a['run_id']}, delivered to {a['delivered_uri'] or '-'}".replace("|", "/")
 
 
 def run_name() -> str:

@@ -159,6 +159,17 @@ def test_nightly_processes_new_footage_once_and_carries_on_past_bad_reels(prefec
     rows = [line for line in summary.data.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[1] for r in rows] == ["succeeded", "succeeded", "failed"], rows
     assert "[review page](" in rows[0] and "cannot be read as media" in rows[2]
+    assert rows[0].split(" | ")[-1].startswith("not yet")  # no version of alpha approved so far
+    from db import repository
+    from db.session import database_url
+    from flows.nightly import _approval
+
+    db_url = database_url(home)
+    delivered = f"s3://{footage}/soundtracks/delivered/alpha"
+    review = {"run_id": alpha_run, "decision": "approved", "reviewer": "Ana (producer)", "delivered_uri": delivered}
+    repository.record_review(db_url, review)
+    shown = _approval(db_url, f"s3://{footage}/reels/alpha.mp4")  # what the next night's row says
+    assert shown.startswith("Ana (producer), 20") and f"run {alpha_run}, delivered to {delivered}" in shown
     second = nightly(footage, "reels/", settings={"steps": 2})
     assert second["skipped"] == 2 and second["succeeded"] == 0  # nothing redone; the bad reel is tried again
 

@@ -72,15 +72,24 @@ def serve() -> Iterator[Callable[[Sequence[Path]], Get]]:
             server.server_close()
 
 
-def _published_run(db_url: str, out: Path, files: dict[str, bytes]) -> Path:
-    """A succeeded run that published ``files`` into ``out/REEL`` (written there, and recorded as outputs)."""
-    folder = out / REEL
+def _published_run(
+    db_url: str, out: Path, files: dict[str, bytes], version: str = "20261207T100000000000Z-run1"
+) -> Path:
+    """A succeeded run that published ``files`` as ``version`` of ``out/REEL`` (as a run publishes:
+    its own folder behind the reel's link), recorded as outputs."""
+    from audiox_core.store.local import LocalStore
+
+    store = LocalStore()
+    folder_uri = store.child(str(out), REEL)
+    version_folder = store.assembly_folder(folder_uri, version, out)
     outputs = []
     for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-        uri = (folder / name).resolve().as_uri()
+        (version_folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (version_folder / name).write_bytes(data)
+        uri = (version_folder / name).resolve().as_uri()
         outputs.append({"kind": str(Path(name).with_suffix("")), "uri": uri, "sha256": "0" * 64, "bytes": len(data)})
+    store.publish(version_folder, folder_uri, version)
+    folder = out / REEL
     run = repository.start_run(
         db_url, source_uri="/footage/reel1.mp4", out_uri=str(out), settings={}, code_version="t", flow_run_id=None
     )
@@ -125,7 +134,10 @@ def test_the_served_roots_are_the_published_reel_folders(studio_db: str, tmp_pat
     repository.record_outputs(studio_db, run, [{"kind": "mix", "uri": s3, "sha256": "1" * 64, "bytes": 1}])
     _failed_run(studio_db, str(tmp_path / "elsewhere"))
     (tmp_path / "extra").mkdir()
-    assert local_roots(studio_db, [str(tmp_path / "extra")]) == [(tmp_path / "extra").resolve(), folder.resolve()]
+    assert local_roots(studio_db, [str(tmp_path / "extra")]) == [
+        (tmp_path / "extra").resolve(),
+        folder.resolve().parent,
+    ]  # all the reel's versions
 
 
 @pytest.mark.parametrize(
@@ -172,7 +184,7 @@ def test_a_refused_recorded_folder_is_skipped_with_a_warning(
     odd = [("file:///mix.wav", "mix"), (f"{home.resolve().as_uri()}/stems/music.wav", "stems/music")]
     repository.record_outputs(studio_db, run, [{"kind": k, "uri": u, "sha256": "2" * 64, "bytes": 1} for u, k in odd])
     with caplog.at_level(logging.WARNING, logger="cli.serve"):
-        assert local_roots(studio_db, []) == [folder.resolve()]
+        assert local_roots(studio_db, []) == [folder.resolve().parent]
     warned = [r.getMessage() for r in caplog.records if r.name == "cli.serve" and r.levelno == logging.WARNING]
     assert len(warned) == 2 and "file system's root" in warned[0] and "data folder" in warned[1], warned
 
@@ -266,3 +278,13 @@ def test_a_reel_published_after_serve_started_is_served_and_listed(
     assert status == 200 and f'href="{quote(str(review))}"'.encode() in page and REEL.encode() in page
     assert get(quote(str(tmp_path / "new-out")))[0] == 404  # the output root itself is no listing
     assert get(quote(str(folder.resolve())))[0] == 404  # nor is a reel folder
+    later = _published_run(
+        studio_db, tmp_path / "new-out", {"review.html": b"<html>v2</html>"}, "20261207T110000000000Z-run2"
+    )
+    second = later.resolve() / "review.html"
+    assert second != review and get(quote(str(second))) == (200, b"<html>v2</html>")
+    assert get(quote(str(review))) == (200, b"<html>review</html>")  # the earlier version is kept and served
+    status, page = get("/")
+    rows = page.decode().split("<tr>")[2:]
+    assert len(rows) == 2 and "run 2" in rows[0] and "current" in rows[0] and "current" not in rows[1]
+    assert f'href="{quote(str(second))}"' in rows[0] and f'href="{quote(str(review))}"' in rows[1]

@@ -51,3 +51,9 @@ def version_name(run_id: int, now: datetime | None = None) -> str:
     """A published version's name: UTC time to the microsecond, then the run id (sorts by time, which is
     how ``store/s3.py`` orders the versions under a reel's prefix)."""
     return f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%S%fZ}-run{run_id}"
+
+
+def version_label(version: str) -> str:
+    """``20261207T214001123456Z-run12`` → ``run 12 (2026-12-07 21:40 UTC)``; other names as they are."""
+    m = re.fullmatch(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)\d*Z-run(\d+)", version)
+    return f"run {m[6]} ({m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC)" if m else version

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -12,6 +11,7 @@ from typing import Any
 
 from audiox_core.provenance.records import ModelFacts, RenderedCue
 from audiox_core.reel.cuesheet import SheetCue, SpannedCue
+from audiox_core.reel.naming import version_label
 from audiox_core.sound.audio import MIX_RATE
 from audiox_core.sound.loudness import LoudnessReport
 from audiox_core.video.scenes import Scene
@@ -53,12 +53,6 @@ class ReviewFacts:
     takes: Mapping[int, Sequence[RenderedCue]] = field(default_factory=dict)  # take 2 … → its cues' files
     takes_folder: str = "takes"  # where the takes are, relative to the version folder
     others: Sequence[OtherVersion] = ()  # the reel's other kept versions, newest first
-
-
-def version_label(version: str) -> str:
-    """``20261207T214001123456Z-run12`` → ``run 12 (2026-12-07 21:40 UTC)``; other names as they are."""
-    m = re.fullmatch(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)\d*Z-run(\d+)", version)
-    return f"run {m[6]} ({m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]} UTC)" if m else version
 
 
 def _e(value: object) -> str:
