@@ -180,7 +180,8 @@ def _review(
     refused: tuple[Direction, str] | None = None
     while True:
         form = direction_form(result["cue_sheet"], result["run_id"], refused)
-        direction = await_direction(result["run_id"], questions_asked(db_url, result["run_id"]), timeout_s, form)
+        asked = questions_asked(db_url, result["run_id"])
+        direction = await_direction(result["run_id"], asked, timeout_s, form, refused[1] if refused else None)
         refused = None
         if direction is None:
             return {**result, "approved": False}

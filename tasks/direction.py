@@ -10,12 +10,17 @@ process polling. After ``timeout_s`` without an answer the version stays unappro
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import prefect.flow_runs
 from prefect import get_run_logger, pause_flow_run, suspend_flow_run, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -97,18 +102,42 @@ def _span(cue: Any) -> str:
     return f"scene {first}" if first == last else f"scenes {first}–{last}"
 
 
-def await_direction(run_id: int, asked: int, timeout_s: int, form: type[RunInput] = DirectionForm) -> Direction | None:
+_STATES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _waiting_states_say(message: str) -> Iterator[None]:
+    """Prefect's pause and suspend write their Paused/Suspended state without a message; while asking,
+    the state they propose carries ``message`` (the run's page shows it beside the state)."""
+    with _STATES_LOCK:
+        kept = prefect.flow_runs.Suspended, prefect.flow_runs.Paused
+        prefect.flow_runs.Suspended = functools.partial(kept[0], message=message)
+        prefect.flow_runs.Paused = functools.partial(kept[1], message=message)
+        try:
+            yield
+        finally:
+            prefect.flow_runs.Suspended, prefect.flow_runs.Paused = kept
+
+
+def await_direction(
+    run_id: int, asked: int, timeout_s: int, form: type[RunInput] = DirectionForm, refused: str | None = None
+) -> Direction | None:
     """The producer's direction on version ``run_id`` (``asked`` decisions on it recorded before), or
     None when none came within ``timeout_s``. The key names the version and the question, so a
-    resumed flow run asking again gets the answer it was given."""
+    resumed flow run asking again gets the answer it was given. The waiting state's message says
+    so, and why the last direction was ``refused``."""
     key = f"review-run{run_id}-{asked}"
     log = get_run_logger()
     log.info("version %d waits for the producer's direction (the run's page in the Prefect UI)", run_id)
+    message = f"version of run {run_id} waits for direction"
+    if refused:
+        message = f"direction refused: {refused}; the {message} again"
     try:
-        if deployment.get_id() is not None:
-            answer = suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
-        else:
-            answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=key, poll_interval=2)
+        with _waiting_states_say(message):
+            if deployment.get_id() is not None:
+                answer = suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
+            else:
+                answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=key, poll_interval=2)
     except FlowPauseTimeout:
         log.warning("no direction within %d s: version %d stays unapproved", timeout_s, run_id)
         return None

@@ -13,17 +13,16 @@ import socket
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import yaml
 from harness import Processes, scaled_timeout, wait_until_serving
 
 from audiox_core.reel.naming import reel_folder
-from audiox_core.sound.audio import read_wav
 from audiox_core.store.s3 import read_current, s3_client
 
 pytestmark = pytest.mark.integration
@@ -208,7 +207,8 @@ def _browser():
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,1200",
+        "--window-size=1400,1000",
+        "--autoplay-policy=no-user-gesture-required",
     ):
         options.add_argument(flag)
     options.binary_location = chromium
@@ -260,152 +260,282 @@ class _Producer:
 
     def play_review_page(self, url: str) -> dict:
         self.browser.get(url)
-        self.browser.execute_script("const v = document.getElementById('picture'); v.muted = true; v.play();")
+        return self.play(1.0)
+
+    def play(self, seconds: float) -> dict:
+        """Play the picture (and whatever the page has chosen to be heard) for ``seconds`` of media
+        time, then pause; the player's state: time, duration, error, what is heard, timecode, drift."""
+        self.browser.execute_script("window.reviewPlayer.resetDrift(); document.getElementById('picture').play();")
+        start = self.browser.execute_script("return document.getElementById('picture').currentTime")
         deadline = time.monotonic() + scaled_timeout(30)
+        read = (
+            "const v = document.getElementById('picture');"
+            "return {ready: v.readyState, t: v.currentTime, duration: v.duration, error: v.error && v.error.code,"
+            " heard: document.getElementById('heard').textContent, drift: window.reviewPlayer.drift(),"
+            " tc: document.getElementById('tc').textContent, reel_tc: document.getElementById('reel-tc').textContent,"
+            " frame: window.reviewPlayer.frame()};"
+        )
         while time.monotonic() < deadline:
-            state = self.browser.execute_script(
-                "const v = document.getElementById('picture');"
-                "return {ready: v.readyState, t: v.currentTime, duration: v.duration, error: v.error && v.error.code};"
-            )
-            if state["t"] > 0.5:
+            state = self.browser.execute_script(read)
+            if state["t"] - start > seconds or state["t"] >= state["duration"] - 0.05:
                 break
             time.sleep(0.2)
         self.browser.execute_script("document.getElementById('picture').pause()")
-        return state
+        time.sleep(0.3)  # paused: the page's next frames show the time it stopped at
+        return {**self.browser.execute_script(read), "drift": state["drift"]}
 
-    def direct(
-        self,
-        decision: str,
-        reviewer: str,
-        note: str,
-        prompts: dict[str, str],
-        shot: str,
-        spans: dict[str, str] | None = None,
-    ) -> None:
-        """Click Resume, fill the form (decision, reviewer, note, one item per changed cue: its prompt
-        and, for the cues in ``spans``, the spans to regenerate), submit."""
+    def click(self, css: str) -> None:
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import Select, WebDriverWait
+
+        self.browser.find_element(By.CSS_SELECTOR, css).click()
+
+    def heard(self, what: str) -> str:
+        """Wait until the page says it plays ``what`` (its buffers loaded); the line it shows."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        line = lambda b: b.find_element(By.ID, "heard").text  # noqa: E731
+        WebDriverWait(self.browser, scaled_timeout(30)).until(lambda b: what in line(b) and "loading" not in line(b))
+        return line(self.browser)
+
+    def form(self):
+        """Click Resume; the direction form (after a refusal: with the producer's input kept)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
 
         b = self.browser
         WebDriverWait(b, scaled_timeout(60)).until(
             lambda b: any(e.text.strip() == "Resume" for e in b.find_elements(By.TAG_NAME, "button"))
         )
         next(e for e in b.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Resume").click()
-        form = WebDriverWait(b, scaled_timeout(30)).until(
+        return WebDriverWait(b, scaled_timeout(30)).until(
             lambda b: b.find_element(
                 By.XPATH,
                 "//*[normalize-space()='Resume Flow Run']/ancestor::*[.//button[normalize-space()='Submit']][1]",
             )
         )
+
+    def direct(
+        self,
+        decision: str,
+        reviewer: str,
+        shot: str,
+        *,
+        note: str = "",
+        comments: str = "",
+        edits: dict[str, dict[str, str]] | None = None,
+    ) -> list[str]:
+        """Resume with the form filled in: the decision, who, a note, comments, and per cue (by the id in
+        its pre-filled item) new values of its text fields (cue, prompt, regenerate) and number fields
+        (seed, gain_change_db, takes, take). Returns the cue ids the form's items started with."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        form = self.form()
         Select(form.find_elements(By.TAG_NAME, "select")[0]).select_by_value(decision)
-        reviewer_box, note_box = form.find_elements(By.TAG_NAME, "textarea")[:2]
+        reviewer_box, note_box, comments_box, *item_boxes = form.find_elements(By.TAG_NAME, "textarea")
+        reviewer_box.clear()
         reviewer_box.send_keys(reviewer)
         note_box.send_keys(note)
-        for _ in prompts:
-            next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Add item").click()
-            time.sleep(0.3)
-        boxes = form.find_elements(By.TAG_NAME, "textarea")[2:]  # per item: cue, prompt, spans to regenerate
-        per_item = 3
-        assert len(boxes) == per_item * len(prompts), f"{len(boxes)} text boxes for {len(prompts)} changes"
-        for (cue, prompt), i in zip(prompts.items(), range(0, per_item * len(prompts), per_item)):
-            boxes[i].send_keys(cue)
-            boxes[i + 1].send_keys(prompt)
-            if cue in (spans or {}):
-                boxes[i + 2].send_keys(spans[cue])
+        comments_box.send_keys(comments)
+        numbers = form.find_elements(By.CSS_SELECTOR, "input[type=number]")
+        per_text, per_number = 3, 4  # cue, prompt, regenerate; seed, gain, takes, take
+        assert len(item_boxes) % per_text == 0 and len(numbers) == per_number * (len(item_boxes) // per_text)
+        cues = [item_boxes[k].get_attribute("value") for k in range(0, len(item_boxes), per_text)]
+        for cue, fields in (edits or {}).items():
+            k = cues.index(cue)
+            boxes = dict(zip(("cue", "prompt", "regenerate"), item_boxes[per_text * k : per_text * (k + 1)]))
+            boxes |= dict(
+                zip(("seed", "gain_change_db", "takes", "take"), numbers[per_number * k : per_number * (k + 1)])
+            )
+            for name, value in fields.items():
+                boxes[name].clear()
+                boxes[name].send_keys(value)
         self.shot(shot)
         next(e for e in form.find_elements(By.TAG_NAME, "button") if e.text.strip() == "Submit").click()
+        return cues
 
     def quit(self) -> None:
         self.browser.quit()
 
 
-@pytest.mark.long(200)
+@pytest.mark.long(420)
 def test_a_producer_plays_directs_and_approves_a_reel_in_the_prefect_ui(server, reel, tmp_path, processes) -> None:
-    """Expected, driven through headless Chromium as a producer would: the on-demand run renders and
-    waits (suspended: its worker exits); the review page plays the picture with its new mix; two cues'
-    prompts changed in the UI's form make a second version in which only those two cues differ (one of
-    them made again only in the span typed into its Regenerate box, the rest of it sample for sample); the
-    approval completes the run, delivers the version and records the reviewer. The screenshots of each
-    step are kept (and copied to $AUDIOX_SCREENSHOTS when set, as the README's are made)."""
+    """Expected, driven through headless Chromium as a producer would, with `audiox-studio serve`
+    started before the run: the on-demand run renders and waits (suspended: its worker exits); serve's
+    index lists the reel, its review page plays the picture with SMPTE timecode from 01:00:00:00 and the
+    stems soloed through Web Audio within a frame of the picture's clock; the form starts with every
+    cue's item; a typo in a cue id is refused where the producer looks (the run's state message and a
+    card) and the form comes back with it kept; two takes of one cue and a new prompt for another make a
+    second version whose review page plays take 2 in place and A/Bs against the first at the same
+    playhead, with what changed; choosing take 2 (and the page's comments) makes a third version whose
+    cue is take 2's bytes; approval completes the run, tagged, with the reviewer in the delivered
+    provenance. The screenshots of each step are kept (and copied to $AUDIOX_SCREENSHOTS when set, as
+    the README's are made)."""
     import shutil
-    import threading
+    from urllib.parse import quote
 
-    from cli.serve import make_server
+    from selenium.webdriver.common.by import By
+
+    from audiox_core.reel.cuesheet import take_seed
+    from audiox_core.store.files import sha256_file
+    from audiox_core.video.timecode import timecode
     from db import repository
 
     api, env = server
+    serve_port = free_port()
+    serve_url = f"http://127.0.0.1:{serve_port}"
+    env = {**env, "AUDIOX_SERVE_URL": serve_url}  # the cards' links go through it
+    serve = processes.start(
+        [BIN / "audiox-studio", "serve", "--port", str(serve_port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until_serving(f"{serve_url}/", serve, scaled_timeout(60), "audiox-studio serve")
     out = tmp_path / "out"
     params = json.dumps({"source_uri": str(reel.path), "out_uri": str(out), "settings": {"steps": 2}})
     prefect(env, "deployment", "run", "soundtrack/on-demand", "--params", params)
     run_id = next(r["id"] for r in flow_runs(api, "on-demand") if r["parameters"]["source_uri"] == str(reel.path))
+
+    def next_version() -> None:
+        _wait_state(api, run_id, ("SCHEDULED",))
+        assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
+        _wait_state(api, run_id, ("PAUSED",))
+
     assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
     waiting = _wait_state(api, run_id, ("PAUSED",))
     assert waiting["state_name"] == "Suspended" and waiting["name"] == f"{reel.path.stem} · {reel.path}"
     folder = out / reel_folder(str(reel.path))
-    first = _cue_hashes(folder)
-    foley = [c["id"] for c in yaml.safe_load((folder / "cues.yaml").read_text())["cues"] if c["kind"] == "foley"]
-    changed = {foley[0]: "a heavy wooden door slams shut", foley[-1]: "glass shatters on a stone floor"}
-    last = yaml.safe_load((folder / "scenes.json").read_text())["scenes"][-1]  # the last Foley cue's scene
-    span_s = (last["start_s"] + 0.2, last["start_s"] + 0.4)  # "regenerate 0.2–0.4 s into it" as reel timecodes
-    span_tc = "-".join(f"00:00:{int(t):02d}:{round((t % 1) * 25):02d}" for t in span_s)
-    before_last = read_wav(folder / "cues" / f"scene{int(foley[-1][1:]):04d}_foley.wav")[0]
-
-    files = make_server([out], port=0)
-    threading.Thread(target=files.serve_forever, daemon=True).start()
-    page = f"http://127.0.0.1:{files.server_port}{(folder / 'review.html').resolve()}"
+    first_version = folder.resolve()
+    sheet = yaml.safe_load((folder / "cues.yaml").read_text())
+    foley = [c for c in sheet["cues"] if c["kind"] == "foley"]
+    taken, reprompted = foley[0], foley[-1]
+    take_name = f"scene{taken['scenes'][0]:04d}_foley.wav"
     shots = tmp_path / "screenshots"
     producer = _Producer(api.removesuffix("/api"), shots)
+    b = producer.browser
     try:
         producer.open_run(run_id, reel.path.stem, tab="Artifacts")
         producer.shot("1-run-waits-for-review.png")
-        played = producer.play_review_page(page)
-        assert played["error"] is None and played["t"] > 0.5 and played["duration"] > 2, played
+        b.get(f"{serve_url}/")  # serve, started before the run, lists the reel it published
+        b.find_element(By.PARTIAL_LINK_TEXT, "(current)").click()
+        assert b.current_url == f"{serve_url}{quote(str(first_version / 'review.html'))}"
+        played = producer.play(1.0)
+        assert played["error"] is None and played["duration"] > 2, played
+        frame = played["frame"]  # the frame on screen
+        assert abs(frame - played["t"] * 25) <= 1, played
+        assert played["reel_tc"] == timecode(frame, Fraction(25)), played
+        assert played["tc"] == timecode(90_000 + frame, Fraction(25)), played  # 01:00:00:00 + the frame
+        producer.click('.stem[data-stem="music"] .solo')
+        assert "stems: music" in producer.heard("stems: music")
+        b.execute_script("document.getElementById('picture').currentTime = 0")
+        played = producer.play(2.0)
+        assert played["drift"]["max"] < 1 / 25, played  # the stems within a frame of the picture
+        print(
+            f"stems against the picture: at most {played['drift']['max'] * 1000:.1f} ms off, {played['drift']['resyncs']} restart(s)"
+        )
         producer.shot("2-review-page-plays.png")
+
+        producer.open_run(run_id, reel.path.stem)
+        typo = taken["id"][0] + str(int(taken["id"][1:]))  # F001 typed as F1
+        items = producer.direct(
+            "request changes", "Ana (producer)", "3-form-pre-filled-with-a-typo.png", edits={taken["id"]: {"cue": typo}}
+        )
+        assert items == [c["id"] for c in sheet["cues"]]  # the form starts with every cue
+        _wait_state(api, run_id, ("SCHEDULED",))
+        assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
+        refused = _wait_state(api, run_id, ("PAUSED",))
+        assert (
+            refused["state"]["message"].startswith("direction refused: ")
+            and f"no cue '{typo}'" in refused["state"]["message"]
+        )
+        assert folder.resolve() == first_version  # the same version waits again
+        producer.open_run(run_id, reel.path.stem, tab="Artifacts")
+        assert (
+            f"direction refused: cue sheet of {reel.path.stem}: no cue '{typo}'"
+            in b.find_element(By.TAG_NAME, "body").text
+        )
+        producer.shot("4-direction-refused.png")
+
+        producer.open_run(run_id, reel.path.stem)
+        kept = producer.direct(
+            "request changes",
+            "Ana (producer)",
+            "5-two-takes-and-a-prompt.png",
+            note="two takes of the door; glass, not hum",
+            edits={typo: {"cue": taken["id"], "takes": "2"}, reprompted["id"]: {"prompt": "glass shatters on stone"}},
+        )
+        assert typo in kept  # the refused input came back in the form
+        next_version()
+        second_version = folder.resolve()
+        assert second_version != first_version and first_version.is_dir()
+        take2 = second_version / "takes" / "take2" / take_name
+        assert take2.is_file()
+
+        b.get(f"{serve_url}{quote(str(second_version / 'review.html'))}")
+        producer.click(f'button.take[data-cue="{taken["id"]}"][data-take="2"]')
+        assert f"take 2 of {taken['id']}" in producer.heard(f"take 2 of {taken['id']}")
+        looped = producer.play(1.0)
+        assert looped["drift"]["max"] < 1 / 25, looped
+        producer.shot("6-take-2-plays-in-place.png")
+        producer.click("#stop-take")
+        producer.click('button.ver[data-v="1"]')  # B: the first version, at the same playhead
+        assert f"B: the mix of run {first_version.name.rsplit('run', 1)[1]}" in producer.heard("B: the mix of")
+        at = b.execute_script("return document.getElementById('picture').currentTime")
+        ab = producer.play(1.0)
+        assert ab["t"] > at and ab["drift"]["max"] < 1 / 25, ab
+        diff = b.find_element(By.CSS_SELECTOR, "details.diff").text
+        assert f"{taken['id']} takes 1 2" in diff and "glass shatters on stone" in diff
+        b.find_element(By.ID, "comment").send_keys("door too early")
+        producer.click("#add-comment")
+        comment = b.find_element(By.ID, "comment-text").get_attribute("value")
+        assert comment.startswith("00:00:") and comment.endswith("door too early")
+        b.execute_script("document.querySelector('details.diff').scrollIntoView()")
+        producer.shot("7-ab-and-what-changed.png")
+
         producer.open_run(run_id, reel.path.stem)
         producer.direct(
             "request changes",
             "Ana (producer)",
-            "doors, not hum",
-            changed,
-            "3-change-two-cues.png",
-            spans={foley[-1]: span_tc},
+            "8-choose-take-2.png",
+            comments=comment,
+            edits={taken["id"]: {"take": "2"}},
         )
-        _wait_state(api, run_id, ("SCHEDULED",))
-        assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
-        _wait_state(api, run_id, ("PAUSED",))
-        second = _cue_hashes(folder)
-        assert {n for n in first if first[n] != second.get(n)} == {f"scene{int(c[1:]):04d}_foley.wav" for c in changed}
-        after_last = read_wav(folder / "cues" / f"scene{int(foley[-1][1:]):04d}_foley.wav")[0]
-        a, b = (round((t - last["start_s"]) * 48_000) for t in span_s)  # only the span is new in that cue
-        assert np.array_equal(after_last[:, :a], before_last[:, :a]) and np.array_equal(
-            after_last[:, b:], before_last[:, b:]
-        )
-        assert not np.array_equal(after_last[:, a:b], before_last[:, a:b])
-        producer.play_review_page(page)
-        producer.browser.execute_script("document.querySelector('table.cues').scrollIntoView()")
-        producer.shot("4-new-version-two-cues-new.png")
+        next_version()
+        third_version = folder.resolve()
+        assert sha256_file(third_version / "cues" / take_name) == sha256_file(take2)  # the take itself
+        chosen = yaml.safe_load((third_version / "cues.yaml").read_text())
+        assert next(c for c in chosen["cues"] if c["id"] == taken["id"])["seed"] == take_seed(taken["seed"], 2)
+
         producer.open_run(run_id, reel.path.stem)
-        producer.direct("approve", "Ana (producer)", "ship it", {}, "5-approve.png")
+        producer.direct("approve", "Ana (producer)", "9-approve.png", note="ship it")
         _wait_state(api, run_id, ("SCHEDULED",))
         assert worker(processes, env).wait(timeout=scaled_timeout(400)) == 0
         done = _wait_state(api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
         producer.open_run(run_id, reel.path.stem, tab="Artifacts")
-        producer.shot("6-approved.png")
+        producer.shot("10-approved.png")
+    except Exception:
+        (shots / "failed-page.html").write_text(b.page_source)
+        producer.shot("failed.png")
+        raise
     finally:
         producer.quit()
-        files.shutdown()
-        files.server_close()
-    assert done["state_type"] == "COMPLETED", done["state"]["message"]
+    assert done["state_type"] == "COMPLETED" and done["state"]["message"].startswith("approved by Ana (producer)")
+    assert "approved" in done["tags"]
     db_url = f"sqlite:///{Path(env['AUDIOX_HOME']) / 'studio.db'}"
     versions = repository.flow_run_versions(db_url, run_id)
     decisions = repository.reviews(db_url, [v["run_id"] for v in versions])
-    assert [(d["decision"], d["reviewer"]) for d in decisions] == [
-        ("changes", "Ana (producer)"),
-        ("approved", "Ana (producer)"),
+    assert [d["decision"] for d in decisions] == ["refused", "changes", "changes", "approved"]
+    assert decisions[1]["changes"] == [
+        {"cue": taken["id"], "takes": 2},
+        {"cue": reprompted["id"], "prompt": "glass shatters on stone"},
     ]
-    assert [c["cue"] for c in decisions[0]["changes"]] == list(changed)
+    assert "door too early" in decisions[2]["note"]
     delivered = out / "delivered" / reel_folder(str(reel.path))
+    approval = json.loads((delivered / "provenance.json").read_text())["approval"]
+    assert approval["approved_by"] == "Ana (producer)" and approval["run_id"] == versions[-1]["run_id"]
     assert [p.name for p in delivered.glob("*_PM_2ch_48k_24b_*.wav")], sorted(p.name for p in delivered.iterdir())
     if target := os.environ.get("AUDIOX_SCREENSHOTS"):
         shutil.copytree(shots, target, dirs_exist_ok=True)

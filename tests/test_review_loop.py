@@ -103,6 +103,11 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
         )
         _paused(flow_run_id, seen=keys)  # refused (no such cue): the same version waits again
         assert _cue_hashes(folder) == first
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:  # the run's state says why, beside the form
+            message = client.read_flow_run(flow_run_id).state.message
+        assert message.startswith("direction refused: cue sheet of ") and "no cue 'F404'" in message, message
         form = _form(flow_run_id)  # it says why, above the version's cues, with the refused input kept
         assert form["description"].startswith("**Your last direction was refused: cue sheet of ")
         assert "no cue 'F404'" in form["description"] and f"| {foley[0]} | foley | scene 0 |" in form["description"]

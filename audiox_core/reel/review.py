@@ -419,9 +419,17 @@ SCRIPT = """
       start();
     } catch (e) { document.getElementById('heard').textContent = 'cannot play ' + w.what + ': ' + e.message; }
   }
+  // The frame on screen (requestVideoFrameCallback's media time), else the one at currentTime.
+  let shown = null;
+  function onFrame(_, meta) { shown = meta.mediaTime; video.requestVideoFrameCallback(onFrame); }
+  if (video && video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+  function shownFrame() {
+    const t = now();
+    return shown !== null && Math.abs(shown - t) < 1.5 / fps ? Math.round(shown * fps) : frameAt(t);
+  }
   function tick() {
     const t = now();
-    const f = frameAt(t);
+    const f = shownFrame();
     document.getElementById('tc').textContent = timecode(data.startFrame + f);
     document.getElementById('reel-tc').textContent = timecode(f);
     const x = Math.min(1, t / ((video && video.duration) || data.duration));
@@ -495,7 +503,7 @@ SCRIPT = """
     const input = document.getElementById('comment'), text = input.value.trim();
     if (!text) return;
     const t = now();
-    comments.push({ t: t, tc: timecode(frameAt(t)), cues: cuesAt(t), text: text });
+    comments.push({ t: t, tc: timecode(shownFrame()), cues: cuesAt(t), text: text });
     comments.sort((a, b) => a.t - b.t); input.value = '';
     localStorage.setItem(store, JSON.stringify(comments)); showComments();
   });
@@ -505,7 +513,7 @@ SCRIPT = """
     else document.execCommand('copy');
   });
   showComments();
-  window.reviewPlayer = { drift: () => ({ max: maxDrift, resyncs: resyncs, playing: !!anchor }),
+  window.reviewPlayer = { drift: () => ({ max: maxDrift, resyncs: resyncs, playing: !!anchor }), frame: shownFrame,
                           resetDrift: () => { maxDrift = 0; resyncs = 0; }, timecode: timecode, state: state };
   requestAnimationFrame(tick);
 })();
