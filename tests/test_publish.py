@@ -340,6 +340,11 @@ def test_each_version_lists_exactly_its_own_files_and_old_versions_go(bucket: st
     store.publish(_reel_folder(tmp_path, "v3", {"mix.wav": b"3"}), folder_uri, "20250103T000000000000Z-run3")
     versions = {k.split("/")[3] for k in _keys(bucket, "soundtracks/reel1-0123456789/versions/")}
     assert versions == {"20250102T000000000000Z-run2", "20250103T000000000000Z-run3"}
+    assert store.versions(folder_uri) == sorted(versions)  # what a review page A/Bs against
+    s3_client().put_object(  # a version still uploading (no provenance.json yet) is not offered
+        Bucket=bucket, Key="soundtracks/reel1-0123456789/versions/20250104T000000000000Z-run4/mix.wav", Body=b"4"
+    )
+    assert store.versions(folder_uri) == sorted(versions)
 
 
 def test_an_older_version_published_last_wins_the_pointer_and_deletes_neither(bucket: str, tmp_path: Path) -> None:

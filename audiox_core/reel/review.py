@@ -416,7 +416,7 @@ SCRIPT = """
       sources = w.list.map((x, i) => ({ buffer: loaded[i], gain: x.gain, at: x.at }));
       document.getElementById('heard').textContent = 'heard: ' + w.what + ' (Web Audio, on the picture\\'s clock)';
       if (ctx && ctx.state === 'suspended') await ctx.resume();
-      start();
+      if (video && !video.paused) arm();
     } catch (e) { document.getElementById('heard').textContent = 'cannot play ' + w.what + ': ' + e.message; }
   }
   // The frame on screen (requestVideoFrameCallback's media time), else the one at currentTime.
@@ -439,13 +439,19 @@ SCRIPT = """
       maxDrift = Math.max(maxDrift, Math.abs(drift));
       if (Math.abs(drift) > 0.5 / fps) { resyncs++; start(); }  // kept within half a frame
     }
+    if (armed && video && !video.paused && !video.seeking) {  // start once the picture's clock moves
+      if (armedAt === null) armedAt = video.currentTime;
+      else if (video.currentTime > armedAt + 1e-4) { armed = false; start(); }
+    }
     if (state.take && video && t >= state.take.end) { video.currentTime = state.take.start; }
     requestAnimationFrame(tick);
   }
+  let armed = false, armedAt = null;
+  function arm() { stopNodes(); armed = true; armedAt = null; }
   if (video) {
-    video.addEventListener('playing', () => { if (ctx && ctx.state === 'suspended') ctx.resume(); start(); });
-    ['pause', 'seeking', 'waiting'].forEach(e => video.addEventListener(e, stopNodes));
-    ['seeked', 'ratechange'].forEach(e => video.addEventListener(e, start));
+    video.addEventListener('playing', () => { if (ctx && ctx.state === 'suspended') ctx.resume(); arm(); });
+    ['pause', 'seeking', 'waiting'].forEach(e => video.addEventListener(e, () => { armed = false; stopNodes(); }));
+    ['seeked', 'ratechange'].forEach(e => video.addEventListener(e, () => { if (!video.paused) arm(); }));
   }
   stems.forEach(s => s.querySelectorAll('button').forEach(b => b.addEventListener('click', () => {
     b.classList.toggle('on'); audioContext(); apply();
