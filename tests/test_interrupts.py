@@ -422,9 +422,18 @@ def test_sigterm_stops_the_nightly_flows_reels_and_closes_every_row(
     assert proc.returncode != 0, output
     runs = _runs(home)
     assert len(runs) == 2, runs  # the third reel never started
-    assert {(r["status"], r["error"]) for r in runs} == {("cancelled", "interrupted by SIGTERM")}, runs
+    # A reel already publishing when the signal lands (past its last stop point: on a loaded machine the
+    # other reel can reach generation that late) ends as it would have; every other reel is cancelled.
+    ended = {(r["status"], r["error"]) for r in runs}
+    assert ("cancelled", "interrupted by SIGTERM") in ended and ended <= {
+        ("cancelled", "interrupted by SIGTERM"),
+        ("succeeded", None),
+    }, runs
     assert _leftovers(home, tmp_path / "no-local-out") == []
-    assert [o["Key"] for o in s3_client().list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])] == []
+    published = {o["Key"] for o in s3_client().list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])}
+    finished = sum(r["status"] == "succeeded" for r in runs)
+    assert len({k.split("/")[1] for k in published}) == finished  # only a finished reel published, and whole
+    assert all(f"{k.rsplit('/versions/', 1)[0]}/current.json" in published for k in published if "/versions/" in k)
 
 
 def _generating(home: Path) -> list[Path]:

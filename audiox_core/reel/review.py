@@ -357,7 +357,7 @@ SCRIPT = """
   const now = () => (video ? video.currentTime : 0);
 
   // The sound: the picture's own mix, or Web Audio buffers started against the video's clock.
-  let ctx = null, nodes = [], anchor = null, maxDrift = 0, resyncs = 0, sources = [];
+  let ctx = null, nodes = [], anchor = null, maxDrift = 0, resyncs = 0, sources = [], drifts = [];
   const buffers = {};
   const state = { version: 0, take: null };
   function audioContext() { if (!ctx) ctx = new AudioContext({ latencyHint: 'interactive' }); return ctx; }
@@ -436,7 +436,7 @@ SCRIPT = """
     document.querySelectorAll('.playhead').forEach(p => { p.style.left = (100 * x) + '%'; });
     if (anchor && video && !video.paused && !video.seeking) {
       const drift = anchor.video + (ctx.currentTime - anchor.ctx) * anchor.rate - video.currentTime;
-      maxDrift = Math.max(maxDrift, Math.abs(drift));
+      maxDrift = Math.max(maxDrift, Math.abs(drift)); drifts.push(Math.abs(drift));
       if (Math.abs(drift) > 0.5 / fps) { resyncs++; start(); }  // kept within half a frame
     }
     if (armed && video && !video.paused && !video.seeking) {  // start once the picture's clock moves
@@ -519,8 +519,9 @@ SCRIPT = """
     else document.execCommand('copy');
   });
   showComments();
-  window.reviewPlayer = { drift: () => ({ max: maxDrift, resyncs: resyncs, playing: !!anchor }), frame: shownFrame,
-                          resetDrift: () => { maxDrift = 0; resyncs = 0; }, timecode: timecode, state: state };
+  function p95() { const d = drifts.slice().sort((a, b) => a - b); return d.length ? d[Math.floor(0.95 * (d.length - 1))] : 0; }
+  window.reviewPlayer = { drift: () => ({ max: maxDrift, p95: p95(), checks: drifts.length, resyncs: resyncs, playing: !!anchor }),
+                          frame: shownFrame, resetDrift: () => { maxDrift = 0; resyncs = 0; drifts = []; }, timecode: timecode, state: state };
   requestAnimationFrame(tick);
 })();
 """
