@@ -206,3 +206,6 @@ def test_local_versions_stay_behind_a_current_link_and_the_newest_few_are_kept(
     _publish_local(store, root, names[1], "republished older")  # the last publish wins the pointer
     assert current_version(root / "reel1") == names[1]
     assert versions(root / "reel1") == [names[1], names[-1]]  # the newest and the one it replaced
+    monkeypatch.setenv(KEEP_ENV, "0")
+    with pytest.raises(InputError, match=r"^AUDIOX_KEEP_VERSIONS='0': must be a whole number, 1 or more$"):
+        store.check_writable(str(root), 0)  # refused before a run does any work

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 from audiox_core.errors import InputError
 from audiox_core.lifecycle import process_tag
 from audiox_core.store.files import check_readable_file
-from audiox_core.store.local_versions import point_current, versions, versions_folder
+from audiox_core.store.local_versions import kept_versions, point_current, versions, versions_folder
 from audiox_core.store.protocol import Fetched
 from audiox_core.store.serving import local_link
 from audiox_core.store.uri import public_uri
@@ -50,6 +50,7 @@ class LocalStore:
         has ``need_bytes`` free. Nothing is created: a missing root is probed at its nearest existing
         ancestor, so a run refused later leaves no empty folder behind."""
         shown = public_uri(root_uri)
+        kept_versions()  # a bad $AUDIOX_KEEP_VERSIONS is one line now, not after the run's work
         root = local_path(root_uri)
         if root.exists() and not root.is_dir():
             raise InputError(f"{shown}: output folder is not a folder")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from audiox_core.environment import env_count
+from audiox_core.errors import InputError
 from audiox_core.lifecycle import process_tag
 from audiox_core.store.files import fsync_folder
 
@@ -66,7 +67,12 @@ def point_current(reel: Path, version: str) -> None:
 def _remove_old(reel: Path, keep: set[str | None]) -> None:
     """Housekeeping after the pointer moved: a failure is logged and left for the next publish."""
     names = versions(reel)
-    kept = set(names[-kept_versions() :]) | keep
+    try:
+        newest = kept_versions()
+    except InputError as e:  # checked before the run; changed since: keep everything this time
+        log.warning("old versions of %s kept: %s", reel, e)
+        return
+    kept = set(names[-newest:]) | keep
     for name in names:
         if name not in kept:
             try:
