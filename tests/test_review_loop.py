@@ -62,26 +62,23 @@ def _resume(flow_run_id: str, direction: dict[str, Any]) -> None:
     resume_flow_run(flow_run_id, run_input=direction)
 
 
-def _cue_hashes(folder: Path) -> dict[str, str]:
-    from audiox_core.store.files import sha256_file
-
-    return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
-
-
-def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, reel, tmp_path, monkeypatch) -> None:
+def _reviewed_run(
+    source: Path, out: Path, seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """The soundtrack flow with review on, started in a thread (its home under ``tmp_path``); what it
+    returned or raised lands in the dict as ``result`` or ``error``."""
     from flows.soundtrack import soundtrack
 
     monkeypatch.setenv("AUDIOX_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
-    out = tmp_path / "out"
     done: dict[str, Any] = {}
 
     def run() -> None:
         try:
             done["result"] = soundtrack(
-                str(reel.path),
+                str(source),
                 str(out),
-                {"steps": 2, "seed": 3},
+                {"steps": 2, "seed": seed},
                 review=True,
                 review_timeout_s=round(scaled_timeout(600)),
             )
@@ -90,6 +87,19 @@ def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, r
 
     thread = threading.Thread(target=run)
     thread.start()
+    return thread, done
+
+
+def _cue_hashes(folder: Path) -> dict[str, str]:
+    from audiox_core.store.files import sha256_file
+
+    return {p.name: sha256_file(p) for p in (folder / "cues").iterdir()}
+
+
+def test_changes_regenerate_only_those_cues_and_approval_delivers(prefect_api, reel, tmp_path, monkeypatch) -> None:
+
+    out = tmp_path / "out"
+    thread, done = _reviewed_run(reel.path, out, 3, tmp_path, monkeypatch)
     try:
         keys: set[str] = set()
         flow_run_id = _paused(None, seen=keys)
@@ -205,27 +215,9 @@ def test_takes_are_made_beside_the_cue_played_on_the_page_and_the_chosen_one_is_
     very bytes; each version keeps its own folder behind the reel's pointer."""
     from audiox_core.reel.cuesheet import take_seed
     from audiox_core.store.files import sha256_file
-    from flows.soundtrack import soundtrack
 
-    monkeypatch.setenv("AUDIOX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AUDIOX_DB_URL", raising=False)
     out = tmp_path / "out"
-    done: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            done["result"] = soundtrack(
-                str(reel.path),
-                str(out),
-                {"steps": 2, "seed": 5},
-                review=True,
-                review_timeout_s=round(scaled_timeout(600)),
-            )
-        except BaseException as e:  # reported below
-            done["error"] = e
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, done = _reviewed_run(reel.path, out, 5, tmp_path, monkeypatch)
     flow_run_id = None
     try:
         keys: set[str] = set()
