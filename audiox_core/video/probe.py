@@ -131,7 +131,12 @@ def probe(path: Path) -> MediaInfo:
         what="cannot be read as media by ffprobe",
         timeout_s=stall_timeout_s(),
     ).stdout
-    info = json.loads(out)
+    return described(path, json.loads(out))
+
+
+def described(path: Path, info: dict[str, Any]) -> MediaInfo:
+    """MediaInfo from ffprobe's ``-show_format -show_streams`` JSON (or the same shape built in
+    process: video/libav.py); InputError when it holds no usable video."""
     fmt = info.get("format", {})
     duration = float(fmt.get("duration", 0.0) or 0.0)
     streams = info.get("streams", [])

@@ -15,6 +15,7 @@ import numpy as np
 
 from audiox_core.errors import InputError
 from audiox_core.validation import above, at_least, check_fields
+from audiox_core.video import libav
 from audiox_core.video.change import with_boxes
 from audiox_core.video.curves import FrameCurves, measure
 from audiox_core.video.decode import DecodeReport, ModelFrames, decode_thumbnails
@@ -221,32 +222,50 @@ def detect_scenes(
     progress: ProgressCallback | None = None,
     known_cuts: Sequence[int] | None = None,
 ) -> tuple[MediaInfo, SceneList]:
-    """Decode once: scene cuts, transitions and (optionally) the model's frames. Given a path,
-    ffprobe runs first (the field order decides how the picture is decoded). ``known_cuts`` (the
+    """Decode once: scene cuts, transitions and (optionally) the model's frames. Without model frames
+    the file is read in this process (video/libav.py: no ffprobe, no ffmpeg); with them, ffprobe then
+    one ffmpeg pass writes the model's exact frames beside the thumbnails. ``known_cuts`` (the
     first frame of each scene after the first: a storyboard's cards) replace the detected ones."""
-    info = source if isinstance(source, MediaInfo) else probe(source)
     report = DecodeReport()
+    if model_frames is None:  # decoded in this process, without ffprobe
+        info = source if isinstance(source, MediaInfo) else libav.probe(source)
+        curves = _in_process(info, settings, report, progress, known_cuts)
+        return info, _scene_list(info, curves, report, settings, progress, known_cuts)
+    info = source if isinstance(source, MediaInfo) else probe(source)
     expected = info.video.frames or 0
     tick = (lambda i: progress(i, max(i, expected))) if progress else None
-    curves = None
-    if model_frames is None and settings.skim and skimmable(info) and known_cuts is None:
+    frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
+    curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
+    return info, _scene_list(info, curves, report, settings, progress, known_cuts)
+
+
+def _in_process(
+    info: MediaInfo,
+    settings: DetectorSettings,
+    report: DecodeReport,
+    progress: ProgressCallback | None,
+    known_cuts: Sequence[int] | None,
+) -> FrameCurves:
+    """The curves of every frame, decoded in this process: by the skim where it applies, else every frame."""
+    expected = info.video.frames or 0
+    tick = (lambda i: progress(i, max(i, expected))) if progress else None
+    if settings.skim and skimmable(info) and known_cuts is None:
         pad = max(settings.window, settings.flash_frames) + 1
-        threshold_of = lambda change: adaptive_threshold(change, settings)  # noqa: E731
         curves = skim(
             info,
             report,
             min_threshold=settings.min_threshold,
             flash_frames=settings.flash_frames,
             pad=pad,
-            threshold_of=threshold_of,
+            threshold_of=lambda change: adaptive_threshold(change, settings),
             fading_of=lambda c: _fading(find_fades(c, settings)),
             ceiling=settings.threshold,
             progress=tick,
         )
-    if curves is None:
-        frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
-        curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
-    return info, _scene_list(info, curves, report, settings, progress, known_cuts)
+        if curves is not None:
+            return curves
+    frames = libav.thumbnails(info.path, report, field=info.video.first_field)
+    return measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
 
 
 def _scene_list(

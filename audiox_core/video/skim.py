@@ -9,8 +9,8 @@ from fractions import Fraction
 
 from audiox_core.video.change import look, with_boxes
 from audiox_core.video.curves import FrameCurves, measure
-from audiox_core.video.decode import DecodeReport, decode_thumbnails
-from audiox_core.video.ffmpeg import run, stall_timeout_s
+from audiox_core.video.decode import DecodeReport
+from audiox_core.video.libav import frame_times, thumbnails
 from audiox_core.video.probe import MediaInfo
 
 SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})  # decoders that honour skip_frame (with B-frames)
@@ -19,42 +19,6 @@ MERGE_S = 2.0  # exact windows closer than this share one seek
 
 def skimmable(info: MediaInfo) -> bool:
     return info.video.codec in SKIMMABLE and info.video.has_b_frames > 0
-
-
-def frame_times(info: MediaInfo) -> list[Fraction]:
-    """Every frame's presentation time on the container's timeline, sorted, from the packets
-    (ffmpeg's own offset: the container start in microseconds, rounded to the stream's time base);
-    empty when the container gives packets no presentation times (AVI)."""
-    out = run(
-        "ffprobe",
-        [
-            "-v",
-            "error",
-            "-select_streams",
-            f"{info.video.index}",
-            "-show_entries",
-            "stream=time_base:packet=pts,flags",
-            "-of",
-            "csv",
-            str(info.path),
-        ],
-        subject=info.path,
-        what="cannot list its video packets",
-        timeout_s=stall_timeout_s(),
-    ).stdout
-    base, ticks = None, []
-    for line in out.splitlines():
-        kind, _, rest = line.partition(",")
-        if kind == "stream":
-            base = Fraction(rest.strip(",").split(",")[0])
-        elif kind == "packet":
-            pts, _, flags = rest.partition(",")
-            if pts != "N/A" and "D" not in flags:
-                ticks.append(int(pts))
-    if base is None or len(ticks) < len(out.splitlines()) - 1:
-        return []
-    offset = round(Fraction(round(info.start_s * 1_000_000), 1_000_000) / base)
-    return [(t - offset) * base for t in sorted(ticks)]
 
 
 def _index(times: Sequence[Fraction], t: Fraction) -> int | None:
@@ -81,14 +45,14 @@ def skim(
 ) -> FrameCurves | None:
     """Per-frame curves for every frame, decoding in full only around the skim's candidate cuts;
     None when the packets carry no presentation times (take the full pass)."""
-    field = info.video.first_field
+    path, field = info.path, info.video.first_field
     if "avi" in info.container.split(","):
         return None  # AVI packets carry no presentation times
     with ThreadPoolExecutor(1) as pool:  # the packet listing runs beside the skim's decoding
-        listing = pool.submit(frame_times, info)
+        listing = pool.submit(frame_times, path)
         # the flash check over the next flash_frames skimmed frames: they span at least as many frames
         coarse = measure(
-            with_boxes(decode_thumbnails(info.path, report, field=field, cheap=True)),
+            with_boxes(thumbnails(path, report, field=field, cheap=True)),
             min_threshold,
             flash_frames,
             progress,
@@ -127,7 +91,7 @@ def skim(
     box_times = coarse.times
     for lo, hi in _windows(wanted, times, pad):
         span = (times[lo], times[hi] - times[lo] + (times[min(hi + 1, n - 1)] - times[hi]) / 2)
-        frames = decode_thumbnails(info.path, DecodeReport(), field=field, span=span)
+        frames = thumbnails(path, DecodeReport(), field=field, span=span)
         exact = measure(
             ((t, look(bgr), coarse.boxes[_nearest(box_times, t)]) for t, bgr in frames), min_threshold, flash_frames
         )

@@ -1,0 +1,228 @@
+"""In-process decoding with libav (PyAV): thumbnails of every frame with exact times, the decoder's own threads
+running beside the scoring."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.logging
+import cv2
+import numpy as np
+
+from audiox_core.errors import InputError
+from audiox_core.store.files import check_readable_file
+from audiox_core.video.decode import THUMB_SIZE, DecodeReport
+from audiox_core.video.probe import MediaInfo, described
+from audiox_core.video.probe import probe as ffprobe
+
+log = logging.getLogger(__name__)
+
+# Decoders that skip the loop filter when told to (deblocking smooths block edges; a cut survives it).
+LOOP_FILTERED = frozenset({"h264", "hevc"})  # not vp8: without its filter, blocks add false changes
+_DAMAGE = re.compile(r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.I)
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # AVFieldOrder, as ffprobe names them
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as e:
+        raise InputError(f"{path}: video decoding failed ({e})") from None
+
+
+def _video(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        raise InputError(f"{path}: no video stream")
+    return streams[0]
+
+
+def _rate(rate: Fraction | None) -> str:
+    return f"{rate.numerator}/{rate.denominator}" if rate else "0/0"
+
+
+def _printed(seconds: Fraction) -> float:
+    """Seconds as ffprobe prints them: six decimals."""
+    return float(f"{float(seconds):.6f}")
+
+
+def probe(path: Path) -> MediaInfo:
+    """What ``probe.probe`` says of ``path``, read in this process (no ffprobe): the same fields,
+    checks and errors; where libav cannot open the file at all, ffprobe's own reason is raised."""
+    check_readable_file(path)
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        ffprobe(path)  # raises its reason ("cannot be read as media by ffprobe (…)")
+        raise InputError(f"{path}: cannot be read as media ({e})") from None
+    with container:
+        streams = []
+        for s in container.streams:
+            entry: dict[str, Any] = {"index": s.index, "codec_type": s.type}
+            if s.duration is not None:
+                entry["duration"] = _printed(s.duration * s.time_base)
+            if s.start_time is not None:
+                entry["start_time"] = _printed(s.start_time * s.time_base)
+            codec = s.codec_context
+            if s.type == "video":
+                entry |= {
+                    "codec_name": codec.codec.canonical_name,
+                    "width": codec.width,
+                    "height": codec.height,
+                    "avg_frame_rate": _rate(s.average_rate),
+                    "r_frame_rate": _rate(s.base_rate),
+                    "field_order": FIELD_ORDERS.get(codec.field_order, "unknown"),
+                    "has_b_frames": codec.reorder_depth,  # ffprobe's has_b_frames (video_delay)
+                    "disposition": {"attached_pic": int(bool(s.disposition & av.stream.Disposition.attached_pic))},
+                }
+                if s.frames:
+                    entry["nb_frames"] = s.frames
+            elif s.type == "audio":
+                entry |= {
+                    "codec_name": codec.codec.canonical_name,
+                    "sample_rate": codec.sample_rate,
+                    "channels": codec.layout.nb_channels,
+                }
+            streams.append(entry)
+        fmt: dict[str, Any] = {"format_name": container.format.name}
+        if container.duration is not None:
+            fmt["duration"] = _printed(Fraction(container.duration, 1_000_000))
+        if container.start_time is not None:
+            fmt["start_time"] = _printed(Fraction(container.start_time, 1_000_000))
+        video = next((e for e in streams if e["codec_type"] == "video" and not e["disposition"]["attached_pic"]), None)
+        if video is not None:
+            video["side_data_list"] = [{"rotation": _rotation(container, video["index"])}]
+    return described(path, {"format": fmt, "streams": streams})
+
+
+def _rotation(container: av.container.InputContainer, index: int) -> int:
+    """The display matrix's rotation, which libav hands out on decoded frames (0 where none decodes)."""
+    stream = container.streams[index]
+    try:
+        for frame in container.decode(stream):
+            return int(frame.rotation)
+    except av.FFmpegError:
+        pass
+    return 0
+
+
+def _offset(container: av.container.InputContainer, base: Fraction) -> int:
+    """The container's start in the stream's ticks, which the CLI subtracts from every timestamp."""
+    start = container.start_time
+    return round(Fraction(start, 1_000_000) / base) if start is not None else 0
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    """Every frame's presentation time on the container's timeline, sorted, from the packets alone
+    (no decoding); empty when a packet has no presentation time (AVI)."""
+    with _open(path) as container:
+        stream = _video(path, container)
+        base = stream.time_base
+        ticks = []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.pts is None:
+                return []
+            ticks.append(packet.pts)
+        offset = _offset(container, base)
+        return [(t - offset) * base for t in sorted(ticks)]
+
+
+def _graph(stream: av.video.stream.VideoStream, field: str) -> av.filter.Graph:
+    """The thumbnail filters of the CLI pass (decode.py): one field of interlaced pictures, scaled to
+    THUMB_SIZE as full-range planar YCbCr."""
+    w, h = THUMB_SIZE
+    graph = av.filter.Graph()
+    nodes = [graph.add_buffer(template=stream)]
+    if field:
+        nodes.append(graph.add("field", field))
+    nodes.append(graph.add("scale", f"{w}:{h}:flags=fast_bilinear"))  # the range stays: _bgr expands it
+    nodes.append(graph.add("format", "yuv444p"))
+    nodes.append(graph.add("buffersink"))
+    graph.link_nodes(*nodes).configure()
+    return graph
+
+
+# Limited-range (16–235 luma, 16–240 chroma) to full, rounded exactly: black stays (0, 128, 128), so
+# near-black frames get no false colour (swscale's own range conversion moves chroma 128 to 127 in part).
+_LUMA = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_CHROMA = np.clip(np.round((np.arange(256) - 128) * 127 / 112 + 128), 0, 255).astype(np.uint8)
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+def _bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The thumbnail as BGR, by OpenCV's exact YCrCb conversion (as decode.py does), from full range."""
+    y, cb, cr = (np.asarray(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes)
+    if frame.color_range != FULL_RANGE:
+        y, cb, cr = cv2.LUT(y, _LUMA), cv2.LUT(cb, _CHROMA), cv2.LUT(cr, _CHROMA)
+    return cv2.cvtColor(cv2.merge((y, cr, cb)), cv2.COLOR_YCrCb2BGR)
+
+
+def thumbnails(
+    path: Path,
+    report: DecodeReport,
+    *,
+    field: str = "",
+    cheap: bool = False,
+    span: tuple[Fraction, Fraction] | None = None,
+    loop_filter: bool = False,
+) -> Iterator[tuple[Fraction, np.ndarray]]:
+    """What ``decode.decode_thumbnails`` yields without model frames, decoded in this process: (seconds on the
+    container's timeline, BGR thumbnail) per frame. The loop filter is skipped unless ``loop_filter``;
+    ``cheap``: only reference frames; ``span`` (start, duration): only the frames shown then, by a seek."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # the decoder's damage reports (libav logging is off otherwise)
+    with _open(path) as container, av.logging.Capture(local=False) as messages:
+        stream = _video(path, container)
+        stream.thread_type = "AUTO"  # frame and slice threads on every core: decoding runs ahead of the scoring
+        codec = stream.codec_context
+        options = {"flags": "-output_corrupt"}  # damaged frames are dropped, not passed on half-drawn
+        if cheap or (not loop_filter and codec.name in LOOP_FILTERED):
+            options["skip_loop_filter"] = "all"
+        codec.options = options
+        if cheap:
+            codec.skip_frame = "NONREF"
+        base = stream.time_base
+        offset = _offset(container, base)
+        window = None
+        if span is not None:
+            begin = Fraction(round(span[0] * 1_000_000), 1_000_000)  # seek points in microseconds, as the CLI's
+            window = (begin, begin + span[1])
+            container.seek(round(begin / base) + offset, stream=stream, backward=True)
+        graph = _graph(stream, field)
+        try:
+            for frame in container.decode(stream):
+                ticks = frame.pts if frame.pts is not None else frame.best_effort_timestamp
+                if ticks is None:
+                    continue
+                t = (ticks - offset) * base
+                if window is not None:
+                    if t < window[0]:
+                        continue
+                    if t >= window[1]:
+                        break
+                graph.push(frame)
+                thumb = graph.pull()
+                report.frames += 1
+                if report.first_pts is None:
+                    report.first_pts = t
+                yield t, _bgr(thumb)
+        except av.FFmpegError as e:
+            raise InputError(f"{path}: video decoding failed ({e})") from None
+        finally:
+            av.logging.set_level(level)
+            for _, _, text in messages:
+                if _DAMAGE.search(text):
+                    report.damaged += 1
+                report.messages.append(text)
+    if report.damaged:
+        log.warning(
+            "%s: %d damaged frame report(s) from the decoder; damaged frames were skipped", path.name, report.damaged
+        )
