@@ -233,7 +233,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
     if args.source.startswith("s3://"):
         raise InputError(f"{public_uri(args.source)}: `scenes` reads a local file; download it, or use `run` for S3")
     path = local_path(args.source)
-    given = {"threshold": args.threshold, "min_scene_s": args.min_scene_s, "skim": args.skim or None}
+    given = {"threshold": args.threshold, "min_scene_s": args.min_scene_s, "skim": args.skim}
     _, scenes = detect_scenes(path, DetectorSettings(**{k: v for k, v in given.items() if v is not None}))
     if args.csv:
         write_atomic(Path(args.csv), scenes_csv(scenes).encode())
@@ -443,9 +443,9 @@ def parser() -> argparse.ArgumentParser:
     scenes.add_argument("--min-scene-s", type=float, help="minimum scene length in seconds (default {min_scene_s:g})")
     scenes.add_argument(
         "--skim",
-        action="store_true",
+        choices=("auto", "always", "never"),
         help="decode only reference frames, and every frame only around candidate cuts (H.264/HEVC/MPEG-2/"
-        "MPEG-4 with B-frames; same cuts, faster on long clips with few fades: see the README)",
+        "MPEG-4 with B-frames; same cuts): auto (default) where the packets say it is faster, always, never",
     )
     scenes.set_defaults(func=cmd_scenes)
 

@@ -193,11 +193,11 @@ def test_scenes_command_builds_the_detector_from_the_options_given(reel, capsys)
     assert json.loads(capsys.readouterr().out)["detector"] == asdict(DetectorSettings())
     assert main(["scenes", str(reel.path), "--json", "--min-scene-s", "0.2"]) == 0
     assert json.loads(capsys.readouterr().out)["detector"] == asdict(DetectorSettings(min_scene_s=0.2))
-    assert main(["scenes", str(reel.path), "--json"]) == 0
+    assert main(["scenes", str(reel.path), "--json", "--skim", "never"]) == 0
     full = json.loads(capsys.readouterr().out)
-    assert main(["scenes", str(reel.path), "--json", "--skim"]) == 0
+    assert main(["scenes", str(reel.path), "--json", "--skim", "always"]) == 0
     skimmed = json.loads(capsys.readouterr().out)
-    assert skimmed["detector"] == asdict(DetectorSettings(skim=True))
+    assert skimmed["detector"] == asdict(DetectorSettings(skim="always"))
     assert skimmed["scenes"] == full["scenes"]
 
 

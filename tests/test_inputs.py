@@ -151,7 +151,8 @@ def test_a_user_error_is_one_line_recorded_and_found_early(
         [sys.executable, "-m", "cli", "run", case.source, "--out", case.out, "--model", "tiny", "--steps", "2"],
         capture_output=True,
         text=True,
-        env={**api_env, **case.env},
+        # os.environ's S3 settings too: a case may start moto_server (s3_endpoint) after api_env was made
+        env={**api_env, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}, **case.env},
         timeout=scaled_timeout(240),
     )
     fragment = expected.format(source=case.source, out=case.out)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -118,36 +119,62 @@ def _offset(container: av.container.InputContainer, base: Fraction) -> int:
     return round(Fraction(start, 1_000_000) / base) if start is not None else 0
 
 
-def frame_times(path: Path) -> list[Fraction]:
-    """Every frame's presentation time on the container's timeline, sorted, from the packets alone
-    (no decoding); empty when a packet has no presentation time (AVI)."""
+def frame_times(path: Path) -> tuple[list[Fraction], list[Fraction]]:
+    """Every frame's presentation time on the container's timeline, sorted, and the keyframes' times,
+    from the packets alone (no decoding); both empty when a packet has no presentation time (AVI)."""
     with _open(path) as container:
         stream = _video(path, container)
         base = stream.time_base
-        ticks = []
+        ticks, keys = [], []
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 continue
             if packet.pts is None:
-                return []
+                return [], []
             ticks.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
         offset = _offset(container, base)
-        return [(t - offset) * base for t in sorted(ticks)]
+        return [(t - offset) * base for t in sorted(ticks)], [(t - offset) * base for t in sorted(keys)]
 
 
-def _graph(stream: av.video.stream.VideoStream, field: str) -> av.filter.Graph:
+def reordered_share(path: Path, packets: int = 300) -> float:
+    """The share of the bytes of the first ``packets`` video packets that are B-frames (shown before
+    a frame decoded earlier): what a skim of the reference frames leaves undecoded, as the packet
+    list alone tells it (packets are demuxed, nothing is decoded)."""
+    with _open(path) as container:
+        stream = _video(path, container)
+        latest, reordered, total = None, 0, 0
+        for packet in islice(container.demux(stream), packets):
+            if packet.size == 0 or packet.pts is None:
+                continue
+            total += packet.size
+            if latest is not None and packet.pts < latest:
+                reordered += packet.size
+            else:
+                latest = packet.pts
+        return reordered / total if total else 0.0
+
+
+def _scaler(stream: av.video.stream.VideoStream, field: str) -> Callable[[av.VideoFrame], av.VideoFrame]:
     """The thumbnail filters of the CLI pass (decode.py): one field of interlaced pictures, scaled to
-    THUMB_SIZE as full-range planar YCbCr."""
+    THUMB_SIZE as planar YCbCr in the source's range (``_bgr`` expands it). Progressive pictures go
+    straight through swscale, the same scaling as the filter's, without the filter graph's cost."""
     w, h = THUMB_SIZE
+    if not field:
+        return lambda frame: frame.reformat(w, h, "yuv444p", interpolation="FAST_BILINEAR")
     graph = av.filter.Graph()
-    nodes = [graph.add_buffer(template=stream)]
-    if field:
-        nodes.append(graph.add("field", field))
-    nodes.append(graph.add("scale", f"{w}:{h}:flags=fast_bilinear"))  # the range stays: _bgr expands it
+    nodes = [graph.add_buffer(template=stream), graph.add("field", field)]
+    nodes.append(graph.add("scale", f"{w}:{h}:flags=fast_bilinear"))
     nodes.append(graph.add("format", "yuv444p"))
     nodes.append(graph.add("buffersink"))
     graph.link_nodes(*nodes).configure()
-    return graph
+
+    def scaled(frame: av.VideoFrame) -> av.VideoFrame:
+        graph.push(frame)
+        return graph.pull()
+
+    return scaled
 
 
 # Limited-range (16–235 luma, 16–240 chroma) to full, rounded exactly: black stays (0, 128, 128), so
@@ -165,64 +192,100 @@ def _bgr(frame: av.VideoFrame) -> np.ndarray:
     return cv2.cvtColor(cv2.merge((y, cr, cb)), cv2.COLOR_YCrCb2BGR)
 
 
+Span = tuple[Fraction, Fraction]  # [start, end) in seconds on the container's timeline
+
+
 def thumbnails(
     path: Path,
     report: DecodeReport,
     *,
     field: str = "",
     cheap: bool = False,
-    span: tuple[Fraction, Fraction] | None = None,
+    spans: Sequence[Span] | None = None,
+    keyframes: Sequence[Fraction] = (),
     loop_filter: bool = False,
 ) -> Iterator[tuple[Fraction, np.ndarray]]:
     """What ``decode.decode_thumbnails`` yields without model frames, decoded in this process: (seconds on the
     container's timeline, BGR thumbnail) per frame. The loop filter is skipped unless ``loop_filter``;
-    ``cheap``: only reference frames; ``span`` (start, duration): only the frames shown then, by a seek."""
+    ``cheap``: only reference frames. ``spans`` (sorted, apart): only the frames shown in them, in one
+    forward sweep; ``keyframes`` (their times, from the packets) say where a seek skips ahead."""
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # the decoder's damage reports (libav logging is off otherwise)
-    with _open(path) as container, av.logging.Capture(local=False) as messages:
-        stream = _video(path, container)
-        stream.thread_type = "AUTO"  # frame and slice threads on every core: decoding runs ahead of the scoring
-        codec = stream.codec_context
-        options = {"flags": "-output_corrupt"}  # damaged frames are dropped, not passed on half-drawn
-        if cheap or (not loop_filter and codec.name in LOOP_FILTERED):
-            options["skip_loop_filter"] = "all"
-        codec.options = options
-        if cheap:
-            codec.skip_frame = "NONREF"
-        base = stream.time_base
-        offset = _offset(container, base)
-        window = None
-        if span is not None:
-            begin = Fraction(round(span[0] * 1_000_000), 1_000_000)  # seek points in microseconds, as the CLI's
-            window = (begin, begin + span[1])
-            container.seek(round(begin / base) + offset, stream=stream, backward=True)
-        graph = _graph(stream, field)
-        try:
-            for frame in container.decode(stream):
-                ticks = frame.pts if frame.pts is not None else frame.best_effort_timestamp
-                if ticks is None:
-                    continue
-                t = (ticks - offset) * base
-                if window is not None:
-                    if t < window[0]:
-                        continue
-                    if t >= window[1]:
-                        break
-                graph.push(frame)
-                thumb = graph.pull()
-                report.frames += 1
-                if report.first_pts is None:
-                    report.first_pts = t
-                yield t, _bgr(thumb)
-        except av.FFmpegError as e:
-            raise InputError(f"{path}: video decoding failed ({e})") from None
-        finally:
-            av.logging.set_level(level)
-            for _, _, text in messages:
-                if _DAMAGE.search(text):
-                    report.damaged += 1
-                report.messages.append(text)
+    try:
+        with _open(path) as container, av.logging.Capture(local=False) as messages:
+            stream = _video(path, container)
+            stream.thread_type = "AUTO"  # frame and slice threads on every core: decoding runs ahead of the scoring
+            codec = stream.codec_context
+            options = {"flags": "-output_corrupt"}  # damaged frames are dropped, not passed on half-drawn
+            if cheap or (not loop_filter and codec.name in LOOP_FILTERED):
+                options["skip_loop_filter"] = "all"
+            codec.options = options
+            if cheap:
+                codec.skip_frame = "NONREF"
+            base = stream.time_base
+            offset = _offset(container, base)
+            scale = _scaler(stream, field)
+            if spans is None:
+                frames = _timed(container.decode(stream), base, offset)
+            else:
+                frames = _swept(container, stream, base, offset, spans, keyframes)
+            try:
+                for t, frame in frames:
+                    report.frames += 1
+                    if report.first_pts is None:
+                        report.first_pts = t
+                    yield t, _bgr(scale(frame))
+            except av.FFmpegError as e:
+                raise InputError(f"{path}: video decoding failed ({e})") from None
+            finally:
+                for _, _, text in messages:
+                    if _DAMAGE.search(text):
+                        report.damaged += 1
+                    report.messages.append(text)
+    finally:
+        av.logging.set_level(level)
     if report.damaged:
         log.warning(
             "%s: %d damaged frame report(s) from the decoder; damaged frames were skipped", path.name, report.damaged
         )
+
+
+def _timed(frames: Iterable[av.VideoFrame], base: Fraction, offset: int) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    for frame in frames:
+        ticks = frame.pts if frame.pts is not None else frame.best_effort_timestamp
+        if ticks is not None:
+            yield (ticks - offset) * base, frame
+
+
+def _swept(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    base: Fraction,
+    offset: int,
+    spans: Sequence[Span],
+    keyframes: Sequence[Fraction],
+) -> Iterator[tuple[Fraction, av.VideoFrame]]:
+    """The frames inside ``spans``, decoding forward from one span to the next: between spans only the
+    reference frames, which later frames need (a skipped frame is one nothing refers to), and a seek
+    where a keyframe lies between the frames decoded so far and the next span (or no keyframes are known)."""
+    codec = stream.codec_context
+    reached: Fraction | None = None  # the latest packet time fed to the decoder
+    for lo, hi in spans:
+        ahead = [k for k in keyframes if k <= lo]
+        if reached is None or reached >= lo or not keyframes or (ahead and ahead[-1] > reached):
+            container.seek(round(lo / base) + offset, stream=stream, backward=True)
+        done = False
+        for packet in container.demux(stream):
+            t = None if packet.pts is None else (packet.pts - offset) * base
+            if t is not None:
+                reached = t if reached is None else max(reached, t)
+            codec.skip_frame = "DEFAULT" if t is None or lo <= t < hi else "NONREF"
+            for ft, frame in _timed(codec.decode(packet), base, offset):
+                if ft >= hi:
+                    done = True
+                elif ft >= lo:
+                    yield ft, frame
+            if done:
+                break
+        else:
+            return  # the end of the file

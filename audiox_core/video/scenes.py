@@ -14,19 +14,20 @@ from typing import Any, Literal
 import numpy as np
 
 from audiox_core.errors import InputError
-from audiox_core.validation import above, at_least, check_fields
+from audiox_core.validation import above, at_least, check_fields, one_of
 from audiox_core.video import libav
 from audiox_core.video.change import with_boxes
 from audiox_core.video.curves import FrameCurves, measure
 from audiox_core.video.decode import DecodeReport, ModelFrames, decode_thumbnails
 from audiox_core.video.probe import MediaInfo, probe
-from audiox_core.video.skim import skim, skimmable
+from audiox_core.video.skim import pays, skim, skimmable
 from audiox_core.video.timecode import timecode
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 FADE_STEP = 0.3  # brightness change per frame (0–255) that counts as ramping in a fade
+SKIM_CHOICES = ("auto", "always", "never")
 TransitionKind = Literal["fade_out", "black", "fade_in"]  # in the order they occur around a black run
 
 
@@ -48,8 +49,9 @@ class DetectorSettings:
     flash_frames: int = field(default=3, metadata=at_least(0))  # a flash lasts at most this many frames
     black_level: float = 16.0  # mean brightness (0–255) at or below which a frame is black
     fade_min_frames: int = field(default=3, metadata=at_least(0))
-    skim: bool = False  # without model frames: skim the reference frames, decode only around candidates
-    # (off by default: slower than the full pass on every clip measured here; see the README)
+    # Without model frames: skim the reference frames and decode every frame only around candidate
+    # cuts ("auto": where skim.pays says it is faster; "always": wherever the codec can; "never").
+    skim: str = field(default="auto", metadata=one_of(SKIM_CHOICES))
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -249,7 +251,8 @@ def _in_process(
     """The curves of every frame, decoded in this process: by the skim where it applies, else every frame."""
     expected = info.video.frames or 0
     tick = (lambda i: progress(i, max(i, expected))) if progress else None
-    if settings.skim and skimmable(info) and known_cuts is None:
+    wanted = {"auto": pays, "always": skimmable, "never": lambda _: False}[settings.skim]
+    if known_cuts is None and wanted(info):
         pad = max(settings.window, settings.flash_frames) + 1
         curves = skim(
             info,

@@ -6,19 +6,40 @@ import bisect
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from itertools import groupby
 
 from audiox_core.video.change import look, with_boxes
 from audiox_core.video.curves import FrameCurves, measure
 from audiox_core.video.decode import DecodeReport
-from audiox_core.video.libav import frame_times, thumbnails
+from audiox_core.video.libav import frame_times, reordered_share, thumbnails
 from audiox_core.video.probe import MediaInfo
 
 SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})  # decoders that honour skip_frame (with B-frames)
 MERGE_S = 2.0  # exact windows closer than this share one seek
 
 
+# When the skim pays (measured with bench/scenes_bench.py, 2-core CPU): pictures this tall, where
+# decoding costs more per frame than scoring a thumbnail; clips this long, where its second pass
+# and packet listing are worth starting; and B-frames holding this share of the bytes, which it skips.
+SKIM_HEIGHT = 720
+SKIM_MIN_FRAMES = 100
+SKIM_MIN_REORDERED = 0.25
+
+
 def skimmable(info: MediaInfo) -> bool:
+    """Whether the codec can skip frames: the skim applies."""
     return info.video.codec in SKIMMABLE and info.video.has_b_frames > 0
+
+
+def pays(info: MediaInfo) -> bool:
+    """Whether the skim is likely faster than decoding every frame, from the header and the first
+    packets: a tall enough picture, enough frames, and enough of the bytes in B-frames."""
+    return (
+        skimmable(info)
+        and info.video.height >= SKIM_HEIGHT
+        and (info.video.frames or 0) >= SKIM_MIN_FRAMES
+        and reordered_share(info.path) >= SKIM_MIN_REORDERED
+    )
 
 
 def _index(times: Sequence[Fraction], t: Fraction) -> int | None:
@@ -57,7 +78,7 @@ def skim(
             flash_frames,
             progress,
         )
-        times = listing.result()
+        times, keyframes = listing.result()
     if not times:
         return None
     if not coarse.times:
@@ -89,11 +110,15 @@ def skim(
         if b > a + 1 and coarse.change[j] >= max(min_threshold, 0.8 * (ceiling if b in fading else estimate))
     ]
     box_times = coarse.times
-    for lo, hi in _windows(wanted, times, pad):
-        span = (times[lo], times[hi] - times[lo] + (times[min(hi + 1, n - 1)] - times[hi]) / 2)
-        frames = thumbnails(path, DecodeReport(), field=field, span=span)
+    windows = _windows(wanted, times, pad)
+    spans = [(times[lo], times[hi] + (times[min(hi + 1, n - 1)] - times[hi]) / 2) for lo, hi in windows]
+    starts = [lo for lo, _ in spans]
+    frames = thumbnails(path, DecodeReport(), field=field, spans=spans, keyframes=keyframes)
+    # One forward sweep decodes every window; each is measured on its own frames (its first frame's
+    # change stays the skim's).
+    for _, inside in groupby(frames, key=lambda tf: bisect.bisect_right(starts, tf[0])):
         exact = measure(
-            ((t, look(bgr), coarse.boxes[_nearest(box_times, t)]) for t, bgr in frames), min_threshold, flash_frames
+            ((t, look(bgr), coarse.boxes[_nearest(box_times, t)]) for t, bgr in inside), min_threshold, flash_frames
         )
         local = [_index(times, t) for t in exact.times]
         for i, k in enumerate(local):
