@@ -34,6 +34,7 @@ from reference_parts import reference_condition, reference_decode  # noqa: E402
 from audiox_core.model.checkpoint import load_weights  # noqa: E402
 from audiox_core.model.config import AudioXConfig, DiTConfig  # noqa: E402
 from audiox_core.model.dit import Conditions  # noqa: E402
+from audiox_core.model.onednn import pack_linears  # noqa: E402
 from audiox_core.model.parity_weights import synthetic_state_dict
 from audiox_core.model.runtime import dtype_plan  # noqa: E402
 from audiox_core.model.spec import PRESETS  # noqa: E402
@@ -145,6 +146,8 @@ def main() -> None:
     )
     build_s = time.perf_counter() - started
     net.to_inference_dtype(dtype_plan(device, cfg.text.kind).dit)  # the DiT's dtype in production: bf16 on CUDA
+    if device.type == "cpu":  # as load_model does (bench/reference_dit.py calls F.linear itself)
+        pack_linears(net.model.model.transformer.layers, 2 * args.batch * (cfg.latent_frames + 1))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     dit = net.model.model

@@ -4,7 +4,7 @@ Same weights and maths as audiox_core.model.dit, written the plain way the offic
 it: classifier-free guidance as a doubled batch with an all-zero condition that goes through
 every layer, the condition re-embedded and re-projected to keys/values on every call, attention
 as explicit softmax(QKᵀ/√d)·V with the grouped key/value heads repeated, rotary tables rebuilt per
-layer. Used only by bench/model_bench.py (and checked there to agree with ours).
+layer, every linear layer as nn.Linear computes it (ours may route them through oneDNN). Used only by bench/model_bench.py (and checked there to agree with ours).
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from audiox_core.model.dit import DiffusionTransformer
+
+
+def _linear(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """A linear layer as nn.Linear computes it (BLAS), whatever path the module itself was given."""
+    return F.linear(x, layer.weight, layer.bias)
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -50,17 +55,17 @@ def reference_guided(
     inv_freq = dit.transformer.rotary_pos_emb.inv_freq
     for layer in dit.transformer.layers:
         a = layer.pre_norm(h)
-        q, k, v = (_heads(p, cfg.num_heads) for p in layer.self_attn.to_qkv(a).chunk(3, dim=-1))
+        q, k, v = (_heads(p, cfg.num_heads) for p in _linear(layer.self_attn.to_qkv, a).chunk(3, dim=-1))
         q, k = _rotate(q, n, cfg.rotary_dim, inv_freq), _rotate(k, n, cfg.rotary_dim, inv_freq)
-        h = h + layer.self_attn.to_out(_attention(q, k, v).permute(0, 2, 1, 3).reshape(h.shape))
+        h = h + _linear(layer.self_attn.to_out, _attention(q, k, v).permute(0, 2, 1, 3).reshape(h.shape))
         c = layer.cross_attend_norm(h)
-        q = _heads(layer.cross_attn.to_q(c), cfg.num_heads)
-        k, v = (_heads(p, cfg.kv_heads) for p in layer.cross_attn.to_kv(context).chunk(2, dim=-1))
+        q = _heads(_linear(layer.cross_attn.to_q, c), cfg.num_heads)
+        k, v = (_heads(p, cfg.kv_heads) for p in _linear(layer.cross_attn.to_kv, context).chunk(2, dim=-1))
         group = cfg.num_heads // cfg.kv_heads
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        h = h + layer.cross_attn.to_out(_attention(q, k, v).permute(0, 2, 1, 3).reshape(h.shape))
-        g, gate = layer.ff.ff[0].proj(layer.ff_norm(h)).chunk(2, dim=-1)
-        h = h + layer.ff.ff[2](g * F.silu(gate))
+        h = h + _linear(layer.cross_attn.to_out, _attention(q, k, v).permute(0, 2, 1, 3).reshape(h.shape))
+        g, gate = _linear(layer.ff.ff[0].proj, layer.ff_norm(h)).chunk(2, dim=-1)
+        h = h + _linear(layer.ff.ff[2], g * F.silu(gate))
     out = dit.transformer.project_out(h).transpose(1, 2)[:, :, 1:]
     out = dit.postprocess_conv(out) + out
     cond_out, uncond_out = out.chunk(2)

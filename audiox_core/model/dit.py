@@ -13,6 +13,7 @@ from torch.utils.checkpoint import checkpoint
 from audiox_core.model.config import DiTConfig
 
 KeysValues = tuple[torch.Tensor, torch.Tensor]
+Rotation = tuple[torch.Tensor, torch.Tensor]  # cos and sin of the rotary angles
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.register_buffer("inv_freq", 1.0 / torch.pow(10000.0, torch.arange(0, dim, 2).float() / dim))
 
-    def forward(self, seq_len: int) -> torch.Tensor:  # (T, rotary_dim), fp32
+    def forward(self, seq_len: int) -> Rotation:
+        """(cos, sin) of the angles, (T, rotary_dim) fp32: computed once per pass, read by every layer."""
         positions = torch.arange(seq_len, device=self.inv_freq.device, dtype=torch.float32)
         freqs = torch.outer(positions, self.inv_freq.float())
-        return torch.cat((freqs, freqs), dim=-1)
+        angles = torch.cat((freqs, freqs), dim=-1)
+        return angles.cos(), angles.sin()
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:  # NeoX rotate-half
@@ -55,12 +58,18 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:  # NeoX rotate-half
     return torch.cat((-x2, x1), dim=-1)
 
 
-def apply_rotary(t: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``freqs.shape[-1]`` features of each head, in fp32; the rest pass through."""
-    rot = freqs.shape[-1]
+def apply_rotary(t: torch.Tensor, rotation: Rotation) -> torch.Tensor:
+    """Rotate the first ``rotary_dim`` features of each head, in fp32; the rest pass through."""
+    cos, sin = rotation
+    rot = cos.shape[-1]
     head, rest = t[..., :rot].float(), t[..., rot:]
-    head = head * freqs.cos() + _rotate_half(head) * freqs.sin()
+    head = head * cos + _rotate_half(head) * sin
     return torch.cat((head.to(t.dtype), rest), dim=-1)
+
+
+def _tracked(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records these (training): then no in-place arithmetic."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, T, H·D) -> (B, H, T, D)
@@ -82,9 +91,9 @@ class SelfAttention(nn.Module):
         self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.to_out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotation: Rotation) -> torch.Tensor:
         q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))  # (B, H, T, D)
-        q, k = apply_rotary(q, freqs), apply_rotary(k, freqs)
+        q, k = apply_rotary(q, rotation), apply_rotary(k, rotation)
         return self.to_out(_merge_heads(F.scaled_dot_product_attention(q, k, v)))
 
 
@@ -116,7 +125,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)
-        return x * F.silu(gate)
+        return x * F.silu(gate) if _tracked(x) else F.silu(gate).mul_(x)  # the same product
 
 
 class FeedForward(nn.Module):
@@ -139,14 +148,19 @@ class TransformerBlock(nn.Module):
         self.ff_norm = LayerNorm(dim)
         self.ff = FeedForward(dim, cfg.ff_mult)
 
-    def forward(self, x: torch.Tensor, kv: KeysValues, freqs: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.pre_norm(x), freqs)
+    def forward(self, x: torch.Tensor, kv: KeysValues, rotation: Rotation) -> torch.Tensor:
         # Rows past the keys' batch carry the all-zero CFG null condition: their keys and values are
         # exactly zero (no biases on the way), so cross-attention adds exactly zero and is skipped.
         n = kv[0].shape[0]
-        cross = self.cross_attn(self.cross_attend_norm(x[:n]), kv)
-        x = x + cross if n == x.shape[0] else torch.cat((x[:n] + cross, x[n:]))
-        return x + self.ff(self.ff_norm(x))
+        if _tracked(x):
+            x = x + self.self_attn(self.pre_norm(x), rotation)
+            cross = self.cross_attn(self.cross_attend_norm(x[:n]), kv)
+            x = x + cross if n == x.shape[0] else torch.cat((x[:n] + cross, x[n:]))
+            return x + self.ff(self.ff_norm(x))
+        # Inference: the same sums, added in place (x is this pass's own tensor, read by nothing else).
+        x = x.add_(self.self_attn(self.pre_norm(x), rotation))
+        x[:n].add_(self.cross_attn(self.cross_attend_norm(x[:n]), kv))
+        return x.add_(self.ff(self.ff_norm(x)))
 
 
 class ContinuousTransformer(nn.Module):
@@ -175,10 +189,10 @@ class ContinuousTransformer(nn.Module):
             n = added.shape[0]
             h = h + added if n == h.shape[0] else torch.cat((h[:n] + added, h[n:]))
         x = torch.cat((prepend, h), dim=1)  # (B, 1 + T, E)
-        freqs = self.rotary_pos_emb(x.shape[1])
+        rotation = self.rotary_pos_emb(x.shape[1])
         recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer, kv in zip(self.layers, kvs):
-            x = checkpoint(layer, x, kv, freqs, use_reentrant=False) if recompute else layer(x, kv, freqs)
+            x = checkpoint(layer, x, kv, rotation, use_reentrant=False) if recompute else layer(x, kv, rotation)
         return self.project_out(x)  # (B, 1 + T, io)
 
 

@@ -16,6 +16,7 @@ from audiox_core.model.checkpoint import load_weights, read_state_dict, state_di
 from audiox_core.model.compiled import CompiledForward, compile_dit, compile_wanted
 from audiox_core.model.conditioners import TextEncoder
 from audiox_core.model.config import AudioXConfig, TextKind
+from audiox_core.model.onednn import pack_linears
 from audiox_core.model.spec import resolve_model_spec
 from audiox_core.store.files import sha256_file
 
@@ -136,7 +137,11 @@ def load_model(value: str, *, device: str | torch.device = "auto", t5_dir: Path 
         network = load_weights(spec.config, read_state_dict(spec.weights_path), str(spec.weights_path))
         sha = sha256_file(spec.weights_path)
     text = TextEncoder(spec.config.text, spec.config.cond_dim, t5_dir, words=network.text_words)
-    place(network, text, dev, dtype_plan(dev, spec.config.text.kind))
+    plan = dtype_plan(dev, spec.config.text.kind)
+    place(network, text, dev, plan)
+    if dev.type == "cpu" and plan.dit == torch.float32:
+        rows = 2 * (spec.config.latent_frames + 1)  # one request's CFG pass
+        log.info("%d DiT linear layers packed for oneDNN", pack_linears(network.model.model.transformer.layers, rows))
     compiled = compile_dit(network.model.model) if compile_wanted(dev) else None
     log.info("model %s loaded on %s (checkpoint sha256 %s)", value, dev, sha[:12])
     return LoadedModel(spec.name, spec.label, spec.config, network, text, sha, spec.random_weights, dev, compiled)
