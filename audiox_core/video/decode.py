@@ -25,7 +25,7 @@ THUMB_SIZE = (192, 108)  # width, height: enough to score content change, cheap 
 _TIME_BASE = re.compile(r"Parsed_showinfo.*config in time_base: (\d+)/(\d+)")
 _FRAME = re.compile(r"Parsed_showinfo.* n:\s*(\d+) pts:\s*(-?\d+) ")
 # Decoder complaints that mean a damaged frame (h264/hevc/mpeg4/vp* wording).
-_DAMAGE = re.compile(
+DAMAGE = re.compile(
     r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.IGNORECASE
 )
 
@@ -63,7 +63,7 @@ class _Stderr(threading.Thread):
                 self.pts.put(int(m.group(2)) * self.time_base)
             elif m := _TIME_BASE.search(line):
                 self.time_base = Fraction(int(m.group(1)), int(m.group(2)))
-            elif _DAMAGE.search(line):
+            elif DAMAGE.search(line):
                 self.report.damaged += 1
                 self.report.messages.append(line)
             elif "Parsed_showinfo" not in line and ("rror" in line or "nvalid" in line):

@@ -1,10 +1,8 @@
-"""In-process decoding with libav (PyAV): thumbnails of every frame with exact times, the decoder's own threads
-running beside the scoring."""
+"""Scene detection's decoding in process with libav (PyAV): probe, packet list, thumbnails with exact times."""
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from itertools import islice
@@ -18,7 +16,7 @@ import numpy as np
 
 from audiox_core.errors import InputError
 from audiox_core.store.files import check_readable_file
-from audiox_core.video.decode import THUMB_SIZE, DecodeReport
+from audiox_core.video.decode import DAMAGE, THUMB_SIZE, DecodeReport
 from audiox_core.video.probe import MediaInfo, described
 from audiox_core.video.probe import probe as ffprobe
 
@@ -26,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Decoders that skip the loop filter when told to (deblocking smooths block edges; a cut survives it).
 LOOP_FILTERED = frozenset({"h264", "hevc"})  # not vp8: without its filter, blocks add false changes
-_DAMAGE = re.compile(r"error while decoding|concealing|corrupt|invalid .*(slice|mb|macroblock)|decode_slice", re.I)
 FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # AVFieldOrder, as ffprobe names them
 
 
@@ -239,7 +236,7 @@ def thumbnails(
                 raise InputError(f"{path}: video decoding failed ({e})") from None
             finally:
                 for _, _, text in messages:
-                    if _DAMAGE.search(text):
+                    if DAMAGE.search(text):
                         report.damaged += 1
                     report.messages.append(text)
     finally:
