@@ -50,10 +50,9 @@ from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_vi
 
 from audiox_core.video.ffmpeg import binary, run
 from audiox_core.video.lavfi_reel import SOURCES
-from audiox_core.video.libav import reordered_share
 from audiox_core.video.probe import MediaInfo, probe
 from audiox_core.video.scenes import DetectorSettings, detect_scenes
-from audiox_core.video.skim import SKIM_HEIGHT, SKIM_MIN_FRAMES, SKIMMABLE, pays, skimmable
+from audiox_core.video.skim import why_not
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "media"
@@ -428,16 +427,9 @@ METHODS: dict[str, Callable[[Path], Detected]] = {
 
 
 def path_taken(info: MediaInfo) -> str:
-    """Which pass the default takes on this clip, and why (skim.pays' tests in order)."""
-    video = info.video
-    if not skimmable(info):
-        return f"full: {video.codec}" + (" without B-frames" if video.codec in SKIMMABLE else "")
-    if video.height < SKIM_HEIGHT:
-        return f"full: {video.height} < {SKIM_HEIGHT} rows"
-    if (video.frames or 0) < SKIM_MIN_FRAMES:
-        return f"full: {video.frames} < {SKIM_MIN_FRAMES} frames"
-    share = reordered_share(info.path)
-    return "skim" if pays(info) else f"full: B-frames {share:.0%} of the bytes"
+    """Which pass the default takes on this clip, and why."""
+    reason = why_not(info)
+    return "skim" if reason is None else f"full: {reason}"
 
 
 def bench_clip(clip: Clip, repeat: int) -> ClipResult:

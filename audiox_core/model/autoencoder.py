@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiox_core.model.autograd import tracked
 from audiox_core.model.config import AutoencoderConfig
 
 
@@ -64,7 +65,7 @@ class SnakeBeta(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
         alpha = self.alpha.exp()[None, :, None]
         beta = self.beta.exp()[None, :, None]
-        if _tracked(x, self.alpha):
+        if tracked(x, self.alpha):
             return x + (1.0 / (beta + 1e-9)) * torch.sin(x * alpha).pow(2)
         # Inference: the same operations in the same order, in place in one new tensor (bit-identical,
         # a third of the time on the CPU: these activations are large and the ops memory-bound).
@@ -85,18 +86,13 @@ class ResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.layers(x)
-        return x + y if _tracked(x, y) else y.add_(x)  # the sum is the same either way round
-
-
-def _tracked(*tensors: torch.Tensor) -> bool:
-    """Whether autograd records these (training): then no in-place arithmetic."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        return x + y if tracked(x, y) else y.add_(x)  # the sum is the same either way round
 
 
 def _one_by_one(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``layers`` over each batch item in turn outside training (as the official ``iterate_batch``
     does): on the CPU a batch of these long sequences runs slower than its items one after another."""
-    if x.shape[0] == 1 or _tracked(x, *layers.parameters()):
+    if x.shape[0] == 1 or tracked(x, *layers.parameters()):
         return layers(x)
     return torch.cat([layers(x[i : i + 1]) for i in range(x.shape[0])])
 

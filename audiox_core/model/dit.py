@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from audiox_core.model.autograd import tracked
 from audiox_core.model.config import DiTConfig
 
 KeysValues = tuple[torch.Tensor, torch.Tensor]
@@ -67,11 +68,6 @@ def apply_rotary(t: torch.Tensor, rotation: Rotation) -> torch.Tensor:
     return torch.cat((head.to(t.dtype), rest), dim=-1)
 
 
-def _tracked(*tensors: torch.Tensor) -> bool:
-    """Whether autograd records these (training): then no in-place arithmetic."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:  # (B, T, H·D) -> (B, H, T, D)
     b, t, _ = x.shape
     return x.view(b, t, heads, -1).transpose(1, 2)
@@ -125,7 +121,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)
-        return x * F.silu(gate) if _tracked(x) else F.silu(gate).mul_(x)  # the same product
+        return x * F.silu(gate) if tracked(x) else F.silu(gate).mul_(x)  # the same product
 
 
 class FeedForward(nn.Module):
@@ -152,7 +148,7 @@ class TransformerBlock(nn.Module):
         # Rows past the keys' batch carry the all-zero CFG null condition: their keys and values are
         # exactly zero (no biases on the way), so cross-attention adds exactly zero and is skipped.
         n = kv[0].shape[0]
-        if _tracked(x):
+        if tracked(x):
             x = x + self.self_attn(self.pre_norm(x), rotation)
             cross = self.cross_attn(self.cross_attend_norm(x[:n]), kv)
             x = x + cross if n == x.shape[0] else torch.cat((x[:n] + cross, x[n:]))

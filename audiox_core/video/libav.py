@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -268,8 +269,8 @@ def _swept(
     codec = stream.codec_context
     reached: Fraction | None = None  # the latest packet time fed to the decoder
     for lo, hi in spans:
-        ahead = [k for k in keyframes if k <= lo]
-        if reached is None or reached >= lo or not keyframes or (ahead and ahead[-1] > reached):
+        before = bisect.bisect_right(keyframes, lo)  # keyframes[before - 1]: the last one at or before lo
+        if reached is None or reached >= lo or not keyframes or (before and keyframes[before - 1] > reached):
             container.seek(round(lo / base) + offset, stream=stream, backward=True)
         done = False
         for packet in container.demux(stream):

@@ -229,15 +229,18 @@ def detect_scenes(
     one ffmpeg pass writes the model's exact frames beside the thumbnails. ``known_cuts`` (the
     first frame of each scene after the first: a storyboard's cards) replace the detected ones."""
     report = DecodeReport()
-    if model_frames is None:  # decoded in this process, without ffprobe
-        info = source if isinstance(source, MediaInfo) else libav.probe(source)
-        curves = _in_process(info, settings, report, progress, known_cuts)
-        return info, _scene_list(info, curves, report, settings, progress, known_cuts)
-    info = source if isinstance(source, MediaInfo) else probe(source)
+    in_process = model_frames is None  # read in this process, without ffprobe or ffmpeg
+    if isinstance(source, MediaInfo):
+        info = source
+    else:
+        info = libav.probe(source) if in_process else probe(source)
     expected = info.video.frames or 0
     tick = (lambda i: progress(i, max(i, expected))) if progress else None
-    frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
-    curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
+    if in_process:
+        curves = _in_process(info, settings, report, tick, known_cuts)
+    else:
+        frames = decode_thumbnails(info.path, report, model_frames, field=info.video.first_field)
+        curves = measure(with_boxes(frames), settings.min_threshold, settings.flash_frames, tick)
     return info, _scene_list(info, curves, report, settings, progress, known_cuts)
 
 
@@ -245,12 +248,10 @@ def _in_process(
     info: MediaInfo,
     settings: DetectorSettings,
     report: DecodeReport,
-    progress: ProgressCallback | None,
+    tick: Callable[[int], None] | None,
     known_cuts: Sequence[int] | None,
 ) -> FrameCurves:
     """The curves of every frame, decoded in this process: by the skim where it applies, else every frame."""
-    expected = info.video.frames or 0
-    tick = (lambda i: progress(i, max(i, expected))) if progress else None
     wanted = {"auto": pays, "always": skimmable, "never": lambda _: False}[settings.skim]
     if known_cuts is None and wanted(info):
         pad = max(settings.window, settings.flash_frames) + 1

@@ -15,7 +15,7 @@ from audiox_core.video.libav import frame_times, reordered_share, thumbnails
 from audiox_core.video.probe import MediaInfo
 
 SKIMMABLE = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})  # decoders that honour skip_frame (with B-frames)
-MERGE_S = 2.0  # exact windows closer than this share one seek
+MERGE_S = 2.0  # exact windows closer than this merge into one
 
 
 # When the skim pays (measured with bench/scenes_bench.py, 2-core CPU): pictures this tall, where
@@ -31,15 +31,25 @@ def skimmable(info: MediaInfo) -> bool:
     return info.video.codec in SKIMMABLE and info.video.has_b_frames > 0
 
 
+def why_not(info: MediaInfo) -> str | None:
+    """Why the skim is unlikely to beat decoding every frame, from the header and the first packets
+    (the codec cannot skip, the picture is short, the clip is short, B-frames hold few of the
+    bytes); None when it is likely faster."""
+    video = info.video
+    if not skimmable(info):
+        return f"{video.codec}" + (" without B-frames" if video.codec in SKIMMABLE else "")
+    if video.height < SKIM_HEIGHT:
+        return f"{video.height} < {SKIM_HEIGHT} rows"
+    if (video.frames or 0) < SKIM_MIN_FRAMES:
+        return f"{video.frames} < {SKIM_MIN_FRAMES} frames"
+    if (share := reordered_share(info.path)) < SKIM_MIN_REORDERED:
+        return f"B-frames {share:.0%} of the bytes"
+    return None
+
+
 def pays(info: MediaInfo) -> bool:
-    """Whether the skim is likely faster than decoding every frame, from the header and the first
-    packets: a tall enough picture, enough frames, and enough of the bytes in B-frames."""
-    return (
-        skimmable(info)
-        and info.video.height >= SKIM_HEIGHT
-        and (info.video.frames or 0) >= SKIM_MIN_FRAMES
-        and reordered_share(info.path) >= SKIM_MIN_REORDERED
-    )
+    """Whether the skim is likely faster than decoding every frame (``why_not`` finds no reason against)."""
+    return why_not(info) is None
 
 
 def _index(times: Sequence[Fraction], t: Fraction) -> int | None:
